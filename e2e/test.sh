@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test of webtier: the README's "run all tests" command, and what
+# CI runs (.ci/run execs it). Installs the real peers the end-to-end tests
+# need when they are missing, then runs go vet and go test -race. Extra
+# arguments are passed to go test, e.g. e2e/test.sh -run TestBIND -v
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+# Debian packages of the peers the e2e tests run. Later issues add
+# tomcat10, pebble, chromium, ... here.
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2)
+
+section "peers: ${PEER_PACKAGES[*]}"
+missing=()
+for pkg in "${PEER_PACKAGES[@]}"; do
+	if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+		missing+=("$pkg")
+	fi
+done
+if ((${#missing[@]} == 0)); then
+	echo "all installed"
+else
+	echo "missing: ${missing[*]}"
+	if ((EUID != 0)); then
+		echo "error: installing them needs root; run as root or install them yourself:" >&2
+		echo "  sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+		exit 1
+	fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# Missing peers now fail tests instead of skipping them.
+export WEBTIER_E2E_REQUIRE=1
+
+section "go version"
+go version
+
+section "go vet ./..."
+go vet ./...
+
+section "go test -race -timeout 25m ./... $*"
+go test -race -timeout 25m ./... "$@"
+
+section "all tests passed"
