@@ -1,0 +1,157 @@
+// Package config reads webtier's YAML configuration file into the validated
+// option structs of the runtime packages: proxy.Options and resolver.Options.
+//
+// It is the only package that knows YAML or file positions. It parses the
+// file, validates every value, fills every default explicitly from the
+// runtime packages' Default* constants (so a printed Config shows the values
+// in effect), and only then hands back option structs. The runtime packages
+// never import config and can assume what they get is valid.
+//
+// Parse does not stop at the first problem. It returns every problem it finds
+// as Errors, each naming the file, line and dotted key path, and saying what
+// to write instead:
+//
+//	webtier.yaml:12: upstreams.app.connect_timeout: "2x" is not a duration; write it like 500ms, 2s or 1m
+//
+// What it refuses to do: it accepts no unknown or duplicate keys, YAML merge
+// keys ("<<") or more than one YAML document per file; it does not expand
+// environment variables or include other files; it does not watch the file
+// (cmd reloads on SIGHUP by calling Load again); and it never builds runtime
+// objects, opens sockets or resolves names.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/resolver"
+)
+
+// Config is a validated configuration file.
+type Config struct {
+	// File is the path the config was read from.
+	File string
+	// Proxy has every default filled in. Routes and upstreams are in file
+	// order. An upstream's MaxIdlePerAddress is -1 (keep-alive off) where the
+	// file says max_idle_per_address: 0, because zero selects the default.
+	Proxy proxy.Options
+	// Resolver has every default filled in, except where resolv.conf
+	// decides: when Nameservers is empty, Ndots and Search stay zero unless
+	// the file sets them. When Nameservers is set, ResolvConf is "" as it is
+	// not read. Nameservers are IP:port, with port 53 filled in. Logger and
+	// Registerer are nil; cmd fills them.
+	Resolver resolver.Options
+	Logging  Logging
+}
+
+// Logging configures webtier's own logs.
+type Logging struct {
+	// Level is "debug", "info", "warn" or "error". Default "info".
+	Level string
+	// Format is "json", "console", or "auto" for console when stderr is a
+	// terminal and JSON otherwise. Default "auto".
+	Format string
+}
+
+// Load reads and parses the config file at path. A file that cannot be read
+// gives the os error, wrapped; a file with problems gives Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses data, the contents of a config file. file names it in error
+// messages and becomes Config.File. Any problem is returned as Errors.
+func Parse(file string, data []byte) (*Config, error) {
+	r := &report{file: file}
+	root := readYAML(r, data)
+	if root == nil {
+		return nil, r.err()
+	}
+	var raw rawFile
+	d := &decoder{report: r}
+	d.decode(root, reflect.ValueOf(&raw).Elem(), loc{Line: 1, Column: 1})
+	if d.steps > maxSteps {
+		return nil, r.err() // checking a half-decoded tree would only add noise
+	}
+	c := &checker{report: r}
+	cfg := &Config{
+		File:     file,
+		Proxy:    c.proxy(&raw),
+		Resolver: c.resolver(&raw.Resolver),
+		Logging:  c.logging(&raw.Logging),
+	}
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// minimalConfig is quoted by the empty-file error.
+const minimalConfig = `a minimal config is:
+  listeners:
+    - address: ":8080"
+  routes:
+    - upstream: app
+  upstreams:
+    app:
+      targets: [http://10.0.0.5:8080]`
+
+// readYAML parses data into a node tree and returns the top-level value, or
+// reports why it cannot and returns nil.
+func readYAML(r *report, data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) || err == nil && (len(doc.Content) == 0 || isNull(doc.Content[0])) {
+		r.errorf(loc{}, "the file is empty; %s", minimalConfig)
+		return nil
+	}
+	if err != nil {
+		l, msg := syntaxError(err)
+		r.errorf(l, "invalid YAML (at or just after this line): %s", msg)
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		l, msg := syntaxError(err)
+		r.errorf(l, "invalid YAML (at or just after this line): %s", msg)
+		return nil
+	default:
+		r.errorf(loc{Line: next.Line, Column: next.Column},
+			"a second YAML document starts here; webtier reads one document per file, so remove the \"---\" line and merge or delete what follows")
+		return nil
+	}
+	return doc.Content[0]
+}
+
+// yamlLine matches the only form in which go.yaml.in/yaml/v3 reports a syntax
+// error's position: a plain error whose text is "yaml: line N: problem".
+// There is no error type to inspect, so this is the one place config reads
+// an error's text.
+var yamlLine = regexp.MustCompile(`(?s)^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml parse error into a position and a message. The
+// line yaml reports is often that of the enclosing block, one or more lines
+// above the mistake (go-yaml/yaml#205); the message says so.
+func syntaxError(err error) (loc, string) {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return loc{Line: line}, m[2]
+	}
+	return loc{}, err.Error()
+}

@@ -1,0 +1,409 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/webtier/webtier/proxy"
+)
+
+// defaultWeight is a target's weight when none is written.
+const defaultWeight = 1
+
+func (c *checker) proxy(raw *rawFile) proxy.Options {
+	return proxy.Options{
+		Listeners: c.listeners(raw.Listeners),
+		Routes:    c.routes(raw.Routes, raw.Upstreams.V),
+		Upstreams: c.upstreams(raw.Upstreams),
+	}
+}
+
+func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
+	if len(f.V) == 0 {
+		c.errorf(f.loc, `%s; webtier needs at least one listener, like: listeners: [{address: ":8080"}]`, missing(f.Set))
+		return nil
+	}
+	type bound struct {
+		host, port string
+		at         loc
+	}
+	var addrs []bound
+	names := make(map[string]loc)
+	out := make([]proxy.ListenerOptions, 0, len(f.V))
+	for _, r := range f.V {
+		l := proxy.ListenerOptions{
+			Name:              r.Name.V,
+			Address:           r.Address.V,
+			TrustedProxies:    c.prefixes(r.TrustedProxies),
+			ReadHeaderTimeout: c.duration(r.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
+			IdleTimeout:       c.duration(r.IdleTimeout, proxy.DefaultClientIdleTimeout),
+		}
+		if l.Name == "" {
+			l.Name = l.Address
+		}
+		dupAddr := false
+		if host, port, ok := c.listenAddress(r.Address); ok {
+			for _, b := range addrs {
+				if b.port != port {
+					continue
+				}
+				switch {
+				case b.host == host:
+					c.errorf(r.Address.loc, "address %q is already used by %s (line %d); give each listener its own address",
+						l.Address, parent(b.at.Path), b.at.Line)
+				case b.host == "" || host == "":
+					// ":8080" binds every local address, so it overlaps any
+					// other address with port 8080.
+					c.errorf(r.Address.loc, "address %q overlaps the address of %s (line %d): an address without a host listens on all of them; use one or the other",
+						l.Address, parent(b.at.Path), b.at.Line)
+				default:
+					continue
+				}
+				dupAddr = true
+				break
+			}
+			addrs = append(addrs, bound{host, port, r.Address.loc})
+		}
+		if prev, dup := names[l.Name]; !dup {
+			names[l.Name] = r.Name.loc
+		} else if !dupAddr && l.Name != "" {
+			c.errorf(r.Name.loc, "name %q is already used by %s (line %d); give each listener its own name",
+				l.Name, parent(prev.Path), prev.Line)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// listenAddress checks a listener address and returns its lowercased host
+// and its port.
+func (c *checker) listenAddress(f field[string]) (host, port string, ok bool) {
+	const like = `write it like ":8080" or "127.0.0.1:8080"`
+	if f.V == "" {
+		c.errorf(f.loc, "%s; write the host:port to listen on, like \":8080\" or \"127.0.0.1:8080\"", missing(f.Set))
+		return "", "", false
+	}
+	host, port, err := net.SplitHostPort(f.V)
+	if err != nil {
+		c.errorf(f.loc, "%q is not host:port; %s", f.V, like)
+		return "", "", false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		c.errorf(f.loc, "port %q is not a number from 1 to 65535; %s", port, like)
+		return "", "", false
+	}
+	if _, err := netip.ParseAddr(host); host != "" && err != nil {
+		if p := hostnameProblem(host); p != "" {
+			c.errorf(f.loc, "host %q %s; write an IP address, a host name, or no host (\":8080\") to listen on all addresses", host, p)
+			return "", "", false
+		}
+	}
+	return strings.ToLower(host), port, true
+}
+
+// prefixes parses trusted_proxies: CIDRs, or single addresses which become
+// /32 or /128 prefixes.
+func (c *checker) prefixes(f field[[]field[string]]) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range f.V {
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s.V, "/") {
+			p, err = netip.ParsePrefix(s.V)
+			p = p.Masked()
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(s.V)
+			if err == nil && a.Zone() != "" {
+				err = errors.New("zone")
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if err != nil {
+			c.errorf(s.loc, "%q is not an IP address or CIDR; write it like 10.0.0.0/8 or 192.0.2.7", s.V)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.RouteOptions {
+	if len(f.V) == 0 {
+		c.errorf(f.loc, "%s; webtier needs at least one route, like: routes: [{path: /, upstream: app}]", missing(f.Set))
+		return nil
+	}
+	names := make([]string, 0, len(ups))
+	for _, e := range ups {
+		names = append(names, e.Key)
+	}
+	type match struct{ host, path string }
+	first := make(map[match]loc)
+	out := make([]proxy.RouteOptions, 0, len(f.V))
+	for _, r := range f.V {
+		host, hostOK := c.routeHost(r.Host)
+		path, pathOK := c.routePath(r.Path)
+		c.routeUpstream(r.Upstream, names)
+		if hostOK && pathOK {
+			m := match{host, path}
+			if prev, dup := first[m]; dup {
+				what := fmt.Sprintf("host %q", host)
+				if host == "" {
+					what = "any host"
+				}
+				c.errorf(r.loc, "%s and path %q are already routed by %s (line %d); remove one of them or change its host or path",
+					what, path, prev.Path, prev.Line)
+			} else {
+				first[m] = r.loc
+			}
+		}
+		out = append(out, proxy.RouteOptions{Host: host, PathPrefix: path, Upstream: r.Upstream.V})
+	}
+	return out
+}
+
+// routeHost returns the lowercased host a route matches, "" for any host.
+func (c *checker) routeHost(f field[string]) (string, bool) {
+	const like = `write a host name like www.example.com, a wildcard like *.example.com, or "*" for any host`
+	s := strings.ToLower(f.V)
+	if s == "" || s == "*" {
+		return "", true
+	}
+	if strings.Contains(s, "://") {
+		c.errorf(f.loc, "%q has a scheme; routes match the Host header, so %s", f.V, like)
+		return "", false
+	}
+	if strings.Contains(s, "/") {
+		c.errorf(f.loc, "%q has a path; put the path under path: and %s", f.V, like)
+		return "", false
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		c.errorf(f.loc, "%q has a port; routes match the Host header without its port, so write %q", f.V, h)
+		return "", false
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil && a.Zone() == "" {
+		return a.String(), true
+	}
+	name := strings.TrimPrefix(s, "*.")
+	if strings.Contains(name, "*") {
+		c.errorf(f.loc, `%q has a "*" other than a leading "*."; %s`, f.V, like)
+		return "", false
+	}
+	if p := hostnameProblem(name); p != "" {
+		c.errorf(f.loc, "%q %s; %s", f.V, p, like)
+		return "", false
+	}
+	return s, true
+}
+
+func (c *checker) routePath(f field[string]) (string, bool) {
+	if !f.Set {
+		return "/", true
+	}
+	if !strings.HasPrefix(f.V, "/") {
+		c.errorf(f.loc, `%q does not start with "/"; write a path prefix like / or /api/`, f.V)
+		return "", false
+	}
+	if i := strings.IndexAny(f.V, "?# \t"); i >= 0 {
+		c.errorf(f.loc, `%q contains %q; a route path is a plain path prefix like /api/`, f.V, f.V[i])
+		return "", false
+	}
+	return f.V, true
+}
+
+func (c *checker) routeUpstream(f field[string], names []string) {
+	if len(names) == 0 {
+		return // the missing upstreams section is reported once, not per route
+	}
+	if f.V == "" {
+		c.errorf(f.loc, "%s; name the upstream to send these requests to: %s", missing(f.Set), orList(names))
+		return
+	}
+	if slices.Contains(names, f.V) {
+		return
+	}
+	if s := suggest(f.V, names); s != "" {
+		c.errorf(f.loc, "no upstream named %q; did you mean %q? Defined upstreams: %s", f.V, s, strings.Join(names, ", "))
+		return
+	}
+	c.errorf(f.loc, "no upstream named %q; write one of the defined upstreams: %s", f.V, strings.Join(names, ", "))
+}
+
+func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptions {
+	if len(f.V) == 0 {
+		c.errorf(f.loc, "%s; define at least one upstream, like: upstreams: {app: {targets: [http://10.0.0.5:8080]}}", missing(f.Set))
+		return nil
+	}
+	out := make([]proxy.UpstreamOptions, 0, len(f.V))
+	for _, e := range f.V {
+		if !validName(e.Key) {
+			c.errorf(e.loc, `%q is not a valid upstream name; use only letters, digits, "_", "." and "-"`, e.Key)
+		}
+		r := e.V
+		out = append(out, proxy.UpstreamOptions{
+			Name:                  e.Key,
+			Targets:               c.targets(r.Targets),
+			ConnectTimeout:        c.duration(r.ConnectTimeout, proxy.DefaultConnectTimeout),
+			ResponseHeaderTimeout: c.duration(r.ResponseHeaderTimeout, proxy.DefaultResponseHeaderTimeout),
+			IdleConnTimeout:       c.duration(r.IdleTimeout, proxy.DefaultIdleConnTimeout),
+			MaxIdlePerAddress:     maxIdle(c.intRange(r.MaxIdlePerAddress, 0, -1, proxy.DefaultMaxIdlePerAddress)),
+			HostHeader:            c.hostHeader(r.HostHeader),
+		})
+	}
+	return out
+}
+
+// maxIdle converts max_idle_per_address to its option value. In the file 0
+// means "keep no idle connections"; in the options zero selects the default
+// and a negative value turns keep-alive off.
+func maxIdle(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func (c *checker) targets(f field[[]rawTarget]) []proxy.TargetOptions {
+	if len(f.V) == 0 {
+		c.errorf(f.loc, "%s; every upstream needs at least one target, like: targets: [http://10.0.0.5:8080]", missing(f.Set))
+		return nil
+	}
+	first := make(map[proxy.TargetOptions]loc)
+	out := make([]proxy.TargetOptions, 0, len(f.V))
+	for _, r := range f.V {
+		t, ok := c.target(r)
+		if !ok {
+			continue
+		}
+		k := t
+		k.Weight = 0
+		if prev, dup := first[k]; dup {
+			c.errorf(r.loc, "%s://%s is already a target at %s (line %d); remove one of them, or raise its weight",
+				t.Scheme, net.JoinHostPort(t.Host, strconv.Itoa(int(t.Port))), prev.Path, prev.Line)
+			continue
+		}
+		first[k] = r.loc
+		out = append(out, t)
+	}
+	return out
+}
+
+// target checks a target URL: http or https, a host (DNS name, IPv4 or
+// [IPv6]) and an optional port, and nothing else.
+func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
+	const like = "write it like http://10.0.0.5:8080 or https://app.internal"
+	t := proxy.TargetOptions{Weight: c.intRange(r.Weight, 1, 1000, defaultWeight)}
+	f := r.URL
+	if f.V == "" {
+		c.errorf(f.loc, "%s; write the backend's URL, like url: http://10.0.0.5:8080", missing(f.Set))
+		return t, false
+	}
+	scheme, rest, ok := strings.Cut(f.V, "://")
+	if !ok {
+		c.errorf(f.loc, "%q has no scheme; write http://%s or https://%s", f.V, f.V, f.V)
+		return t, false
+	}
+	t.Scheme = strings.ToLower(scheme)
+	if t.Scheme != "http" && t.Scheme != "https" {
+		c.errorf(f.loc, "scheme %q is not supported; write http:// or https://", scheme)
+		return t, false
+	}
+	if hostport, _, _ := strings.Cut(rest, "/"); strings.Count(hostport, ":") > 1 && !strings.HasPrefix(hostport, "[") {
+		c.errorf(f.loc, "%q: write an IPv6 address in brackets, like %s://[2001:db8::1]:8080", f.V, t.Scheme)
+		return t, false
+	}
+	u, err := url.Parse(f.V)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		c.errorf(f.loc, "%q is not a valid URL (%v); %s", f.V, err, like)
+		return t, false
+	}
+	switch {
+	case u.User != nil:
+		// Do not echo the URL: it holds a password.
+		c.errorf(f.loc, "has a user:password@ part; remove it: webtier does not send credentials to targets")
+		return t, false
+	case u.Path != "" && u.Path != "/":
+		c.errorf(f.loc, "%q has the path %q; a target is only scheme://host:port and webtier passes the request path through unchanged, so remove %q",
+			f.V, u.Path, u.Path)
+		return t, false
+	case u.RawQuery != "" || u.ForceQuery:
+		c.errorf(f.loc, "%q has a query; remove %q", f.V, "?"+u.RawQuery)
+		return t, false
+	case u.Fragment != "" || strings.HasSuffix(rest, "#"):
+		c.errorf(f.loc, "%q has a fragment; remove %q", f.V, "#"+u.Fragment)
+		return t, false
+	}
+	host := u.Hostname()
+	if host == "" {
+		c.errorf(f.loc, "%q has no host; %s", f.V, like)
+		return t, false
+	}
+	switch port := u.Port(); {
+	case port != "":
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			c.errorf(f.loc, "%q: port %q is not a number from 1 to 65535; %s", f.V, port, like)
+			return t, false
+		}
+		t.Port = uint16(p)
+	case strings.HasSuffix(u.Host, ":"):
+		c.errorf(f.loc, "%q has an empty port; write a port after the colon or remove the colon", f.V)
+		return t, false
+	case t.Scheme == "https":
+		t.Port = 443
+	default:
+		t.Port = 80
+	}
+	if strings.HasPrefix(u.Host, "[") {
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			c.errorf(f.loc, "%q: %q is not an IPv6 address; %s", f.V, host, like)
+			return t, false
+		}
+		t.Host = a.String()
+		return t, true
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		t.Host = a.String()
+		return t, true
+	}
+	if p := hostnameProblem(host); p != "" {
+		c.errorf(f.loc, "%q: host %q %s; %s", f.V, host, p, like)
+		return t, false
+	}
+	t.Host = strings.ToLower(host)
+	return t, true
+}
+
+// hostHeader checks host_header: a host name or IP, optionally with a port.
+func (c *checker) hostHeader(f field[string]) string {
+	if f.V == "" {
+		return ""
+	}
+	host := f.V
+	if h, port, err := net.SplitHostPort(f.V); err == nil {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			c.errorf(f.loc, "port %q is not a number from 1 to 65535; write a host name, optionally with a port, like app.internal or app.internal:8080", port)
+			return ""
+		}
+		host = h
+	}
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil {
+		return f.V
+	}
+	if p := hostnameProblem(host); p != "" {
+		c.errorf(f.loc, "%q %s; write a host name, optionally with a port, like app.internal or app.internal:8080", f.V, p)
+		return ""
+	}
+	return f.V
+}

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/webtier/webtier/resolver"
+)
+
+func (c *checker) resolver(r *rawResolver) resolver.Options {
+	o := resolver.Options{
+		Nameservers:      c.nameservers(r.Nameservers),
+		Search:           c.search(r.Search),
+		MinTTL:           c.duration(r.MinTTL, resolver.DefaultMinTTL),
+		MaxTTL:           c.duration(r.MaxTTL, resolver.DefaultMaxTTL),
+		Stale:            c.duration(r.Stale, resolver.DefaultStale),
+		NegativeHold:     c.duration(r.NegativeHold, resolver.DefaultNegativeHold),
+		QueryTimeout:     c.duration(r.QueryTimeout, resolver.DefaultQueryTimeout),
+		Attempts:         c.intRange(r.Attempts, 1, 10, resolver.DefaultAttempts),
+		Family:           c.family(r.Family),
+		RefreshNowMinGap: c.duration(r.RefreshNowMinGap, resolver.DefaultRefreshNowMinGap),
+		IdleTimeout:      c.duration(r.IdleTimeout, resolver.DefaultIdleTimeout),
+	}
+	// ndots 0 is valid in resolv.conf(5), but resolver.Options reads a zero
+	// Ndots as "the default", so the file cannot ask for it.
+	const maxNdots = 15 // resolv.conf(5) caps ndots at 15
+	if len(r.Nameservers.V) > 0 {
+		if r.ResolvConf.Set {
+			c.errorf(r.ResolvConf.loc, "resolv_conf is only read when nameservers is empty, and nameservers is set (line %d); remove one of them",
+				r.Nameservers.Line)
+		}
+		o.Ndots = c.intRange(r.Ndots, 1, maxNdots, resolver.DefaultNdots)
+	} else {
+		// Search and ndots come from resolv.conf unless the file sets them,
+		// so they are not defaulted here.
+		o.ResolvConf = resolver.DefaultResolvConf
+		if r.ResolvConf.Set {
+			if r.ResolvConf.V == "" {
+				c.errorf(r.ResolvConf.loc, "is empty; write a file path like %s, or leave the key out", resolver.DefaultResolvConf)
+			} else {
+				o.ResolvConf = r.ResolvConf.V
+			}
+		}
+		if r.Ndots.Set {
+			o.Ndots = c.intRange(r.Ndots, 1, maxNdots, resolver.DefaultNdots)
+		}
+	}
+	if o.MaxTTL < o.MinTTL {
+		if r.MaxTTL.Set {
+			from := "the default"
+			if r.MinTTL.Set {
+				from = "line " + strconv.Itoa(r.MinTTL.Line)
+			}
+			c.errorf(r.MaxTTL.loc, "max_ttl %s is less than min_ttl %s (%s); make max_ttl at least min_ttl",
+				formatDuration(o.MaxTTL), formatDuration(o.MinTTL), from)
+		} else {
+			c.errorf(r.MinTTL.loc, "min_ttl %s is greater than max_ttl %s (the default); lower min_ttl or set max_ttl at least as high",
+				formatDuration(o.MinTTL), formatDuration(o.MaxTTL))
+		}
+	}
+	return o
+}
+
+// nameservers returns each nameserver as IP:port, with port 53 filled in.
+// Only IP literals are allowed: the resolver cannot look up its own servers.
+func (c *checker) nameservers(f field[[]field[string]]) []string {
+	var out []string
+	first := make(map[string]loc)
+	for _, s := range f.V {
+		var ap netip.AddrPort
+		if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s.V, "["), "]")); err == nil {
+			ap = netip.AddrPortFrom(a, 53)
+		} else if ap, err = netip.ParseAddrPort(s.V); err != nil || ap.Port() == 0 {
+			c.errorf(s.loc, "%q is not an IP address or IP:port; write it like 10.0.0.2 or 10.0.0.2:53 (names are not allowed: the resolver cannot look up its own nameservers)", s.V)
+			continue
+		}
+		n := ap.String()
+		if prev, dup := first[n]; dup {
+			c.errorf(s.loc, "%s is already listed at line %d; remove one of them", n, prev.Line)
+			continue
+		}
+		first[n] = s.loc
+		out = append(out, n)
+	}
+	return out
+}
+
+// search returns the search domains lowercased, without trailing dots.
+func (c *checker) search(f field[[]field[string]]) []string {
+	var out []string
+	for _, s := range f.V {
+		d := strings.ToLower(strings.TrimSuffix(s.V, "."))
+		if p := hostnameProblem(d); p != "" {
+			c.errorf(s.loc, "%q %s; write a domain like example.internal", s.V, p)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func (c *checker) family(f field[string]) resolver.Family {
+	if !f.Set {
+		return resolver.FamilyIPv4
+	}
+	fam, err := resolver.ParseFamily(f.V)
+	if err != nil {
+		c.errorf(f.loc, "%q is not an address family; write ipv4, ipv6 or both", f.V)
+		return resolver.FamilyIPv4
+	}
+	return fam
+}
+
+func (c *checker) logging(r *rawLogging) Logging {
+	return Logging{
+		Level:  c.oneOf(r.Level, "log level", "info", "debug", "info", "warn", "error"),
+		Format: c.oneOf(r.Format, "log format", "auto", "auto", "json", "console"),
+	}
+}
