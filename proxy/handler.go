@@ -1,0 +1,215 @@
+// Package proxy is webtier's client-facing side: listeners, routing by Host
+// and path prefix, and the reverse-proxy rules (hop-by-hop headers,
+// X-Forwarded-*, streaming, 502/504 answers). Backend addresses come only from
+// proxy/upstream pools, which follow the shared resolver; nothing here looks
+// up a name.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/webtier/webtier/proxy/upstream"
+)
+
+// Handler routes requests to upstream pools. One Handler serves every
+// listener; a config reload builds a new Handler and swaps it in.
+type Handler struct {
+	router *router
+	pools  []*upstream.Pool
+	fronts []*front // one per listener, in Options.Listeners order
+	log    *zap.Logger
+}
+
+// front is the Handler as seen from one listener: the listener decides
+// whose X-Forwarded-* headers are trusted, so each listener has its own
+// reverse proxies.
+type front struct {
+	h       *Handler
+	name    string
+	trusted []netip.Prefix
+	rps     []*httputil.ReverseProxy // by pool index
+}
+
+// NewHandler builds the pools for opts.Upstreams (subscribing their names to
+// res) and the routing table.
+func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h := &Handler{log: log}
+	index := map[string]int{}
+	for _, uo := range opts.Upstreams {
+		p, err := upstream.New(uo, res, log.Named("upstream"))
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("building upstream %q: %w", uo.Name, err)
+		}
+		index[uo.Name] = len(h.pools)
+		h.pools = append(h.pools, p)
+	}
+	for _, ro := range opts.Routes {
+		if _, ok := index[ro.Upstream]; !ok {
+			h.Close()
+			return nil, fmt.Errorf("route %s%s: unknown upstream %q", ro.Host, ro.PathPrefix, ro.Upstream)
+		}
+	}
+	h.router = newRouter(opts.Routes, index)
+	for _, lo := range opts.Listeners {
+		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies}
+		for _, p := range h.pools {
+			f.rps = append(f.rps, f.newReverseProxy(p))
+		}
+		h.fronts = append(h.fronts, f)
+	}
+	return h, nil
+}
+
+// Pool returns the pool of the named upstream, or nil.
+func (h *Handler) Pool(name string) *upstream.Pool {
+	for _, p := range h.pools {
+		if p.Name() == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Close stops every pool. Requests in flight finish.
+func (h *Handler) Close() {
+	for _, p := range h.pools {
+		p.Close()
+	}
+}
+
+// ServeHTTP serves r as the first listener would. Listeners use their own
+// front (see Server); this is for embedding and tests.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.fronts[0].ServeHTTP(w, r)
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i := f.h.router.match(r.Host, r.URL.Path)
+	if i < 0 {
+		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+		return
+	}
+	f.rps[i].ServeHTTP(w, r)
+}
+
+var bufPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+// bufferPool lends the 32 KiB copy buffers of every reverse proxy, so that a
+// streamed body costs no allocation per request.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
+func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Transport:  p,
+		BufferPool: bufPool,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The pool sets scheme and host to the address it picks.
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = p.Name()
+			f.setForwarded(pr)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f.upstreamError(w, r, p, err)
+		},
+		ErrorLog: zap.NewStdLog(f.h.log.Named("reverseproxy")),
+	}
+}
+
+// setForwarded writes X-Forwarded-For, -Proto and -Host. ReverseProxy has
+// already removed them from the outbound request; they are carried over from
+// the inbound one only when the peer is a trusted proxy (the ELB), so that a
+// client cannot forge its address.
+func (f *front) setForwarded(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	peer, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		peer = in.RemoteAddr
+	}
+	trusted := f.trusts(peer)
+	xff := peer
+	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + peer
+	}
+	out.Header["X-Forwarded-For"] = []string{xff}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	if v := in.Header["X-Forwarded-Proto"]; trusted && len(v) > 0 {
+		proto = v[0]
+	}
+	out.Header["X-Forwarded-Proto"] = []string{proto}
+	host := in.Host
+	if v := in.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
+		host = v[0]
+	}
+	out.Header["X-Forwarded-Host"] = []string{host}
+}
+
+func (f *front) trusts(peer string) bool {
+	if len(f.trusted) == 0 {
+		return false
+	}
+	ip, err := netip.ParseAddr(peer)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range f.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamError answers a request whose upstream could not give a response:
+// 504 when the backend did not answer in time, 502 otherwise (no address, a
+// connect failure, a broken connection). The body is short and generic; the
+// details go to the log, never to the client.
+func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstream.Pool, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; there is nobody to answer.
+		w.WriteHeader(499)
+		return
+	}
+	status := http.StatusBadGateway
+	var dialErr *upstream.DialError
+	var netErr net.Error
+	if !errors.As(err, &dialErr) && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()) {
+		status = http.StatusGatewayTimeout
+	}
+	f.h.log.Warn("upstream request failed",
+		zap.String("listener", f.name),
+		zap.String("upstream", p.Name()),
+		zap.String("method", r.Method),
+		zap.String("host", r.Host),
+		zap.String("path", r.URL.Path),
+		zap.Int("status", status),
+		zap.Error(err))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if status == http.StatusGatewayTimeout {
+		fmt.Fprintln(w, "504 Gateway Timeout: the backend did not answer in time")
+	} else {
+		fmt.Fprintln(w, "502 Bad Gateway: no backend could be reached")
+	}
+}

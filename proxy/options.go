@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/webtier/webtier/proxy/upstream"
+)
+
+// Defaults applied to zero-valued option fields. config uses the same values
+// so that README, `webtier validate` and the runtime agree.
+const (
+	DefaultConnectTimeout        = upstream.DefaultConnectTimeout
+	DefaultResponseHeaderTimeout = upstream.DefaultResponseHeaderTimeout
+	DefaultIdleConnTimeout       = upstream.DefaultIdleConnTimeout
+	DefaultMaxIdlePerAddress     = upstream.DefaultMaxIdlePerAddress
+
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultClientIdleTimeout = 60 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+)
+
+// Options is the validated, runtime form of the proxy part of a config file.
+type Options struct {
+	Listeners []ListenerOptions
+	Routes    []RouteOptions
+	Upstreams []UpstreamOptions
+}
+
+// ListenerOptions describe one client-facing socket.
+type ListenerOptions struct {
+	// Name is used in logs and metrics. Default: the address.
+	Name string
+	// Address is "host:port" as for net.Listen, e.g. ":8080" or "127.0.0.1:80".
+	Address string
+	// TrustedProxies are the peers (for example the ELB's subnets) whose
+	// X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are kept and
+	// appended to. From any other peer those headers are replaced, so a
+	// client cannot forge its address. Empty: trust nobody.
+	TrustedProxies []netip.Prefix
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a client keep-alive connection idle this long.
+	// Default 60s (set it above the load balancer's idle timeout).
+	IdleTimeout time.Duration
+}
+
+// RouteOptions map requests to an upstream. Routes are matched in order of
+// specificity: an exact Host beats a wildcard Host beats any Host, and within
+// the same Host the longest PathPrefix wins.
+type RouteOptions struct {
+	// Host matches the request's Host header without port, case-insensitive.
+	// "" or "*" matches any host; "*.example.com" matches one or more labels
+	// in front of example.com.
+	Host string
+	// PathPrefix matches the start of the URL path. Default "/".
+	PathPrefix string
+	// Upstream names an UpstreamOptions.Name.
+	Upstream string
+}
+
+// UpstreamOptions describe one group of backends; see upstream.Options.
+type UpstreamOptions = upstream.Options
+
+// TargetOptions is one configured backend; see upstream.Target.
+type TargetOptions = upstream.Target

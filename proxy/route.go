@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"cmp"
+	"net"
+	"slices"
+	"strings"
+)
+
+// router picks the upstream for a request from its Host and path.
+//
+// Hosts are tried from most to least specific: the exact host, then wildcard
+// hosts (longest suffix first), then routes for any host. Within a host the
+// longest matching path prefix wins. A request whose host matches but none of
+// whose prefixes do falls through to the less specific hosts. Prefixes match
+// as plain string prefixes, as httpd's ProxyPass and nginx's location do:
+// "/app" also matches "/apple"; write "/app/" to match a directory only.
+type router struct {
+	exact    map[string][]route
+	wildcard []wildcardRoutes // longest suffix first
+	any      []route
+}
+
+type route struct {
+	prefix string
+	pool   int // index into Handler.pools
+}
+
+type wildcardRoutes struct {
+	suffix string // ".example.com" for "*.example.com"
+	routes []route
+}
+
+func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
+	r := &router{exact: map[string][]route{}}
+	wild := map[string][]route{}
+	for _, ro := range routes {
+		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream]}
+		if rt.prefix == "" {
+			rt.prefix = "/"
+		}
+		host := strings.ToLower(ro.Host)
+		switch {
+		case host == "" || host == "*":
+			r.any = append(r.any, rt)
+		case strings.HasPrefix(host, "*."):
+			wild[host[1:]] = append(wild[host[1:]], rt)
+		default:
+			r.exact[host] = append(r.exact[host], rt)
+		}
+	}
+	byPrefix := func(a, b route) int { return cmp.Compare(len(b.prefix), len(a.prefix)) }
+	for h := range r.exact {
+		slices.SortStableFunc(r.exact[h], byPrefix)
+	}
+	for suffix, rs := range wild {
+		slices.SortStableFunc(rs, byPrefix)
+		r.wildcard = append(r.wildcard, wildcardRoutes{suffix: suffix, routes: rs})
+	}
+	slices.SortFunc(r.wildcard, func(a, b wildcardRoutes) int {
+		if c := cmp.Compare(len(b.suffix), len(a.suffix)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.suffix, b.suffix)
+	})
+	slices.SortStableFunc(r.any, byPrefix)
+	return r
+}
+
+// match returns the pool index for host (a Host header, maybe with a port)
+// and path, or -1 when no route matches.
+func (r *router) match(host, path string) int {
+	host = normalizeHost(host)
+	if rs, ok := r.exact[host]; ok {
+		if i := matchPrefix(rs, path); i >= 0 {
+			return i
+		}
+	}
+	for _, w := range r.wildcard {
+		if len(host) > len(w.suffix) && strings.HasSuffix(host, w.suffix) {
+			if i := matchPrefix(w.routes, path); i >= 0 {
+				return i
+			}
+		}
+	}
+	return matchPrefix(r.any, path)
+}
+
+func matchPrefix(rs []route, path string) int {
+	for _, rt := range rs {
+		if strings.HasPrefix(path, rt.prefix) {
+			return rt.pool
+		}
+	}
+	return -1
+}
+
+// normalizeHost strips a port and lowercases, allocating only when the host
+// has upper-case letters.
+func normalizeHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}

@@ -1,0 +1,184 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Endpoint is one backend address of one target, with its own keep-alive
+// connection pool. Keeping a transport per address is what lets a pool close
+// exactly the connections of an address that left DNS or was ejected.
+// Endpoint values must not be copied.
+type Endpoint struct {
+	addr      netip.AddrPort
+	hostport  string // addr as "ip:port" (or "[ip6]:port"), for URL.Host
+	scheme    string
+	weight    int
+	target    *target
+	transport *http.Transport
+	dialer    *net.Dialer
+
+	// Read on the request path without locks.
+	state    atomic.Uint32 // a State
+	since    atomic.Int64  // UnixNano when state was entered, for slow start
+	inflight atomic.Int64
+	fails    atomic.Int32 // consecutive connect or health-check failures
+	errs5xx  atomic.Int32 // consecutive 5xx answers or gateway failures
+
+	// Written under Pool.mu.
+	ejections int  // consecutive ejections, the backoff exponent
+	probing   bool // a probe loop runs for this endpoint
+
+	mu      sync.Mutex // guards waiting
+	waiting map[*attempt]struct{}
+}
+
+// attempt is one try of one request on one endpoint, registered while it
+// waits for response headers so that it can be rescued.
+type attempt struct {
+	cancel context.CancelCauseFunc
+	start  time.Time
+}
+
+// DialError is a failure to connect to an address: nothing of the request
+// was sent, so the request may be retried elsewhere and answers 502.
+type DialError struct {
+	Addr netip.AddrPort
+	Err  error
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("connect to %s: %v", e.Addr, e.Err) }
+func (e *DialError) Unwrap() error { return e.Err }
+
+func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
+	ap := netip.AddrPortFrom(ip, tg.Port)
+	e := &Endpoint{
+		addr:     ap,
+		hostport: ap.String(),
+		scheme:   tg.Scheme,
+		weight:   tg.Weight,
+		target:   tg,
+		waiting:  map[*attempt]struct{}{},
+		dialer:   &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second},
+	}
+	initial := StateRunning
+	if p.opts.SlowStart > 0 && tg.answered {
+		// Addresses present at start-up take full load at once; addresses
+		// that appear later ramp up.
+		initial = StateRecovering
+	}
+	e.state.Store(uint32(initial))
+	e.since.Store(p.now().UnixNano())
+	tr := &http.Transport{
+		// The address is fixed: the transport never sees a hostname, so it
+		// can never resolve one.
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			// The dial outlives a request that gave up on it (a lost
+			// connect race, a client that left): it ends by connecting, and
+			// the connection is pooled, or by failing, and the failure
+			// counts against the address. ConnectTimeout bounds it.
+			c, err := e.dialer.DialContext(context.WithoutCancel(ctx), "tcp", e.hostport)
+			if err != nil {
+				p.connectFailed(e, err)
+				return nil, &DialError{Addr: ap, Err: err}
+			}
+			return c, nil
+		},
+		Proxy:                 nil, // never honour HTTP_PROXY for backends
+		TLSHandshakeTimeout:   p.opts.ConnectTimeout,
+		MaxIdleConnsPerHost:   p.opts.MaxIdlePerAddress,
+		IdleConnTimeout:       p.opts.IdleConnTimeout,
+		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: 1 * time.Second,
+		// The proxy passes the client's Accept-Encoding through; it must not
+		// add its own and decompress behind the client's back.
+		DisableCompression: true,
+	}
+	if p.opts.MaxIdlePerAddress < 0 {
+		tr.DisableKeepAlives = true
+	}
+	if tg.Scheme == "https" {
+		// Verify the backend's certificate against the configured name,
+		// not the IP we happen to connect to.
+		tr.TLSClientConfig = &tls.Config{ServerName: tg.Host, MinVersion: tls.VersionTLS12}
+	}
+	e.transport = tr
+	return e
+}
+
+// Addr returns the endpoint's address.
+func (e *Endpoint) Addr() netip.AddrPort { return e.addr }
+
+// State returns the endpoint's current state.
+func (e *Endpoint) State() State { return State(e.state.Load()) }
+
+// InFlight returns the number of requests sent to the endpoint whose
+// response body is not yet closed.
+func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
+
+// Target returns the configured host name (or IP) the address belongs to.
+func (e *Endpoint) Target() string { return e.target.Host }
+
+// closeIdle closes idle pooled connections now; busy ones close when their
+// request finishes (CloseIdleConnections also makes the transport close
+// connections that become idle later, until a new request is queued on it).
+func (e *Endpoint) closeIdle() { e.transport.CloseIdleConnections() }
+
+// done ends one in-flight request.
+func (e *Endpoint) done() {
+	e.inflight.Add(-1)
+	if s := e.State(); s == StateDraining || s == StateEjected {
+		// A request that picked this endpoint just before it left may have
+		// re-enabled idle pooling on the transport; close again.
+		e.closeIdle()
+	}
+}
+
+func (e *Endpoint) track(a *attempt) {
+	e.mu.Lock()
+	e.waiting[a] = struct{}{}
+	e.mu.Unlock()
+}
+
+func (e *Endpoint) untrack(a *attempt) {
+	e.mu.Lock()
+	delete(e.waiting, a)
+	e.mu.Unlock()
+}
+
+// rescue cancels, with errRescued, every tracked attempt that has waited
+// for response headers longer than grace; their connections close and
+// RoundTrip re-sends them elsewhere. It returns how many it cancelled.
+func (e *Endpoint) rescue(now time.Time, grace time.Duration) int {
+	e.mu.Lock()
+	var stuck []*attempt
+	for a := range e.waiting {
+		if now.Sub(a.start) >= grace {
+			stuck = append(stuck, a)
+			delete(e.waiting, a)
+		}
+	}
+	e.mu.Unlock()
+	for _, a := range stuck {
+		a.cancel(errRescued)
+	}
+	return len(stuck)
+}
+
+// effectiveWeight is the weight used for balancing: during slow start it
+// ramps from a tenth of the weight to all of it.
+func (e *Endpoint) effectiveWeight(now int64, slowStart time.Duration) float64 {
+	w := float64(e.weight)
+	if slowStart <= 0 || e.State() != StateRecovering {
+		return w
+	}
+	f := float64(now-e.since.Load()) / float64(slowStart)
+	return w * min(1, max(0.1, f))
+}

@@ -1,0 +1,97 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// healthLoop runs the active health check of every address in DNS every
+// Interval, at most one check in flight per address. A failure counts like
+// a failed connect (the first makes the address suspect, Fall in a row eject
+// it); suspect and ejected addresses are brought back by their probe loop,
+// which uses the same check (Rise in a row for an ejected one). Health state
+// lives on the endpoint, so it survives DNS refreshes for addresses that
+// stay in the answer.
+func (p *Pool) healthLoop() {
+	hc := p.opts.HealthCheck
+	t := time.NewTicker(hc.Interval)
+	defer t.Stop()
+	var mu sync.Mutex
+	busy := map[*Endpoint]bool{}
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, e := range p.active.Load().eps {
+			if !e.State().takesRequests() {
+				continue
+			}
+			mu.Lock()
+			if busy[e] {
+				mu.Unlock()
+				continue
+			}
+			busy[e] = true
+			mu.Unlock()
+			p.goBackground("health check", func() {
+				defer func() {
+					mu.Lock()
+					delete(busy, e)
+					mu.Unlock()
+				}()
+				if err := p.check(e); err != nil {
+					p.failure(e, hc.Fall, "health check failed: "+err.Error())
+				} else if e.fails.Load() != 0 {
+					e.fails.Store(0)
+				}
+			})
+		}
+	}
+}
+
+// check sends one health-check request to e on a new connection, as an L4
+// checker does, so a dead address cannot hide behind a pooled connection.
+func (p *Pool) check(e *Endpoint) error {
+	hc := p.opts.HealthCheck
+	ctx, cancel := context.WithTimeout(p.ctx, hc.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, hc.Method, e.scheme+"://"+e.hostport+hc.Path, nil)
+	if err != nil {
+		return err
+	}
+	req.Host = hc.Host
+	if req.Host == "" {
+		req.Host = e.target.Host
+	}
+	req.Header.Set("User-Agent", "webtier-health-check")
+	req.Close = true
+	resp, err := p.checkTransport(e).RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < hc.ExpectMin || resp.StatusCode > hc.ExpectMax {
+		return fmt.Errorf("status %d, want %d-%d", resp.StatusCode, hc.ExpectMin, hc.ExpectMax)
+	}
+	return nil
+}
+
+// checkTransport returns a transport for health checks of e: no keep-alive,
+// the same TLS settings as requests, and a dialer that does not count its
+// failures as request connect failures (the checker counts them itself).
+func (p *Pool) checkTransport(e *Endpoint) *http.Transport {
+	tr := &http.Transport{
+		Proxy:             nil,
+		DialContext:       e.dialer.DialContext,
+		DisableKeepAlives: true,
+		TLSClientConfig:   e.transport.TLSClientConfig,
+	}
+	return tr
+}

@@ -1,0 +1,498 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// waitFor polls cond until it holds, failing the test after 10 s. State
+// changes happen on pool goroutines driven by real sockets, so there is no
+// channel to wait on; the poll is bounded and asserts no timing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func endpointFor(t *testing.T, p *Pool, ip string) *Endpoint {
+	t.Helper()
+	for _, e := range p.Endpoints() {
+		if e.Addr().Addr() == netip.MustParseAddr(ip) {
+			return e
+		}
+	}
+	return nil
+}
+
+func stateOf(p *Pool, ip string) State {
+	for _, e := range p.Endpoints() {
+		if e.Addr().Addr() == netip.MustParseAddr(ip) {
+			return e.State()
+		}
+	}
+	return StateDraining
+}
+
+// freePort returns a port nothing listens on at ip (connects are refused).
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+func observed() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.InfoLevel)
+	return zap.New(core), logs
+}
+
+func fastOpts(name string, targets ...Target) Options {
+	return Options{
+		Name: name, Targets: targets,
+		EjectBackoffBase: 10 * time.Millisecond, EjectBackoffCap: 20 * time.Millisecond,
+		FailuresToEject: 2, ConnectTimeout: time.Second,
+	}
+}
+
+// A dead address is retried elsewhere (no request fails), goes suspect and
+// then ejected, and comes back once it accepts connections again.
+func TestPool_connectFailureEjectsThenProbeRestores(t *testing.T) {
+	b := startBackend(t, "b", "127.0.0.3", 0)
+	deadPort := freePort(t, "127.0.0.2")
+	log, logs := observed()
+	p, err := New(fastOpts("app",
+		Target{Scheme: "http", Host: "127.0.0.2", Port: uint16(deadPort)},
+		Target{Scheme: "http", Host: "127.0.0.3", Port: uint16(b.port())},
+	), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 6 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatalf("request %d: %v; want it retried on the live address", i, err)
+		}
+		if got := body(t, resp); got != "b" {
+			t.Fatalf("request %d answered by %q; want b", i, got)
+		}
+	}
+	waitFor(t, "the dead address to be ejected", func() bool { return stateOf(p, "127.0.0.2") == StateEjected })
+	if n := logs.FilterMessage("address state changed").FilterFieldKey("reason").Len(); n < 2 {
+		t.Errorf("got %d state-change log lines; want at least running->suspect and suspect->ejected", n)
+	}
+
+	startBackend(t, "a", "127.0.0.2", deadPort)
+	waitFor(t, "the healed address to run again", func() bool { return stateOf(p, "127.0.0.2") == StateRunning })
+	seen := map[string]bool{}
+	for range 4 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[body(t, resp)] = true
+	}
+	if !seen["a"] {
+		t.Errorf("after healing answered only by %v; want a to take requests again", seen)
+	}
+}
+
+// Issue: "maintain never resurrects". An address ejected and then removed
+// from DNS is never used again, even after it heals and however many
+// maintain passes run; an ejected address still in DNS is restored only
+// from a fresh answer.
+func TestPool_maintainNeverResurrects(t *testing.T) {
+	b := startBackend(t, "b", "127.0.0.3", 0)
+	res := &pushResolver{}
+	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "elb.test", Port: uint16(b.port())}), res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res.push(t, "elb.test", "127.0.0.2", "127.0.0.3") // nothing listens on 127.0.0.2
+	for range 6 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, resp)
+	}
+	waitFor(t, "127.0.0.2 to be ejected", func() bool { return stateOf(p, "127.0.0.2") == StateEjected })
+
+	res.push(t, "elb.test", "127.0.0.3") // the address leaves DNS
+	a := startBackend(t, "a", "127.0.0.2", b.port())
+	for range 5 {
+		p.Maintain(context.Background())
+	}
+	if e := endpointFor(t, p, "127.0.0.2"); e != nil {
+		t.Fatalf("after maintain passes 127.0.0.2 is back in state %s; want it forgotten", e.State())
+	}
+	for range 10 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, resp)
+	}
+	if n := a.srv.Config.ConnState; n == nil {
+		t.Fatal("backend a has no ConnState hook")
+	}
+	select {
+	case <-a.closed:
+		t.Fatal("a connection reached 127.0.0.2, which DNS no longer lists")
+	default:
+	}
+	if res.resolves < 5 {
+		t.Errorf("maintain made %d fresh resolutions; want one per pass", res.resolves)
+	}
+}
+
+// Requests that never reached a backend are retried on another address,
+// whatever their method; the body arrives whole.
+func TestPool_retriesPostAfterConnectFailure(t *testing.T) {
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	p, err := New(Options{Name: "app", Balance: BalanceRoundRobin, Targets: []Target{
+		{Scheme: "http", Host: "127.0.0.1", Port: uint16(freePort(t, "127.0.0.1"))},
+		{Scheme: "http", Host: "127.0.0.1", Port: uint16(port)},
+	}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 2 { // one of the two starts on the dead address
+		req, _ := http.NewRequest(http.MethodPost, "http://app/", strings.NewReader(fmt.Sprint("payload", i)))
+		resp, err := p.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("POST %d: %v; want it retried after the connect failure", i, err)
+		}
+		resp.Body.Close()
+		if g := got.Load(); g != fmt.Sprint("payload", i) {
+			t.Errorf("backend got body %q; want payload%d", g, i)
+		}
+	}
+}
+
+// A POST whose bytes reached a backend that then broke the connection is
+// never re-sent.
+func TestPool_neverRetriesSentNonIdempotent(t *testing.T) {
+	var hits atomic.Int32
+	breaker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.ReadAll(r.Body)
+		c, _, _ := w.(http.Hijacker).Hijack()
+		c.Close()
+	}))
+	defer breaker.Close()
+	port := breaker.Listener.Addr().(*net.TCPAddr).Port
+	p, err := New(Options{Name: "app", RetryIdempotent: true, Targets: []Target{
+		{Scheme: "http", Host: "127.0.0.1", Port: uint16(port)},
+		{Scheme: "http", Host: "127.0.0.2", Port: uint16(port)}, // refused
+	}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.SetStandby(netip.MustParseAddrPort(fmt.Sprintf("127.0.0.2:%d", port)), true)
+	req, _ := http.NewRequest(http.MethodPost, "http://app/", strings.NewReader("charge the card"))
+	if _, err := p.RoundTrip(req); err == nil {
+		t.Fatal("POST to a backend that broke the connection succeeded; want an error")
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the POST reached backends %d times; want exactly 1", n)
+	}
+}
+
+// Idempotent requests stuck on an address that leaves DNS are re-sent to
+// another address after the grace, and their connection is closed.
+func TestPool_rescuesStuckRequests(t *testing.T) {
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	startBackend(t, "b", "127.0.0.3", a.port())
+	res := &pushResolver{}
+	opts := fastOpts("app", Target{Scheme: "http", Host: "elb.test", Port: uint16(a.port())})
+	opts.RescueGrace = 20 * time.Millisecond
+	opts.RaceDelay = -1
+	p, err := New(opts, res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	defer close(a.block)
+	res.push(t, "elb.test", "127.0.0.2")
+	// /hang never answers on a: its handler blocks before writing headers.
+	a.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-a.block:
+		case <-r.Context().Done():
+		}
+	})
+	done := make(chan string, 1)
+	go func() {
+		resp, err := get(t, p, "/hang")
+		if err != nil {
+			done <- "error: " + err.Error()
+			return
+		}
+		done <- body(t, resp)
+	}()
+	waitFor(t, "the request to reach a", func() bool {
+		e := endpointFor(t, p, "127.0.0.2")
+		return e != nil && e.InFlight() == 1
+	})
+	res.push(t, "elb.test", "127.0.0.3")
+	if got := <-done; got != "b" {
+		t.Fatalf("stuck request ended with %q; want it re-sent to b", got)
+	}
+	<-a.closed // the stuck connection was closed
+}
+
+// listenNoAccept makes a socket whose accept queue fills at once, so that
+// further connects hang as to a black-holed address.
+func listenNoAccept(t *testing.T, ip string, port int) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	addr := &syscall.SockaddrInet4{Port: port, Addr: netip.MustParseAddr(ip).As4()}
+	if err := syscall.Bind(fd, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the queue (backlog 0 admits one or two) until a connect hangs.
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", ip, port), 100*time.Millisecond)
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 16 {
+			t.Fatal("could not fill the accept queue")
+		}
+	}
+}
+
+// Connect racing: with one address whose connects hang, requests are served
+// by the other after the race delay, long before the connect timeout, and
+// without waiting for the hung connect to fail.
+func TestPool_connectRace(t *testing.T) {
+	b := startBackend(t, "b", "127.0.0.3", 0)
+	listenNoAccept(t, "127.0.0.2", b.port())
+	p, err := New(Options{Name: "app", RaceDelay: 10 * time.Millisecond, ConnectTimeout: time.Minute,
+		RescueGrace: -1, Targets: []Target{
+			{Scheme: "http", Host: "127.0.0.2", Port: uint16(b.port())},
+			{Scheme: "http", Host: "127.0.0.3", Port: uint16(b.port())},
+		}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 2 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if got := body(t, resp); got != "b" {
+			t.Fatalf("request %d answered by %q; want b", i, got)
+		}
+	}
+	// The hung connect has not failed yet (its timeout is a minute), so the
+	// requests were not served by a retry after a connect failure.
+	if s := stateOf(p, "127.0.0.2"); s != StateRunning {
+		t.Errorf("hung address is %s; want still running (nothing has failed yet)", s)
+	}
+}
+
+func TestPool_stickyAndHash(t *testing.T) {
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	b := startBackend(t, "b", "127.0.0.3", 0)
+	targets := []Target{
+		{Scheme: "http", Host: "127.0.0.2", Port: uint16(a.port()), Route: "node1"},
+		{Scheme: "http", Host: "127.0.0.3", Port: uint16(b.port()), Route: "node2"},
+	}
+	send := func(p *Pool, mod func(*http.Request)) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://app/", nil)
+		req.RemoteAddr = "192.0.2.1:1234"
+		mod(req)
+		resp, err := p.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body(t, resp)
+	}
+	t.Run("sticky-cookie", func(t *testing.T) {
+		p, _ := New(Options{Name: "app", Balance: BalanceSticky, Targets: targets}, nil, nil)
+		defer p.Close()
+		for range 6 {
+			if got := send(p, func(r *http.Request) { r.Header.Set("Cookie", "a=1; JSESSIONID=ABC123.node2") }); got != "b" {
+				t.Fatalf("JSESSIONID ...node2 answered by %q; want b", got)
+			}
+		}
+		if got := send(p, func(r *http.Request) { r.URL.Path = "/x;jsessionid=ABC.node1" }); got != "a" {
+			t.Errorf(";jsessionid=...node1 answered by %q; want a", got)
+		}
+	})
+	t.Run("hash-header", func(t *testing.T) {
+		p, _ := New(Options{Name: "app", Balance: BalanceHash, HashHeader: "X-User", Targets: targets}, nil, nil)
+		defer p.Close()
+		seen := map[string]map[string]bool{}
+		for i := range 40 {
+			user := fmt.Sprint("user", i%8)
+			got := send(p, func(r *http.Request) { r.Header.Set("X-User", user) })
+			if seen[user] == nil {
+				seen[user] = map[string]bool{}
+			}
+			seen[user][got] = true
+		}
+		both := map[string]bool{}
+		for user, s := range seen {
+			if len(s) != 1 {
+				t.Errorf("%s reached %v; want one backend", user, s)
+			}
+			for k := range s {
+				both[k] = true
+			}
+		}
+		if len(both) != 2 {
+			t.Errorf("8 users reached %v; want both backends used", both)
+		}
+	})
+}
+
+// Backups take requests only when no primary can; when nothing is healthy
+// the pool tries everything (panic mode) rather than fail.
+func TestPool_backupAndPanic(t *testing.T) {
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	b := startBackend(t, "b", "127.0.0.3", 0)
+	p, err := New(Options{Name: "app", Targets: []Target{
+		{Scheme: "http", Host: "127.0.0.2", Port: uint16(a.port())},
+		{Scheme: "http", Host: "127.0.0.3", Port: uint16(b.port()), Backup: true},
+	}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ea, eb := endpointFor(t, p, "127.0.0.2"), endpointFor(t, p, "127.0.0.3")
+	for range 4 {
+		if e := p.pick(&http.Request{}, nil); e != ea {
+			t.Fatalf("pick with a healthy primary = %v; want the primary", e.Addr())
+		}
+	}
+	ea.state.Store(uint32(StateEjected))
+	if e := p.pick(&http.Request{}, nil); e != eb {
+		t.Fatalf("pick with the primary ejected = %v; want the backup", e.Addr())
+	}
+	eb.state.Store(uint32(StateSuspect))
+	if e := p.pick(&http.Request{}, nil); e == nil {
+		t.Fatal("pick with nothing healthy = nil; want panic mode to try an address")
+	}
+	if !p.panicking.Load() {
+		t.Error("panic mode not entered")
+	}
+}
+
+// Active health checks eject an address that fails them and restore it when
+// it heals, while DNS stays the same.
+func TestPool_healthCheckEjectsAndRestores(t *testing.T) {
+	var sick atomic.Bool
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	b := startBackend(t, "b", "127.0.0.3", a.port())
+	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health_check.html" && sick.Load() {
+			http.Error(w, "maintenance", http.StatusNotFound)
+			return
+		}
+		io.WriteString(w, "a")
+	})
+	a.srv.Config.Handler = health
+	res := &pushResolver{}
+	opts := fastOpts("app", Target{Scheme: "http", Host: "elb.test", Port: uint16(a.port())})
+	opts.HealthCheck = &HealthCheck{Path: "/health_check.html", Interval: 10 * time.Millisecond,
+		Timeout: time.Second, Fall: 2, Rise: 2}
+	p, err := New(opts, res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res.push(t, "elb.test", "127.0.0.2", "127.0.0.3")
+	_ = b
+	sick.Store(true)
+	waitFor(t, "a to be ejected by the health check", func() bool { return stateOf(p, "127.0.0.2") == StateEjected })
+	for range 4 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := body(t, resp); got != "b" {
+			t.Fatalf("with a ejected answered by %q; want b", got)
+		}
+	}
+	sick.Store(false)
+	waitFor(t, "a to be restored", func() bool { return stateOf(p, "127.0.0.2") == StateRunning })
+}
+
+// Consecutive 5xx answers eject an address, but never more than
+// max_ejected_percent of the upstream.
+func TestPool_passiveEjection(t *testing.T) {
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	defer bad.Close()
+	port := uint16(bad.Listener.Addr().(*net.TCPAddr).Port)
+	p, err := New(Options{Name: "app", Consecutive5xx: 2, MaxEjectedPercent: 50,
+		EjectBackoffBase: time.Minute, EjectBackoffCap: time.Minute, Targets: []Target{
+			{Scheme: "http", Host: "127.0.0.1", Port: port},
+			{Scheme: "http", Host: "127.0.0.1", Port: port, Weight: 2},
+		}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 8 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, resp)
+	}
+	ejected := 0
+	for _, e := range p.Endpoints() {
+		if e.State() == StateEjected {
+			ejected++
+		}
+	}
+	if ejected != 1 {
+		t.Errorf("%d of 2 addresses ejected; want exactly 1 (max_ejected_percent 50)", ejected)
+	}
+}

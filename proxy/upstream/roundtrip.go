@@ -1,0 +1,304 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errLostRace cancels the slower of two racing connects.
+var errLostRace = errors.New("upstream: another address connected first")
+
+// RoundTrip sends req to the upstream. The address is chosen by the
+// balancing algorithm; a try that fails is retried on another address when
+// that is provably safe (see retryable), up to RetryTries addresses within
+// RetryBudget. The caller owns req (the proxy passes its own outbound copy);
+// each try sends a shallow copy addressed to its endpoint.
+func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	var buf [4]*Endpoint
+	tried := buf[:0]
+	// ReverseProxy sets a nil Body for requests without one (Issue 16036).
+	replayable := req.Body == nil || req.Body == http.NoBody
+	idempotent := replayable && isIdempotent(req.Method)
+	var start time.Time
+	var lastErr error
+	for {
+		e := p.pick(req, tried)
+		if e == nil {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, fmt.Errorf("%w: upstream %q", ErrNoAddress, p.opts.Name)
+		}
+		tried = append(tried, e)
+		resp, err := p.try(req, e, idempotent, &tried)
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if start.IsZero() {
+			start = p.now()
+		}
+		if len(tried) >= p.opts.RetryTries || req.Context().Err() != nil ||
+			p.now().Sub(start) > p.opts.RetryBudget || !p.retryable(err, idempotent) {
+			return nil, err
+		}
+	}
+}
+
+// retryable reports whether a failed try may be sent to another address:
+//   - a connect failure: nothing was sent;
+//   - a rescued try: only idempotent requests without a body are tracked
+//     for rescue, and their connection is closed before the retry;
+//   - any other failure before the response, only for idempotent requests
+//     without a body and only with RetryIdempotent.
+//
+// A non-idempotent request whose bytes may have reached a backend is never
+// retried. (A pooled connection found dead before anything was written is
+// retried by net/http itself on a fresh connection to the same address.)
+func (p *Pool) retryable(err error, idempotent bool) bool {
+	var de *DialError
+	switch {
+	case errors.As(err, &de):
+		return true
+	case errors.Is(err, errRescued):
+		return true
+	default:
+		return idempotent && p.opts.RetryIdempotent
+	}
+}
+
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// try sends req to e. For an idempotent request with a second eligible
+// address it races connects (RFC 8305 style): if e has not given a
+// connection after RaceDelay, a try on another address starts, and the
+// first to get a connection sends the request; the other is cancelled
+// (its dial goes on in the background and pools the connection or counts
+// the failure).
+func (p *Pool) try(req *http.Request, e *Endpoint, idempotent bool, tried *[]*Endpoint) (*http.Response, error) {
+	if !idempotent || p.opts.RaceDelay < 0 || len(p.active.Load().eps) < 2 {
+		return p.send(req, e, idempotent, nil)
+	}
+	r := &race{p: p, req: req, exclude: append([]*Endpoint(nil), *tried...)}
+	timer := time.AfterFunc(p.opts.RaceDelay, r.startSecond)
+	resp, err := p.send(req, e, true, r)
+	timer.Stop()
+	r.mu.Lock()
+	r.stopped = true
+	second, secondDone := r.second, r.secondDone
+	r.mu.Unlock()
+	if second == nil {
+		return resp, err
+	}
+	*tried = append(*tried, second)
+	if err == nil {
+		// e won: stop the second try and discard whatever it returns.
+		r.cancelSecond(errLostRace)
+		go func() {
+			if res := <-secondDone; res.resp != nil {
+				res.resp.Body.Close()
+			}
+		}()
+		return resp, nil
+	}
+	res := <-secondDone
+	switch {
+	case res.err == nil:
+		return res.resp, nil
+	case errors.Is(err, errLostRace):
+		return nil, res.err
+	}
+	return nil, err
+}
+
+// race coordinates two connect attempts for one request.
+type race struct {
+	p       *Pool
+	req     *http.Request
+	exclude []*Endpoint
+
+	mu           sync.Mutex // guards the fields below
+	winner       *Endpoint
+	stopped      bool
+	second       *Endpoint
+	secondDone   chan result
+	cancelSecond context.CancelCauseFunc
+	cancelFirst  context.CancelCauseFunc
+}
+
+type result struct {
+	resp *http.Response
+	err  error
+}
+
+// attach records the cancel function of the try on e, so that the other
+// try's win can stop it while it still waits for a connection.
+func (r *race) attach(e *Endpoint, cancel context.CancelCauseFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.winner != nil && r.winner != e {
+		cancel(errLostRace)
+		return
+	}
+	if r.second != e {
+		r.cancelFirst = cancel
+	}
+}
+
+// claim is called when e got a connection; it reports whether e is first,
+// and cancels the other try when it is.
+func (r *race) claim(e *Endpoint) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.winner == nil {
+		r.winner = e
+		switch {
+		case e == r.second && r.cancelFirst != nil:
+			r.cancelFirst(errLostRace)
+		case e != r.second && r.cancelSecond != nil:
+			r.cancelSecond(errLostRace)
+		}
+	}
+	return r.winner == e
+}
+
+// startSecond runs when the first try has not connected after RaceDelay.
+func (r *race) startSecond() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.winner != nil {
+		return
+	}
+	e := r.p.pick(r.req, r.exclude)
+	if e == nil {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(r.req.Context())
+	r.second, r.cancelSecond, r.secondDone = e, cancel, make(chan result, 1)
+	done := r.secondDone
+	go func() {
+		resp, err := r.p.send(r.req.WithContext(ctx), e, true, r)
+		done <- result{resp, err}
+	}()
+}
+
+// send makes one try of req on e. Idempotent tries are tracked while they
+// wait for response headers, so that ejecting e can rescue them.
+func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*http.Response, error) {
+	out := new(http.Request)
+	*out = *req
+	u := *req.URL
+	u.Scheme, u.Host = e.scheme, e.hostport
+	out.URL = &u
+	if p.opts.HostHeader != "" {
+		out.Host = p.opts.HostHeader
+	}
+	var a *attempt
+	var cancel context.CancelCauseFunc
+	if idempotent && (p.opts.RescueGrace >= 0 || r != nil) {
+		var ctx context.Context
+		ctx, cancel = context.WithCancelCause(req.Context())
+		if r != nil {
+			r.attach(e, cancel)
+			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+				GotConn: func(httptrace.GotConnInfo) {
+					if !r.claim(e) {
+						cancel(errLostRace)
+					}
+				},
+			})
+		}
+		out = out.WithContext(ctx)
+		if p.opts.RescueGrace >= 0 {
+			a = &attempt{cancel: cancel, start: p.now()}
+			e.track(a)
+		}
+	}
+	e.inflight.Add(1)
+	resp, err := e.transport.RoundTrip(out)
+	if a != nil {
+		e.untrack(a)
+	}
+	if err != nil {
+		e.done()
+		if cancel != nil {
+			if cause := context.Cause(out.Context()); cause == errRescued || cause == errLostRace {
+				err = fmt.Errorf("%w: %w", cause, err)
+			}
+			cancel(nil)
+		}
+		var de *DialError
+		if !errors.As(err, &de) && !errors.Is(err, errLostRace) && !errors.Is(err, errRescued) && req.Context().Err() == nil {
+			p.gatewayFailure(e, "request failed: "+err.Error())
+		}
+		return nil, err
+	}
+	if resp.StatusCode >= 500 {
+		p.gatewayFailure(e, fmt.Sprintf("answered %d", resp.StatusCode))
+	} else {
+		e.succeeded()
+	}
+	if e.fails.Load() != 0 && e.State() == StateRunning {
+		e.fails.Store(0)
+	}
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+		// A 101 Switching Protocols body must stay writable for the
+		// proxy's upgrade copier.
+		resp.Body = &trackedRWBody{ReadWriteCloser: rwc, t: tracked{e: e, cancel: cancel}}
+	} else {
+		resp.Body = &trackedBody{ReadCloser: resp.Body, t: tracked{e: e, cancel: cancel}}
+	}
+	return resp, nil
+}
+
+// tracked counts the request as in flight until the proxy closes the
+// response body, and then releases the try's context.
+type tracked struct {
+	e      *Endpoint
+	cancel context.CancelCauseFunc
+	once   atomic.Bool
+}
+
+func (t *tracked) close() {
+	if t.once.CompareAndSwap(false, true) {
+		t.e.done()
+		if t.cancel != nil {
+			t.cancel(nil)
+		}
+	}
+}
+
+type trackedBody struct {
+	io.ReadCloser
+	t tracked
+}
+
+func (b *trackedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.t.close()
+	return err
+}
+
+type trackedRWBody struct {
+	io.ReadWriteCloser
+	t tracked
+}
+
+func (b *trackedRWBody) Close() error {
+	err := b.ReadWriteCloser.Close()
+	b.t.close()
+	return err
+}
