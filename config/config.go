@@ -41,8 +41,13 @@ type Config struct {
 	// File is the path the config was read from.
 	File string
 	// Proxy has every default filled in. Routes and upstreams are in file
-	// order. An upstream's MaxIdlePerAddress is -1 (keep-alive off) where the
-	// file says max_idle_per_address: 0, because zero selects the default.
+	// order. Where the file writes 0 to turn something off, the option holds
+	// -1, because zero selects the default: MaxIdlePerAddress (keep-alive
+	// off), RescueGrace and RaceDelay (0s: rescue and racing off),
+	// Consecutive5xx (passive ejection off) and MaxEjectedPercent (passive
+	// health ejects nothing). SlowStart is 0 when off. HealthCheck is nil
+	// unless the file has a health_check key; StickyCookie is filled in
+	// whatever the balance.
 	Proxy proxy.Options
 	// Resolver has every default filled in, except where resolv.conf
 	// decides: when Nameservers is empty, Ndots and Search stay zero unless

@@ -132,6 +132,10 @@ func dumpValue(b *strings.Builder, path string, v reflect.Value) {
 			fmt.Fprintf(b, "%s: nil\n", path)
 			return
 		}
+		if v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+			dumpValue(b, path, v.Elem()) // upstream.Options.HealthCheck
+			return
+		}
 	}
 	if s, ok := v.Interface().(fmt.Stringer); ok { // time.Duration, netip.Prefix, resolver.Family
 		fmt.Fprintf(b, "%s: %s\n", path, s)

@@ -245,8 +245,8 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 		if !validName(e.Key) {
 			c.errorf(e.loc, `%q is not a valid upstream name; use only letters, digits, "_", "." and "-"`, e.Key)
 		}
-		r := e.V
-		out = append(out, proxy.UpstreamOptions{
+		r := &e.V
+		u := proxy.UpstreamOptions{
 			Name:                  e.Key,
 			Targets:               c.targets(r.Targets),
 			ConnectTimeout:        c.duration(r.ConnectTimeout, proxy.DefaultConnectTimeout),
@@ -254,7 +254,9 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 			IdleConnTimeout:       c.duration(r.IdleTimeout, proxy.DefaultIdleConnTimeout),
 			MaxIdlePerAddress:     maxIdle(c.intRange(r.MaxIdlePerAddress, 0, -1, proxy.DefaultMaxIdlePerAddress)),
 			HostHeader:            c.hostHeader(r.HostHeader),
-		})
+		}
+		c.resilience(&u, r)
+		out = append(out, u)
 	}
 	return out
 }
@@ -275,14 +277,24 @@ func (c *checker) targets(f field[[]rawTarget]) []proxy.TargetOptions {
 		return nil
 	}
 	first := make(map[proxy.TargetOptions]loc)
+	routes := make(map[string]loc)
 	out := make([]proxy.TargetOptions, 0, len(f.V))
 	for _, r := range f.V {
 		t, ok := c.target(r)
+		if t.Route != "" {
+			if prev, dup := routes[t.Route]; dup {
+				c.errorf(r.Route.loc, "route %q is already used by %s (line %d); give each target its own route, the jvmRoute of that Tomcat",
+					t.Route, parent(prev.Path), prev.Line)
+			} else {
+				routes[t.Route] = r.Route.loc
+			}
+		}
 		if !ok {
 			continue
 		}
+		// The same backend twice is a mistake whatever its other keys say.
 		k := t
-		k.Weight = 0
+		k.Weight, k.Route, k.Backup = 0, "", false
 		if prev, dup := first[k]; dup {
 			c.errorf(r.loc, "%s://%s is already a target at %s (line %d); remove one of them, or raise its weight",
 				t.Scheme, net.JoinHostPort(t.Host, strconv.Itoa(int(t.Port))), prev.Path, prev.Line)
@@ -298,7 +310,11 @@ func (c *checker) targets(f field[[]rawTarget]) []proxy.TargetOptions {
 // [IPv6]) and an optional port, and nothing else.
 func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 	const like = "write it like http://10.0.0.5:8080 or https://app.internal"
-	t := proxy.TargetOptions{Weight: c.intRange(r.Weight, 1, 1000, defaultWeight)}
+	t := proxy.TargetOptions{
+		Weight: c.intRange(r.Weight, 1, 1000, defaultWeight),
+		Route:  c.route(r.Route),
+		Backup: r.Backup.V,
+	}
 	f := r.URL
 	if f.V == "" {
 		c.errorf(f.loc, "%s; write the backend's URL, like url: http://10.0.0.5:8080", missing(f.Set))

@@ -43,12 +43,22 @@ func (rawRoute) noun() string { return "route" }
 // rawUpstream is one value of the upstreams mapping.
 type rawUpstream struct {
 	loc
-	Targets               field[[]rawTarget]   `yaml:"targets"`                 // required
-	ConnectTimeout        field[time.Duration] `yaml:"connect_timeout"`         // default proxy.DefaultConnectTimeout
-	ResponseHeaderTimeout field[time.Duration] `yaml:"response_header_timeout"` // default proxy.DefaultResponseHeaderTimeout
-	IdleTimeout           field[time.Duration] `yaml:"idle_timeout"`            // default proxy.DefaultIdleConnTimeout
-	MaxIdlePerAddress     field[int]           `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress
-	HostHeader            field[string]        `yaml:"host_header"`             // default: the client's Host
+	Targets               field[[]rawTarget]    `yaml:"targets"`                 // required
+	ConnectTimeout        field[time.Duration]  `yaml:"connect_timeout"`         // default proxy.DefaultConnectTimeout
+	ResponseHeaderTimeout field[time.Duration]  `yaml:"response_header_timeout"` // default proxy.DefaultResponseHeaderTimeout
+	IdleTimeout           field[time.Duration]  `yaml:"idle_timeout"`            // default proxy.DefaultIdleConnTimeout
+	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress
+	HostHeader            field[string]         `yaml:"host_header"`             // default: the client's Host
+	Balance               field[string]         `yaml:"balance"`                 // default least_conn
+	StickyCookie          field[string]         `yaml:"sticky_cookie"`           // default JSESSIONID; balance: sticky only
+	HashHeader            field[string]         `yaml:"hash_header"`             // default: the client IP; balance: hash only
+	SlowStart             field[time.Duration]  `yaml:"slow_start"`              // default upstream.DefaultSlowStart (off); 0s: off
+	MaintainInterval      field[time.Duration]  `yaml:"maintain_interval"`       // default upstream.DefaultMaintainInterval
+	Ejection              rawEjection           `yaml:"ejection"`
+	Retries               rawRetries            `yaml:"retries"`
+	RaceDelay             field[time.Duration]  `yaml:"race_delay"`   // default upstream.DefaultRaceDelay; 0s: off
+	HealthCheck           field[rawHealthCheck] `yaml:"health_check"` // absent: no active check
+	Outlier               rawOutlier            `yaml:"outlier"`
 }
 
 func (rawUpstream) noun() string { return "upstream" }
@@ -58,9 +68,50 @@ type rawTarget struct {
 	loc
 	URL    field[string] `yaml:"url,short"` // required
 	Weight field[int]    `yaml:"weight"`    // default 1
+	Route  field[string] `yaml:"route"`     // jvmRoute for balance: sticky; default none
+	Backup field[bool]   `yaml:"backup"`    // default false
 }
 
 func (rawTarget) noun() string { return "target" }
+
+// rawEjection is upstreams.<name>.ejection: when connect failures eject an
+// address and how long it stays out.
+type rawEjection struct {
+	loc
+	Failures    field[int]           `yaml:"failures"`     // default upstream.DefaultFailuresToEject
+	BackoffBase field[time.Duration] `yaml:"backoff_base"` // default upstream.DefaultEjectBackoffBase
+	BackoffCap  field[time.Duration] `yaml:"backoff_cap"`  // default upstream.DefaultEjectBackoffCap
+}
+
+// rawRetries is upstreams.<name>.retries.
+type rawRetries struct {
+	loc
+	Tries       field[int]           `yaml:"tries"`        // default upstream.DefaultRetryTries
+	Budget      field[time.Duration] `yaml:"budget"`       // default upstream.DefaultRetryBudget
+	Idempotent  field[bool]          `yaml:"idempotent"`   // default false
+	RescueGrace field[time.Duration] `yaml:"rescue_grace"` // default upstream.DefaultRescueGrace; 0s: off
+}
+
+// rawHealthCheck is upstreams.<name>.health_check. Writing the key, even as
+// an empty mapping, turns the active check on.
+type rawHealthCheck struct {
+	loc
+	Method       field[string]        `yaml:"method"`        // default GET
+	Path         field[string]        `yaml:"path"`          // default /
+	Host         field[string]        `yaml:"host"`          // default: the target's host name
+	ExpectStatus field[string]        `yaml:"expect_status"` // default 200-399
+	Interval     field[time.Duration] `yaml:"interval"`      // default upstream.DefaultHealthInterval
+	Timeout      field[time.Duration] `yaml:"timeout"`       // default upstream.DefaultHealthTimeout
+	Fall         field[int]           `yaml:"fall"`          // default upstream.DefaultHealthFall
+	Rise         field[int]           `yaml:"rise"`          // default upstream.DefaultHealthRise
+}
+
+// rawOutlier is upstreams.<name>.outlier: passive health from responses.
+type rawOutlier struct {
+	loc
+	Consecutive5xx    field[int] `yaml:"consecutive_5xx"`     // default upstream.DefaultConsecutive5xx; 0: off
+	MaxEjectedPercent field[int] `yaml:"max_ejected_percent"` // default upstream.DefaultMaxEjectedPercent
+}
 
 // rawResolver is the resolver section.
 type rawResolver struct {
