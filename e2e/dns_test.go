@@ -1,6 +1,3 @@
-// Package e2e runs the built webtier binary against real peers: BIND 9
-// changed with nsupdate, HTTP backends on loopback addresses. Each test owns
-// its peers and stops them by PID.
 package e2e
 
 import (
