@@ -66,7 +66,8 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		weight:   tg.Weight,
 		target:   tg,
 		waiting:  map[*attempt]struct{}{},
-		dialer:   &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second},
+		dialer: &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second,
+			Control: userTimeoutControl(max(p.opts.ConnectTimeout, time.Second))},
 	}
 	initial := StateRunning
 	if p.opts.SlowStart > 0 && tg.answered {

@@ -9,8 +9,15 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
+
+// deadConnError marks a try whose connection broke because the backend
+// stopped acknowledging (the kernel's TCP_USER_TIMEOUT).
+type deadConnError struct{ error }
+
+func (e *deadConnError) Unwrap() error { return e.error }
 
 // errLostRace cancels the slower of two racing connects.
 var errLostRace = errors.New("upstream: another address connected first")
@@ -69,6 +76,10 @@ func (p *Pool) retryable(err error, idempotent bool) bool {
 		return true
 	case errors.Is(err, errRescued):
 		return true
+	case errors.As(err, new(*deadConnError)):
+		// Like a rescue: the address stopped acknowledging while the
+		// request waited, and only idempotent requests are re-sent.
+		return idempotent
 	default:
 		return idempotent && p.opts.RetryIdempotent
 	}
@@ -241,7 +252,17 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			cancel(nil)
 		}
 		var de *DialError
-		if !errors.As(err, &de) && !errors.Is(err, errLostRace) && !errors.Is(err, errRescued) && req.Context().Err() == nil {
+		switch {
+		case errors.As(err, &de), errors.Is(err, errLostRace), errors.Is(err, errRescued), req.Context().Err() != nil:
+		case errors.Is(err, syscall.ETIMEDOUT):
+			// The backend stopped acknowledging (TCP_USER_TIMEOUT): the
+			// address is as dead as one that refuses connects.
+			if p.res != nil && !e.target.isLiteral {
+				p.res.RefreshNow(e.target.Host)
+			}
+			p.failure(e, p.opts.FailuresToEject, "connection timed out: "+err.Error())
+			err = &deadConnError{err}
+		default:
 			p.gatewayFailure(e, "request failed: "+err.Error())
 		}
 		return nil, err
