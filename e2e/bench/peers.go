@@ -1,0 +1,371 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// env is what every peer config needs to know about the run.
+type env struct {
+	backendPort int    // backend nginx, plain HTTP/1.1
+	certFile    string // self-signed ECDSA P-256 cert for 127.0.0.1 (PEM)
+	keyFile     string // its key (PKCS#8 PEM)
+	comboFile   string // cert+key in one file (HAProxy's crt)
+	connCap     int    // client connections each proxy must be able to hold (idle test + load)
+	webtierBin  string
+}
+
+// target is one column of the tables: a proxy, or "direct" (the backend).
+type target struct {
+	name    string
+	pkg     string   // Debian package providing it ("" = built from this repo)
+	bin     string   // executable
+	version []string // command printing the version (first line is used)
+	// write creates the private config under dir and returns the command
+	// line and extra environment. port is the plain HTTP listener; tlsPort
+	// is the HTTP/2+TLS listener, 0 when the target has no TLS.
+	write func(e *env, dir string, port, tlsPort int) (argv, extraEnv []string, err error)
+	// tls says whether the target can terminate TLS + HTTP/2 (h2 scenario).
+	// webtier: false until it has TLS listeners; then set it to true and
+	// write the TLS listener in writeWebtier.
+	tls   bool
+	noTLS string // why not, shown in the h2 table
+}
+
+// targets lists the columns in table order. "direct" is special: it is the
+// backend itself (started first by startBackend), measured without a proxy.
+var targets = []*target{
+	{name: "direct", pkg: "nginx", bin: "nginx", version: []string{"nginx", "-v"}, tls: true},
+	{name: "webtier", bin: "webtier", version: []string{"webtier", "version"}, write: writeWebtier,
+		noTLS: "n/a: webtier has no TLS listener yet"},
+	{name: "haproxy", pkg: "haproxy", bin: "haproxy", version: []string{"haproxy", "-v"}, write: writeHAProxy, tls: true},
+	{name: "nginx", pkg: "nginx", bin: "nginx", version: []string{"nginx", "-v"}, write: writeNginxProxy, tls: true},
+	{name: "httpd", pkg: "apache2", bin: "apache2", version: []string{"apache2", "-v"}, write: writeHttpd, tls: true},
+	{name: "caddy", pkg: "caddy", bin: "caddy", version: []string{"caddy", "version"}, write: writeCaddy, tls: true},
+}
+
+func writeFile(path, content string) error {
+	return os.WriteFile(path, []byte(content), 0o644)
+}
+
+// --- backend: private nginx serving fixed bodies -------------------------
+
+// backendBodies are the fixed responses, by path.
+var backendBodies = map[string]int{"/100": 100, "/8k": 8192}
+
+// writeBackend writes the backend nginx config: one worker (as the issue
+// asks), static files (a `return` string cannot hold 8 KiB in nginx's config
+// parser), no access log, keep-alive that never recycles the proxies'
+// upstream connections. It also listens with TLS + HTTP/2 on tlsPort, the
+// ceiling ("direct") of the h2 scenario.
+func writeBackend(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
+	www := filepath.Join(dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		return nil, nil, err
+	}
+	for path, n := range backendBodies {
+		body := strings.Repeat("x", n-1) + "\n"
+		if err := writeFile(filepath.Join(www, strings.TrimPrefix(path, "/")), body); err != nil {
+			return nil, nil, err
+		}
+	}
+	conf := fmt.Sprintf(`# backend: fixed-response origin, the ceiling ("direct")
+daemon off;
+master_process on;
+worker_processes 1;
+user www-data;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+worker_rlimit_nofile %[5]d;
+events { worker_connections %[4]d; }
+http {
+  access_log off;
+  %[6]s
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  etag off;
+  open_file_cache max=16 inactive=60s;
+  keepalive_timeout 120s;
+  keepalive_requests 10000000;  # never close a proxy's pooled upstream connection
+  ssl_certificate %[7]s;
+  ssl_certificate_key %[8]s;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:SSL:10m;
+  server {
+    listen 127.0.0.1:%[2]d backlog=4096;
+    listen 127.0.0.1:%[3]d ssl http2 backlog=4096;
+    root %[9]s;
+    location = /100 { }
+    location = /8k { }
+    location = /status { stub_status; }  # "accepts": upstream connections the proxies opened
+    location / { return 404; }
+  }
+}
+`, dir, port, tlsPort, e.connCap, 2*e.connCap+64, nginxTempPaths(dir), e.certFile, e.keyFile, www)
+	cfg := filepath.Join(dir, "nginx.conf")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	return []string{"nginx", "-p", dir, "-c", cfg, "-e", filepath.Join(dir, "error.log")}, nil, nil
+}
+
+func nginxTempPaths(dir string) string {
+	var b strings.Builder
+	for _, k := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&b, "%s_temp_path %s/tmp_%s; ", k, dir, k)
+	}
+	return b.String()
+}
+
+// --- webtier ----------------------------------------------------------------
+
+// writeWebtier: one listener, one route, one upstream by IP (no DNS).
+// GOMAXPROCS is Go's default (= 2 cores). Upstream keep-alive is webtier's
+// default pool (max_idle_per_address 64, the same 64 as nginx's keepalive).
+// webtier has no access log. Logging at warn keeps stderr quiet.
+func writeWebtier(e *env, dir string, port, _ int) ([]string, []string, error) {
+	conf := fmt.Sprintf(`listeners:
+  - address: "127.0.0.1:%d"
+    name: bench
+    idle_timeout: 120s        # idle-connection test must not race the idle timeout
+routes:
+  - path: /
+    upstream: backend
+upstreams:
+  backend:
+    targets: ["http://127.0.0.1:%d"]
+    max_idle_per_address: 64  # upstream keep-alive pool (default 64)
+    idle_timeout: 90s
+logging:
+  level: warn
+  format: json
+`, port, e.backendPort)
+	cfg := filepath.Join(dir, "webtier.yaml")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	return []string{e.webtierBin, "-config", cfg}, nil, nil
+}
+
+// --- HAProxy ------------------------------------------------------------------
+
+// writeHAProxy: one process (-db, foreground), nbthread 2 = the 2 cores;
+// no "log" lines, so no logging; http-keep-alive (default) on both sides
+// with "http-reuse always" for the upstream (see below); X-Forwarded-For
+// added as webtier does.
+func writeHAProxy(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
+	conf := fmt.Sprintf(`global
+  nbthread 2                 # one thread per core
+  maxconn %[4]d              # room for the idle-connection test
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+
+defaults
+  mode http
+  option http-keep-alive     # default: keep-alive on the client and server side
+  http-reuse always          # default "safe" (and "aggressive") never reuse an idle server
+                             # connection for the first request of a client connection: with
+                             # Connection: close that was a new backend connection per request
+  option forwardfor
+  timeout connect 2s
+  timeout client 120s
+  timeout server 60s
+  timeout http-request 10s
+  timeout http-keep-alive 120s
+
+frontend fe
+  bind 127.0.0.1:%[1]d
+  bind 127.0.0.1:%[2]d ssl crt %[5]s alpn h2,http/1.1
+  default_backend be
+
+backend be
+  server s1 127.0.0.1:%[3]d
+`, port, tlsPort, e.backendPort, e.connCap, e.comboFile)
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	return []string{"haproxy", "-f", cfg, "-db"}, nil, nil
+}
+
+// --- nginx as a proxy -----------------------------------------------------------
+
+// writeNginxProxy: worker_processes 2 (= "auto" here, one per core, as
+// nginx recommends); upstream keepalive 64 with HTTP/1.1 and an empty
+// Connection header; proxy_buffering on (default); X-Forwarded-* as webtier.
+func writeNginxProxy(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 2;          # one per core (= auto on the 2-core machine)
+user www-data;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+worker_rlimit_nofile %[6]d;
+events { worker_connections %[5]d; }
+http {
+  access_log off;
+  %[7]s
+  keepalive_timeout 120s;
+  keepalive_requests 100000; # default 1000: its GOAWAY made h2load count failed streams
+  ssl_certificate %[8]s;
+  ssl_certificate_key %[9]s;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:SSL:10m;
+  upstream backend {
+    server 127.0.0.1:%[4]d;
+    keepalive 64;            # idle upstream connections kept per worker
+  }
+  server {
+    listen 127.0.0.1:%[2]d backlog=4096;
+    listen 127.0.0.1:%[3]d ssl http2 backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+    }
+  }
+}
+`, dir, port, tlsPort, e.backendPort, e.connCap, 2*e.connCap+64, nginxTempPaths(dir), e.certFile, e.keyFile)
+	cfg := filepath.Join(dir, "nginx.conf")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	return []string{"nginx", "-p", dir, "-c", cfg, "-e", filepath.Join(dir, "error.log")}, nil, nil
+}
+
+// --- Apache httpd (mpm_event + mod_proxy_http) ---------------------------------
+
+// httpdThreads is the worker thread pool of the single httpd child process.
+const httpdThreads = 64
+
+// writeHttpd: a private config that includes nothing from /etc/apache2
+// (see shared/PEERS.md). mpm_event with ONE child process and a pool of
+// httpdThreads threads (sized for 2 cores; idle keep-alive connections do
+// not hold a thread with event). AsyncRequestWorkerFactor is raised so that
+// one process may hold the idle-connection test's connections: the event MPM
+// accepts at most ThreadsPerChild + factor × idle threads connections per
+// process. mod_proxy pools and reuses backend connections by default
+// (disablereuse=Off); keepalive=On adds TCP keepalive probes on them.
+// MaxKeepAliveRequests 100000 (default 100), as nginx's keepalive_requests
+// (default 1000): a client connection is not recycled during a run, as with
+// webtier, HAProxy and Caddy, which have no such limit.
+// No access log: mod_log_config is built in, and no CustomLog is set.
+func writeHttpd(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
+	factor := e.connCap/httpdThreads + 2
+	mods := []string{"mpm_event", "authz_core", "proxy", "proxy_http", "ssl", "socache_shmcb", "http2"}
+	var load strings.Builder
+	for _, m := range mods {
+		fmt.Fprintf(&load, "LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n", m, m)
+	}
+	conf := fmt.Sprintf(`ServerRoot "%[1]s"
+DefaultRuntimeDir "%[1]s"
+PidFile "%[1]s/httpd.pid"
+ErrorLog "%[1]s/error.log"
+LogLevel warn
+ServerName 127.0.0.1
+User www-data
+Group www-data
+%[6]s
+Listen 127.0.0.1:%[2]d
+Listen 127.0.0.1:%[3]d https
+
+# mpm_event: one child process, one thread pool for the 2 cores
+ServerLimit 1
+StartServers 1
+ThreadLimit %[7]d
+ThreadsPerChild %[7]d
+MaxRequestWorkers %[7]d
+MinSpareThreads 8
+MaxSpareThreads %[7]d
+AsyncRequestWorkerFactor %[8]d
+MaxConnectionsPerChild 0
+ListenBacklog 4096
+
+Timeout 60
+KeepAlive On
+KeepAliveTimeout 120
+MaxKeepAliveRequests 100000
+
+<Location />
+  Require all granted
+</Location>
+
+ProxyPreserveHost On
+ProxyPass / http://127.0.0.1:%[4]d/ keepalive=On
+
+# mod_http2's own stream worker pool (server-wide only: ignored inside a
+# VirtualHost), sized for 2 cores: its default, derived from ThreadsPerChild
+# 64, halved h2 throughput and doubled CPU per request here.
+H2MinWorkers 4
+H2MaxWorkers 8
+
+SSLSessionCache "shmcb:%[1]s/ssl_scache(512000)"
+SSLProtocol -all +TLSv1.2 +TLSv1.3
+<VirtualHost 127.0.0.1:%[3]d>
+  SSLEngine on
+  SSLCertificateFile %[5]s
+  SSLCertificateKeyFile %[9]s
+  Protocols h2 http/1.1
+  ProxyPreserveHost On
+  ProxyPass / http://127.0.0.1:%[4]d/ keepalive=On
+</VirtualHost>
+`, dir, port, tlsPort, e.backendPort, e.certFile, load.String(), httpdThreads, factor, e.keyFile)
+	cfg := filepath.Join(dir, "httpd.conf")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	// -DFOREGROUND: the parent stays in the foreground, so our child PID is
+	// httpd's parent process and its worker child is our grandchild.
+	return []string{"apache2", "-f", cfg, "-DFOREGROUND"}, nil, nil
+}
+
+// --- Caddy ------------------------------------------------------------------------
+
+// writeCaddy: admin API off, automatic HTTPS off, HTTP/1.1 and HTTP/2 only
+// (no HTTP/3 UDP listener); reverse_proxy's transport keeps up to 64 idle
+// upstream connections per host (its default is 32). No access log (no
+// `log` directive). GOMAXPROCS is Go's default (= 2 cores). Caddy's own
+// state goes to XDG dirs under the temp dir.
+func writeCaddy(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
+	proxy := fmt.Sprintf(`reverse_proxy 127.0.0.1:%d {
+		transport http {
+			keepalive 90s
+			keepalive_idle_conns 128
+			keepalive_idle_conns_per_host 64
+		}
+	}`, e.backendPort)
+	conf := fmt.Sprintf(`{
+	admin off
+	auto_https off
+	servers {
+		protocols h1 h2
+		timeouts {
+			idle 120s
+		}
+	}
+}
+
+http://127.0.0.1:%[1]d {
+	bind 127.0.0.1
+	%[3]s
+}
+
+https://127.0.0.1:%[2]d {
+	bind 127.0.0.1
+	tls %[4]s %[5]s
+	%[3]s
+}
+`, port, tlsPort, proxy, e.certFile, e.keyFile)
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	extra := []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir + "/data", "XDG_CONFIG_HOME=" + dir + "/config"}
+	return []string{"caddy", "run", "--config", cfg, "--adapter", "caddyfile"}, extra, nil
+}
