@@ -9,9 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
-# Debian packages of the peers the e2e tests run. Later issues add
-# tomcat10, pebble, chromium, ... here.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2)
+# Debian packages of the peers the e2e tests run (tomcat10 pulls in its JRE,
+# default-jre-headless, as a dependency). Later issues add
+# pebble, chromium, ... here.
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()
