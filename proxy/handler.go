@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/ajp"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -103,17 +104,31 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
 		return
 	}
+	if f.h.pools[i].Scheme() == "ajp" && r.ContentLength != 0 {
+		// Tomcat may ask for more of the request body after it has sent
+		// the response headers; net/http's HTTP/1 server would stop the
+		// body at the first response write.
+		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/2 is full duplex already
+	}
 	f.rps[i].ServeHTTP(w, r)
 }
 
-var bufPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+var bufPool = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
+
+const copyBufSize = 32 << 10
 
 // bufferPool lends the 32 KiB copy buffers of every reverse proxy, so that a
-// streamed body costs no allocation per request.
+// streamed body costs no allocation per request. It pools array pointers:
+// converting the slice back to one on Put allocates nothing (pooling
+// *[]byte would allocate a slice header per Put).
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
+func (b *bufferPool) Put(v []byte) {
+	if cap(v) >= copyBufSize {
+		b.p.Put((*[copyBufSize]byte)(v[:copyBufSize]))
+	}
+}
 
 func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
@@ -193,7 +208,16 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 	status := http.StatusBadGateway
 	var dialErr *upstream.DialError
 	var netErr net.Error
-	if !errors.As(err, &dialErr) && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()) {
+	var ajpErr *ajp.Error
+	switch {
+	case errors.Is(err, ajp.ErrUpgrade):
+		status = http.StatusNotImplemented
+	case errors.As(err, &ajpErr) && ajpErr.Kind == ajp.KindHeadersTooLarge:
+		status = http.StatusRequestHeaderFieldsTooLarge
+	case errors.As(err, &ajpErr) && ajpErr.Kind == ajp.KindTimeout:
+		status = http.StatusGatewayTimeout
+	case errors.As(err, &dialErr):
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		status = http.StatusGatewayTimeout
 	}
 	f.h.log.Warn("upstream request failed",
@@ -207,9 +231,14 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	if status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusGatewayTimeout:
 		fmt.Fprintln(w, "504 Gateway Timeout: the backend did not answer in time")
-	} else {
+	case http.StatusNotImplemented:
+		fmt.Fprintln(w, "501 Not Implemented: WebSocket and other upgrades cannot be proxied to this backend")
+	case http.StatusRequestHeaderFieldsTooLarge:
+		fmt.Fprintln(w, "431 Request Header Fields Too Large")
+	default:
 		fmt.Fprintln(w, "502 Bad Gateway: no backend could be reached")
 	}
 }

@@ -289,3 +289,36 @@ func BenchmarkProxyOverhead(b *testing.B) {
 		})
 	}
 }
+
+// A POST that could not connect to one address is sent whole to another:
+// ReverseProxy's body wrapper must survive the failed try (the transports
+// close the request body when a try fails).
+func TestHandler_postRetriedAfterConnectFailure(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, strconv.Itoa(len(b)))
+	}))
+	defer backend.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	opts := oneUpstream(t, backend, func(u *UpstreamOptions) {
+		u.Balance = "round_robin"
+		u.Targets = append([]TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: uint16(dead)}}, u.Targets...)
+	})
+	fe, _ := startProxy(t, opts)
+	for i := range 4 {
+		resp, err := http.Post(fe+"/", "application/octet-stream", strings.NewReader(strings.Repeat("x", 100_000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "100000" {
+			t.Fatalf("POST %d: status %d, body %q; want 200 and the whole body retried", i, resp.StatusCode, b)
+		}
+	}
+}

@@ -85,7 +85,7 @@ func (p *Pool) choose(req *http.Request, eps []*Endpoint, ok func(*Endpoint) boo
 func (p *Pool) leastConn(eps []*Endpoint, ok func(*Endpoint) bool) *Endpoint {
 	n := len(eps)
 	start := int(p.next.Add(1) % uint64(n))
-	now := p.now().UnixNano()
+	now := p.slowStartNow()
 	var best *Endpoint
 	var bestLoad float64
 	for i := range n {
@@ -99,6 +99,15 @@ func (p *Pool) leastConn(eps []*Endpoint, ok func(*Endpoint) bool) *Endpoint {
 		}
 	}
 	return best
+}
+
+// slowStartNow is the clock reading effectiveWeight needs; without slow
+// start it needs none, and the request path skips reading the clock.
+func (p *Pool) slowStartNow() int64 {
+	if p.opts.SlowStart <= 0 {
+		return 0
+	}
+	return p.now().UnixNano()
 }
 
 // roundRobin cycles through the endpoints, each appearing weight times per
@@ -145,7 +154,7 @@ func (p *Pool) randomTwo(eps []*Endpoint, ok func(*Endpoint) bool) *Endpoint {
 	if b == nil {
 		return a
 	}
-	now := p.now().UnixNano()
+	now := p.slowStartNow()
 	la := float64(a.inflight.Load()+1) / a.effectiveWeight(now, p.opts.SlowStart)
 	lb := float64(b.inflight.Load()+1) / b.effectiveWeight(now, p.opts.SlowStart)
 	if lb < la {

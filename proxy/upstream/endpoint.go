@@ -22,7 +22,8 @@ type Endpoint struct {
 	scheme    string
 	weight    int
 	target    *target
-	transport *http.Transport
+	transport backendTransport
+	tlsConfig *tls.Config // for https targets
 	dialer    *net.Dialer
 
 	// Read on the request path without locks.
@@ -38,6 +39,15 @@ type Endpoint struct {
 
 	mu      sync.Mutex // guards waiting
 	waiting map[*attempt]struct{}
+}
+
+// backendTransport is what an endpoint sends requests with: *http.Transport
+// for http:// and https:// targets, *ajp.Transport for ajp:// ones. Both
+// close idle connections on demand and keep closing connections that
+// become idle until the next request, which draining relies on.
+type backendTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // attempt is one try of one request on one endpoint, registered while it
@@ -77,21 +87,26 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.state.Store(uint32(initial))
 	e.since.Store(p.now().UnixNano())
+	// dial connects to the fixed address. The dial outlives a request that
+	// gave up on it (a lost connect race, a client that left): it ends by
+	// connecting, and the connection is pooled, or by failing, and the
+	// failure counts against the address. ConnectTimeout bounds it.
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := e.dialer.DialContext(context.WithoutCancel(ctx), "tcp", e.hostport)
+		if err != nil {
+			p.connectFailed(e, err)
+			return nil, &DialError{Addr: ap, Err: err}
+		}
+		return c, nil
+	}
+	if tg.Scheme == "ajp" {
+		e.transport = p.newAJPTransport(e, dial)
+		return e
+	}
 	tr := &http.Transport{
 		// The address is fixed: the transport never sees a hostname, so it
 		// can never resolve one.
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			// The dial outlives a request that gave up on it (a lost
-			// connect race, a client that left): it ends by connecting, and
-			// the connection is pooled, or by failing, and the failure
-			// counts against the address. ConnectTimeout bounds it.
-			c, err := e.dialer.DialContext(context.WithoutCancel(ctx), "tcp", e.hostport)
-			if err != nil {
-				p.connectFailed(e, err)
-				return nil, &DialError{Addr: ap, Err: err}
-			}
-			return c, nil
-		},
+		DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		Proxy:                 nil, // never honour HTTP_PROXY for backends
 		TLSHandshakeTimeout:   p.opts.ConnectTimeout,
 		MaxIdleConnsPerHost:   p.opts.MaxIdlePerAddress,
@@ -108,7 +123,8 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	if tg.Scheme == "https" {
 		// Verify the backend's certificate against the configured name,
 		// not the IP we happen to connect to.
-		tr.TLSClientConfig = &tls.Config{ServerName: tg.Host, MinVersion: tls.VersionTLS12}
+		e.tlsConfig = &tls.Config{ServerName: tg.Host, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = e.tlsConfig
 	}
 	e.transport = tr
 	return e

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/webtier/webtier/proxy/ajp"
 )
 
 // healthLoop runs the active health check of every address in DNS every
@@ -61,6 +63,9 @@ func (p *Pool) check(e *Endpoint) error {
 	hc := p.opts.HealthCheck
 	ctx, cancel := context.WithTimeout(p.ctx, hc.Timeout)
 	defer cancel()
+	if at, ok := e.transport.(*ajp.Transport); ok {
+		return at.CPing(ctx)
+	}
 	req, err := http.NewRequestWithContext(ctx, hc.Method, e.scheme+"://"+e.hostport+hc.Path, nil)
 	if err != nil {
 		return err
@@ -91,7 +96,7 @@ func (p *Pool) checkTransport(e *Endpoint) *http.Transport {
 		Proxy:             nil,
 		DialContext:       e.dialer.DialContext,
 		DisableKeepAlives: true,
-		TLSClientConfig:   e.transport.TLSClientConfig,
+		TLSClientConfig:   e.tlsConfig,
 	}
 	return tr
 }

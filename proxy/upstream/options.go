@@ -1,6 +1,9 @@
 package upstream
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Defaults applied to zero-valued Options fields.
 const (
@@ -128,7 +131,11 @@ type Options struct {
 	// Default 250ms. Negative disables racing.
 	RaceDelay time.Duration
 
-	// HealthCheck configures active checks; nil means none.
+	// AJP configures ajp:// targets.
+	AJP AJPOptions
+
+	// HealthCheck configures active checks; nil means none. For ajp://
+	// targets the check is an AJP CPING/CPONG instead of an HTTP request.
 	HealthCheck *HealthCheck
 
 	// Consecutive5xx ejects an address after this many consecutive 5xx
@@ -139,6 +146,19 @@ type Options struct {
 	// passive health may eject at once. Zero means the default, 50; a
 	// negative value lets passive health eject nothing.
 	MaxEjectedPercent int
+}
+
+// AJPOptions configure the AJP13 client used for ajp:// targets.
+type AJPOptions struct {
+	// Secret must equal the secret of Tomcat's AJP Connector
+	// (secretRequired="true" is Tomcat's default). Never logged.
+	Secret string
+	// PacketSize must equal packetSize on Tomcat's AJP Connector. Zero
+	// means 8192, Tomcat's default; at most 65536.
+	PacketSize int
+	// CPingIdle: a pooled connection idle longer than this is checked with
+	// CPING/CPONG before reuse. Zero means 10s; negative: never.
+	CPingIdle time.Duration
 }
 
 // HealthCheck configures the active HTTP health check of an upstream.
@@ -163,7 +183,7 @@ type HealthCheck struct {
 // Target is one configured backend: a hostname (re-resolved by TTL)
 // or an IP literal, with a port.
 type Target struct {
-	// Scheme is "http" or "https".
+	// Scheme is "http", "https" or "ajp" (AJP13 to Tomcat).
 	Scheme string
 	// Host is a DNS name or an IP literal (no brackets).
 	Host string
@@ -178,3 +198,15 @@ type Target struct {
 	// ending in ".<Route>" goes to this target.
 	Route string
 }
+
+// String hides the secret, so that printing options never leaks it.
+func (o AJPOptions) String() string {
+	secret := "<empty>"
+	if o.Secret != "" {
+		secret = "<set>"
+	}
+	return fmt.Sprintf("{Secret:%s PacketSize:%d CPingIdle:%v}", secret, o.PacketSize, o.CPingIdle)
+}
+
+// GoString hides the secret from %#v as well.
+func (o AJPOptions) GoString() string { return "upstream.AJPOptions" + o.String() }

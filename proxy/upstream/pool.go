@@ -219,6 +219,10 @@ func (p *Pool) goBackground(what string, fn func()) {
 // Name returns the upstream's configured name.
 func (p *Pool) Name() string { return p.opts.Name }
 
+// Scheme returns the targets' scheme: "http", "https" or "ajp" (config
+// does not mix ajp:// with http in one upstream).
+func (p *Pool) Scheme() string { return p.opts.Targets[0].Scheme }
+
 // Options returns the pool's options with defaults applied.
 func (p *Pool) Options() Options { return p.opts }
 

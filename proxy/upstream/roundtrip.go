@@ -7,11 +7,20 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/proxy/ajp"
 )
+
+// notSentError marks a try that failed before any of the request was sent,
+// other than by a failed connect (which is a DialError).
+type notSentError struct{ error }
+
+func (e *notSentError) Unwrap() error { return e.error }
 
 // deadConnError marks a try whose connection broke because the backend
 // stopped acknowledging (the kernel's TCP_USER_TIMEOUT).
@@ -33,6 +42,10 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	// ReverseProxy sets a nil Body for requests without one (Issue 16036).
 	replayable := req.Body == nil || req.Body == http.NoBody
 	idempotent := replayable && isIdempotent(req.Method)
+	var body *bodyRead
+	if !replayable {
+		body = &bodyRead{real: req.Body}
+	}
 	var start time.Time
 	var lastErr error
 	for {
@@ -44,6 +57,11 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%w: upstream %q", ErrNoAddress, p.opts.Name)
 		}
 		tried = append(tried, e)
+		if body != nil {
+			// Transports close the request body when a try fails; each try
+			// gets its own guard, so the body stays readable for the next.
+			req.Body = &bodyGuard{read: body}
+		}
 		resp, err := p.try(req, e, idempotent, &tried)
 		if err == nil {
 			return resp, nil
@@ -53,7 +71,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			start = p.now()
 		}
 		if len(tried) >= p.opts.RetryTries || req.Context().Err() != nil ||
-			p.now().Sub(start) > p.opts.RetryBudget || !p.retryable(err, idempotent) {
+			p.now().Sub(start) > p.opts.RetryBudget || !p.retryable(err, idempotent, body) {
 			return nil, err
 		}
 	}
@@ -69,11 +87,14 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 // A non-idempotent request whose bytes may have reached a backend is never
 // retried. (A pooled connection found dead before anything was written is
 // retried by net/http itself on a fresh connection to the same address.)
-func (p *Pool) retryable(err error, idempotent bool) bool {
+func (p *Pool) retryable(err error, idempotent bool, body *bodyRead) bool {
 	var de *DialError
 	switch {
-	case errors.As(err, &de):
-		return true
+	case errors.As(err, &de), errors.As(err, new(*notSentError)):
+		// Nothing was sent; a body is resent only if no try read from it
+		// (the AJP client reads the first body packet only once it has a
+		// connection that answered CPING).
+		return body == nil || body.n.Load() == 0
 	case errors.Is(err, errRescued):
 		return true
 	case errors.As(err, new(*deadConnError)):
@@ -83,6 +104,38 @@ func (p *Pool) retryable(err error, idempotent bool) bool {
 	default:
 		return idempotent && p.opts.RetryIdempotent
 	}
+}
+
+// bodyRead is a request body shared by the tries of one request; n counts
+// the bytes read from it, so that a body partly consumed by a failed try is
+// never resent.
+type bodyRead struct {
+	real io.ReadCloser
+	n    atomic.Int64
+}
+
+// bodyGuard is the body as one try's transport sees it. Close stops this
+// try's reads (a transport closes the body to abort writing it) without
+// closing the real body, which the proxy closes when the request is done.
+type bodyGuard struct {
+	read   *bodyRead
+	closed atomic.Bool
+}
+
+var errBodyTryClosed = errors.New("upstream: request body read after its try ended")
+
+func (b *bodyGuard) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errBodyTryClosed
+	}
+	n, err := b.read.real.Read(p)
+	b.read.n.Add(int64(n))
+	return n, err
+}
+
+func (b *bodyGuard) Close() error {
+	b.closed.Store(true)
+	return nil
 }
 
 func isIdempotent(method string) bool {
@@ -208,20 +261,23 @@ func (r *race) startSecond() {
 
 // send makes one try of req on e. Idempotent tries are tracked while they
 // wait for response headers, so that ejecting e can rescue them.
+//
+// The outbound URL, the rescue registration and the response body wrapper
+// of a try share one allocation (tryState), and the outbound request is one
+// shallow copy of req (made by WithContext when the try has its own
+// context): a proxied request allocates 3 objects here, not 6.
 func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*http.Response, error) {
-	out := new(http.Request)
-	*out = *req
-	u := *req.URL
-	u.Scheme, u.Host = e.scheme, e.hostport
-	out.URL = &u
-	if p.opts.HostHeader != "" {
-		out.Host = p.opts.HostHeader
+	ts := &tryState{url: *req.URL}
+	ts.url.Scheme, ts.url.Host = e.scheme, e.hostport
+	ctx := req.Context()
+	if e.scheme == "ajp" && e.target.Route != "" {
+		// Tomcat's jvmRoute of this target, as mod_jk sends it.
+		ctx = ajp.WithRoute(ctx, e.target.Route)
 	}
 	var a *attempt
 	var cancel context.CancelCauseFunc
 	if idempotent && (p.opts.RescueGrace >= 0 || r != nil) {
-		var ctx context.Context
-		ctx, cancel = context.WithCancelCause(req.Context())
+		ctx, cancel = context.WithCancelCause(ctx)
 		if r != nil {
 			r.attach(e, cancel)
 			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
@@ -232,11 +288,22 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 				},
 			})
 		}
-		out = out.WithContext(ctx)
 		if p.opts.RescueGrace >= 0 {
-			a = &attempt{cancel: cancel, start: p.now()}
+			a = &ts.att
+			a.cancel, a.start = cancel, p.now()
 			e.track(a)
 		}
+	}
+	var out *http.Request
+	if ctx != req.Context() {
+		out = req.WithContext(ctx) // a shallow copy
+	} else {
+		out = new(http.Request)
+		*out = *req
+	}
+	out.URL = &ts.url
+	if p.opts.HostHeader != "" {
+		out.Host = p.opts.HostHeader
 	}
 	e.inflight.Add(1)
 	resp, err := e.transport.RoundTrip(out)
@@ -252,8 +319,21 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			cancel(nil)
 		}
 		var de *DialError
+		var ae *ajp.Error
 		switch {
 		case errors.As(err, &de), errors.Is(err, errLostRace), errors.Is(err, errRescued), req.Context().Err() != nil:
+		case errors.Is(err, ajp.ErrUpgrade), errors.As(err, &ae) &&
+			(ae.Kind == ajp.KindHeadersTooLarge || ae.Kind == ajp.KindRequestBody):
+			// The request's own fault: it says nothing about the backend.
+		case errors.As(err, &ae) && ae.Kind == ajp.KindCPing:
+			// Tomcat accepted the connection but its AJP connector did not
+			// answer CPING: nothing was sent, and the address is as unusable
+			// as one that refuses connects.
+			if p.res != nil && !e.target.isLiteral {
+				p.res.RefreshNow(e.target.Host)
+			}
+			p.failure(e, p.opts.FailuresToEject, "no answer to AJP CPING: "+err.Error())
+			err = &notSentError{err}
 		case errors.Is(err, syscall.ETIMEDOUT):
 			// The backend stopped acknowledging (TCP_USER_TIMEOUT): the
 			// address is as dead as one that refuses connects.
@@ -280,9 +360,20 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 		// proxy's upgrade copier.
 		resp.Body = &trackedRWBody{ReadWriteCloser: rwc, t: tracked{e: e, cancel: cancel}}
 	} else {
-		resp.Body = &trackedBody{ReadCloser: resp.Body, t: tracked{e: e, cancel: cancel}}
+		ts.body.ReadCloser, ts.body.t.e, ts.body.t.cancel = resp.Body, e, cancel
+		resp.Body = &ts.body
 	}
 	return resp, nil
+}
+
+// tryState is what one try allocates: the outbound URL (the request's,
+// addressed to the endpoint), its rescue registration, and the wrapper of
+// the response body. They live and die together: the URL stays reachable
+// through resp.Request until the proxy drops the response.
+type tryState struct {
+	url  url.URL
+	att  attempt
+	body trackedBody
 }
 
 // tracked counts the request as in flight until the proxy closes the
