@@ -16,8 +16,9 @@
 // What it refuses to do: it accepts no unknown or duplicate keys, YAML merge
 // keys ("<<") or more than one YAML document per file; it does not expand
 // environment variables or include other files; it does not watch the file
-// (cmd reloads on SIGHUP by calling Load again); and it never builds runtime
-// objects, opens sockets or resolves names.
+// (cmd reloads on SIGHUP by calling Load again); it reads no other file
+// except an AJP upstream's secret_file; and it never builds runtime objects,
+// opens sockets or resolves names. It never puts an AJP secret in an error.
 package config
 
 import (
@@ -47,7 +48,12 @@ type Config struct {
 	// Consecutive5xx (passive ejection off) and MaxEjectedPercent (passive
 	// health ejects nothing). SlowStart is 0 when off. HealthCheck is nil
 	// unless the file has a health_check key; StickyCookie is filled in
-	// whatever the balance.
+	// whatever the balance. An upstream's targets are all ajp:// or all
+	// http(s)://. AJP is zero unless they are ajp://; then PacketSize and
+	// CPingIdle are filled in (CPingIdle -1 for cping_idle: 0s), Secret is
+	// the secret or secret_file's contents (never print it), and the HTTP
+	// fields of HealthCheck (Method, Path, Host, ExpectMin/Max) are zero, as
+	// the check is an AJP CPING.
 	Proxy proxy.Options
 	// Resolver has every default filled in, except where resolv.conf
 	// decides: when Nameservers is empty, Ndots and Search stay zero unless
@@ -78,7 +84,8 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse parses data, the contents of a config file. file names it in error
-// messages and becomes Config.File. Any problem is returned as Errors.
+// messages and becomes Config.File; a relative secret_file is read relative
+// to file's directory. Any problem is returned as Errors.
 func Parse(file string, data []byte) (*Config, error) {
 	r := &report{file: file}
 	root := readYAML(r, data)

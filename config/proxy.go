@@ -246,6 +246,7 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 			c.errorf(e.loc, `%q is not a valid upstream name; use only letters, digits, "_", "." and "-"`, e.Key)
 		}
 		r := &e.V
+		proto := c.protocol(r.Targets)
 		u := proxy.UpstreamOptions{
 			Name:                  e.Key,
 			Targets:               c.targets(r.Targets),
@@ -255,7 +256,8 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 			MaxIdlePerAddress:     maxIdle(c.intRange(r.MaxIdlePerAddress, 0, -1, proxy.DefaultMaxIdlePerAddress)),
 			HostHeader:            c.hostHeader(r.HostHeader),
 		}
-		c.resilience(&u, r)
+		u.AJP = c.ajpOptions(r.AJP, proto)
+		c.resilience(&u, r, proto)
 		out = append(out, u)
 	}
 	return out
@@ -306,10 +308,10 @@ func (c *checker) targets(f field[[]rawTarget]) []proxy.TargetOptions {
 	return out
 }
 
-// target checks a target URL: http or https, a host (DNS name, IPv4 or
+// target checks a target URL: http, https or ajp, a host (DNS name, IPv4 or
 // [IPv6]) and an optional port, and nothing else.
 func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
-	const like = "write it like http://10.0.0.5:8080 or https://app.internal"
+	like := "write it like http://10.0.0.5:8080 or https://app.internal"
 	t := proxy.TargetOptions{
 		Weight: c.intRange(r.Weight, 1, 1000, defaultWeight),
 		Route:  c.route(r.Route),
@@ -326,12 +328,20 @@ func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 		return t, false
 	}
 	t.Scheme = strings.ToLower(scheme)
-	if t.Scheme != "http" && t.Scheme != "https" {
-		c.errorf(f.loc, "scheme %q is not supported; write http:// or https://", scheme)
+	switch t.Scheme {
+	case "http", "https":
+	case "ajp":
+		like = "write it like ajp://10.0.0.5:8009 or ajp://tomcat.internal"
+	default:
+		c.errorf(f.loc, "scheme %q is not supported; write http://, https:// or ajp://", scheme)
 		return t, false
 	}
 	if hostport, _, _ := strings.Cut(rest, "/"); strings.Count(hostport, ":") > 1 && !strings.HasPrefix(hostport, "[") {
-		c.errorf(f.loc, "%q: write an IPv6 address in brackets, like %s://[2001:db8::1]:8080", f.V, t.Scheme)
+		port := "8080"
+		if t.Scheme == "ajp" {
+			port = strconv.Itoa(defaultAJPPort)
+		}
+		c.errorf(f.loc, "%q: write an IPv6 address in brackets, like %s://[2001:db8::1]:%s", f.V, t.Scheme, port)
 		return t, false
 	}
 	u, err := url.Parse(f.V)
@@ -377,6 +387,8 @@ func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 		return t, false
 	case t.Scheme == "https":
 		t.Port = 443
+	case t.Scheme == "ajp":
+		t.Port = defaultAJPPort
 	default:
 		t.Port = 80
 	}

@@ -31,8 +31,9 @@ var balances = []string{
 }
 
 // resilience checks an upstream's balancing, ejection, retry and health keys
-// and fills them, with their defaults, into u. u.Targets must already be set.
-func (c *checker) resilience(u *proxy.UpstreamOptions, r *rawUpstream) {
+// and fills them, with their defaults, into u. u.Targets must already be set;
+// proto is what the targets speak (see protocol).
+func (c *checker) resilience(u *proxy.UpstreamOptions, r *rawUpstream, proto string) {
 	u.Balance = c.balance(r.Balance)
 	u.StickyCookie = c.stickyCookie(r, u.Balance)
 	u.HashHeader = c.hashHeader(r, u.Balance)
@@ -60,7 +61,7 @@ func (c *checker) resilience(u *proxy.UpstreamOptions, r *rawUpstream) {
 	u.RescueGrace = c.durationOrOff(rt.RescueGrace, upstream.DefaultRescueGrace, -1, "")
 	u.RaceDelay = c.durationOrOff(r.RaceDelay, upstream.DefaultRaceDelay, -1, "")
 
-	u.HealthCheck = c.healthCheck(r.HealthCheck)
+	u.HealthCheck = c.healthCheck(r.HealthCheck, proto == protoAJP)
 
 	// In the file 0 turns passive ejection off; in the options zero selects
 	// the default, and a negative value is what turns it off.
@@ -205,21 +206,32 @@ func (c *checker) targetRoles(r *rawUpstream) {
 	}
 }
 
-func (c *checker) healthCheck(f field[rawHealthCheck]) *upstream.HealthCheck {
+// healthCheck checks health_check. For ajp:// targets the check is an AJP
+// CPING, so the keys of the HTTP request are errors and the returned
+// Method, Path, Host and Expect* stay zero.
+func (c *checker) healthCheck(f field[rawHealthCheck], isAJP bool) *upstream.HealthCheck {
 	if !f.Set {
 		return nil
 	}
 	r := &f.V
 	hc := &upstream.HealthCheck{
-		Method:   c.healthMethod(r.Method),
-		Path:     c.healthPath(r.Path),
-		Host:     c.hostHeader(r.Host),
 		Interval: c.duration(r.Interval, upstream.DefaultHealthInterval),
 		Timeout:  c.duration(r.Timeout, upstream.DefaultHealthTimeout),
 		Fall:     c.intRange(r.Fall, 1, 100, upstream.DefaultHealthFall),
 		Rise:     c.intRange(r.Rise, 1, 100, upstream.DefaultHealthRise),
 	}
-	hc.ExpectMin, hc.ExpectMax = c.expectStatus(r.ExpectStatus)
+	if isAJP {
+		for _, k := range []field[string]{r.Method, r.Path, r.Host, r.ExpectStatus} {
+			if k.Set {
+				c.errorf(k.loc, "for ajp:// targets the health check is an AJP CPING; remove method, path, host and expect_status")
+			}
+		}
+	} else {
+		hc.Method = c.healthMethod(r.Method)
+		hc.Path = c.healthPath(r.Path)
+		hc.Host = c.hostHeader(r.Host)
+		hc.ExpectMin, hc.ExpectMax = c.expectStatus(r.ExpectStatus)
+	}
 	if hc.Timeout >= hc.Interval {
 		if r.Timeout.Set {
 			c.errorf(r.Timeout.loc, "timeout %s must be less than interval %s (%s), so that one check ends before the next starts; lower timeout or raise interval",

@@ -57,6 +57,7 @@ type rawUpstream struct {
 	Ejection              rawEjection           `yaml:"ejection"`
 	Retries               rawRetries            `yaml:"retries"`
 	RaceDelay             field[time.Duration]  `yaml:"race_delay"`   // default upstream.DefaultRaceDelay; 0s: off
+	AJP                   field[rawAJP]         `yaml:"ajp"`          // ajp:// targets only
 	HealthCheck           field[rawHealthCheck] `yaml:"health_check"` // absent: no active check
 	Outlier               rawOutlier            `yaml:"outlier"`
 }
@@ -90,6 +91,17 @@ type rawRetries struct {
 	Budget      field[time.Duration] `yaml:"budget"`       // default upstream.DefaultRetryBudget
 	Idempotent  field[bool]          `yaml:"idempotent"`   // default false
 	RescueGrace field[time.Duration] `yaml:"rescue_grace"` // default upstream.DefaultRescueGrace; 0s: off
+}
+
+// rawAJP is upstreams.<name>.ajp: the AJP13 client of ajp:// targets. Its
+// values must match Tomcat's AJP Connector.
+type rawAJP struct {
+	loc
+	Secret         field[string]        `yaml:"secret"`          // the connector's secret; never printed
+	SecretFile     field[string]        `yaml:"secret_file"`     // file holding the secret, read at load; not with secret
+	SecretRequired field[bool]          `yaml:"secret_required"` // default true, as Tomcat's secretRequired
+	PacketSize     field[int]           `yaml:"packet_size"`     // default ajp.DefaultPacketSize
+	CPingIdle      field[time.Duration] `yaml:"cping_idle"`      // default ajp.DefaultCPingIdle; 0s: never
 }
 
 // rawHealthCheck is upstreams.<name>.health_check. Writing the key, even as
