@@ -72,15 +72,24 @@ type TomcatOptions struct {
 	// JvmRoute, when set, is the Engine's jvmRoute: session ids end in
 	// "." + JvmRoute.
 	JvmRoute string
+	// IP is the loopback address both connectors listen on. Default
+	// 127.0.0.1. Tomcats on different IPs with the same AJPPort stand for
+	// the addresses of one DNS name.
+	IP string
+	// AJPPort, when set, is the AJP connector's port instead of a free one
+	// (the HTTP port is still picked free). StartTomcat fails if it is
+	// taken on IP.
+	AJPPort int
 }
 
 // Tomcat is a running Tomcat 10 with an HTTP/1.1 connector and an AJP/1.3
-// connector on 127.0.0.1, serving /echo.jsp from a private CATALINA_BASE.
+// connector on 127.0.0.1 (or TomcatOptions.IP), serving /echo.jsp from a private CATALINA_BASE.
 // It keeps its ports and its work/ directory (compiled JSPs) across Stop and
 // Restart.
 type Tomcat struct {
 	opts     TomcatOptions
 	base     string // CATALINA_BASE
+	ip       string // the connectors' address
 	logPath  string
 	httpPort int
 	ajpPort  int
@@ -91,8 +100,8 @@ type Tomcat struct {
 
 // StartTomcat writes a private CATALINA_BASE under t.TempDir() (server.xml,
 // web.xml, context.xml with jar scanning off, logging.properties, setenv.sh,
-// webapps/ROOT/echo.jsp), picks free ports on 127.0.0.1 for the HTTP and AJP
-// connectors, runs `catalina.sh run` in the foreground (its PID is the JVM's)
+// webapps/ROOT/echo.jsp), picks free ports on 127.0.0.1 (or o.IP) for the
+// HTTP and AJP connectors (the AJP one is o.AJPPort when set), runs `catalina.sh run` in the foreground (its PID is the JVM's)
 // and returns once a GET of /echo.jsp over HTTP answers 200 (which also
 // compiles the page) and the AJP connector answers a CPING with CPONG, within
 // 60 s. In t.Cleanup it stops Tomcat with SIGTERM (SIGKILL after 15 s) and,
@@ -139,7 +148,13 @@ func StartTomcat(t testing.TB, o TomcatOptions) *Tomcat {
 	if o.PacketSize != 0 && (o.PacketSize < 8192 || o.PacketSize > 65536) {
 		t.Fatalf("StartTomcat: PacketSize %d out of range 8192..65536", o.PacketSize)
 	}
-	tc := &Tomcat{opts: o, base: t.TempDir()}
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
+	if ip := net.ParseIP(o.IP); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("StartTomcat: IP %q is not a loopback address", o.IP)
+	}
+	tc := &Tomcat{opts: o, base: t.TempDir(), ip: o.IP}
 	tc.logPath = filepath.Join(tc.base, "logs", "out.log")
 	if err := tc.writeBase(); err != nil {
 		t.Fatalf("StartTomcat: %v", err)
@@ -153,7 +168,13 @@ func StartTomcat(t testing.TB, o TomcatOptions) *Tomcat {
 	t.Cleanup(func() { tc.stop(t) })
 
 	for attempt := 1; ; attempt++ {
-		tc.httpPort, tc.ajpPort = twoFreePorts(t, "127.0.0.1")
+		tc.httpPort, tc.ajpPort = twoFreePorts(t, tc.ip)
+		if o.AJPPort != 0 {
+			for tc.httpPort == o.AJPPort {
+				tc.httpPort, _ = twoFreePorts(t, tc.ip)
+			}
+			tc.ajpPort = o.AJPPort
+		}
 		if err := tc.writeServerXML(); err != nil {
 			t.Fatalf("StartTomcat: %v", err)
 		}
@@ -185,11 +206,15 @@ func requireTomcat(t testing.TB) {
 	}
 }
 
-// HTTPAddr returns "127.0.0.1:port" of the HTTP/1.1 connector.
-func (tc *Tomcat) HTTPAddr() string { return net.JoinHostPort("127.0.0.1", fmt.Sprint(tc.httpPort)) }
+// HTTPAddr returns "ip:port" of the HTTP/1.1 connector (ip 127.0.0.1 unless
+// TomcatOptions.IP is set).
+func (tc *Tomcat) HTTPAddr() string { return net.JoinHostPort(tc.ip, fmt.Sprint(tc.httpPort)) }
 
-// AJPAddr returns "127.0.0.1:port" of the AJP/1.3 connector.
-func (tc *Tomcat) AJPAddr() string { return net.JoinHostPort("127.0.0.1", fmt.Sprint(tc.ajpPort)) }
+// AJPAddr returns "ip:port" of the AJP/1.3 connector.
+func (tc *Tomcat) AJPAddr() string { return net.JoinHostPort(tc.ip, fmt.Sprint(tc.ajpPort)) }
+
+// IP returns the address both connectors listen on.
+func (tc *Tomcat) IP() string { return tc.ip }
 
 // AJPPort returns the AJP connector's port.
 func (tc *Tomcat) AJPPort() int { return tc.ajpPort }
@@ -392,8 +417,8 @@ func (tc *Tomcat) writeServerXML() error {
 <!-- Written by webtier's e2e/peer.StartTomcat. No shutdown port: stop with SIGTERM. -->
 <Server port="-1" shutdown="SHUTDOWN">
   <Service name="Catalina">
-    <Connector address="127.0.0.1" port="%d" protocol="HTTP/1.1" connectionTimeout="20000"/>
-    <Connector address="127.0.0.1" port="%d" protocol="AJP/1.3"
+    <Connector address="%s" port="%d" protocol="HTTP/1.1" connectionTimeout="20000"/>
+    <Connector address="%s" port="%d" protocol="AJP/1.3"
                secretRequired="true" secret="%s"
                tomcatAuthentication="false"
                allowedRequestAttributesPattern="%s"
@@ -403,7 +428,7 @@ func (tc *Tomcat) writeServerXML() error {
     </Engine>
   </Service>
 </Server>
-`, tc.httpPort, tc.ajpPort, xmlAttr(tc.opts.Secret), xmlAttr(tc.opts.AllowedAttributes), ajpExtra, engineExtra)
+`, tc.ip, tc.httpPort, tc.ip, tc.ajpPort, xmlAttr(tc.opts.Secret), xmlAttr(tc.opts.AllowedAttributes), ajpExtra, engineExtra)
 	return os.WriteFile(filepath.Join(tc.base, "conf", "server.xml"), []byte(conf), 0o644)
 }
 
