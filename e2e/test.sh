@@ -46,4 +46,11 @@ go vet ./...
 section "go test -race -timeout 25m ./... $*"
 go test -race -timeout 25m ./... "$@"
 
+section "fuzz the AJP codec briefly (corpus in proxy/ajp/testdata/fuzz)"
+go test -run '^$' -fuzz '^FuzzReadResponse$' -fuzztime 10s ./proxy/ajp/
+go test -run '^$' -fuzz '^FuzzForwardRequest$' -fuzztime 10s ./proxy/ajp/
+
+section "benchmarks compile and run once"
+go test -run '^$' -bench . -benchtime 1x ./resolver/ ./proxy/...
+
 section "all tests passed"
