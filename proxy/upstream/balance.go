@@ -133,26 +133,22 @@ func (p *Pool) roundRobin(eps []*Endpoint, ok func(*Endpoint) bool) *Endpoint {
 	return nil
 }
 
-// randomTwo samples two eligible endpoints and takes the less loaded.
+// randomTwo samples two different endpoints and takes the less loaded
+// (power of two choices). When either sample may not take the request it
+// falls back to least_conn over all, so ineligible addresses never win.
 func (p *Pool) randomTwo(eps []*Endpoint, ok func(*Endpoint) bool) *Endpoint {
-	var a, b *Endpoint
-	for range 2 * len(eps) {
-		e := eps[rand.N(len(eps))]
-		if !ok(e) {
-			continue
-		}
-		if a == nil {
-			a = e
-		} else if e != a {
-			b = e
-			break
-		}
-	}
-	if a == nil {
+	n := len(eps)
+	if n < 2 {
 		return p.leastConn(eps, ok)
 	}
-	if b == nil {
-		return a
+	i := rand.N(n)
+	j := rand.N(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := eps[i], eps[j]
+	if !ok(a) || !ok(b) {
+		return p.leastConn(eps, ok)
 	}
 	now := p.slowStartNow()
 	la := float64(a.inflight.Load()+1) / a.effectiveWeight(now, p.opts.SlowStart)

@@ -241,6 +241,9 @@ func (p *Pool) update(tg *target, a resolver.Answer) {
 		if _, ok := tg.endpoints[ip]; !ok {
 			e := p.newEndpoint(tg, ip)
 			tg.endpoints[ip] = e
+			if e.State() == StateRecovering {
+				p.goBackground("slow start", func() { p.finishSlowStart(e) })
+			}
 			p.log.Info("address added", zap.String("target", tg.Host),
 				zap.Stringer("address", e.addr), zap.Stringer("state", e.State()))
 		}

@@ -496,3 +496,62 @@ func TestPool_passiveEjection(t *testing.T) {
 		t.Errorf("%d of 2 addresses ejected; want exactly 1 (max_ejected_percent 50)", ejected)
 	}
 }
+
+// Slow start: an address that appears after the first answer starts in
+// recovering with a small share, and runs at full weight after the window.
+func TestPool_slowStart(t *testing.T) {
+	res := &pushResolver{}
+	p, err := New(Options{Name: "app", SlowStart: 200 * time.Millisecond,
+		Targets: []Target{{Scheme: "http", Host: "elb.test", Port: 80}}}, res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res.push(t, "elb.test", "127.0.0.2")
+	if s := stateOf(p, "127.0.0.2"); s != StateRunning {
+		t.Fatalf("address of the first answer is %s; want running (no ramp at start-up)", s)
+	}
+	res.push(t, "elb.test", "127.0.0.2", "127.0.0.3")
+	e := endpointFor(t, p, "127.0.0.3")
+	if s := e.State(); s != StateRecovering {
+		t.Fatalf("new address is %s; want recovering", s)
+	}
+	if w := e.effectiveWeight(time.Now().UnixNano(), p.opts.SlowStart); w >= 0.5 {
+		t.Errorf("effective weight just after joining = %.2f; want a small share of 1", w)
+	}
+	// With equal load the fresh address loses to the running one.
+	for range 4 {
+		if got := p.pick(&http.Request{}, nil); got.Addr().Addr() != netip.MustParseAddr("127.0.0.2") {
+			t.Fatalf("pick during slow start = %v; want the running address", got.Addr())
+		}
+	}
+	waitFor(t, "slow start to end", func() bool { return e.State() == StateRunning })
+	if w := e.effectiveWeight(time.Now().UnixNano(), p.opts.SlowStart); w != 1 {
+		t.Errorf("effective weight after slow start = %.2f; want 1", w)
+	}
+}
+
+// random_two spreads load over every address and prefers the idler one.
+func TestPool_randomTwo(t *testing.T) {
+	p, err := New(Options{Name: "app", Balance: BalanceRandomTwo, Targets: []Target{
+		{Scheme: "http", Host: "127.0.0.2", Port: 80},
+		{Scheme: "http", Host: "127.0.0.3", Port: 80},
+		{Scheme: "http", Host: "127.0.0.4", Port: 80},
+	}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	busy := endpointFor(t, p, "127.0.0.2")
+	busy.inflight.Store(100)
+	seen := map[netip.Addr]int{}
+	for range 300 {
+		seen[p.pick(&http.Request{}, nil).Addr().Addr()]++
+	}
+	if seen[busy.Addr().Addr()] != 0 {
+		t.Errorf("the busy address got %d of 300 picks; want none while two idle ones exist", seen[busy.Addr().Addr()])
+	}
+	if len(seen) != 2 {
+		t.Errorf("picks went to %v; want both idle addresses", seen)
+	}
+}
