@@ -137,7 +137,10 @@ func dumpValue(b *strings.Builder, path string, v reflect.Value) {
 			return
 		}
 	}
-	if s, ok := v.Interface().(fmt.Stringer); ok { // time.Duration, netip.Prefix, resolver.Family
+	// Stringers print as such (time.Duration, netip.Prefix, resolver.Family),
+	// except option structs with a String method (upstream.AJPOptions hides
+	// its secret there): their fields are dumped one by one.
+	if s, ok := v.Interface().(fmt.Stringer); ok && !(v.Kind() == reflect.Struct && strings.HasPrefix(v.Type().PkgPath(), "github.com/webtier/")) {
 		fmt.Fprintf(b, "%s: %s\n", path, s)
 		return
 	}
