@@ -26,6 +26,23 @@ type scenario struct {
 	// headers are extra request headers (wrk -H).
 	headers []string
 	tls     bool // needs the target's TLS+HTTP/2 listener
+	// suite selects the columns: the targets with the same suite ("": the
+	// nginx backend and the five proxies; "ajp": Tomcat, webtier and httpd
+	// over AJP).
+	suite string
+	// backendCPU, when set, names the backend ("Tomcat") whose CPU per
+	// 100k requests gets a column of its own.
+	backendCPU string
+	// goal, when set, adds the issue's webtier-vs-peer ratios below the
+	// table.
+	goal *goal
+}
+
+// goal is a webtier-vs-peer comparison with the targets the issue sets.
+type goal struct {
+	webtier, peer string  // target names
+	minRPS        float64 // webtier req/s ÷ peer req/s must be at least this
+	maxCPU        float64 // webtier CPU/100k ÷ peer CPU/100k must be at most this
 }
 
 // scenarios in report order. Add a row to add a table.
@@ -35,6 +52,8 @@ var scenarios = []scenario{
 	{key: "close", title: "Connection: close per request, 100-byte response", tool: "wrk", path: "/100",
 		headers: []string{"Connection: close"}},
 	{key: "h2", title: "HTTP/2 over TLS, 100-byte response", tool: "h2load", path: "/100", tls: true},
+	{key: "ajp", title: "AJP to Tomcat 10, keep-alive, static 100-byte file", tool: "wrk", path: "/100.txt",
+		suite: "ajp", backendCPU: "Tomcat", goal: &goal{webtier: "webtier-ajp", peer: "httpd-ajp", minRPS: 1.5, maxCPU: 0.5}},
 }
 
 // loadOpts are the load generator settings shared by all runs.

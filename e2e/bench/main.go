@@ -3,10 +3,13 @@
 // of one fast fixed-response nginx backend, loads each in interleaved rounds
 // with wrk (and h2load for HTTP/2 over TLS), and prints Markdown tables of
 // throughput, latency, CPU-seconds per 100k requests and memory, plus the
-// memory cost of idle keep-alive client connections.
+// memory cost of idle keep-alive client connections. The "ajp" scenario
+// has columns of its own: webtier and httpd (mod_proxy_ajp) in front of a
+// Tomcat 10 AJP connector, and Tomcat's HTTP connector direct.
 //
-//	go run ./e2e/bench            # defaults: 3 rounds of 10 s runs (~14 min)
-//	go run ./e2e/bench -quick     # smoke run: 1 round of 3 s runs
+//	go run ./e2e/bench                  # defaults: 3 rounds of 10 s runs (~17 min)
+//	go run ./e2e/bench -quick           # smoke run: 1 round of 3 s runs
+//	go run ./e2e/bench -scenarios ajp   # the AJP leg only (~3 min)
 //
 // See e2e/bench/README.md. It is never run by go test.
 package main
@@ -18,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +48,10 @@ type inst struct {
 	naTLS   string // non-empty: h2 scenario not measured, and why
 	version string
 	nofile  string // lowest RLIMIT_NOFILE soft limit in its process tree
+	// connPort, when not 0, is the backend port whose new TCP connections
+	// (/proc/net/tcp) are the "backend conns" of a run (the ajp suite);
+	// 0: the nginx backend's stub_status.
+	connPort int
 }
 
 type options struct {
@@ -134,26 +142,65 @@ func selected(list, name string) bool {
 
 func run(ctx context.Context, o options) (err error) {
 	start := time.Now()
+
+	// Scenarios, and the suites (backends) they need.
+	var scs []scenario
+	suites := map[string]bool{}
+	needH2 := false
+	for _, sc := range scenarios {
+		if selected(o.scens, sc.key) {
+			scs = append(scs, sc)
+			suites[sc.suite] = true
+			needH2 = needH2 || sc.tool == "h2load"
+		}
+	}
+	if len(scs) == 0 {
+		return fmt.Errorf("-scenarios %q selects nothing (known: %s)", o.scens, scenarioKeys())
+	}
+	// Columns: the targets of those suites; the suites' backends always.
+	var ts []*target
+	for _, t := range targets {
+		if !suites[t.suite] {
+			continue
+		}
+		if !t.direct && !selected(o.only, t.name) && (t.proxy == "" || !selected(o.only, t.proxy)) {
+			continue
+		}
+		ts = append(ts, t)
+	}
+	pkgs := []string{"wrk"}
+	if needH2 {
+		pkgs = append(pkgs, "nghttp2-client")
+	}
+	for _, t := range ts {
+		if t.pkg != "" && !slices.Contains(pkgs, t.pkg) {
+			pkgs = append(pkgs, t.pkg)
+		}
+	}
 	if !o.noInstall {
-		if err := installPeers(ctx); err != nil {
+		if err := installPeers(ctx, pkgs); err != nil {
 			return err
 		}
 	}
-	for _, pkg := range []string{"wrk", "nginx"} { // the load generator and the backend
-		if !installed(pkg) {
-			return fmt.Errorf("%s is required (apt-get install %s)", pkg, pkg)
+	if !installed("wrk") {
+		return fmt.Errorf("wrk is required (apt-get install wrk)")
+	}
+	for _, t := range ts { // the load generator and the backends
+		if t.direct && !installed(t.pkg) {
+			return fmt.Errorf("%s is required for scenarios %q (apt-get install %s)", t.pkg, t.suite, t.pkg)
+		}
+		if t.name == "tomcat" && !installedTomcat() {
+			return fmt.Errorf("%s or java is missing (apt-get install tomcat10)", tomcatCatalinaSh)
 		}
 	}
-	var scs []scenario
-	for _, sc := range scenarios {
-		if !selected(o.scens, sc.key) {
-			continue
-		}
-		if sc.tool == "h2load" && !installed("nghttp2-client") {
-			logf("h2load (nghttp2-client) is missing: skipping scenario %q", sc.key)
-			continue
-		}
-		scs = append(scs, sc)
+	if needH2 && !installed("nghttp2-client") {
+		scs = slices.DeleteFunc(scs, func(sc scenario) bool {
+			if sc.tool == "h2load" {
+				logf("h2load (nghttp2-client) is missing: skipping scenario %q", sc.key)
+				return true
+			}
+			return false
+		})
 	}
 
 	e := &env{connCap: max(4096, o.idle+1024)}
@@ -179,12 +226,8 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}()
 
-	// Columns.
 	var insts []*inst
-	for _, t := range targets {
-		if !selected(o.only, t.name) && t.name != "direct" { // the backend always runs and is always measured
-			continue
-		}
+	for _, t := range ts {
 		in := &inst{t: t, dir: filepath.Join(dir, t.name)}
 		if t.pkg != "" && !installed(t.pkg) {
 			in.na = "n/a: " + t.pkg + " not installed"
@@ -194,18 +237,31 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		insts = append(insts, in)
 	}
-	ports, err := freePorts(2 * len(insts))
+	ports, err := freePorts(2*len(insts) + 1)
 	if err != nil {
 		return err
 	}
+	e.ajpPort = ports[len(ports)-1]
+	backends := map[string]*inst{} // suite -> its direct column
 	for i, in := range insts {
 		in.port, in.tlsPort = ports[2*i], ports[2*i+1]
 		if err := os.MkdirAll(in.dir, 0o755); err != nil {
 			return err
 		}
+		if in.t.direct {
+			backends[in.t.suite] = in
+		}
+		// New AJP connections to Tomcat are counted in /proc/net/tcp. Not
+		// for the direct column: those are wrk's -c connections, and wrk
+		// resets most of them at exit (unread responses), which leaves
+		// no trace to count.
+		if in.t.suite == "ajp" && !in.t.direct {
+			in.connPort = e.ajpPort
+		}
 	}
-	backend := insts[0] // "direct" is first in targets
-	e.backendPort = backend.port
+	if b := backends[""]; b != nil {
+		e.backendPort = b.port
+	}
 	if err := writeCert(e, dir); err != nil {
 		return err
 	}
@@ -219,42 +275,44 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
-	// Start the backend, then every proxy.
+	// Start each suite's backend, then its proxies (targets order).
 	for _, in := range insts {
 		if in.na != "" {
 			continue
 		}
-		write := in.t.write
-		if in.t.name == "direct" {
-			write = writeBackend
-		}
-		argv, extra, err := write(e, in.dir, in.port, in.tlsPort)
+		argv, extra, err := in.t.write(e, in.dir, in.port, in.tlsPort)
 		if err != nil {
 			return err
 		}
 		if in.d, err = startDaemon(in.t.name, in.dir, extra, argv...); err != nil {
-			if in == backend {
+			if in.t.direct {
 				return err
 			}
 			in.na = "n/a: " + err.Error()
 			continue
 		}
 		base := fmt.Sprintf("http://127.0.0.1:%d", in.port)
-		if err := waitReady(ctx, in.d, base); err != nil {
-			if in == backend || ctx.Err() != nil {
+		bodies, timeout := in.t.bodies, in.t.readyTimeout
+		if bodies == nil {
+			bodies = backendBodies
+		}
+		if timeout == 0 {
+			timeout = 20 * time.Second
+		}
+		var ready func() error
+		if in.t.ready != nil {
+			ready = func() error { return in.t.ready(e) }
+		}
+		if err := waitReady(ctx, in.d, base, bodies, timeout, ready); err != nil {
+			if in.t.direct || ctx.Err() != nil {
 				return err
 			}
 			logf("%s did not start: %v", in.t.name, err)
-			in.na = "n/a: did not start (see log with -keep)"
-			continue
-		}
-		if err := checkHTTP(base, false); err != nil {
-			logf("%s: %v", in.t.name, err)
-			in.na = "n/a: wrong responses"
+			in.na = "n/a: did not start or wrong responses (see log with -keep)"
 			continue
 		}
 		if in.naTLS == "" {
-			if err := checkHTTP(fmt.Sprintf("https://127.0.0.1:%d", in.tlsPort), true); err != nil {
+			if err := checkHTTP(fmt.Sprintf("https://127.0.0.1:%d", in.tlsPort), true, bodies); err != nil {
 				logf("%s: HTTP/2 over TLS check failed: %v", in.t.name, err)
 				in.naTLS = "n/a: HTTP/2+TLS check failed"
 			}
@@ -263,51 +321,70 @@ func run(ctx context.Context, o options) (err error) {
 		logf("%s ready on 127.0.0.1:%d (pid %d, max open files %s)", in.t.name, in.port, in.d.pid(), in.nofile)
 	}
 	for _, in := range insts {
+		if in.t.versionFn != nil {
+			in.version = in.t.versionFn()
+			continue
+		}
 		argv := append([]string(nil), in.t.version...)
-		if in.t.name == "webtier" {
+		if in.t.bin == "webtier" {
 			argv[0] = e.webtierBin
 		}
 		in.version = versionOf(argv)
 	}
 
 	// Header and estimate.
-	nRuns := 0
-	for _, sc := range scs {
-		for _, in := range insts {
-			if in.na == "" && (!sc.tls || in.naTLS == "") {
-				nRuns++
-			}
-		}
-	}
-	perRun := o.load.duration + runOverhead
-	est := time.Duration(o.rounds*nRuns)*perRun + time.Duration(len(insts))*(3*time.Second+time.Duration(o.idle)*time.Millisecond) +
-		time.Duration(len(insts))*3*time.Second
-	rep := &report{opts: o, scs: scs, insts: insts, machine: machine(), date: time.Now().UTC().Format("2006-01-02 15:04 MST"),
-		wrkVersion: versionOf([]string{"wrk", "-v"}), h2Version: versionOf([]string{"h2load", "--version"}),
-		results: map[string]map[string][]runRec{}}
-	fmt.Print(rep.header())
-	logf("%d rounds × %d runs of %s (+ idle test, %d connections): estimated remaining runtime %s (set up took %s)",
-		o.rounds, nRuns, o.load.duration, o.idle, est.Round(time.Second), time.Since(start).Round(time.Second))
-
-	// Warm-up (not recorded): pools, caches, page faults.
-	warm := loadOpts{duration: min(o.load.duration, 2*time.Second), conns: o.load.conns, threads: o.load.threads, h2Streams: o.load.h2Streams}
+	nRuns, nIdle := 0, 0
+	var warmTotal time.Duration
 	for _, in := range insts {
 		if in.na != "" {
 			continue
 		}
-		if _, err := runLoad(ctx, scenarios[0], fmt.Sprintf("http://127.0.0.1:%d%s", in.port, scenarios[0].path), warm, dir); err != nil {
+		for _, sc := range scs {
+			if sc.suite == in.t.suite && (!sc.tls || in.naTLS == "") {
+				nRuns++
+			}
+		}
+		if in.t.suite == "" {
+			nIdle++
+		}
+		warmTotal += warmDuration(in.t.suite, o.load.duration) + runOverhead
+	}
+	perRun := o.load.duration + runOverhead
+	est := time.Duration(o.rounds*nRuns)*perRun + warmTotal
+	if o.idle > 0 {
+		est += time.Duration(nIdle) * (3*time.Second + time.Duration(o.idle)*time.Millisecond)
+	}
+	rep := &report{opts: o, scs: scs, insts: insts, machine: machine(), date: time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		wrkVersion: versionOf([]string{"wrk", "-v"}), h2Version: versionOf([]string{"h2load", "--version"}),
+		results: map[string]map[string][]runRec{}}
+	fmt.Print(rep.header())
+	logf("%d rounds × %d runs of %s (+ warm-up, idle test of %d connections): estimated remaining runtime %s (set up took %s)",
+		o.rounds, nRuns, o.load.duration, o.idle, est.Round(time.Second), time.Since(start).Round(time.Second))
+
+	// Warm-up (not recorded): pools, caches, page faults, and Tomcat's JIT.
+	for _, in := range insts {
+		if in.na != "" {
+			continue
+		}
+		sc := warmScenario(in.t.suite)
+		warm := loadOpts{duration: warmDuration(in.t.suite, o.load.duration), conns: o.load.conns, threads: o.load.threads, h2Streams: o.load.h2Streams}
+		res, err := runLoad(ctx, sc, fmt.Sprintf("http://127.0.0.1:%d%s", in.port, sc.path), warm, dir)
+		if err != nil {
 			if ctx.Err() != nil {
 				return errInterrupted
 			}
 			logf("warm-up %s: %v", in.t.name, err)
+		} else if in.t.suite != "" {
+			logf("warm-up %s: %.0f req/s for %s%s", in.t.name, res.rps, warm.duration, errSuffix(res))
 		}
 	}
 
-	// Idle keep-alive connections (fresh processes, before the load rounds).
-	if o.idle > 0 {
+	// Idle keep-alive connections (fresh processes, before the load rounds;
+	// the nginx suite only).
+	if o.idle > 0 && nIdle > 0 {
 		rep.idle = map[string]idleResult{}
 		for _, in := range insts {
-			if in.na != "" {
+			if in.na != "" || in.t.suite != "" {
 				continue
 			}
 			r := measureIdle(ctx, in.d.pid(), fmt.Sprintf("127.0.0.1:%d", in.port), "/100", o.idle)
@@ -324,11 +401,11 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
-	// Interleaved rounds: for each round, each scenario, each column.
+	// Interleaved rounds: for each round, each scenario, each of its columns.
 	for round := 1; round <= o.rounds; round++ {
 		for _, sc := range scs {
 			for _, in := range insts {
-				if in.na != "" || (sc.tls && in.naTLS != "") {
+				if in.t.suite != sc.suite || in.na != "" || (sc.tls && in.naTLS != "") {
 					continue
 				}
 				if in.d.exited() {
@@ -336,7 +413,7 @@ func run(ctx context.Context, o options) (err error) {
 					in.na = "n/a: exited during the benchmark"
 					continue
 				}
-				rec, err := measureRun(ctx, sc, in, backend.port, o.load, dir)
+				rec, err := measureRun(ctx, sc, in, backends[sc.suite], o.load, dir)
 				if ctx.Err() != nil {
 					return errInterrupted
 				}
@@ -344,9 +421,17 @@ func run(ctx context.Context, o options) (err error) {
 					logf("round %d %s %s: %v", round, sc.key, in.t.name, err)
 					rec = runRec{failed: err.Error()}
 				} else {
-					logf("round %d/%d %-6s %-8s %9.0f req/s  p50 %s  p99 %s  CPU %.2f s/100k  RSS %.1f MiB  backend conns %d%s",
+					be := ""
+					if sc.backendCPU != "" {
+						be = fmt.Sprintf("  %s CPU %.2f s/100k", sc.backendCPU, rec.backendCPUPer100k)
+					}
+					conns := fmt.Sprint(rec.newConns)
+					if rec.newConns < 0 {
+						conns = "n/a"
+					}
+					logf("round %d/%d %-6s %-8s %9.0f req/s  p50 %s  p99 %s  CPU %.2f s/100k%s  RSS %.1f MiB  backend conns %s%s",
 						round, o.rounds, sc.key, in.t.name, rec.res.rps, fmtDur(rec.res.p50), fmtDur(rec.res.p99),
-						rec.cpuPer100k, float64(rec.rssKiB)/1024, rec.newConns, errSuffix(rec.res))
+						rec.cpuPer100k, be, float64(rec.rssKiB)/1024, conns, errSuffix(rec.res))
 				}
 				rep.add(sc.key, in.t.name, rec)
 				time.Sleep(pauseBetween)
@@ -354,6 +439,17 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 	rep.elapsed = time.Since(start)
+
+	// webtier logs at warn: any line is worth reading.
+	for _, in := range insts {
+		if in.t.isWebtier() && in.d != nil {
+			n, first := logLines(in.d.logPath, 10)
+			rep.webtierLogs = append(rep.webtierLogs, webtierLog{name: in.t.name, lines: n, first: first})
+			if n > 0 {
+				logf("%s logged %d line(s) (level warn and above); first %d:\n%s", in.t.name, n, len(first), strings.Join(first, "\n"))
+			}
+		}
+	}
 
 	md := rep.markdown()
 	fmt.Print(md)
@@ -364,6 +460,47 @@ func run(ctx context.Context, o options) (err error) {
 		logf("wrote %s", o.out)
 	}
 	return nil
+}
+
+// warmScenario is the load of a suite's warm-up: its first scenario.
+func warmScenario(suite string) scenario {
+	for _, sc := range scenarios {
+		if sc.suite == suite {
+			return sc
+		}
+	}
+	return scenarios[0]
+}
+
+// warmDuration is the warm-up run per column: 2 s for the nginx suite
+// (pools, page faults); for Tomcat's suite 5 s per column (2 s with -quick
+// and shorter runs), so that its JIT (C2) has compiled the hot paths of
+// both connectors before measuring: 15 s of load in all.
+func warmDuration(suite string, d time.Duration) time.Duration {
+	if suite == "" {
+		return min(d, 2*time.Second)
+	}
+	return max(2*time.Second, min(d, 5*time.Second))
+}
+
+// logLines counts the non-empty lines of a log and returns the first n.
+func logLines(path string, n int) (int, []string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil
+	}
+	count := 0
+	var first []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		count++
+		if len(first) < n {
+			first = append(first, l)
+		}
+	}
+	return count, first
 }
 
 func errSuffix(r loadResult) string {
@@ -378,23 +515,45 @@ type runRec struct {
 	res        loadResult
 	cpuSec     float64 // CPU-seconds of the target's process tree during the run
 	cpuPer100k float64
-	rssKiB     uint64 // after the run
-	pssKiB     uint64
-	newConns   int64 // connections the backend accepted during the run
-	failed     string
+	// backendCPUPer100k is the backend's CPU per 100k requests (scenarios
+	// with backendCPU set; for the direct column its own).
+	backendCPUPer100k float64
+	rssKiB            uint64 // after the run
+	pssKiB            uint64
+	newConns          int64 // connections the backend accepted during the run; -1: not counted
+	failed            string
 }
 
-// measureRun samples the target's process tree, runs the load, samples again.
-func measureRun(ctx context.Context, sc scenario, in *inst, backendPort int, o loadOpts, dir string) (runRec, error) {
+// measureRun samples the target's process tree (and the backend's, for
+// scenarios that report it), runs the load, samples again.
+func measureRun(ctx context.Context, sc scenario, in, backend *inst, o loadOpts, dir string) (runRec, error) {
 	var rec runRec
 	scheme, port := "http", in.port
 	if sc.tls {
 		scheme, port = "https", in.tlsPort
 	}
 	url := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, sc.path)
-	acc0, err := backendAccepts(backendPort)
+	conns := func() (int64, connSample, error) {
+		if in.t.suite != "" && in.connPort == 0 {
+			return 0, connSample{}, nil // not counted
+		}
+		if in.connPort != 0 {
+			cs, err := sampleConns(in.connPort)
+			return 0, cs, err
+		}
+		n, err := backendAccepts(backend.port)
+		return n, connSample{}, err
+	}
+	withBackend := sc.backendCPU != "" && backend != nil && backend != in
+	acc0, peers0, err := conns()
 	if err != nil {
 		return rec, err
+	}
+	var be0, be1 treeSample
+	if withBackend {
+		if be0, err = sampleTree(backend.d.pid()); err != nil {
+			return rec, err
+		}
 	}
 	before, err := sampleTree(in.d.pid())
 	if err != nil {
@@ -408,16 +567,32 @@ func measureRun(ctx context.Context, sc scenario, in *inst, backendPort int, o l
 	if err != nil {
 		return rec, err
 	}
-	acc1, err := backendAccepts(backendPort)
+	if withBackend {
+		if be1, err = sampleTree(backend.d.pid()); err != nil {
+			return rec, err
+		}
+	}
+	acc1, peers1, err := conns()
 	if err != nil {
 		return rec, err
 	}
-	// The status request of acc1 was itself one accepted connection.
-	rec.newConns = acc1 - acc0 - 1
+	switch {
+	case in.connPort != 0:
+		rec.newConns = newConns(peers0, peers1)
+	case in.t.suite != "":
+		rec.newConns = -1 // not counted
+	default:
+		// The status request of acc1 was itself one accepted connection.
+		rec.newConns = acc1 - acc0 - 1
+	}
 	rec.res = res
 	rec.cpuSec = float64(after.cpuTicks-before.cpuTicks) / clockTicks
 	if res.requests > 0 {
 		rec.cpuPer100k = rec.cpuSec / float64(res.requests) * 1e5
+		rec.backendCPUPer100k = rec.cpuPer100k
+		if withBackend {
+			rec.backendCPUPer100k = float64(be1.cpuTicks-be0.cpuTicks) / clockTicks / float64(res.requests) * 1e5
+		}
 	}
 	rec.rssKiB, rec.pssKiB = after.rssKiB, after.pssKiB
 	return rec, nil

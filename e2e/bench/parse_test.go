@@ -198,3 +198,40 @@ func TestParseLimitsNofile(t *testing.T) {
 		t.Errorf("nofile = %q", v)
 	}
 }
+
+func TestNewConns(t *testing.T) {
+	// Port 8009 = 0x1F49: a listener, both sides of a pooled connection
+	// (the client's in tcp, the JVM's IPv4-mapped socket in tcp6, inode
+	// 200), a connection in TIME_WAIT with 55 s left, and an unrelated one.
+	tcp := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0100007F:1F49 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 100 1\n" +
+		"   1: 0100007F:9C40 0100007F:1F49 01 00000000:00000000 00:00000000 00000000     0        0 101 1\n" +
+		"   2: 0100007F:9C41 0100007F:1F49 06 00000000:00000000 03:0000157C 00000000     0        0 0 3\n" +
+		"   3: 0100007F:9C42 0100007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 102 1\n"
+	tcp6 := "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0000000000000000FFFF00000100007F:1F49 0000000000000000FFFF00000100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 200 1\n"
+	after := connSample{open: map[string]bool{}}
+	after.add(tcp, 8009)
+	after.add(tcp6, 8009)
+	if len(after.open) != 1 || !after.open["200"] || len(after.tw) != 1 || after.tw[0] != 0x157C {
+		t.Fatalf("sample = %+v", after)
+	}
+	now := time.Now()
+	after.at = now
+	// 10 s earlier: inode 200 is new, and the TIME_WAIT (5 s old) is a
+	// connection opened and closed during the run; inode 300 was open and
+	// closed during the run (its TIME_WAIT is the one seen): 1 + 1 - 1.
+	before := connSample{at: now.Add(-10 * time.Second), open: map[string]bool{"300": true}}
+	if n := newConns(before, after); n != 1 {
+		t.Errorf("newConns = %d, want 1", n)
+	}
+	// 3 s earlier: the TIME_WAIT is older than the run.
+	before = connSample{at: now.Add(-3 * time.Second), open: map[string]bool{"200": true}}
+	if n := newConns(before, after); n != 0 {
+		t.Errorf("newConns = %d, want 0", n)
+	}
+	// Our own /proc/net tables parse.
+	if _, err := sampleConns(1); err != nil {
+		t.Error(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // env is what every peer config needs to know about the run.
@@ -15,14 +16,37 @@ type env struct {
 	comboFile   string // cert+key in one file (HAProxy's crt)
 	connCap     int    // client connections each proxy must be able to hold (idle test + load)
 	webtierBin  string
+	ajpPort     int // Tomcat's AJP connector (the "ajp" suite)
 }
 
-// target is one column of the tables: a proxy, or "direct" (the backend).
+// target is one column of the tables: a proxy, or a backend measured
+// without a proxy ("direct").
 type target struct {
-	name    string
+	name string // unique: results, log file and config dir are keyed by it
+	// suite is the backend the target belongs to: "" for the nginx backend
+	// (scenarios ka100, ka8k, close, h2), "ajp" for Tomcat. A scenario
+	// loads only the targets of its suite; a suite's targets are started
+	// only when one of its scenarios is selected.
+	suite string
+	// direct marks the suite's backend: started first, always measured
+	// (the ceiling), never filtered out by -proxies.
+	direct bool
+	// proxy is the name -proxies selects this target by, when not name
+	// ("webtier-ajp" is selected by "webtier").
+	proxy   string
+	label   string   // row name in the scenario tables ("" = name)
 	pkg     string   // Debian package providing it ("" = built from this repo)
 	bin     string   // executable
 	version []string // command printing the version (first line is used)
+	// versionFn, when set, is used instead of version.
+	versionFn func() string
+	// bodies are the paths checked at start-up and their sizes (nil:
+	// backendBodies).
+	bodies map[string]int
+	// readyTimeout bounds the start-up (0: 20 s).
+	readyTimeout time.Duration
+	// ready, when set, is an extra readiness check after the HTTP one.
+	ready func(e *env) error
 	// write creates the private config under dir and returns the command
 	// line and extra environment. port is the plain HTTP listener; tlsPort
 	// is the HTTP/2+TLS listener, 0 when the target has no TLS.
@@ -37,14 +61,37 @@ type target struct {
 // targets lists the columns in table order. "direct" is special: it is the
 // backend itself (started first by startBackend), measured without a proxy.
 var targets = []*target{
-	{name: "direct", pkg: "nginx", bin: "nginx", version: []string{"nginx", "-v"}, tls: true},
+	{name: "direct", direct: true, label: "direct (backend, no proxy)", pkg: "nginx", bin: "nginx",
+		version: []string{"nginx", "-v"}, write: writeBackend, tls: true},
 	{name: "webtier", bin: "webtier", version: []string{"webtier", "version"}, write: writeWebtier,
 		noTLS: "n/a: webtier has no TLS listener yet"},
 	{name: "haproxy", pkg: "haproxy", bin: "haproxy", version: []string{"haproxy", "-v"}, write: writeHAProxy, tls: true},
 	{name: "nginx", pkg: "nginx", bin: "nginx", version: []string{"nginx", "-v"}, write: writeNginxProxy, tls: true},
 	{name: "httpd", pkg: "apache2", bin: "apache2", version: []string{"apache2", "-v"}, write: writeHttpd, tls: true},
 	{name: "caddy", pkg: "caddy", bin: "caddy", version: []string{"caddy", "version"}, write: writeCaddy, tls: true},
+
+	// The "ajp" suite (ajp.go): Tomcat's HTTP connector is the ceiling;
+	// webtier and httpd (mod_proxy_ajp) reach it over its AJP connector.
+	{name: "tomcat", suite: "ajp", direct: true, label: "direct (Tomcat HTTP connector, no proxy)", pkg: "tomcat10",
+		bin: tomcatCatalinaSh, versionFn: tomcatVersion, write: writeTomcat, bodies: tomcatBodies,
+		readyTimeout: tomcatReadyTimeout, ready: tomcatAJPReady, noTLS: "n/a"},
+	{name: "webtier-ajp", suite: "ajp", proxy: "webtier", label: "webtier → Tomcat AJP", bin: "webtier",
+		version: []string{"webtier", "version"}, write: writeWebtierAJP, bodies: tomcatBodies, noTLS: "n/a"},
+	{name: "httpd-ajp", suite: "ajp", proxy: "httpd", label: "httpd (mod_proxy_ajp) → Tomcat AJP", pkg: "apache2",
+		bin: "apache2", version: []string{"apache2", "-v"}, write: writeHttpdAJP, bodies: tomcatBodies, noTLS: "n/a"},
 }
+
+// rowLabel is the target's name in the scenario tables.
+func (t *target) rowLabel() string {
+	if t.label != "" {
+		return t.label
+	}
+	return t.name
+}
+
+// isWebtier reports whether the target is a webtier column (the reference
+// of the "vs webtier" ratios).
+func (t *target) isWebtier() bool { return t.bin == "webtier" }
 
 func writeFile(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o644)
@@ -257,12 +304,7 @@ const httpdThreads = 64
 // webtier, HAProxy and Caddy, which have no such limit.
 // No access log: mod_log_config is built in, and no CustomLog is set.
 func writeHttpd(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
-	factor := e.connCap/httpdThreads + 2
-	mods := []string{"mpm_event", "authz_core", "proxy", "proxy_http", "ssl", "socache_shmcb", "http2"}
-	var load strings.Builder
-	for _, m := range mods {
-		fmt.Fprintf(&load, "LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n", m, m)
-	}
+	load := httpdLoadModules("mpm_event", "authz_core", "proxy", "proxy_http", "ssl", "socache_shmcb", "http2")
 	conf := fmt.Sprintf(`ServerRoot "%[1]s"
 DefaultRuntimeDir "%[1]s"
 PidFile "%[1]s/httpd.pid"
@@ -275,23 +317,7 @@ Group www-data
 Listen 127.0.0.1:%[2]d
 Listen 127.0.0.1:%[3]d https
 
-# mpm_event: one child process, one thread pool for the 2 cores
-ServerLimit 1
-StartServers 1
-ThreadLimit %[7]d
-ThreadsPerChild %[7]d
-MaxRequestWorkers %[7]d
-MinSpareThreads 8
-MaxSpareThreads %[7]d
-AsyncRequestWorkerFactor %[8]d
-MaxConnectionsPerChild 0
-ListenBacklog 4096
-
-Timeout 60
-KeepAlive On
-KeepAliveTimeout 120
-MaxKeepAliveRequests 100000
-
+%[7]s
 <Location />
   Require all granted
 </Location>
@@ -310,12 +336,12 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
 <VirtualHost 127.0.0.1:%[3]d>
   SSLEngine on
   SSLCertificateFile %[5]s
-  SSLCertificateKeyFile %[9]s
+  SSLCertificateKeyFile %[8]s
   Protocols h2 http/1.1
   ProxyPreserveHost On
   ProxyPass / http://127.0.0.1:%[4]d/ keepalive=On
 </VirtualHost>
-`, dir, port, tlsPort, e.backendPort, e.certFile, load.String(), httpdThreads, factor, e.keyFile)
+`, dir, port, tlsPort, e.backendPort, e.certFile, load, httpdMPM(e), e.keyFile)
 	cfg := filepath.Join(dir, "httpd.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -323,6 +349,38 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
 	// -DFOREGROUND: the parent stays in the foreground, so our child PID is
 	// httpd's parent process and its worker child is our grandchild.
 	return []string{"apache2", "-f", cfg, "-DFOREGROUND"}, nil, nil
+}
+
+// httpdLoadModules returns the LoadModule lines for mods.
+func httpdLoadModules(mods ...string) string {
+	var load strings.Builder
+	for _, m := range mods {
+		fmt.Fprintf(&load, "LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n", m, m)
+	}
+	return load.String()
+}
+
+// httpdMPM is the process/thread and keep-alive part of both httpd
+// configs (see writeHttpd).
+func httpdMPM(e *env) string {
+	factor := e.connCap/httpdThreads + 2
+	return fmt.Sprintf(`# mpm_event: one child process, one thread pool for the 2 cores
+ServerLimit 1
+StartServers 1
+ThreadLimit %[1]d
+ThreadsPerChild %[1]d
+MaxRequestWorkers %[1]d
+MinSpareThreads 8
+MaxSpareThreads %[1]d
+AsyncRequestWorkerFactor %[2]d
+MaxConnectionsPerChild 0
+ListenBacklog 4096
+
+Timeout 60
+KeepAlive On
+KeepAliveTimeout 120
+MaxKeepAliveRequests 100000
+`, httpdThreads, factor)
 }
 
 // --- Caddy ------------------------------------------------------------------------

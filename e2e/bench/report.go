@@ -20,6 +20,14 @@ type report struct {
 	results    map[string]map[string][]runRec // scenario key -> target -> runs
 	idle       map[string]idleResult
 	elapsed    time.Duration
+	// webtierLogs: what each webtier column logged (level warn and up).
+	webtierLogs []webtierLog
+}
+
+type webtierLog struct {
+	name  string
+	lines int
+	first []string
 }
 
 func (r *report) add(sc, target string, rec runRec) {
@@ -37,12 +45,21 @@ func (r *report) header() string {
 	fmt.Fprintf(&b, "- load: wrk -t%d -c%d -d%ds --latency; h2load -t%d -c%d -m%d -D%d; %d interleaved round(s); medians over rounds\n",
 		o.load.threads, o.load.conns, int(o.load.duration.Seconds()), o.load.threads, o.load.h2Conns(), o.load.h2Streams,
 		int(o.load.duration.Seconds()), o.rounds)
-	fmt.Fprintf(&b, "- everything on one machine over loopback: load generator, proxy and backend share its %d cores\n\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "- everything on one machine over loopback: load generator, proxy and backend share its %d cores\n", runtime.NumCPU())
+	for _, in := range r.insts {
+		if in.t.name == "tomcat" {
+			b.WriteString("- ajp: Tomcat is warmed up (JIT) by a run through each of its columns before measuring\n")
+		}
+	}
+	b.WriteString("\n")
 	b.WriteString("| peer | version | max open files |\n| --- | --- | ---: |\n")
 	for _, in := range r.insts {
 		name := in.t.name
-		if name == "direct" {
+		switch {
+		case in.t.direct && in.t.suite == "":
 			name = "backend (direct)"
+		case in.t.direct:
+			name = in.t.name + " (" + in.t.suite + " backend, direct)"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, in.version, in.nofile)
 	}
@@ -72,6 +89,7 @@ type row struct {
 	rps, spread       float64
 	p50, p99          time.Duration
 	cpu100k, rss, pss float64
+	backendCPU100k    float64
 	errors            int64
 	newConns          float64
 	errText, failed   string
@@ -80,7 +98,7 @@ type row struct {
 
 func summarize(recs []runRec) row {
 	var rw row
-	var rps, p50, p99, cpu, rss, pss, nc []float64
+	var rps, p50, p99, cpu, bcpu, rss, pss, nc []float64
 	for _, rc := range recs {
 		if rc.failed != "" {
 			rw.failed = rc.failed
@@ -90,6 +108,7 @@ func summarize(recs []runRec) row {
 		p50 = append(p50, float64(rc.res.p50))
 		p99 = append(p99, float64(rc.res.p99))
 		cpu = append(cpu, rc.cpuPer100k)
+		bcpu = append(bcpu, rc.backendCPUPer100k)
 		rss = append(rss, float64(rc.rssKiB)/1024)
 		pss = append(pss, float64(rc.pssKiB)/1024)
 		nc = append(nc, float64(rc.newConns))
@@ -113,59 +132,14 @@ func summarize(recs []runRec) row {
 	}
 	rw.p50, rw.p99 = time.Duration(median(p50)), time.Duration(median(p99))
 	rw.cpu100k, rw.rss, rw.pss, rw.newConns = median(cpu), median(rss), median(pss), median(nc)
+	rw.backendCPU100k = median(bcpu)
 	return rw
 }
 
 func (r *report) markdown() string {
 	var b strings.Builder
 	for _, sc := range r.scs {
-		tool := fmt.Sprintf("wrk -c%d", r.opts.load.conns)
-		if sc.tool == "h2load" {
-			tool = fmt.Sprintf("h2load -c%d -m%d", r.opts.load.h2Conns(), r.opts.load.h2Streams)
-		}
-		for _, h := range sc.headers {
-			tool += fmt.Sprintf(" -H %q", h)
-		}
-		fmt.Fprintf(&b, "### %s (`%s` GET %s)\n\n", sc.title, tool, sc.path)
-		b.WriteString("| proxy | req/s | spread | p50 | p99 | CPU-s / 100k req | CPU vs webtier | RSS MiB | PSS MiB | backend conns | errors |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
-		rows := map[string]row{}
-		for _, in := range r.insts {
-			rows[in.t.name] = summarize(r.results[sc.key][in.t.name])
-		}
-		wt, haveWT := rows["webtier"]
-		for _, in := range r.insts {
-			name := in.t.name
-			if name == "direct" {
-				name = "direct (backend, no proxy)"
-			}
-			na := in.na
-			if na == "" && sc.tls {
-				na = in.naTLS
-			}
-			rw := rows[in.t.name]
-			if na == "" && !rw.ok {
-				na = "n/a: every run failed: " + rw.failed
-			}
-			if na != "" {
-				fmt.Fprintf(&b, "| %s | %s | | | | | | | | | |\n", name, na)
-				continue
-			}
-			ratio := "—"
-			if in.t.name != "direct" && haveWT && wt.ok && wt.cpu100k > 0 {
-				ratio = fmt.Sprintf("%s/webtier %.1fx", in.t.name, rw.cpu100k/wt.cpu100k)
-			}
-			errs := "0"
-			if rw.errors > 0 {
-				errs = fmt.Sprintf("%d (%s)", rw.errors, rw.errText)
-			}
-			if rw.failed != "" {
-				errs += fmt.Sprintf("; %d run(s) failed", r.opts.rounds-rw.runs)
-			}
-			fmt.Fprintf(&b, "| %s | %.0f | %.0f%% | %s | %s | %.2f | %s | %.1f | %.1f | %.0f | %s |\n",
-				name, rw.rps, rw.spread, fmtDur(rw.p50), fmtDur(rw.p99), rw.cpu100k, ratio, rw.rss, rw.pss, rw.newConns, errs)
-		}
-		b.WriteString("\n")
+		r.scenarioTable(&b, sc)
 	}
 	if r.idle != nil {
 		fmt.Fprintf(&b, "### Memory per idle keep-alive client connection (%d connections, each after one GET /100)\n\n", r.opts.idle)
@@ -173,8 +147,11 @@ func (r *report) markdown() string {
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		wt, haveWT := r.idle["webtier"]
 		for _, in := range r.insts {
+			if in.t.suite != "" {
+				continue
+			}
 			name := in.t.name
-			if name == "direct" {
+			if in.t.direct {
 				name = "direct (backend nginx)"
 			}
 			ir, ok := r.idle[in.t.name]
@@ -189,7 +166,7 @@ func (r *report) markdown() string {
 				continue
 			}
 			ratio := "—"
-			if in.t.name != "direct" && haveWT && wt.err == nil && wt.rssPerConnKiB() > 0 {
+			if !in.t.direct && haveWT && wt.err == nil && wt.rssPerConnKiB() > 0 {
 				ratio = fmt.Sprintf("%.1fx", ir.rssPerConnKiB()/wt.rssPerConnKiB())
 			}
 			held := fmt.Sprintf("%d", ir.held)
@@ -201,6 +178,168 @@ func (r *report) markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	for _, l := range r.webtierLogs {
+		if l.lines == 0 {
+			fmt.Fprintf(&b, "%s logged nothing (level warn and above).\n\n", l.name)
+			continue
+		}
+		fmt.Fprintf(&b, "%s logged %d line(s) (level warn and above); the first %d:\n\n```\n%s\n```\n\n", l.name, l.lines, len(l.first), strings.Join(l.first, "\n"))
+	}
 	fmt.Fprintf(&b, "Total runtime %s.\n", r.elapsed.Round(time.Second))
 	return b.String()
+}
+
+// scenarioTable writes one scenario's table: the columns of its suite,
+// medians over rounds, and the goal ratios when the scenario has some.
+func (r *report) scenarioTable(b *strings.Builder, sc scenario) {
+	tool := fmt.Sprintf("wrk -c%d", r.opts.load.conns)
+	if sc.tool == "h2load" {
+		tool = fmt.Sprintf("h2load -c%d -m%d", r.opts.load.h2Conns(), r.opts.load.h2Streams)
+	}
+	for _, h := range sc.headers {
+		tool += fmt.Sprintf(" -H %q", h)
+	}
+	fmt.Fprintf(b, "### %s (`%s` GET %s)\n\n", sc.title, tool, sc.path)
+	hdr := []string{"proxy", "req/s", "spread", "p50", "p99", "CPU-s / 100k req", "CPU vs webtier", "RSS MiB", "PSS MiB", "backend conns", "errors"}
+	if sc.backendCPU != "" {
+		hdr = []string{"proxy", "req/s", "spread", "p50", "p99", "proxy CPU-s / 100k req", sc.backendCPU + " CPU-s / 100k req",
+			"proxy CPU vs webtier", "RSS MiB", "PSS MiB", sc.backendCPU + " conns", "errors"}
+	}
+	b.WriteString("| " + strings.Join(hdr, " | ") + " |\n|")
+	for i := range hdr {
+		if i == 0 || i == len(hdr)-1 {
+			b.WriteString(" --- |")
+		} else {
+			b.WriteString(" ---: |")
+		}
+	}
+	b.WriteString("\n")
+	rows := map[string]row{}
+	var wt *row
+	for _, in := range r.insts {
+		if in.t.suite != sc.suite {
+			continue
+		}
+		rw := summarize(r.results[sc.key][in.t.name])
+		rows[in.t.name] = rw
+		if in.t.isWebtier() && rw.ok && rw.cpu100k > 0 {
+			wt = &rw
+		}
+	}
+	for _, in := range r.insts {
+		if in.t.suite != sc.suite {
+			continue
+		}
+		name := in.t.rowLabel()
+		na := in.na
+		if na == "" && sc.tls {
+			na = in.naTLS
+		}
+		rw := rows[in.t.name]
+		if na == "" && !rw.ok {
+			na = "n/a: every run failed: " + rw.failed
+		}
+		if na != "" {
+			b.WriteString("| " + name + " | " + na + strings.Repeat(" |", len(hdr)-2) + " |\n")
+			continue
+		}
+		ratio := "—"
+		if !in.t.direct && wt != nil {
+			short := in.t.name
+			if in.t.proxy != "" {
+				short = in.t.proxy
+			}
+			ratio = fmt.Sprintf("%s/webtier %.1fx", short, rw.cpu100k/wt.cpu100k)
+		}
+		errs := "0"
+		if rw.errors > 0 {
+			errs = fmt.Sprintf("%d (%s)", rw.errors, rw.errText)
+		}
+		if rw.failed != "" {
+			errs += fmt.Sprintf("; %d run(s) failed", r.opts.rounds-rw.runs)
+		}
+		cells := []string{name, fmt.Sprintf("%.0f", rw.rps), fmt.Sprintf("%.0f%%", rw.spread), fmtDur(rw.p50), fmtDur(rw.p99)}
+		if sc.backendCPU != "" {
+			proxyCPU := fmt.Sprintf("%.2f", rw.cpu100k)
+			if in.t.direct {
+				proxyCPU = "—" // no proxy: its CPU is the backend's, next column
+			}
+			cells = append(cells, proxyCPU, fmt.Sprintf("%.2f", rw.backendCPU100k))
+		} else {
+			cells = append(cells, fmt.Sprintf("%.2f", rw.cpu100k))
+		}
+		conns := fmt.Sprintf("%.0f", rw.newConns)
+		if rw.newConns < 0 {
+			conns = "—"
+		}
+		cells = append(cells, ratio, fmt.Sprintf("%.1f", rw.rss), fmt.Sprintf("%.1f", rw.pss), conns, errs)
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	b.WriteString("\n")
+	if sc.goal != nil {
+		r.goalTable(b, sc)
+	}
+}
+
+// goalTable writes webtier ÷ peer for req/s, proxy CPU and backend CPU:
+// the ratio of the medians, and each round's ratio (runs of one round are
+// back to back, so a round's ratio is less exposed to the machine's drift).
+func (r *report) goalTable(b *strings.Builder, sc scenario) {
+	g := sc.goal
+	wRecs, pRecs := r.results[sc.key][g.webtier], r.results[sc.key][g.peer]
+	w, p := summarize(wRecs), summarize(pRecs)
+	wName, pName := g.webtier, g.peer
+	for _, in := range r.insts {
+		if in.t.name == g.webtier && in.t.proxy != "" {
+			wName = in.t.proxy
+		}
+		if in.t.name == g.peer && in.t.proxy != "" {
+			pName = in.t.proxy
+		}
+	}
+	if !w.ok || !p.ok {
+		fmt.Fprintf(b, "%s vs %s: not computed (a column has no successful run).\n\n", wName, pName)
+		return
+	}
+	type metric struct {
+		name   string
+		target string
+		met    func(float64) bool
+		get    func(row) float64
+		rec    func(runRec) float64
+	}
+	ms := []metric{
+		{"req/s", fmt.Sprintf("≥ %.1fx", g.minRPS), func(v float64) bool { return v >= g.minRPS },
+			func(x row) float64 { return x.rps }, func(x runRec) float64 { return x.res.rps }},
+		{"proxy CPU-s / 100k req", fmt.Sprintf("≤ %.1fx", g.maxCPU), func(v float64) bool { return v <= g.maxCPU },
+			func(x row) float64 { return x.cpu100k }, func(x runRec) float64 { return x.cpuPer100k }},
+	}
+	if sc.backendCPU != "" {
+		ms = append(ms, metric{sc.backendCPU + " CPU-s / 100k req", "—", nil,
+			func(x row) float64 { return x.backendCPU100k }, func(x runRec) float64 { return x.backendCPUPer100k }})
+	}
+	fmt.Fprintf(b, "| %s ÷ %s | ratio of medians | per round | target | met |\n| --- | ---: | --- | --- | --- |\n", wName, pName)
+	for _, m := range ms {
+		ratio := "—"
+		if d := m.get(p); d > 0 {
+			ratio = fmt.Sprintf("%.2fx", m.get(w)/d)
+		}
+		var per []string
+		for i := 0; i < len(wRecs) && i < len(pRecs); i++ {
+			if wRecs[i].failed != "" || pRecs[i].failed != "" || m.rec(pRecs[i]) <= 0 {
+				per = append(per, "—")
+				continue
+			}
+			per = append(per, fmt.Sprintf("%.2fx", m.rec(wRecs[i])/m.rec(pRecs[i])))
+		}
+		met := ""
+		if m.met != nil && m.get(p) > 0 {
+			met = "no"
+			if m.met(m.get(w) / m.get(p)) {
+				met = "yes"
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", m.name, ratio, strings.Join(per, ", "), m.target, met)
+	}
+	b.WriteString("\n")
 }

@@ -26,8 +26,10 @@ import (
 	"time"
 )
 
-// aptPackages are the peers the benchmark runs (h2load is in nghttp2-client).
-var aptPackages = []string{"nginx", "haproxy", "apache2", "caddy", "wrk", "nghttp2-client"}
+// aptPackages are the peers the benchmark runs (h2load is in nghttp2-client;
+// tomcat10 brings OpenJDK). run installs only those the selected scenarios
+// and columns need.
+var aptPackages = []string{"nginx", "haproxy", "apache2", "caddy", "wrk", "nghttp2-client", "tomcat10"}
 
 func installed(pkg string) bool {
 	return exec.Command("dpkg", "-s", pkg).Run() == nil
@@ -36,15 +38,15 @@ func installed(pkg string) bool {
 // installPeers installs the missing packages with apt-get, bounded in time.
 // A package the archive does not have (e.g. caddy on some releases) is
 // skipped and reported; its column becomes n/a.
-func installPeers(ctx context.Context) error {
+func installPeers(ctx context.Context, pkgs []string) error {
 	var missing []string
-	for _, p := range aptPackages {
+	for _, p := range pkgs {
 		if !installed(p) {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) == 0 {
-		logf("peers: all installed (%s)", strings.Join(aptPackages, " "))
+		logf("peers: all installed (%s)", strings.Join(pkgs, " "))
 		return nil
 	}
 	logf("peers: missing %s", strings.Join(missing, " "))
@@ -174,9 +176,9 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// checkHTTP GETs every backend body through url base and checks size and
-// status; with h2 it also requires HTTP/2.
-func checkHTTP(base string, h2 bool) error {
+// checkHTTP GETs every body of bodies (path -> size) through url base and
+// checks size and status; with h2 it also requires HTTP/2.
+func checkHTTP(base string, h2 bool, bodies map[string]int) error {
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // our own self-signed cert
 		ForceAttemptHTTP2: true,
@@ -184,7 +186,7 @@ func checkHTTP(base string, h2 bool) error {
 	}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	for path, n := range backendBodies {
+	for path, n := range bodies {
 		resp, err := cl.Get(base + path)
 		if err != nil {
 			return err
@@ -204,11 +206,13 @@ func checkHTTP(base string, h2 bool) error {
 	return nil
 }
 
-// waitReady polls base+"/100" until it answers 200, the daemon exits, or
-// the bound passes.
-func waitReady(ctx context.Context, d *daemon, base string) error {
-	deadline := time.Now().Add(20 * time.Second)
+// waitReady polls the bodies through base until they answer 200 and then
+// the extra check ready (when not nil) passes, the daemon exits, or
+// timeout passes.
+func waitReady(ctx context.Context, d *daemon, base string, bodies map[string]int, timeout time.Duration, ready func() error) error {
+	deadline := time.Now().Add(timeout)
 	var last error
+	httpOK := false
 	for time.Now().Before(deadline) {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -216,12 +220,22 @@ func waitReady(ctx context.Context, d *daemon, base string) error {
 		if d.exited() {
 			return fmt.Errorf("%s exited during start-up; log:\n%s", d.name, d.logTail())
 		}
-		if last = checkHTTP(base, false); last == nil {
-			return nil
+		if !httpOK {
+			if last = checkHTTP(base, false, bodies); last == nil {
+				httpOK = true
+			}
+		}
+		if httpOK {
+			if ready == nil {
+				return nil
+			}
+			if last = ready(); last == nil {
+				return nil
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready after 20s (%v); log:\n%s", d.name, last, d.logTail())
+	return fmt.Errorf("%s not ready after %s (%v); log:\n%s", d.name, timeout, last, d.logTail())
 }
 
 // machine describes the host for the report header.

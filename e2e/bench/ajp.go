@@ -1,0 +1,315 @@
+package main
+
+// The "ajp" suite: a private Tomcat 10 with an HTTP connector (the ceiling,
+// "direct") and an AJP connector with a secret, and webtier and httpd
+// (mod_proxy_ajp) in front of the AJP connector. The Tomcat setup follows
+// shared/PEERS.md section 1 and e2e/peer/tomcat.go (which is not imported:
+// it is a test helper package), with benchmark JVM flags instead of the
+// fast-start ones, and a static file instead of the echo JSP.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	tomcatHome       = "/usr/share/tomcat10" // CATALINA_HOME of the Debian package tomcat10
+	tomcatCatalinaSh = tomcatHome + "/bin/catalina.sh"
+	// ajpSecret is the AJP connector's secret (secretRequired="true"),
+	// given to webtier (ajp.secret) and httpd (ProxyPass ... secret=).
+	ajpSecret = "bench-ajp-s3cret"
+	// tomcatReadyTimeout bounds Tomcat's start (~3-5 s alone; the machine
+	// may be busy).
+	tomcatReadyTimeout = 90 * time.Second
+	// tomcatJavaOpts are the JVM flags. Unlike the e2e tests' fast-start
+	// flags (-XX:TieredStopAtLevel=1: C1 only), the full tiered JIT (C2)
+	// is left on and warmed up before measuring. Fixed 256 MiB heap (no
+	// resizing during runs) with the throughput (parallel) collector, whose
+	// threads default to one per core.
+	tomcatJavaOpts = "-Djava.awt.headless=true -Djava.security.egd=file:/dev/./urandom " +
+		"-Xms256m -Xmx256m -XX:+UseParallelGC -Xss512k"
+)
+
+// tomcatBodies is the static file every column of the suite serves.
+var tomcatBodies = map[string]int{"/100.txt": 100}
+
+// writeTomcat writes a private CATALINA_BASE under dir (port: the HTTP
+// connector; e.ajpPort: the AJP one) and returns `env -u ... catalina.sh
+// run`: catalina.sh execs java in the foreground, so the PID is the JVM's.
+// JAVA_OPTS/CATALINA_OPTS from the caller's environment are dropped; ours
+// are in bin/setenv.sh.
+func writeTomcat(e *env, dir string, port, _ int) ([]string, []string, error) {
+	for _, d := range []string{"conf", "bin", "logs", "temp", "work", "webapps/ROOT"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, nil, err
+		}
+	}
+	// server.xml: no shutdown port (stopped with SIGTERM), no access log
+	// valve. HTTP connector: maxKeepAliveRequests="-1" (the default 100
+	// would make wrk reconnect every 100 requests, unlike every other
+	// column) and a keep-alive timeout above the pause between runs. AJP
+	// connector as in PEERS.md; AJP connections have no request limit and
+	// no idle timeout by default (connectionTimeout -1). Both connectors
+	// keep Tomcat's default NIO thread pool (maxThreads 200) and
+	// packetSize 8192 (webtier's and httpd's default too).
+	serverXML := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by webtier's e2e/bench. No shutdown port: stop with SIGTERM. -->
+<Server port="-1" shutdown="SHUTDOWN">
+  <Service name="Catalina">
+    <Connector address="127.0.0.1" port="%d" protocol="HTTP/1.1" connectionTimeout="20000"
+               keepAliveTimeout="120000" maxKeepAliveRequests="-1" acceptCount="4096"/>
+    <Connector address="127.0.0.1" port="%d" protocol="AJP/1.3"
+               secretRequired="true" secret="%s"
+               tomcatAuthentication="false"
+               acceptCount="4096"/>
+    <Engine name="Catalina" defaultHost="localhost">
+      <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false"/>
+    </Engine>
+  </Service>
+</Server>
+`, port, e.ajpPort, ajpSecret)
+	// web.xml: only the default (static file) servlet, which is all the
+	// suite uses; the stock 4,700-line file also maps Jasper.
+	webXML := `<?xml version="1.0" encoding="UTF-8"?>
+<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee"
+         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="https://jakarta.ee/xml/ns/jakartaee https://jakarta.ee/xml/ns/jakartaee/web-app_6_0.xsd"
+         version="6.0">
+  <servlet>
+    <servlet-name>default</servlet-name>
+    <servlet-class>org.apache.catalina.servlets.DefaultServlet</servlet-class>
+    <init-param><param-name>listings</param-name><param-value>false</param-value></init-param>
+    <load-on-startup>1</load-on-startup>
+  </servlet>
+  <servlet-mapping><servlet-name>default</servlet-name><url-pattern>/</url-pattern></servlet-mapping>
+</web-app>
+`
+	files := map[string]string{
+		"conf/server.xml": serverXML,
+		"conf/web.xml":    webXML,
+		// Jar scanning off: halves the start time (PEERS.md).
+		"conf/context.xml": `<?xml version="1.0" encoding="UTF-8"?>
+<Context><JarScanner scanClassPath="false" scanManifest="false"/></Context>
+`,
+		"conf/logging.properties": `handlers = java.util.logging.ConsoleHandler
+.level = INFO
+java.util.logging.ConsoleHandler.level = FINE
+java.util.logging.ConsoleHandler.formatter = org.apache.juli.OneLineFormatter
+`,
+		"bin/setenv.sh":        `JAVA_OPTS="` + tomcatJavaOpts + `"` + "\n",
+		"webapps/ROOT/100.txt": strings.Repeat("x", 99) + "\n",
+	}
+	for name, content := range files {
+		if err := writeFile(filepath.Join(dir, name), content); err != nil {
+			return nil, nil, err
+		}
+	}
+	argv := []string{"env", "-u", "JAVA_OPTS", "-u", "CATALINA_OPTS", "-u", "JAVA_TOOL_OPTIONS", "-u", "JDK_JAVA_OPTIONS",
+		"CATALINA_HOME=" + tomcatHome, "CATALINA_BASE=" + dir, "CATALINA_TMPDIR=" + filepath.Join(dir, "temp"),
+		tomcatCatalinaSh, "run"}
+	return argv, nil, nil
+}
+
+// tomcatAJPReady: the HTTP connector answering is not enough, a
+// misconfigured AJP connector keeps its port bound and never answers
+// (PEERS.md); CPING/CPONG shows it works.
+func tomcatAJPReady(e *env) error {
+	return ajpPing(fmt.Sprintf("127.0.0.1:%d", e.ajpPort), 2*time.Second)
+}
+
+// ajpPing sends an AJP13 CPING (12 34 00 01 0A) on a new connection and
+// expects CPONG (41 42 00 01 09). It needs no secret.
+func ajpPing(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte{0x12, 0x34, 0x00, 0x01, 0x0A}); err != nil {
+		return fmt.Errorf("cping %s: %w", addr, err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("cping %s: no cpong: %w", addr, err)
+	}
+	if want := []byte{0x41, 0x42, 0x00, 0x01, 0x09}; !bytes.Equal(got, want) {
+		return fmt.Errorf("cping %s: got % x, want cpong % x", addr, got, want)
+	}
+	return nil
+}
+
+// tomcatVersion is Tomcat's and the JVM's version for the versions table.
+func tomcatVersion() string {
+	tc := versionOf([]string{"java", "-cp", tomcatHome + "/lib/catalina.jar", "org.apache.catalina.util.ServerInfo"})
+	tc = strings.TrimPrefix(tc, "Server version: ")
+	j := versionOf([]string{"java", "-version"})
+	return fmt.Sprintf("%s; %s; JAVA_OPTS %s", tc, j, tomcatJavaOpts)
+}
+
+// writeWebtierAJP: as writeWebtier (one listener, one route, pool of 64),
+// with one ajp:// target and the connector's secret. Everything else in
+// the ajp mapping is the default: packet_size 8192 (= Tomcat's),
+// cping_idle 10s.
+func writeWebtierAJP(e *env, dir string, port, _ int) ([]string, []string, error) {
+	conf := fmt.Sprintf(`listeners:
+  - address: "127.0.0.1:%d"
+    name: bench-ajp
+    idle_timeout: 120s
+routes:
+  - path: /
+    upstream: tomcat
+upstreams:
+  tomcat:
+    targets: ["ajp://127.0.0.1:%d"]
+    ajp:
+      secret: %q
+    max_idle_per_address: 64  # pooled AJP connections (default 64; httpd's pool is its 64 threads)
+    idle_timeout: 90s
+logging:
+  level: warn
+  format: json
+`, port, e.ajpPort, ajpSecret)
+	cfg := filepath.Join(dir, "webtier.yaml")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	return []string{e.webtierBin, "-config", cfg}, nil, nil
+}
+
+// writeHttpdAJP: the same private httpd as writeHttpd (mpm_event, one child
+// of 64 threads, same keep-alive settings), plain HTTP only, with
+// `ProxyPass / ajp://127.0.0.1:PORT/ secret=...`. mod_proxy_ajp keeps a
+// pool of reusable AJP connections per child process (at most
+// ThreadsPerChild, i.e. 64) by default.
+func writeHttpdAJP(e *env, dir string, port, _ int) ([]string, []string, error) {
+	conf := fmt.Sprintf(`ServerRoot "%[1]s"
+DefaultRuntimeDir "%[1]s"
+PidFile "%[1]s/httpd.pid"
+ErrorLog "%[1]s/error.log"
+LogLevel warn
+ServerName 127.0.0.1
+User www-data
+Group www-data
+%[4]s
+Listen 127.0.0.1:%[2]d
+
+%[5]s
+<Location />
+  Require all granted
+</Location>
+
+ProxyPass / ajp://127.0.0.1:%[3]d/ secret=%[6]s
+`, dir, port, e.ajpPort, httpdLoadModules("mpm_event", "authz_core", "proxy", "proxy_ajp"), httpdMPM(e), ajpSecret)
+	cfg := filepath.Join(dir, "httpd.conf")
+	if err := writeFile(cfg, conf); err != nil {
+		return nil, nil, err
+	}
+	return []string{"apache2", "-f", cfg, "-DFOREGROUND"}, nil, nil
+}
+
+// --- connections to a backend port, from /proc/net/tcp{,6} ------------------
+//
+// Tomcat has no counter of accepted connections (nginx's stub_status is
+// what the other tables use), so connSample reads the kernel's socket
+// tables, which cover every process on the host (a JVM's sockets are IPv6
+// ones, in tcp6). A connection opened during a run is either still open at
+// its end (a server-side socket whose inode was not there before) or was
+// closed meanwhile, leaving one socket in TIME_WAIT (on the side that closed
+// first) with more than 60 s minus the run's length left. Connections that
+// were open before and closed during the run also leave a TIME_WAIT socket:
+// they are subtracted. Connections ended by a reset leave no TIME_WAIT.
+
+// tcpTimeWaitTicks is TCP_TIMEWAIT_LEN (60 s) in USER_HZ, the unit of the
+// timer field of /proc/net/tcp.
+const tcpTimeWaitTicks = 60 * clockTicks
+
+// connSample is one reading of the connections to one local port.
+type connSample struct {
+	at   time.Time
+	open map[string]bool // inodes of server-side sockets, neither LISTEN nor TIME_WAIT
+	tw   []int64         // ticks left of the TIME_WAIT sockets (either side)
+}
+
+func sampleConns(port int) (connSample, error) {
+	cs := connSample{at: time.Now(), open: map[string]bool{}}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return cs, err
+		}
+		cs.add(string(b), port)
+	}
+	return cs, nil
+}
+
+// add parses one /proc/net/tcp{,6} table (header line first).
+func (cs *connSample) add(table string, port int) {
+	p := fmt.Sprintf(":%04X", port)
+	for i, line := range strings.Split(table, "\n") {
+		// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 10 {
+			continue
+		}
+		local, remote, state := f[1], f[2], f[3]
+		serverSide := strings.HasSuffix(local, p)
+		if !serverSide && !strings.HasSuffix(remote, p) {
+			continue
+		}
+		switch state {
+		case "0A": // LISTEN
+		case "06": // TIME_WAIT
+			_, when, _ := strings.Cut(f[5], ":")
+			if left, err := strconv.ParseInt(when, 16, 64); err == nil {
+				cs.tw = append(cs.tw, left)
+			}
+		default:
+			if serverSide {
+				cs.open[f[9]] = true
+			}
+		}
+	}
+}
+
+// newConns is the number of connections opened between two samples.
+func newConns(before, after connSample) int64 {
+	var n int64
+	for ino := range after.open {
+		if !before.open[ino] {
+			n++
+		}
+	}
+	for ino := range before.open {
+		if !after.open[ino] {
+			n-- // closed during the run: its TIME_WAIT is counted below
+		}
+	}
+	elapsed := int64(after.at.Sub(before.at).Seconds()*clockTicks) + 1
+	for _, left := range after.tw {
+		if left > tcpTimeWaitTicks-elapsed {
+			n++
+		}
+	}
+	return max(n, 0)
+}
+
+// installedTomcat reports whether Tomcat and a JVM are there.
+func installedTomcat() bool {
+	if _, err := os.Stat(tomcatCatalinaSh); err != nil {
+		return false
+	}
+	_, err := exec.LookPath("java")
+	return err == nil
+}
