@@ -401,7 +401,42 @@ func (b *BIND) Restart(t testing.TB) {
 // Pause stops named with SIGSTOP: its sockets stay open, so queries time out
 // instead of being refused (an unresponsive DNS server rather than a dead
 // one). Resume continues it.
-func (b *BIND) Pause(t testing.TB) { t.Helper(); b.signal(t, syscall.SIGSTOP) }
+func (b *BIND) Pause(t testing.TB) {
+	t.Helper()
+	b.signal(t, syscall.SIGSTOP)
+	// SIGSTOP is delivered asynchronously: a query sent right after kill(2)
+	// could still be answered. Wait until every thread of named is stopped.
+	b.mu.Lock()
+	pid := b.p.pid()
+	b.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for !allThreadsStopped(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("named (pid %d) did not stop within 10s of SIGSTOP", pid)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the parenthesised command name.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a named paused with Pause.
 func (b *BIND) Resume(t testing.TB) { t.Helper(); b.signal(t, syscall.SIGCONT) }
