@@ -536,8 +536,9 @@ func TestAJPRequest(t *testing.T) {
 }
 
 // TestAJPWrongSecret: with a secret Tomcat does not accept, the client gets
-// Tomcat's 403 unchanged, and webtier logs one error line that names the
-// cause and the key to fix, ajp.secret, without the secret itself.
+// webtier's 502, not Tomcat's 403 page, and webtier logs one line that
+// names the cause and the key to fix, ajp.secret, without the secret
+// itself.
 func TestAJPWrongSecret(t *testing.T) {
 	tc := startTomcat(t, peer.TomcatOptions{})
 	const wrong = "wrong-Secret-7f3a9c"
@@ -545,13 +546,13 @@ func TestAJPWrongSecret(t *testing.T) {
 	c := ajpClient(t)
 
 	resp, body := send(t, c, newRequest(t, "GET", w.URL()+peer.EchoPath, nil))
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("GET with a wrong secret: %s %.300q; want Tomcat's 403", resp.Status, body)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("GET with a wrong secret: %s %.300q; want webtier's 502", resp.Status, body)
 	}
 	var dump strings.Builder
 	resp.Header.Write(&dump)
-	if strings.Contains(dump.String()+string(body), wrong) {
-		t.Errorf("the response shows the secret: %s%.300q", dump.String(), body)
+	if strings.Contains(dump.String()+string(body), wrong) || strings.Contains(string(body), "ajp.secret") {
+		t.Errorf("the response shows the secret or the cause: %s%.300q", dump.String(), body)
 	}
 
 	w.WaitLog(t, "ajp.secret")
@@ -561,15 +562,16 @@ func TestAJPWrongSecret(t *testing.T) {
 		t.Fatalf("%d log lines name ajp.secret; want exactly 1 for one refused request:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
 	var l struct {
-		Level, Msg, Kind, Error, Address string
+		Msg, Error, Path string
+		Status           int
 	}
 	if err := json.Unmarshal([]byte(lines[0]), &l); err != nil {
 		t.Fatalf("log line is not JSON (%v): %s", err, lines[0])
 	}
-	if l.Level != "error" || l.Kind != "secret" || !strings.Contains(l.Error, "secret") || !strings.Contains(l.Error, "403") ||
-		l.Address != tc.AJPAddr() {
-		t.Errorf("log line %s; want level error, kind secret, address %s and an error naming the wrong secret and the 403",
-			lines[0], tc.AJPAddr())
+	if l.Msg != "upstream request failed" || l.Status != http.StatusBadGateway || l.Path != peer.EchoPath ||
+		!strings.Contains(l.Error, "secret is probably wrong") || !strings.Contains(l.Error, "403") {
+		t.Errorf("log line %s; want upstream request failed, status 502, path %s and an error naming the wrong secret and the 403",
+			lines[0], peer.EchoPath)
 	}
 	if strings.Contains(w.Logs(), wrong) || strings.Contains(w.Logs(), tc.Secret()) {
 		t.Errorf("webtier's log contains a secret:\n%s", w.Logs())

@@ -27,7 +27,7 @@
 //   - Split request headers over several packets: AJP13 cannot; a request
 //     whose headers do not fit gets ErrHeadersTooLarge, never a hang.
 //   - Log. Errors carry a Kind and an operator-facing message; metrics and
-//     logging hook in through Options.OnError and Options.OnRejected.
+//     logging hook in through Options.OnError and the errors returned.
 //
 // It needs only the standard library.
 package ajp

@@ -51,9 +51,9 @@ const (
 	// connector failed to start keeps its port bound and behaves this way.
 	KindCPing = "cping"
 	// KindSecret: Tomcat answered the first request of a connection with
-	// 403 and closed the connection (END_RESPONSE reuse=0): the secret is
-	// wrong or missing, or Tomcat refused a request attribute. Reported
-	// through Options.OnRejected; the 403 response itself is passed on.
+	// a short 403 and closed the connection (END_RESPONSE reuse=0): the
+	// secret is wrong or missing, or Tomcat refused a request attribute.
+	// RoundTrip returns this error instead of Tomcat's 403 page.
 	KindSecret = "secret"
 	// KindAttributeRefused is reserved for a 403 that can only be an
 	// attribute refusal. The transport sends only attributes Tomcat accepts
@@ -62,7 +62,8 @@ const (
 	KindAttributeRefused = "attribute_refused"
 	// KindPacketSize: the packet sizes of the two sides differ (a packet
 	// from Tomcat above ajp.packet_size, or Tomcat closed/refused a request
-	// packet larger than its packetSize).
+	// packet larger than its packetSize; RoundTrip returns this error
+	// instead of Tomcat's 400 or 500 page).
 	KindPacketSize = "packet_size"
 	// KindHeadersTooLarge: this request's headers do not fit one packet.
 	KindHeadersTooLarge = "headers_too_large"

@@ -23,8 +23,10 @@ func ExampleTransport() {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", tomcat)
 		},
-		OnRejected: func(req *http.Request, err *ajp.Error) {
-			log.Printf("%s %s: %v", req.Method, req.URL.Path, err) // e.g. a wrong secret
+		OnError: func(kind string) {
+			// Count kind (ajp.KindSecret: a wrong secret, ...); the error
+			// itself reaches ReverseProxy's ErrorHandler, which logs it
+			// and answers 502.
 		},
 	})
 	target, _ := url.Parse("http://tomcat.invalid") // only the path matters for AJP

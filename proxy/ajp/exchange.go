@@ -107,6 +107,9 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 			}
 		case *SendHeadersPacket:
 			resp, err := ex.response(p)
+			if err == nil && ex.rejectionKind() != "" {
+				resp, err = ex.readAhead(resp)
+			}
 			return resp, err, false
 		default:
 			return nil, ex.fail(fmt.Errorf("%w: %v before SEND_HEADERS", ErrProtocol, p.Type()), false), false
@@ -242,7 +245,6 @@ func (ex *exchange) classify(err error, inBody bool) *Error {
 func (ex *exchange) finish(reuse bool) {
 	stopped := ex.stop()
 	ex.rb.close()
-	ex.checkRejected(reuse)
 	ex.pc.setOwner(nil)
 	if reuse && stopped {
 		ex.t.putIdle(ex.pc)
@@ -251,38 +253,95 @@ func (ex *exchange) finish(reuse bool) {
 	}
 }
 
-// checkRejected recognises Tomcat refusing the request, which it signals
-// only by an error status and reuse=0 (nothing in the response says why).
-func (ex *exchange) checkRejected(reuse bool) {
-	if reuse {
-		return
-	}
-	var e *Error
+// maxReadAhead bounds what readAhead buffers. Tomcat's own error page is
+// about 700 bytes; a longer body is the application's.
+const maxReadAhead = 16 << 10
+
+// rejectionKind reports whether the response whose headers just arrived
+// may be Tomcat refusing the request rather than the application
+// answering, and as what: KindSecret for a 403 to the first request of a
+// connection (Tomcat checks the secret on every request, so a 403 on a
+// connection that already served one is not about the secret), and
+// KindPacketSize for a 400 or 500 after a Forward Request larger than any
+// Tomcat accepts. "" otherwise: the response streams as it comes.
+func (ex *exchange) rejectionKind() string {
 	switch {
 	case ex.status == http.StatusForbidden && ex.first:
-		// Tomcat checks the secret on every request, so a 403 on a
-		// connection that already served one is not about the secret.
-		state := "wrong"
-		if ex.t.o.Secret == "" {
-			state = "missing (ajp.secret is empty)"
-		}
-		e = newError(KindSecret, nil,
-			"Tomcat refused the request with 403 and closed the connection: the AJP secret is probably %s; "+
-				"set ajp.secret to the secret of Tomcat's AJP Connector (or Tomcat refused a request attribute: "+
-				"see its allowedRequestAttributesPattern and its log)", state)
+		return KindSecret
 	case (ex.status == http.StatusBadRequest || ex.status == http.StatusInternalServerError) &&
 		ex.fwdSize > DefaultPacketSize:
-		e = newError(KindPacketSize, nil,
-			"Tomcat answered %d and closed the connection after a %d-byte Forward Request: its packetSize "+
-				"is probably smaller than ajp.packet_size (%d); set both to the same value",
-			ex.status, ex.fwdSize, ex.t.o.PacketSize)
-	default:
-		return
+		return KindPacketSize
 	}
-	ex.t.report(e.Kind)
-	if ex.t.o.OnRejected != nil {
-		ex.t.o.OnRejected(ex.req, e)
+	return ""
+}
+
+// readAhead reads the body of a response that may be a refusal (see
+// rejectionKind), up to maxReadAhead bytes, looking for its END_RESPONSE:
+// Tomcat signals a refusal only by the status and reuse=0, and nothing in
+// the response says why. A refusal becomes an *Error instead of the
+// response, so that the client gets a 502 rather than Tomcat's error page.
+// Anything else (reuse=1, or a body over the bound) is the application's
+// answer: resp is returned with the bytes read so far ahead of the rest
+// of the stream. A failure before END_RESPONSE is returned as the error,
+// since nothing has reached the client yet.
+func (ex *exchange) readAhead(resp *http.Response) (*http.Response, *Error) {
+	kind := ex.rejectionKind()
+	b := resp.Body.(*body)
+	var buf []byte
+	for len(buf) <= maxReadAhead {
+		p, err := ex.pc.fr.ReadPacket()
+		if err != nil {
+			if kind == KindPacketSize && isConnGone(err) && ex.req.Context().Err() == nil {
+				ex.closeConn()
+				return nil, ex.packetSizeRefused(err)
+			}
+			return nil, ex.fail(err, true)
+		}
+		switch p := p.(type) {
+		case *BodyChunkPacket:
+			if !b.noBody {
+				buf = append(buf, p.Data...)
+			}
+		case *GetBodyChunkPacket:
+			if e := ex.sendBody(p.Length); e != nil {
+				return nil, e
+			}
+		case *EndResponsePacket:
+			ex.finish(p.Reuse)
+			if !p.Reuse {
+				if kind == KindSecret {
+					return nil, ex.secretRefused()
+				}
+				return nil, ex.packetSizeRefused(nil)
+			}
+			b.cur, b.err = buf, io.EOF
+			return resp, nil
+		default:
+			return nil, ex.fail(fmt.Errorf("%w: %v in a response body", ErrProtocol, p.Type()), true)
+		}
 	}
+	b.cur = buf
+	return resp, nil
+}
+
+func (ex *exchange) secretRefused() *Error {
+	state := "wrong"
+	if ex.t.o.Secret == "" {
+		state = "missing (ajp.secret is empty)"
+	}
+	return newError(KindSecret, nil,
+		"Tomcat refused the request with 403 and closed the connection: the AJP secret is probably %s; "+
+			"set ajp.secret to the secret of Tomcat's AJP Connector (or Tomcat refused a request attribute: "+
+			"see its allowedRequestAttributesPattern and its log)", state)
+}
+
+// packetSizeRefused: err is the read error if Tomcat closed the
+// connection before END_RESPONSE, nil if it sent one with reuse=0.
+func (ex *exchange) packetSizeRefused(err error) *Error {
+	return newError(KindPacketSize, err,
+		"Tomcat answered %d and closed the connection after a %d-byte Forward Request: its packetSize "+
+			"is probably smaller than ajp.packet_size (%d); set both to the same value",
+		ex.status, ex.fwdSize, ex.t.o.PacketSize)
 }
 
 // reqBody feeds the request body to the backend one packet at a time.

@@ -80,16 +80,6 @@ type Options struct {
 	// Kind (never KindCanceled), for metrics. It must be fast and must not
 	// block.
 	OnError func(kind string)
-
-	// OnRejected, if set, is called when a response that was passed on
-	// unchanged turns out, at its END_RESPONSE, to be Tomcat refusing the
-	// request rather than the application answering: a 403 that ends with
-	// reuse=0 on the first request of a connection (KindSecret), or a 400
-	// or 500 that ends with reuse=0 after a Forward Request larger than
-	// 8192 bytes (KindPacketSize). err explains the cause and names the
-	// configuration to fix; log it. Called from the response Body's Read
-	// or Close; it must not block.
-	OnRejected func(req *http.Request, err *Error)
 }
 
 // Transport is an http.RoundTripper that speaks AJP13 to one backend
@@ -183,6 +173,15 @@ func (t *Transport) CPing(ctx context.Context) error {
 // RoundTrip sends req over AJP and returns the response as soon as its
 // headers arrive; the Body streams the rest. See the package doc for what
 // the request must carry. RoundTrip closes req.Body, also on errors.
+//
+// One kind of response is read further before RoundTrip returns: one that
+// may be Tomcat refusing the request, which Tomcat signals only by the
+// status and reuse=0 at END_RESPONSE. That is a 403 to the first request
+// of a connection, or a 400 or 500 to a Forward Request larger than 8192
+// bytes. Its body is buffered, up to 16 KiB, until END_RESPONSE: with
+// reuse=0 RoundTrip returns an *Error of KindSecret or KindPacketSize and
+// no response; otherwise (reuse=1, or a longer body: the application's
+// answer) the response is returned with its body intact.
 //
 // A request is retried once, transparently, on a new connection when a
 // pooled connection turns out to be dead: only if nothing came back on it,

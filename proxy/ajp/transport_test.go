@@ -721,12 +721,36 @@ func TestRetryDeadPooledConnection(t *testing.T) {
 	}
 }
 
+// TestSecretRejected: Tomcat's refusal of a wrong or missing secret (a
+// short 403 and reuse=0 on a connection's first request) is a KindSecret
+// error from RoundTrip, not a response; an application's 403 (reuse=1, a
+// body over the read-ahead bound, or not the first request) is passed on
+// intact.
 func TestSecretRejected(t *testing.T) {
 	const page = "<html><body><h1>HTTP Status 403 – Forbidden</h1></body></html>"
+	big := bytes.Repeat([]byte("0123456789abcdef"), (maxReadAhead+20000)/16)
 	fc := newFakeContainer(t, func(c *cconn, req *decodedRequest, _ []byte) error {
 		if v, _ := req.attr(AttrSecret); v == "good" {
-			if req.URI == "/app-403" {
+			switch req.URI {
+			case "/app-403":
 				return c.respond(403, nil, []byte("app says no"), 8184, true)
+			case "/app-403-big":
+				// Over the bound, and reuse=0: still the application's.
+				if err := c.respond(403, nil, big, 8184, false); err != nil {
+					return err
+				}
+				return errCloseConn
+			case "/app-403-close":
+				if err := c.respond(403, nil, []byte("closing"), 8184, false); err != nil {
+					return err
+				}
+				return errCloseConn
+			case "/reset":
+				b := appendSendHeaders(nil, 403, "403")
+				if err := c.write(appendBodyChunk(b, []byte("partial"))); err != nil {
+					return err
+				}
+				return errCloseConn
 			}
 			return okServe(c, req, nil)
 		}
@@ -736,50 +760,93 @@ func TestSecretRejected(t *testing.T) {
 		}
 		return errCloseConn
 	})
-	tests := []struct {
-		name, secret, path string
-		wantKinds          string
-		wantMsg            string
-	}{
-		{"wrong", "bad", "/", "[secret]", "secret is probably wrong"},
-		{"missing", "", "/", "[secret]", "missing (ajp.secret is empty)"},
-		{"good-secret-app-403", "good", "/app-403", "[]", ""},
-	}
-	for _, tt := range tests {
+
+	for _, tt := range []struct{ name, secret, wantMsg string }{
+		{"wrong", "bad", "secret is probably wrong"},
+		{"missing", "", "missing (ajp.secret is empty)"},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var rec errorRecorder
-			tr := fc.transport(Options{Secret: tt.secret, OnError: rec.onError, OnRejected: rec.onRejected})
-			resp, b := roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com"+tt.path, nil))
-			if resp.StatusCode != 403 || resp.Status != "403 Forbidden" {
-				t.Errorf("status %q; want the 403 passed on", resp.Status)
+			tr := fc.transport(Options{Secret: tt.secret, OnError: rec.onError})
+			resp, err := tr.RoundTrip(httptest.NewRequest("GET", "http://example.com/", nil))
+			if resp != nil {
+				resp.Body.Close()
+				t.Fatalf("got a %s response; want none", resp.Status)
 			}
-			if tt.secret != "good" && b != page {
-				t.Errorf("body %q; want Tomcat's page", b)
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindSecret {
+				t.Fatalf("err = %v; want *Error of kind secret", err)
+			}
+			for _, s := range []string{tt.wantMsg, "ajp.secret", "403", "allowedRequestAttributesPattern"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("message %q does not contain %q", err, s)
+				}
+			}
+			if tt.secret != "" && strings.Contains(err.Error(), tt.secret) {
+				t.Errorf("message %q contains the secret", err)
 			}
 			kinds, rejected := rec.get()
-			if fmt.Sprint(kinds) != tt.wantKinds {
-				t.Errorf("OnError kinds = %v; want %s", kinds, tt.wantKinds)
+			if fmt.Sprint(kinds) != "[secret]" || len(rejected) != 0 {
+				t.Errorf("OnError kinds = %v, OnRejected = %v; want [secret] and no OnRejected (deprecated)", kinds, rejected)
 			}
-			if tt.wantMsg == "" {
-				if len(rejected) != 0 {
-					t.Errorf("OnRejected called: %v", rejected[0])
-				}
-				return
-			}
-			if len(rejected) != 1 || rejected[0].Kind != KindSecret {
-				t.Fatalf("OnRejected got %v; want one KindSecret", rejected)
-			}
-			msg := rejected[0].Error()
-			for _, s := range []string{tt.wantMsg, "ajp.secret", "allowedRequestAttributesPattern"} {
-				if !strings.Contains(msg, s) {
-					t.Errorf("message %q does not contain %q", msg, s)
-				}
-			}
-			if tt.secret != "" && strings.Contains(msg, tt.secret) {
-				t.Errorf("message %q contains the secret", msg)
+			if tr.idleCount() != 0 {
+				t.Errorf("refused connection was pooled")
 			}
 		})
 	}
+
+	passed := func(t *testing.T, path string, want []byte, wantKinds string) *Transport {
+		t.Helper()
+		var rec errorRecorder
+		tr := fc.transport(Options{Secret: "good", OnError: rec.onError})
+		resp, b := roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com"+path, nil))
+		if resp.StatusCode != 403 || resp.Status != "403 Forbidden" {
+			t.Errorf("status %q; want the 403 passed on", resp.Status)
+		}
+		if b != string(want) {
+			t.Errorf("body: %d bytes %.40q...; want %d bytes %.40q...", len(b), b, len(want), want)
+		}
+		if kinds, _ := rec.get(); fmt.Sprint(kinds) != wantKinds {
+			t.Errorf("OnError kinds = %v; want %s", kinds, wantKinds)
+		}
+		return tr
+	}
+	t.Run("app-403-reuse", func(t *testing.T) {
+		tr := passed(t, "/app-403", []byte("app says no"), "[]")
+		if tr.idleCount() != 1 {
+			t.Errorf("%d idle connections after a 403 with reuse=1; want 1", tr.idleCount())
+		}
+	})
+	t.Run("app-403-over-bound", func(t *testing.T) {
+		passed(t, "/app-403-big", big, "[]")
+	})
+	t.Run("app-403-close-not-first", func(t *testing.T) {
+		var rec errorRecorder
+		tr := fc.transport(Options{Secret: "good", OnError: rec.onError})
+		roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com/", nil))
+		resp, b := roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com/app-403-close", nil))
+		if resp.StatusCode != 403 || b != "closing" {
+			t.Errorf("second request: %s %q; want the application's 403 passed on", resp.Status, b)
+		}
+		if kinds, _ := rec.get(); len(kinds) != 0 {
+			t.Errorf("OnError kinds = %v; want none", kinds)
+		}
+	})
+	t.Run("reset-in-read-ahead", func(t *testing.T) {
+		var rec errorRecorder
+		tr := fc.transport(Options{Secret: "good", OnError: rec.onError})
+		resp, err := tr.RoundTrip(httptest.NewRequest("GET", "http://example.com/reset", nil))
+		if resp != nil {
+			resp.Body.Close()
+		}
+		var e *Error
+		if resp != nil || !errors.As(err, &e) || e.Kind != KindReset {
+			t.Fatalf("RoundTrip = %v, %v; want no response and *Error of kind reset", resp, err)
+		}
+		if kinds, _ := rec.get(); fmt.Sprint(kinds) != "[reset]" {
+			t.Errorf("OnError kinds = %v; want [reset]", kinds)
+		}
+	})
 }
 
 // TestPacketSizeMismatch: a packet from Tomcat above ajp.packet_size, and a
@@ -819,19 +886,39 @@ func TestPacketSizeMismatch(t *testing.T) {
 		}
 	})
 	t.Run("tomcat-smaller-400", func(t *testing.T) {
-		fc := newFakeContainer(t, func(c *cconn, _ *decodedRequest, _ []byte) error {
-			if err := c.respond(400, nil, nil, 8184, false); err != nil {
+		fc := newFakeContainer(t, func(c *cconn, req *decodedRequest, _ []byte) error {
+			if _, big := req.header("cookie"); !big {
+				return c.respond(400, nil, []byte("app: bad request"), 8184, false)
+			}
+			if err := c.respond(400, nil, []byte("<html>400</html>"), 8184, false); err != nil {
 				return err
 			}
 			return errCloseConn
 		})
 		var rec errorRecorder
-		tr := fc.transport(Options{PacketSize: 16384, OnRejected: rec.onRejected})
+		tr := fc.transport(Options{PacketSize: 16384, OnError: rec.onError})
 		req := httptest.NewRequest("GET", "http://example.com/", nil)
 		req.Header.Set("Cookie", strings.Repeat("c", 10000))
-		roundTrip(t, tr, req)
-		if _, rej := rec.get(); len(rej) != 1 || rej[0].Kind != KindPacketSize {
-			t.Errorf("OnRejected got %v; want one KindPacketSize", rej)
+		resp, err := tr.RoundTrip(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		var e *Error
+		if resp != nil || !errors.As(err, &e) || e.Kind != KindPacketSize {
+			t.Fatalf("RoundTrip = %v, %v; want no response and *Error of kind packet_size", resp, err)
+		}
+		for _, s := range []string{"ajp.packet_size", "400", "16384"} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("message %q does not contain %q", err, s)
+			}
+		}
+		if kinds, _ := rec.get(); fmt.Sprint(kinds) != "[packet_size]" {
+			t.Errorf("OnError kinds = %v; want [packet_size]", kinds)
+		}
+		// A small Forward Request's 400 is the application's.
+		resp, b := roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com/", nil))
+		if resp.StatusCode != 400 || b != "app: bad request" {
+			t.Errorf("small request: %s %q; want the 400 passed on", resp.Status, b)
 		}
 	})
 }

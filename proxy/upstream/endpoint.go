@@ -100,7 +100,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		return c, nil
 	}
 	if tg.Scheme == "ajp" {
-		e.transport = p.newAJPTransport(e, dial)
+		e.transport = p.newAJPTransport(dial)
 		return e
 	}
 	tr := &http.Transport{
