@@ -638,43 +638,7 @@ func tomcatStream(t *testing.T, url string, newConn bool) <-chan result {
 // carry a 16-byte body.
 func methodStream(t *testing.T, method, url string, newConn bool) <-chan result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	out := make(chan result, 6000)
-	tr := &http.Transport{DisableKeepAlives: newConn, MaxIdleConnsPerHost: 4}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	go func() {
-		defer close(out)
-		defer tr.CloseIdleConnections()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for range 6000 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			r := result{sent: time.Now()}
-			var body io.Reader
-			if method == http.MethodPost || method == http.MethodPut {
-				body = strings.NewReader("0123456789abcdef")
-			}
-			req, _ := http.NewRequestWithContext(ctx, method, url+peer.EchoPath+"?session=1", body)
-			resp, err := client.Do(req)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				r.err = err
-			} else {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				r.status, r.backend = resp.StatusCode, sessionRoute(resp)
-			}
-			out <- r
-		}
-	}()
-	return out
+	return requestStream(t, method, url+peer.EchoPath+"?session=1", newConn, sessionRoute)
 }
 
 // merge delivers the results of several streams on one channel.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,9 +90,18 @@ func (r result) String() string {
 
 // stream sends GET requests to url one after another, every 10 ms, over
 // keep-alive connections unless newConn is set, and delivers what happened
-// on the returned channel. It is bounded: it stops after 60 s or 6000
-// requests, or when the test ends.
+// on the returned channel, naming the backend by its X-Backend header. It
+// is bounded: it stops after 60 s or 6000 requests, or when the test ends.
 func stream(t *testing.T, url string, newConn bool) <-chan result {
+	t.Helper()
+	return requestStream(t, http.MethodGet, url+"/", newConn, func(resp *http.Response) string {
+		return resp.Header.Get("X-Backend")
+	})
+}
+
+// requestStream is stream with any method (POST and PUT carry a 16-byte
+// body), target URL and way of naming the backend that answered.
+func requestStream(t *testing.T, method, url string, newConn bool, backend func(*http.Response) string) <-chan result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -110,7 +120,11 @@ func stream(t *testing.T, url string, newConn bool) <-chan result {
 			case <-tick.C:
 			}
 			r := result{sent: time.Now()}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+			var body io.Reader
+			if method == http.MethodPost || method == http.MethodPut {
+				body = strings.NewReader("0123456789abcdef")
+			}
+			req, _ := http.NewRequestWithContext(ctx, method, url, body)
 			resp, err := client.Do(req)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -120,7 +134,7 @@ func stream(t *testing.T, url string, newConn bool) <-chan result {
 			} else {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				r.status, r.backend = resp.StatusCode, resp.Header.Get("X-Backend")
+				r.status, r.backend = resp.StatusCode, backend(resp)
 			}
 			out <- r
 		}
