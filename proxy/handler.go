@@ -50,6 +50,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h := &Handler{log: log}
 	index := map[string]int{}
 	for _, uo := range opts.Upstreams {
+		uo.Metrics = opts.Metrics
 		p, err := upstream.New(uo, res, log.Named("upstream"))
 		if err != nil {
 			h.Close()

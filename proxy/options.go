@@ -25,6 +25,10 @@ type Options struct {
 	Listeners []ListenerOptions
 	Routes    []RouteOptions
 	Upstreams []UpstreamOptions
+
+	// Metrics receives the upstream pools' counters; cmd sets it once per
+	// process (config does not). Nil: counted but not exported.
+	Metrics *upstream.Metrics
 }
 
 // ListenerOptions describe one client-facing socket.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/webtier/webtier/config"
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
 )
 
@@ -134,7 +135,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		return fmt.Errorf("starting resolver: %w", err)
 	}
 	defer res.Close()
-	srv, err := proxy.NewServer(cfg.Proxy, res, log.Named("proxy"))
+	popts := cfg.Proxy
+	popts.Metrics = upstream.NewMetrics(reg)
+	srv, err := proxy.NewServer(popts, res, log.Named("proxy"))
 	if err != nil {
 		return fmt.Errorf("building proxy: %w", err)
 	}

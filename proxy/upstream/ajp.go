@@ -22,5 +22,8 @@ func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error)) *aj
 		IdleTimeout:           p.opts.IdleConnTimeout,
 		MaxIdle:               p.opts.MaxIdlePerAddress,
 		Dial:                  dial,
+		OnError: func(kind string) {
+			p.m.ajpErrors.WithLabelValues(p.opts.Name, kind).Inc()
+		},
 	})
 }

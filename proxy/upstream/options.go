@@ -142,6 +142,10 @@ type Options struct {
 	// responses or gateway failures (passive health). Default 5; negative
 	// disables.
 	Consecutive5xx int
+	// Metrics receives the pool's counters; the proxy sets it (config does
+	// not). Nil: counted but not exported.
+	Metrics *Metrics
+
 	// MaxEjectedPercent bounds the share of an upstream's addresses that
 	// passive health may eject at once. Zero means the default, 50; a
 	// negative value lets passive health eject nothing.

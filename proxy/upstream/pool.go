@@ -67,6 +67,7 @@ type Pool struct {
 	opts Options
 	res  Resolver
 	log  *zap.Logger
+	m    *Metrics
 	now  func() time.Time
 
 	// active is the request path's view: replaced whole, never mutated.
@@ -113,7 +114,11 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 		log = zap.NewNop()
 	}
 	applyDefaults(&opts)
-	p := &Pool{opts: opts, res: res, log: log.With(zap.String("upstream", opts.Name)), now: time.Now}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	p := &Pool{opts: opts, res: res, log: log.With(zap.String("upstream", opts.Name)), m: m, now: time.Now}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.active.Store(&snapshot{})
 	for i, t := range opts.Targets {
@@ -304,6 +309,7 @@ func (p *Pool) setStateLocked(e *Endpoint, s State, reason string) {
 	}
 	e.state.Store(uint32(s))
 	e.since.Store(p.now().UnixNano())
+	p.m.stateChanges.WithLabelValues(p.opts.Name, s.String()).Inc()
 	p.log.Info("address state changed",
 		zap.String("target", e.target.Host), zap.Stringer("address", e.addr),
 		zap.Stringer("from", old), zap.Stringer("to", s), zap.String("reason", reason),

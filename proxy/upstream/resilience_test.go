@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -82,10 +84,12 @@ func TestPool_connectFailureEjectsThenProbeRestores(t *testing.T) {
 	b := startBackend(t, "b", "127.0.0.3", 0)
 	deadPort := freePort(t, "127.0.0.2")
 	log, logs := observed()
-	p, err := New(fastOpts("app",
+	opts := fastOpts("app",
 		Target{Scheme: "http", Host: "127.0.0.2", Port: uint16(deadPort)},
 		Target{Scheme: "http", Host: "127.0.0.3", Port: uint16(b.port())},
-	), nil, log)
+	)
+	opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	p, err := New(opts, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +115,13 @@ func TestPool_connectFailureEjectsThenProbeRestores(t *testing.T) {
 	}
 	if len(ejections) != 1 || !strings.Contains(ejections[0].ContextMap()["reason"].(string), "connection refused") {
 		t.Errorf("ejection log lines = %v; want one whose reason is the refused connect", ejections)
+	}
+
+	if n := testutil.ToFloat64(opts.Metrics.stateChanges.WithLabelValues("app", "ejected")); n != 1 {
+		t.Errorf("webtier_upstream_address_state_changes_total{to=ejected} = %v; want 1", n)
+	}
+	if n := testutil.ToFloat64(opts.Metrics.retries.WithLabelValues("app", "connect")); n < 1 {
+		t.Errorf("webtier_upstream_retries_total{reason=connect} = %v; want at least 1", n)
 	}
 
 	startBackend(t, "a", "127.0.0.2", deadPort)

@@ -74,6 +74,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			p.now().Sub(start) > p.opts.RetryBudget || !p.retryable(err, idempotent, body) {
 			return nil, err
 		}
+		p.m.retries.WithLabelValues(p.opts.Name, retryReason(err)).Inc()
 	}
 }
 
@@ -136,6 +137,19 @@ func (b *bodyGuard) Read(p []byte) (int, error) {
 func (b *bodyGuard) Close() error {
 	b.closed.Store(true)
 	return nil
+}
+
+// retryReason names why a failed try is retried, for the retries metric.
+func retryReason(err error) string {
+	switch {
+	case errors.As(err, new(*DialError)), errors.As(err, new(*notSentError)):
+		return "connect"
+	case errors.Is(err, errRescued):
+		return "rescued"
+	case errors.As(err, new(*deadConnError)):
+		return "dead_connection"
+	}
+	return "idempotent"
 }
 
 func isIdempotent(method string) bool {
