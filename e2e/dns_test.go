@@ -46,6 +46,15 @@ func startStack(t *testing.T, ips []string, o stackOptions) *stack {
 	if o.stale == 0 {
 		o.stale = 30 * time.Second
 	}
+	s.webtier = startWebtier(t, s.bind, o.target, s.backends[0].Port(), "    connect_timeout: 1s\n", o.stale)
+	return s
+}
+
+// startWebtier starts webtier with one route to upstream elb, whose target
+// is http://target:port, resolved through bind with a short query timeout.
+// upstream holds extra YAML lines for the upstream, indented four spaces.
+func startWebtier(t *testing.T, bind *peer.BIND, target string, port int, upstream string, stale time.Duration) *peer.Webtier {
+	t.Helper()
 	listen := peer.FreeAddr(t, "127.0.0.1")
 	cfg := fmt.Sprintf(`
 listeners:
@@ -57,8 +66,7 @@ upstreams:
   elb:
     targets:
       - url: http://%s:%d
-    connect_timeout: 1s
-resolver:
+%sresolver:
   nameservers: [%q]
   query_timeout: 500ms
   attempts: 1
@@ -66,9 +74,8 @@ resolver:
 logging:
   level: info
   format: json
-`, listen, o.target, s.backends[0].Port(), s.bind.Addr(), o.stale)
-	s.webtier = peer.StartWebtier(t, peer.Build(t), listen, cfg)
-	return s
+`, listen, target, port, upstream, bind.Addr(), stale)
+	return peer.StartWebtier(t, peer.Build(t), listen, cfg)
 }
 
 // result is what the client saw of one request.

@@ -55,28 +55,7 @@ func (s *stack) startBIND(t *testing.T, ips []string) *peer.BIND {
 
 func startResilienceWebtier(t *testing.T, bind *peer.BIND, port int, extra string) *peer.Webtier {
 	t.Helper()
-	listen := peer.FreeAddr(t, "127.0.0.1")
-	cfg := fmt.Sprintf(`
-listeners:
-  - address: %q
-routes:
-  - path: /
-    upstream: elb
-upstreams:
-  elb:
-    targets:
-      - url: http://elb.proxy.test:%d
-%s%s
-resolver:
-  nameservers: [%q]
-  query_timeout: 500ms
-  attempts: 1
-  stale: 30s
-logging:
-  level: info
-  format: json
-`, listen, port, strings.TrimPrefix(resilienceUpstream, "\n"), extra, bind.Addr())
-	return peer.StartWebtier(t, peer.Build(t), listen, cfg)
+	return startWebtier(t, bind, "elb.proxy.test", port, strings.TrimPrefix(resilienceUpstream, "\n")+extra, 30*time.Second)
 }
 
 // latencies records how long each request of a stream took, by send time.
