@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/webtier/webtier/proxy/ajp"
@@ -158,10 +157,7 @@ func (c *checker) secretFile(f field[string]) string {
 		c.errorf(f.loc, "is empty; write the path of the file holding the secret of Tomcat's AJP connector")
 		return ""
 	}
-	path := f.V
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(c.file), path)
-	}
+	path := c.relative(f.V)
 	data, err := readLimited(path, maxSecretFile)
 	if err != nil {
 		var pe *fs.PathError

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,16 @@ func (c *checker) oneOf(f field[string], what, def string, allowed ...string) st
 	}
 	c.errorf(f.loc, "%q is not a %s; write %s", f.V, what, orList(allowed))
 	return def
+}
+
+// relative resolves path, a file named in the config, against the config
+// file's directory unless it is absolute, so that the file is found
+// whatever the working directory.
+func (c *checker) relative(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.file), path)
 }
 
 // missing starts the message for a required list or mapping that is absent

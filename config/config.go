@@ -17,8 +17,10 @@
 // keys ("<<") or more than one YAML document per file; it does not expand
 // environment variables or include other files; it does not watch the file
 // (cmd reloads on SIGHUP by calling Load again); it reads no other file
-// except an AJP upstream's secret_file; and it never builds runtime objects,
-// opens sockets or resolves names. It never puts an AJP secret in an error.
+// except an AJP upstream's secret_file and a TLS listener's cert_file and
+// key_file (which it loads together once, to check them, and hands on as
+// paths); and it never builds runtime objects, opens sockets or resolves
+// names. It never puts an AJP secret or key material in an error.
 package config
 
 import (
@@ -84,8 +86,9 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse parses data, the contents of a config file. file names it in error
-// messages and becomes Config.File; a relative secret_file is read relative
-// to file's directory. Any problem is returned as Errors.
+// messages and becomes Config.File; a relative secret_file, cert_file or
+// key_file is read relative to file's directory. Any problem is returned as
+// Errors.
 func Parse(file string, data []byte) (*Config, error) {
 	r := &report{file: file}
 	root := readYAML(r, data)

@@ -43,6 +43,7 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			TrustedProxies:    c.prefixes(r.TrustedProxies),
 			ReadHeaderTimeout: c.duration(r.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
 			IdleTimeout:       c.duration(r.IdleTimeout, proxy.DefaultClientIdleTimeout),
+			TLS:               c.listenerTLS(r.TLS),
 		}
 		if l.Name == "" {
 			l.Name = l.Address

@@ -26,9 +26,18 @@ type rawListener struct {
 	TrustedProxies    field[[]field[string]] `yaml:"trusted_proxies"`     // CIDRs or IPs
 	ReadHeaderTimeout field[time.Duration]   `yaml:"read_header_timeout"` // default proxy.DefaultReadHeaderTimeout
 	IdleTimeout       field[time.Duration]   `yaml:"idle_timeout"`        // default proxy.DefaultClientIdleTimeout
+	TLS               field[rawTLS]          `yaml:"tls"`                 // absent: plain HTTP
 }
 
 func (rawListener) noun() string { return "listener" }
+
+// rawTLS is listeners[].tls: a certificate and key from PEM files, both
+// required.
+type rawTLS struct {
+	loc
+	CertFile field[string] `yaml:"cert_file"` // the certificate, then its intermediates
+	KeyFile  field[string] `yaml:"key_file"`  // its private key
+}
 
 // rawRoute is one item of routes.
 type rawRoute struct {

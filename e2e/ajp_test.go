@@ -3,14 +3,24 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,12 +52,19 @@ const ajpUpstream = `
 // empty, is the resolver's only nameserver.
 func startAJPWebtier(t *testing.T, secret string, targets []string, extra, nameserver string) *peer.Webtier {
 	t.Helper()
+	return startAJPWebtierListener(t, "", secret, targets, extra, nameserver)
+}
+
+// startAJPWebtierListener is startAJPWebtier whose listener also has the
+// YAML lines listenerExtra (indented four spaces), such as its tls key.
+func startAJPWebtierListener(t *testing.T, listenerExtra, secret string, targets []string, extra, nameserver string) *peer.Webtier {
+	t.Helper()
 	listen := peer.FreeAddr(t, "127.0.0.1")
 	var b strings.Builder
 	fmt.Fprintf(&b, `
 listeners:
   - address: %q
-routes:
+%sroutes:
   - path: /
     upstream: tomcat
 upstreams:
@@ -55,7 +72,7 @@ upstreams:
 %s    ajp:
       secret: %q
     targets:
-`, listen, strings.TrimPrefix(ajpUpstream, "\n"), secret)
+`, listen, listenerExtra, strings.TrimPrefix(ajpUpstream, "\n"), secret)
 	for _, tg := range targets {
 		fmt.Fprintf(&b, "      - %s\n", tg)
 	}
@@ -162,6 +179,48 @@ func sessionCookie(resp *http.Response) string {
 		}
 	}
 	return ""
+}
+
+// writeTestCert writes a self-signed ECDSA certificate for 127.0.0.1 and
+// its key as PEM files under dir, and returns their paths and a pool that
+// trusts the certificate.
+func writeTestCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "webtier e2e"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(leaf)
+	return certFile, keyFile, roots
 }
 
 func hexSHA256(b []byte) string {
@@ -385,8 +444,110 @@ func TestAJPRequest(t *testing.T) {
 	})
 
 	t.Run("tls-is-secure", func(t *testing.T) {
-		t.Skip("webtier has no TLS listeners yet (README: listeners have no tls key); " +
-			"isSecure()/TLS attributes behind TLS are tested once it has")
+		// A second webtier in front of the same Tomcat, with a TLS
+		// listener: the servlet must see an HTTPS request, and the TLS
+		// parameters the client negotiated with webtier.
+		certFile, keyFile, roots := writeTestCert(t, t.TempDir())
+		tw := startAJPWebtierListener(t, fmt.Sprintf("    tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile),
+			tc.Secret(), []string{"ajp://" + tc.AJPAddr()}, "", "")
+		url := "https://" + tw.Addr() + peer.EchoPath
+		_, port, _ := net.SplitHostPort(tw.Addr())
+		tlsPort, _ := strconv.Atoi(port)
+		// Tomcat's key_size: the cipher's symmetric key bits.
+		keyBits := map[uint16]string{
+			tls.TLS_AES_128_GCM_SHA256:                  "128",
+			tls.TLS_AES_256_GCM_SHA384:                  "256",
+			tls.TLS_CHACHA20_POLY1305_SHA256:            "256",
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "256",
+		}
+		for _, tt := range []struct {
+			name        string
+			client      *tls.Config
+			h2          bool
+			wantProto   string // getProtocol()
+			wantVersion string // org.apache.tomcat.util.net.secure_protocol_version
+		}{
+			{name: "h2-tls1.3", client: &tls.Config{RootCAs: roots}, h2: true,
+				wantProto: "HTTP/2.0", wantVersion: "TLSv1.3"},
+			{name: "http1.1-tls1.2", client: &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12,
+				CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, NextProtos: []string{"http/1.1"}},
+				wantProto: "HTTP/1.1", wantVersion: "TLSv1.2"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				// get sends a GET of echo.jsp on c and reports whether it
+				// went on a connection already used.
+				get := func(c *http.Client) (peer.Echo, *tls.ConnectionState, bool) {
+					t.Helper()
+					var reused bool
+					ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+						GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+					})
+					req := newRequest(t, "GET", url, nil).WithContext(ctx)
+					resp, body := send(t, c, req)
+					if resp.StatusCode != http.StatusOK || resp.TLS == nil {
+						t.Fatalf("GET %s: %s (TLS %v) %.300q; want 200 over TLS", url, resp.Status, resp.TLS != nil, body)
+					}
+					if resp.Proto != tt.wantProto {
+						t.Errorf("client got %s from webtier; want %s", resp.Proto, tt.wantProto)
+					}
+					e, err := peer.ParseEcho(body)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return e, resp.TLS, reused
+				}
+				newClient := func() *http.Client {
+					tr := &http.Transport{TLSClientConfig: tt.client, ForceAttemptHTTP2: tt.h2}
+					t.Cleanup(tr.CloseIdleConnections)
+					return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+				}
+				c := newClient()
+				e, cs, _ := get(c)
+				if !e.IsSecure || e.Scheme != "https" || e.Protocol != tt.wantProto {
+					t.Errorf("Tomcat saw isSecure %v scheme %q protocol %q; want true, https, %s",
+						e.IsSecure, e.Scheme, e.Protocol, tt.wantProto)
+				}
+				if e.ServerPort != tlsPort || e.LocalPort != tlsPort {
+					t.Errorf("Tomcat saw serverPort %d localPort %d; want webtier's TLS port %d", e.ServerPort, e.LocalPort, tlsPort)
+				}
+				if got := e.Header("X-Forwarded-Proto"); !slices.Equal(got, []string{"https"}) {
+					t.Errorf("X-Forwarded-Proto arrived as %q; want [https]", got)
+				}
+				wantBits, ok := keyBits[cs.CipherSuite]
+				if !ok {
+					t.Fatalf("negotiated %s, which this test has no key size for", tls.CipherSuiteName(cs.CipherSuite))
+				}
+				for _, a := range []struct{ name, want string }{
+					{"jakarta.servlet.request.cipher_suite", tls.CipherSuiteName(cs.CipherSuite)},
+					{"jakarta.servlet.request.key_size", wantBits},
+					{"org.apache.tomcat.util.net.secure_protocol_version", tt.wantVersion},
+				} {
+					if got, ok := e.Attributes[a.name]; !ok || got != a.want {
+						t.Errorf("Tomcat's %s = %q (set %v); want %q", a.name, got, ok, a.want)
+					}
+				}
+				if v, ok := e.Attributes["jakarta.servlet.request.X509Certificate"]; ok {
+					t.Errorf("Tomcat saw a client certificate %q; want none (the client sent none)", v)
+				}
+				// ssl_session_id: one per client TLS connection.
+				const sessionAttr = "jakarta.servlet.request.ssl_session_id"
+				id := e.Attributes[sessionAttr]
+				if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+					t.Fatalf("Tomcat's %s = %q; want 32 hex digits", sessionAttr, id)
+				}
+				again, _, reused := get(c)
+				if !reused {
+					t.Fatal("the second request did not reuse the client's connection")
+				}
+				if got := again.Attributes[sessionAttr]; got != id {
+					t.Errorf("same client connection: %s = %q, then %q; want the same", sessionAttr, id, got)
+				}
+				other, _, _ := get(newClient())
+				if got := other.Attributes[sessionAttr]; got == id || got == "" {
+					t.Errorf("another client connection: %s = %q, the first one's was %q; want a different one", sessionAttr, got, id)
+				}
+			})
+		}
 	})
 
 	t.Run("post-1MiB", func(t *testing.T) {

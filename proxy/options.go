@@ -47,6 +47,20 @@ type ListenerOptions struct {
 	// IdleTimeout closes a client keep-alive connection idle this long.
 	// Default 60s (set it above the load balancer's idle timeout).
 	IdleTimeout time.Duration
+	// TLS, when set, makes the listener serve HTTPS only: TLS 1.2 or later,
+	// with HTTP/2 and HTTP/1.1 offered by ALPN. Nil: plain HTTP/1.1.
+	TLS *TLSOptions
+}
+
+// TLSOptions are a listener's certificate and key. Both are PEM files, read
+// once when Server.Listen runs: a renewed certificate takes effect at the
+// next start.
+type TLSOptions struct {
+	// CertFile holds the server certificate, then any intermediates.
+	CertFile string
+	// KeyFile holds the certificate's private key (PKCS #1, PKCS #8 or
+	// SEC 1 EC), unencrypted.
+	KeyFile string
 }
 
 // RouteOptions map requests to an upstream. Routes are matched in order of

@@ -48,13 +48,14 @@ func NewServer(opts Options, res upstream.Resolver, log *zap.Logger) (*Server, e
 // Handler returns the current handler.
 func (s *Server) Handler() *Handler { return s.handler.Load() }
 
-// Listen opens every configured listener, so that a port already in use is
+// Listen opens every configured listener and loads the TLS listeners'
+// certificates, so that a port already in use or a bad certificate is
 // reported before anything is served.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, lo := range s.opts.Listeners {
-		ln, err := net.Listen("tcp", lo.Address)
+		ln, tlsConf, err := listen(lo)
 		if err != nil {
 			for _, l := range s.listeners {
 				l.Close()
@@ -71,6 +72,7 @@ func (s *Server) Listen() error {
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
 		s.servers = append(s.servers, srv)
 	}
@@ -102,7 +104,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(lns))
 	for i := range lns {
 		s.log.Info("listening", zap.String("listener", s.opts.Listeners[i].Name),
-			zap.Stringer("address", lns[i].Addr()))
+			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil))
 		go func(srv *http.Server, ln net.Listener) {
 			errc <- srv.Serve(ln)
 		}(srvs[i], lns[i])

@@ -63,8 +63,7 @@ type target struct {
 var targets = []*target{
 	{name: "direct", direct: true, label: "direct (backend, no proxy)", pkg: "nginx", bin: "nginx",
 		version: []string{"nginx", "-v"}, write: writeBackend, tls: true},
-	{name: "webtier", bin: "webtier", version: []string{"webtier", "version"}, write: writeWebtier,
-		noTLS: "n/a: webtier has no TLS listener yet"},
+	{name: "webtier", bin: "webtier", version: []string{"webtier", "version"}, write: writeWebtier, tls: true},
 	{name: "haproxy", pkg: "haproxy", bin: "haproxy", version: []string{"haproxy", "-v"}, write: writeHAProxy, tls: true},
 	{name: "nginx", pkg: "nginx", bin: "nginx", version: []string{"nginx", "-v"}, write: writeNginxProxy, tls: true},
 	{name: "httpd", pkg: "apache2", bin: "apache2", version: []string{"apache2", "-v"}, write: writeHttpd, tls: true},
@@ -169,15 +168,20 @@ func nginxTempPaths(dir string) string {
 
 // --- webtier ----------------------------------------------------------------
 
-// writeWebtier: one listener, one route, one upstream by IP (no DNS).
-// GOMAXPROCS is Go's default (= 2 cores). Upstream keep-alive is webtier's
-// default pool (max_idle_per_address 64, the same 64 as nginx's keepalive).
-// webtier has no access log. Logging at warn keeps stderr quiet.
-func writeWebtier(e *env, dir string, port, _ int) ([]string, []string, error) {
+// writeWebtier: a plain listener and a TLS one (HTTP/2 and HTTP/1.1 by
+// ALPN, TLS 1.2+), one route, one upstream by IP (no DNS). GOMAXPROCS is
+// Go's default (= 2 cores). Upstream keep-alive is webtier's default pool
+// (max_idle_per_address 64, the same 64 as nginx's keepalive). webtier has
+// no access log. Logging at warn keeps stderr quiet.
+func writeWebtier(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`listeners:
   - address: "127.0.0.1:%d"
     name: bench
     idle_timeout: 120s        # idle-connection test must not race the idle timeout
+  - address: "127.0.0.1:%d"
+    name: bench-tls
+    idle_timeout: 120s
+    tls: {cert_file: %q, key_file: %q}
 routes:
   - path: /
     upstream: backend
@@ -189,7 +193,7 @@ upstreams:
 logging:
   level: warn
   format: json
-`, port, e.backendPort)
+`, port, tlsPort, e.certFile, e.keyFile, e.backendPort)
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err

@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+)
+
+// This file is the TLS side of a listener. net/http serves HTTP/2 on a
+// *tls.Conn whose ALPN negotiated "h2", provided the server's TLSConfig
+// lists "h2" in NextProtos (http.Server.Serve configures HTTP/2 only then:
+// golang/go#15908); everything else about HTTP/2 is net/http's.
+
+// listen opens lo's socket. For a TLS listener it loads the certificate
+// first, so that a bad one is reported before anything is bound, and
+// returns the socket wrapped to do the TLS handshake, with the config the
+// http.Server must carry as its TLSConfig. The config is nil for a plain
+// listener.
+func listen(lo ListenerOptions) (net.Listener, *tls.Config, error) {
+	var conf *tls.Config
+	if lo.TLS != nil {
+		var err error
+		if conf, err = serverTLSConfig(lo.TLS); err != nil {
+			return nil, nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", lo.Address)
+	if err != nil {
+		return nil, nil, err
+	}
+	if conf != nil {
+		ln = tls.NewListener(ln, conf)
+	}
+	return ln, conf, nil
+}
+
+// serverTLSConfig loads o's certificate and key and returns a config for
+// HTTPS with HTTP/2: TLS 1.2 or later, Go's default cipher suites, ALPN
+// "h2" preferred over "http/1.1".
+func serverTLSConfig(o *TLSOptions) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading certificate %s and key %s: %w", o.CertFile, o.KeyFile, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}, nil
+}
