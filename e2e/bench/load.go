@@ -54,6 +54,8 @@ var scenarios = []scenario{
 	{key: "h2", title: "HTTP/2 over TLS, 100-byte response", tool: "h2load", path: "/100", tls: true},
 	{key: "ajp", title: "AJP to Tomcat 10, keep-alive, static 100-byte file", tool: "wrk", path: "/100.txt",
 		suite: "ajp", backendCPU: "Tomcat", goal: &goal{webtier: "webtier-ajp", peer: "httpd-ajp", minRPS: 1.5, maxCPU: 0.5}},
+	// Its own peers, load loop and table: failover.go.
+	{key: failoverSuite, title: "DNS failover: the record moves, the old backend vanishes", tool: failoverSuite, suite: failoverSuite},
 }
 
 // loadOpts are the load generator settings shared by all runs.

@@ -5,11 +5,15 @@
 // throughput, latency, CPU-seconds per 100k requests and memory, plus the
 // memory cost of idle keep-alive client connections. The "ajp" scenario
 // has columns of its own: webtier and httpd (mod_proxy_ajp) in front of a
-// Tomcat 10 AJP connector, and Tomcat's HTTP connector direct.
+// Tomcat 10 AJP connector, and Tomcat's HTTP connector direct. The
+// "failover" scenario (failover.go) moves an upstream name's DNS record
+// under load while the old backend vanishes, for every proxy that can
+// follow DNS, in network and mount namespaces of its own.
 //
 //	go run ./e2e/bench                  # defaults: 3 rounds of 10 s runs (~17 min)
 //	go run ./e2e/bench -quick           # smoke run: 1 round of 3 s runs
 //	go run ./e2e/bench -scenarios ajp   # the AJP leg only (~3 min)
+//	go run ./e2e/bench -scenarios failover  # the DNS failover only (~4 min)
 //
 // See e2e/bench/README.md. It is never run by go test.
 package main
@@ -68,6 +72,9 @@ type options struct {
 }
 
 func main() {
+	if isFailoverChild() { // re-executed in namespaces of its own by runFailover
+		os.Exit(failoverChildMain())
+	}
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; tables show the median over rounds")
 	flag.DurationVar(&o.load.duration, "duration", 10*time.Second, "duration of one load run (whole seconds)")
@@ -146,15 +153,19 @@ func run(ctx context.Context, o options) (err error) {
 	// Scenarios, and the suites (backends) they need.
 	var scs []scenario
 	suites := map[string]bool{}
-	needH2 := false
+	needH2, failover := false, false
 	for _, sc := range scenarios {
 		if selected(o.scens, sc.key) {
+			if sc.suite == failoverSuite {
+				failover = true // its own peers and rounds: runFailover
+				continue
+			}
 			scs = append(scs, sc)
 			suites[sc.suite] = true
 			needH2 = needH2 || sc.tool == "h2load"
 		}
 	}
-	if len(scs) == 0 {
+	if len(scs) == 0 && !failover {
 		return fmt.Errorf("-scenarios %q selects nothing (known: %s)", o.scens, scenarioKeys())
 	}
 	// Columns: the targets of those suites; the suites' backends always.
@@ -168,7 +179,13 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		ts = append(ts, t)
 	}
-	pkgs := []string{"wrk"}
+	var pkgs []string
+	if len(scs) > 0 {
+		pkgs = append(pkgs, "wrk")
+	}
+	if failover {
+		pkgs = append(pkgs, failoverPackages(o.only)...)
+	}
 	if needH2 {
 		pkgs = append(pkgs, "nghttp2-client")
 	}
@@ -182,7 +199,7 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
-	if !installed("wrk") {
+	if len(scs) > 0 && !installed("wrk") {
 		return fmt.Errorf("wrk is required (apt-get install wrk)")
 	}
 	for _, t := range ts { // the load generator and the backends
@@ -354,6 +371,9 @@ func run(ctx context.Context, o options) (err error) {
 	if o.idle > 0 {
 		est += time.Duration(nIdle) * (3*time.Second + time.Duration(o.idle)*time.Millisecond)
 	}
+	if failover {
+		est += failoverEstimate(o.rounds, len(failoverProxies(o.only)))
+	}
 	rep := &report{opts: o, scs: scs, insts: insts, machine: machine(), date: time.Now().UTC().Format("2006-01-02 15:04 MST"),
 		wrkVersion: versionOf([]string{"wrk", "-v"}), h2Version: versionOf([]string{"h2load", "--version"}),
 		results: map[string]map[string][]runRec{}}
@@ -436,6 +456,12 @@ func run(ctx context.Context, o options) (err error) {
 				rep.add(sc.key, in.t.name, rec)
 				time.Sleep(pauseBetween)
 			}
+		}
+	}
+	if failover {
+		rep.failover = runFailover(ctx, o, e.webtierBin, dir)
+		if ctx.Err() != nil {
+			return errInterrupted
 		}
 	}
 	rep.elapsed = time.Since(start)

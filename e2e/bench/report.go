@@ -22,6 +22,9 @@ type report struct {
 	elapsed    time.Duration
 	// webtierLogs: what each webtier column logged (level warn and up).
 	webtierLogs []webtierLog
+	// failover is the failover scenario's section (failover.go), nil when
+	// it was not selected.
+	failover *foReport
 }
 
 type webtierLog struct {
@@ -42,6 +45,10 @@ func (r *report) header() string {
 	o := r.opts
 	fmt.Fprintf(&b, "## Benchmark run %s\n\n", r.date)
 	fmt.Fprintf(&b, "- machine: %s\n", r.machine)
+	if len(r.scs) == 0 { // only the failover scenario: its section describes its load and peers
+		fmt.Fprintf(&b, "- everything on one machine over loopback: load generator, proxies, BIND and backends share its %d cores\n\n", runtime.NumCPU())
+		return b.String()
+	}
 	fmt.Fprintf(&b, "- load: wrk -t%d -c%d -d%ds --latency; h2load -t%d -c%d -m%d -D%d; %d interleaved round(s); medians over rounds\n",
 		o.load.threads, o.load.conns, int(o.load.duration.Seconds()), o.load.threads, o.load.h2Conns(), o.load.h2Streams,
 		int(o.load.duration.Seconds()), o.rounds)
@@ -140,6 +147,9 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	for _, sc := range r.scs {
 		r.scenarioTable(&b, sc)
+	}
+	if r.failover != nil {
+		r.failover.markdown(&b)
 	}
 	if r.idle != nil {
 		fmt.Fprintf(&b, "### Memory per idle keep-alive client connection (%d connections, each after one GET /100)\n\n", r.opts.idle)
