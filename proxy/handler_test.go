@@ -28,21 +28,20 @@ func target(t *testing.T, srv *httptest.Server) TargetOptions {
 	return TargetOptions{Scheme: "http", Host: u.Hostname(), Port: uint16(port), Weight: 1}
 }
 
-// startProxy serves h's first listener on a real socket and returns its URL.
+// startProxy runs a Server (the fast HTTP/1 path) for opts on a real
+// socket and returns its first listener's URL.
 func startProxy(t *testing.T, opts Options) (string, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
 	if len(opts.Listeners) == 0 {
-		opts.Listeners = []ListenerOptions{{Name: "test", Address: "127.0.0.1:0"}}
+		opts.Listeners = []ListenerOptions{{Name: "test"}}
 	}
-	h, err := NewHandler(opts, nil, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
+	for i := range opts.Listeners {
+		if opts.Listeners[i].Address == "" {
+			opts.Listeners[i].Address = "127.0.0.1:0"
+		}
 	}
-	t.Cleanup(h.Close)
-	fe := httptest.NewServer(h)
-	t.Cleanup(fe.Close)
-	return fe.URL, logs
+	return "http://" + serveWith(t, opts, zap.New(core))[0].String(), logs
 }
 
 func oneUpstream(t *testing.T, backend *httptest.Server, mod func(*UpstreamOptions)) Options {
@@ -260,18 +259,13 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	defer backend.Close()
 	u, _ := url.Parse(backend.URL)
 	port, _ := strconv.Atoi(u.Port())
-	h, err := NewHandler(Options{
-		Listeners: []ListenerOptions{{Name: "bench"}},
+	addrs := serveWith(b, Options{
+		Listeners: []ListenerOptions{{Name: "bench", Address: "127.0.0.1:0"}},
 		Routes:    []RouteOptions{{PathPrefix: "/", Upstream: "app"}},
 		Upstreams: []UpstreamOptions{{Name: "app", Targets: []TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: uint16(port)}}}},
-	}, nil, zap.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close()
-	fe := httptest.NewServer(h)
-	defer fe.Close()
-	for _, bc := range []struct{ name, url string }{{"direct", backend.URL}, {"proxied", fe.URL}} {
+	}, zap.NewNop())
+	fe := "http://" + addrs[0].String()
+	for _, bc := range []struct{ name, url string }{{"direct", backend.URL}, {"proxied", fe}} {
 		b.Run(bc.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			defer client.CloseIdleConnections()

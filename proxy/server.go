@@ -105,9 +105,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	for i := range lns {
 		s.log.Info("listening", zap.String("listener", s.opts.Listeners[i].Name),
 			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil))
-		go func(srv *http.Server, ln net.Listener) {
-			errc <- srv.Serve(ln)
-		}(srvs[i], lns[i])
+	}
+	// Plain-HTTP listeners use the fast HTTP/1 path (fast.go); TLS ones,
+	// where HTTP/2 is negotiated, net/http's server.
+	units := make([]serveUnit, len(lns))
+	for i := range lns {
+		if srvs[i].TLSConfig == nil {
+			units[i] = newFastServer(lns[i], srvs[i], s.log.Named("http"))
+		} else {
+			units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
+		}
+		go func(u serveUnit) { errc <- u.Serve() }(units[i])
 	}
 	var serveErr error
 	select {
@@ -117,15 +125,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), DefaultShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, srv := range srvs {
+	for _, u := range units {
 		wg.Add(1)
-		go func(srv *http.Server) {
+		go func(u serveUnit) {
 			defer wg.Done()
-			if err := srv.Shutdown(sctx); err != nil {
+			if err := u.Shutdown(sctx); err != nil {
 				s.log.Warn("shutdown did not finish in time; closing connections", zap.Error(err))
-				srv.Close()
+				u.Close()
 			}
-		}(srv)
+		}(u)
 	}
 	wg.Wait()
 	s.handler.Load().Close()
@@ -134,6 +142,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	return nil
 }
+
+// serveUnit is one listener being served: by the fast HTTP/1 path or by
+// net/http's server.
+type serveUnit interface {
+	Serve() error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+type netHTTPUnit struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (u *netHTTPUnit) Serve() error                       { return u.srv.Serve(u.ln) }
+func (u *netHTTPUnit) Shutdown(ctx context.Context) error { return u.srv.Shutdown(ctx) }
+func (u *netHTTPUnit) Close() error                       { return u.srv.Close() }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {

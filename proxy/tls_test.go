@@ -69,7 +69,12 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509.
 // returns its listener addresses.
 func serve(t *testing.T, opts Options) []net.Addr {
 	t.Helper()
-	s, err := NewServer(opts, nil, zap.NewNop())
+	return serveWith(t, opts, zap.NewNop())
+}
+
+func serveWith(t testing.TB, opts Options, log *zap.Logger) []net.Addr {
+	t.Helper()
+	s, err := NewServer(opts, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
