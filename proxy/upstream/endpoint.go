@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webtier/webtier/proxy/h1"
 )
 
 // Endpoint is one backend address of one target, with its own keep-alive
@@ -41,10 +43,11 @@ type Endpoint struct {
 	waiting map[*attempt]struct{}
 }
 
-// backendTransport is what an endpoint sends requests with: *http.Transport
-// for http:// and https:// targets, *ajp.Transport for ajp:// ones. Both
-// close idle connections on demand and keep closing connections that
-// become idle until the next request, which draining relies on.
+// backendTransport is what an endpoint sends requests with: *h1.Transport
+// for http:// targets, *http.Transport for https:// ones, *ajp.Transport
+// for ajp:// ones. All close idle connections on demand and keep closing
+// connections that become idle until the next request, which draining
+// relies on.
 type backendTransport interface {
 	http.RoundTripper
 	CloseIdleConnections()
@@ -99,8 +102,22 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		}
 		return c, nil
 	}
-	if tg.Scheme == "ajp" {
+	switch tg.Scheme {
+	case "ajp":
 		e.transport = p.newAJPTransport(dial)
+		return e
+	case "http":
+		// A lean synchronous HTTP/1.1 client: net/http's Transport costs
+		// two goroutines per connection and channel hand-offs per request,
+		// a large part of the proxy's CPU per request. It dials through
+		// the same dial, so connect failures count and eject as before;
+		// an abandoned connect still ends pooled or counted.
+		e.transport = h1.NewTransport(h1.Options{
+			Dial:                  dial,
+			ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
+			IdleTimeout:           p.opts.IdleConnTimeout,
+			MaxIdle:               p.opts.MaxIdlePerAddress, // negative: no keep-alive
+		})
 		return e
 	}
 	tr := &http.Transport{

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package h1
+
+// alive cannot peek without blocking on this platform: a pooled
+// connection is taken as open, and a closed one is found by the request.
+func (pc *persistConn) alive() bool { return true }

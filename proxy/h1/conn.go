@@ -1,0 +1,195 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past, set to wake a blocked read or
+// write at once (net/http and miekg/dns use the same trick).
+var aLongTimeAgo = time.Unix(1, 0)
+
+// persistConn is one connection to the backend. It is owned by exactly
+// one of: the pool (t.idle), an exchange in progress (RoundTrip, then the
+// response body; a request body writer shares it, writing through bw), a
+// 101 response's body, or nobody once closed.
+type persistConn struct {
+	t    *Transport
+	conn net.Conn
+	br   *bufio.Reader // reads through pc.Read
+	bw   *bufio.Writer // writes to conn
+
+	// limit is what Read may still return while a response head is read,
+	// -1 otherwise. Only the reading side touches it.
+	limit int64
+
+	idleAt    time.Time // when it last entered the pool; guarded by t.mu
+	timerOn   bool      // idleTimer is armed; guarded by t.mu
+	idleTimer *time.Timer
+
+	// interruptFn is pc.interrupt, made once: a method value passed to
+	// context.AfterFunc would allocate on every request.
+	interruptFn func()
+
+	dmu     sync.Mutex // guards broken, waiting, owner and every deadline change
+	broken  bool       // a past deadline was set to interrupt it: never reuse
+	waiting bool       // a response head is awaited: body writes extend the read deadline
+	owner   *exchange  // the exchange whose body reads it; nil otherwise
+
+	// For alive, which runs only while pc is out of the pool and unused.
+	raw     syscall.RawConn
+	peekFn  func(fd uintptr) bool
+	peekBuf [1]byte
+	peekErr error
+
+	closed atomic.Bool
+}
+
+func newPersistConn(t *Transport, conn net.Conn) *persistConn {
+	pc := &persistConn{t: t, conn: conn, limit: -1}
+	pc.br = bufio.NewReaderSize(pc, bufSize)
+	pc.bw = bufio.NewWriterSize(conn, bufSize)
+	pc.interruptFn = pc.interrupt
+	// Created stopped and only ever Reset, so the field is written once,
+	// before any timer goroutine can read it.
+	pc.idleTimer = time.AfterFunc(time.Hour, func() { t.idleTimerFired(pc) })
+	pc.idleTimer.Stop()
+	return pc
+}
+
+// Read reads from the connection for br, enforcing limit.
+func (pc *persistConn) Read(p []byte) (int, error) {
+	if pc.limit < 0 {
+		return pc.conn.Read(p)
+	}
+	if pc.limit == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > pc.limit {
+		p = p[:pc.limit]
+	}
+	n, err := pc.conn.Read(p)
+	pc.limit -= int64(n)
+	return n, err
+}
+
+func (pc *persistConn) close() {
+	if pc.closed.CompareAndSwap(false, true) {
+		pc.idleTimer.Stop()
+		pc.conn.Close()
+	}
+}
+
+// interrupt wakes any blocked read or write and marks pc broken. It runs
+// when the request's context ends.
+func (pc *persistConn) interrupt() {
+	pc.dmu.Lock()
+	pc.broken = true
+	pc.conn.SetDeadline(aLongTimeAgo)
+	pc.dmu.Unlock()
+}
+
+// interruptFor interrupts pc only if ex still owns it: a response body
+// closed late must not break the connection after it went back to the
+// pool and on to another request.
+func (pc *persistConn) interruptFor(ex *exchange) {
+	pc.dmu.Lock()
+	if pc.owner == ex {
+		pc.broken = true
+		pc.conn.SetDeadline(aLongTimeAgo)
+	}
+	pc.dmu.Unlock()
+}
+
+// alwaysStopped is the stop function of a context that never ends.
+func alwaysStopped() bool { return true }
+
+// watch interrupts pc when ctx ends, until the returned stop is called.
+// stop reports false if the interruption happened (or is happening).
+func (pc *persistConn) watch(ctx context.Context) (stop func() bool) {
+	if ctx.Done() == nil {
+		return alwaysStopped
+	}
+	return context.AfterFunc(ctx, pc.interruptFn)
+}
+
+// awaitHeaders sets the read deadline for the response head, unless pc
+// was interrupted; it reports whether it did.
+func (pc *persistConn) awaitHeaders(deadline time.Time) bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	if pc.broken {
+		return false
+	}
+	pc.waiting = true
+	pc.conn.SetReadDeadline(deadline)
+	return true
+}
+
+// extendHeaderWait restarts the response head clock after a body write,
+// if the head is still awaited.
+func (pc *persistConn) extendHeaderWait(d time.Duration) {
+	pc.dmu.Lock()
+	if pc.waiting && !pc.broken {
+		pc.conn.SetReadDeadline(time.Now().Add(d))
+	}
+	pc.dmu.Unlock()
+}
+
+// gotHeaders clears the read deadline once the response head is in and
+// makes ex the owner; false if pc was interrupted.
+func (pc *persistConn) gotHeaders(ex *exchange) bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	pc.waiting = false
+	if pc.broken {
+		return false
+	}
+	pc.owner = ex
+	pc.conn.SetReadDeadline(time.Time{})
+	return true
+}
+
+// release ends the ownership of the exchange; it reports whether pc is
+// still fit for another request.
+func (pc *persistConn) release() bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	pc.owner = nil
+	return !pc.broken
+}
+
+// setReadDeadline sets the read deadline unless pc was interrupted; it
+// reports whether it did. Guarding it keeps a late change from undoing an
+// interruption.
+func (pc *persistConn) setReadDeadline(t time.Time) bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	if pc.broken {
+		return false
+	}
+	pc.conn.SetReadDeadline(t)
+	return true
+}
+
+// failWrite records that reading the request body failed and interrupts
+// pc: the backend waits for bytes that will never come.
+func (pc *persistConn) failWrite(w *bodyWriter, err error) {
+	pc.dmu.Lock()
+	w.srcErr = err
+	pc.broken = true
+	pc.conn.SetDeadline(aLongTimeAgo)
+	pc.dmu.Unlock()
+}
+
+// sourceError returns the request body error recorded by failWrite.
+func (pc *persistConn) sourceError(w *bodyWriter) error {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	return w.srcErr
+}

@@ -1,0 +1,343 @@
+package h1
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleTimeout           = 90 * time.Second
+	DefaultMaxIdle               = 64
+)
+
+const (
+	// bufSize is the size of each connection's read and write buffer. A
+	// typical request head fits the write buffer, so a bodiless request is
+	// one write; a response head up to this size is one read.
+	bufSize = 4 << 10
+
+	// maxHeaderBytes bounds the bytes read from a connection while waiting
+	// for a response head (1xx responses included), so that a broken
+	// backend cannot make the proxy buffer without limit.
+	maxHeaderBytes = 1 << 20
+
+	// max1xx bounds the informational responses skipped before the final
+	// one (net/http's historical limit).
+	max1xx = 5
+)
+
+// Options configure a Transport. The zero value of every field but Dial
+// selects the default given in its comment; so does a negative duration.
+type Options struct {
+	// Dial opens a connection to the backend's fixed address. Required.
+	// Its errors are returned wrapped; errors.As finds them.
+	//
+	// When the request's context can be cancelled, Dial runs on a
+	// goroutine of its own and a request that gives up (a connect race it
+	// lost, a client that left) returns at once; a connection Dial returns
+	// after that is pooled. Dial decides whether ctx's cancellation stops
+	// the connect: the upstream pool's does not, so that the connect ends
+	// either pooled or counted as a failure of the address.
+	Dial func(ctx context.Context) (net.Conn, error)
+
+	// ResponseHeaderTimeout is how long to wait for the response head
+	// once the request head is written. While a request body is being
+	// written the clock restarts after each write, so a slow upload does
+	// not count. Expiry returns a net.Error whose Timeout is true.
+	// Default 60s.
+	ResponseHeaderTimeout time.Duration
+
+	// IdleTimeout is how long a pooled connection may stay idle before it
+	// is closed. Default 90s.
+	IdleTimeout time.Duration
+
+	// MaxIdle is the most idle connections kept; when the pool is full the
+	// oldest is closed. Default 64; negative: no keep-alive (every request
+	// says "Connection: close" and its connection is closed after it).
+	MaxIdle int
+}
+
+// Transport is an http.RoundTripper that speaks HTTP/1.1 to one backend
+// address through a pool of connections, each carrying one request at a
+// time. Transport values must not be copied; use NewTransport.
+type Transport struct {
+	o Options // defaults applied
+
+	mu        sync.Mutex     // guards idle, closeIdle, and idleAt and timerOn of pooled connections
+	idle      []*persistConn // oldest first
+	closeIdle bool           // close connections as they become idle
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns a Transport using o. It panics if o.Dial is nil.
+func NewTransport(o Options) *Transport {
+	if o.Dial == nil {
+		panic("h1: Options.Dial is required")
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxIdle == 0 {
+		o.MaxIdle = DefaultMaxIdle
+	}
+	return &Transport{o: o}
+}
+
+// RoundTrip sends req and returns the response as soon as its head has
+// arrived; the Body streams the rest. Reading the Body to EOF returns the
+// connection to the pool (before EOF is returned); closing it earlier
+// closes the connection unless the rest of the response was already
+// buffered. RoundTrip closes req.Body, also on errors, possibly after it
+// returns (the body is written on a goroutine of its own).
+//
+// req.URL.RequestURI() is the request target and req.Host (else
+// req.URL.Host) the Host header; req.URL's scheme and host are not used
+// otherwise, since the address is fixed. The request head is written from
+// req.Header as it is (minus Host, Content-Length, Transfer-Encoding and
+// Trailer, which RoundTrip writes itself), so "Connection: Upgrade" and
+// "Upgrade" pass for WebSocket. An invalid request returns an error
+// wrapping ErrInvalidRequest before anything is written.
+//
+// A request is sent again, once and on a new connection, when a pooled
+// connection turns out to have been closed by the backend while it was
+// idle (net/http's rule): when writing to it failed and no byte of the
+// request body had been read, or when reading the response got EOF or a
+// reset before any byte of it, no byte of the request body had been read
+// and the request is replayable (GET, HEAD, OPTIONS, TRACE, or an
+// Idempotency-Key header). Requests that could not be sent again (a body,
+// or a non-replayable method) check a pooled connection with a
+// non-blocking peek before they use it.
+//
+// A timeout waiting for the response head is a net.Error whose Timeout
+// is true. When req's context ends, a blocked read or write is
+// interrupted and the error wraps the context's cause. Other errors wrap
+// what the connection returned, so errors.Is(err, syscall.ETIMEDOUT)
+// holds for a connection the kernel gave up on.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex := &exchange{t: t, req: req}
+	if err := ex.init(); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	return ex.run()
+}
+
+// CloseIdleConnections closes the idle connections now, and closes
+// connections that finish their request later instead of pooling them,
+// until the next RoundTrip. In-flight requests are not interrupted. This is
+// net/http's contract, which drain relies on.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.closeIdle = true
+	t.mu.Unlock()
+	for _, pc := range idle {
+		pc.close()
+	}
+}
+
+// getConn returns a connection for ex: the most recently pooled one that
+// is fit, unless fresh is set, or a new one. reused reports which. It
+// calls httptrace's GotConn.
+func (t *Transport) getConn(ex *exchange, fresh bool) (pc *persistConn, reused bool, err error) {
+	// A request that could not be sent again on a new connection checks a
+	// pooled one before it writes anything.
+	check := ex.reqBody != nil || !ex.replayable
+	for !fresh {
+		pc, now, idle := t.popIdle()
+		if pc == nil {
+			break
+		}
+		if check && !pc.alive() {
+			pc.close() // not giving it back: the backend closed it
+			continue
+		}
+		ex.start = now
+		gotConn(ex.trace, pc, true, idle)
+		return pc, true, nil
+	}
+	pc, err = t.dial(ex.ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	ex.start = time.Now()
+	gotConn(ex.trace, pc, false, 0)
+	return pc, false, nil
+}
+
+func gotConn(trace *httptrace.ClientTrace, pc *persistConn, reused bool, idle time.Duration) {
+	if trace != nil && trace.GotConn != nil {
+		trace.GotConn(httptrace.GotConnInfo{Conn: pc.conn, Reused: reused, WasIdle: reused, IdleTime: idle})
+	}
+}
+
+// dialing is a connect that the request waiting for it may abandon.
+type dialing struct {
+	done chan struct{} // closed when pc or err is set, unless abandoned
+
+	mu        sync.Mutex // guards the fields below
+	pc        *persistConn
+	err       error
+	abandoned bool // the request left; a connection goes to the pool
+}
+
+// dial opens a new connection. With a context that can end it connects on
+// a goroutine of its own, so that the request can leave while the connect
+// goes on (see Options.Dial).
+func (t *Transport) dial(ctx context.Context) (*persistConn, error) {
+	if ctx.Err() != nil {
+		return nil, canceledError(ctx)
+	}
+	if ctx.Done() == nil {
+		conn, err := t.o.Dial(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("h1: connecting: %w", err)
+		}
+		return newPersistConn(t, conn), nil
+	}
+	d := &dialing{done: make(chan struct{})}
+	go t.dialFor(ctx, d)
+	select {
+	case <-d.done:
+		if d.err != nil {
+			return nil, fmt.Errorf("h1: connecting: %w", d.err)
+		}
+		return d.pc, nil
+	case <-ctx.Done():
+	}
+	d.mu.Lock()
+	pc := d.pc
+	d.abandoned = pc == nil && d.err == nil
+	d.mu.Unlock()
+	if pc != nil {
+		// Connected just as the request left: keep it for the next one.
+		t.putIdle(pc)
+	}
+	return nil, canceledError(ctx)
+}
+
+// dialFor runs a connect for d.
+func (t *Transport) dialFor(ctx context.Context, d *dialing) {
+	conn, err := t.o.Dial(ctx)
+	var pc *persistConn
+	if err == nil {
+		pc = newPersistConn(t, conn)
+	}
+	d.mu.Lock()
+	if d.abandoned {
+		d.mu.Unlock()
+		if pc != nil {
+			t.putIdle(pc)
+		}
+		return
+	}
+	d.pc, d.err = pc, err
+	d.mu.Unlock()
+	close(d.done)
+}
+
+// popIdle takes the most recently used idle connection that has not
+// expired, and re-enables pooling after CloseIdleConnections (a request
+// wants a connection). Expired connections are closed. now is the time it
+// looked, idle how long pc was idle.
+func (t *Transport) popIdle() (pc *persistConn, now time.Time, idle time.Duration) {
+	now = time.Now()
+	var expired []*persistConn
+	t.mu.Lock()
+	t.closeIdle = false
+	for n := len(t.idle); n > 0; n = len(t.idle) {
+		c := t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		if idle = now.Sub(c.idleAt); idle > t.o.IdleTimeout {
+			expired = append(expired, c)
+			continue
+		}
+		pc = c
+		break
+	}
+	t.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
+	return pc, now, idle
+}
+
+// putIdle pools pc, or closes it when pooling is off, after
+// CloseIdleConnections, or when it holds bytes nobody asked for. The
+// oldest connection makes room when the pool is full.
+func (t *Transport) putIdle(pc *persistConn) {
+	if pc.br.Buffered() != 0 {
+		pc.close() // the backend sent more than the response: never reuse
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	if t.closeIdle || t.o.MaxIdle < 0 {
+		t.mu.Unlock()
+		pc.close()
+		return
+	}
+	var evict *persistConn
+	if len(t.idle) >= t.o.MaxIdle {
+		evict = t.idle[0]
+		copy(t.idle, t.idle[1:])
+		t.idle[len(t.idle)-1] = nil
+		t.idle = t.idle[:len(t.idle)-1]
+	}
+	pc.idleAt = now
+	t.idle = append(t.idle, pc)
+	if !pc.timerOn {
+		// The timer is armed once and re-armed from idleTimerFired, not
+		// reset on every request: a busy connection costs no timer work.
+		pc.timerOn = true
+		pc.idleTimer.Reset(t.o.IdleTimeout)
+	}
+	t.mu.Unlock()
+	if evict != nil {
+		evict.close()
+	}
+}
+
+// idleTimerFired closes pc if it has been idle for IdleTimeout; if it was
+// used meanwhile and is idle again, the timer is re-armed for the rest.
+func (t *Transport) idleTimerFired(pc *persistConn) {
+	t.mu.Lock()
+	i := slices.Index(t.idle, pc)
+	if i < 0 { // in use; putIdle re-arms the timer
+		pc.timerOn = false
+		t.mu.Unlock()
+		return
+	}
+	if rest := t.o.IdleTimeout - time.Since(pc.idleAt); rest > 0 {
+		pc.idleTimer.Reset(rest)
+		t.mu.Unlock()
+		return
+	}
+	t.idle = slices.Delete(t.idle, i, i+1)
+	pc.timerOn = false
+	t.mu.Unlock()
+	pc.close()
+}
+
+// idleCount returns the number of pooled connections (for tests).
+func (t *Transport) idleCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle)
+}
