@@ -24,14 +24,14 @@ import (
 // webtier's CPU per proxied request and keeps 8 KiB of buffers plus a
 // grown goroutine stack on every idle keep-alive connection. Here:
 //
-//   - an idle connection holds no buffer and only a small goroutine parked
-//     on the poller, waiting for readability without reading;
-//   - a readable connection is handed to a worker goroutine, which borrows
-//     pooled buffers, parses the request with net/http's own parser
+//   - an idle connection is parked in an epoll set (idlePoller): no
+//     goroutine, no buffer;
+//   - a readable connection is handed to a worker goroutine, which owns
+//     the buffers, parses the request with net/http's own parser
 //     (http.ReadRequest: the same header and framing checks as net/http's
 //     server, request-smuggling rules included), runs the same Handler
 //     (httputil.ReverseProxy and the upstream pools), writes the response
-//     with one write where it fits, and returns the buffers;
+//     with one write where it fits, and parks the connection again;
 //   - what this path does not implement is handed, with the bytes already
 //     read, to a net/http server with the same handler: protocol upgrades
 //     (WebSocket) and CONNECT, Expect, request heads over fastHeadSize,
@@ -42,16 +42,18 @@ type fastServer struct {
 	handler     http.Handler
 	srv         *http.Server // serves handed-off connections
 	hand        *handoffListener
+	poller      *idlePoller
 	log         *zap.Logger
 	headTimeout time.Duration
 	idleTimeout time.Duration
 
 	work    chan *fastConn // idle workers wait here
 	closing atomic.Bool
+	stop    chan struct{} // closed by Shutdown and Close
 
 	mu    sync.Mutex
 	conns map[*fastConn]struct{}
-	wg    sync.WaitGroup // connection goroutines
+	wg    sync.WaitGroup // open connections
 }
 
 // fastHeadSize is the largest request head (request line and headers) the
@@ -64,11 +66,15 @@ const fastHeadSize = 8 << 10
 const fastWriteSize = 16 << 10
 
 // workerIdle is how long a worker goroutine waits for a connection before
-// it exits; workers (and their grown stacks) follow the request load.
+// it exits; workers (and their buffers and grown stacks) follow the load.
 const workerIdle = 10 * time.Second
 
-func newFastServer(ln net.Listener, srv *http.Server, log *zap.Logger) *fastServer {
-	return &fastServer{
+// sweepEvery is how often idle connections are checked against their
+// timeouts: idle_timeout and read_header_timeout hold to within it.
+const sweepEvery = time.Second
+
+func newFastServer(ln net.Listener, srv *http.Server, log *zap.Logger) (*fastServer, error) {
+	s := &fastServer{
 		ln:          ln,
 		handler:     srv.Handler,
 		srv:         srv,
@@ -77,14 +83,23 @@ func newFastServer(ln net.Listener, srv *http.Server, log *zap.Logger) *fastServ
 		headTimeout: orDefault(srv.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		idleTimeout: orDefault(srv.IdleTimeout, DefaultClientIdleTimeout),
 		work:        make(chan *fastConn),
+		stop:        make(chan struct{}),
 		conns:       map[*fastConn]struct{}{},
 	}
+	p, err := newIdlePoller(s.dispatch)
+	if err != nil {
+		return nil, err
+	}
+	s.poller = p
+	return s, nil
 }
 
 // Serve accepts connections until the listener is closed. It returns
 // http.ErrServerClosed after Shutdown.
 func (s *fastServer) Serve() error {
 	go s.srv.Serve(s.hand) //nolint:errcheck // ends with ErrServerClosed at Shutdown
+	go s.poller.run()
+	go s.sweep()
 	var backoff time.Duration
 	for {
 		c, err := s.ln.Accept()
@@ -106,6 +121,7 @@ func (s *fastServer) Serve() error {
 		backoff = 0
 		fc, err := s.newConn(c)
 		if err != nil {
+			s.log.Warn("cannot serve connection", zap.Error(err))
 			c.Close()
 			continue
 		}
@@ -118,7 +134,36 @@ func (s *fastServer) Serve() error {
 		s.conns[fc] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go fc.serve()
+		// The first request is expected at once.
+		fc.deadline.Store(time.Now().Add(s.headTimeout).UnixNano())
+		if err := s.poller.add(fc); err != nil {
+			s.log.Warn("cannot serve connection", zap.Error(err))
+			fc.close()
+		}
+	}
+}
+
+// sweep closes idle connections past their deadline.
+func (s *fastServer) sweep() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			var late []*fastConn
+			s.mu.Lock()
+			for fc := range s.conns {
+				if fc.state.Load() == connIdle && fc.deadline.Load() < now.UnixNano() {
+					late = append(late, fc)
+				}
+			}
+			s.mu.Unlock()
+			for _, fc := range late {
+				fc.closeIfIdle()
+			}
+		}
 	}
 }
 
@@ -126,13 +171,16 @@ func (s *fastServer) Serve() error {
 // in flight finish (their responses say Connection: close), and waits for
 // them until ctx is done. Handed-off connections are shut down by net/http.
 func (s *fastServer) Shutdown(ctx context.Context) error {
+	s.beginClose()
 	s.mu.Lock()
-	s.closing.Store(true)
-	s.ln.Close()
+	idle := make([]*fastConn, 0, len(s.conns))
 	for fc := range s.conns {
-		fc.closeIfIdle()
+		idle = append(idle, fc)
 	}
 	s.mu.Unlock()
+	for _, fc := range idle {
+		fc.closeIfIdle()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error
@@ -144,52 +192,56 @@ func (s *fastServer) Shutdown(ctx context.Context) error {
 	if serr := s.srv.Shutdown(ctx); err == nil {
 		err = serr
 	}
+	s.poller.close()
 	return err
+}
+
+func (s *fastServer) beginClose() {
+	s.mu.Lock()
+	if !s.closing.Swap(true) {
+		close(s.stop)
+	}
+	s.ln.Close()
+	s.mu.Unlock()
 }
 
 // Close closes the listener and every connection now.
 func (s *fastServer) Close() error {
+	s.beginClose()
 	s.mu.Lock()
-	s.closing.Store(true)
-	s.ln.Close()
+	all := make([]*fastConn, 0, len(s.conns))
 	for fc := range s.conns {
-		fc.c.Close()
+		all = append(all, fc)
 	}
 	s.mu.Unlock()
+	for _, fc := range all {
+		fc.c.Close() // an active one ends its request with an error
+		fc.closeIfIdle()
+	}
+	s.poller.close()
 	return s.srv.Close()
 }
 
-func (s *fastServer) forget(fc *fastConn) {
-	s.mu.Lock()
-	delete(s.conns, fc)
-	s.mu.Unlock()
-	s.wg.Done()
-}
-
-// Connection states, for Shutdown: only an idle connection is closed from
-// outside; an active one closes itself when its request is done.
+// Connection states: the poller hands over only an idle connection, and
+// only an idle one is closed from outside (timeouts, Shutdown); an active
+// one is its worker's.
 const (
 	connIdle int32 = iota
 	connActive
 	connClosed
 )
 
-// fastConn is one client connection. While idle it is this struct, the
-// net.Conn and a parked goroutine: no buffers.
+// fastConn is one client connection. While idle it is this struct and its
+// socket, registered with the idle poller.
 type fastConn struct {
-	s      *fastServer
-	c      net.Conn
-	rc     syscall.RawConn
-	remote string
-	ctx    context.Context // carries the local address, as net/http's does
-	state  atomic.Int32
-	done   chan outcome // the worker's verdict on a request batch
-	peek   [1]byte
-	waitFn func(fd uintptr) bool // fc.readable, bound once
-	woke   bool                  // the poller reported readiness
-	eof    bool                  // the client closed its side
-	rw     fastWriter            // reused by every request on the connection
-	body   fastBody              // likewise
+	s        *fastServer
+	c        net.Conn
+	fd       int
+	gen      uint32 // set before registration, then fixed
+	remote   string
+	ctx      context.Context // carries the local address, as net/http's does
+	state    atomic.Int32
+	deadline atomic.Int64 // UnixNano after which an idle connection is closed
 }
 
 type outcome uint8
@@ -209,104 +261,101 @@ func (s *fastServer) newConn(c net.Conn) (*fastConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc := &fastConn{s: s, c: c, rc: rc, remote: c.RemoteAddr().String(), done: make(chan outcome, 1)}
+	fd, err := connFD(rc)
+	if err != nil {
+		return nil, err
+	}
+	fc := &fastConn{s: s, c: c, fd: fd, remote: c.RemoteAddr().String()}
 	// The AJP client sends the local address and port to Tomcat
 	// (getLocalAddr, getServerPort) from http.LocalAddrContextKey.
 	fc.ctx = context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, s.srv), http.LocalAddrContextKey, c.LocalAddr())
-	fc.waitFn = fc.readable
 	return fc, nil
 }
 
-// serve is the connection's goroutine. It only waits: requests run on
-// workers, so this goroutine's stack stays small however deep a request
-// goes.
-func (fc *fastConn) serve() {
-	defer fc.s.forget(fc)
-	timeout := fc.s.headTimeout // the first request is expected at once
-	for {
-		if !fc.waitReadable(timeout) || !fc.state.CompareAndSwap(connIdle, connActive) {
-			fc.close()
-			return
-		}
-		switch fc.s.dispatch(fc) {
-		case handedOff:
-			return // net/http closes it
-		case closeConn:
-			fc.close()
-			return
-		}
-		if !fc.state.CompareAndSwap(connActive, connIdle) || fc.s.closing.Load() {
-			fc.close()
-			return
-		}
-		timeout = fc.s.idleTimeout
+// close closes the connection unless it is closed already; it is the one
+// place a connection ends (but for a hand-off).
+func (fc *fastConn) close() {
+	if fc.state.Swap(connClosed) != connClosed {
+		fc.end(true)
 	}
 }
 
-func (fc *fastConn) close() {
-	fc.state.Store(connClosed)
-	fc.c.Close()
-}
-
-// closeIfIdle closes the connection if no request is running on it; the
-// parked goroutine wakes up with an error and exits.
+// closeIfIdle closes the connection if no request is running on it.
 func (fc *fastConn) closeIfIdle() {
 	if fc.state.CompareAndSwap(connIdle, connClosed) {
+		fc.end(true)
+	}
+}
+
+func (fc *fastConn) end(closeSocket bool) {
+	fc.s.poller.remove(fc)
+	if closeSocket {
 		fc.c.Close()
 	}
+	fc.s.mu.Lock()
+	delete(fc.s.conns, fc)
+	fc.s.mu.Unlock()
+	fc.s.wg.Done()
 }
 
-// waitReadable parks until the client sends something, closes, or the
-// timeout passes, without a read buffer. It reports whether a request may
-// follow.
-func (fc *fastConn) waitReadable(timeout time.Duration) bool {
-	if err := fc.c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return false
+// park makes an active connection idle and waits for its next request.
+func (fc *fastConn) park() {
+	fc.deadline.Store(time.Now().Add(fc.s.idleTimeout).UnixNano())
+	if !fc.state.CompareAndSwap(connActive, connIdle) {
+		fc.close()
+		return
 	}
-	fc.woke, fc.eof = false, false
-	if err := fc.rc.Read(fc.waitFn); err != nil {
-		return false
+	if fc.s.closing.Load() {
+		fc.closeIfIdle()
+		return
 	}
-	return !fc.eof
+	// Idle before armed: an event that fires at once finds it idle.
+	if err := fc.s.poller.arm(fc); err != nil {
+		fc.closeIfIdle()
+	}
 }
 
-// readable is called by the poller: first to check for bytes already
-// there (a peek, since a request may have arrived before we parked), then
-// after each readiness event. After an event it does not peek again: the
-// request is read right away, and a spurious wake-up only means that read
-// waits on the poller.
-func (fc *fastConn) readable(fd uintptr) bool {
-	if fc.woke {
-		return true
-	}
-	fc.woke = true
-	n, _, err := syscall.Recvfrom(int(fd), fc.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-		return false
-	case err == nil && n == 0:
-		fc.eof = true
-	}
-	return true
-}
-
-// dispatch runs fc's next requests on an idle worker, or a new one, and
-// waits for the outcome.
-func (s *fastServer) dispatch(fc *fastConn) outcome {
+// dispatch runs a readable connection on an idle worker, or a new one. It
+// is the poller's callback and must not block.
+func (s *fastServer) dispatch(fc *fastConn) {
 	select {
 	case s.work <- fc:
 	default:
 		go s.worker(fc)
 	}
-	return <-fc.done
 }
 
+// worker is a goroutine that serves connections one after another. It
+// borrows its buffers per connection, so that workers waiting for work
+// hold none.
+type worker struct {
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	rw   fastWriter
+	body fastBody
+}
+
+var (
+	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadSize) }}
+	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
+)
+
 func (s *fastServer) worker(fc *fastConn) {
+	w := &worker{}
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		fc.done <- fc.handle()
+		switch fc.handle(w) {
+		case keepOpen:
+			fc.park()
+		case closeConn:
+			fc.close()
+		case handedOff:
+			if fc.state.Swap(connClosed) != connClosed {
+				fc.end(false) // net/http closes the socket
+			}
+		}
 		if !t.Stop() {
 			select {
 			case <-t.C:
@@ -318,27 +367,26 @@ func (s *fastServer) worker(fc *fastConn) {
 		case fc = <-s.work:
 		case <-t.C:
 			return
+		case <-s.stop:
+			return
 		}
 	}
 }
 
-var (
-	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadSize) }}
-	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
-)
-
 // handle serves the requests the client has sent (several when it
 // pipelines) and reports what to do with the connection.
-func (fc *fastConn) handle() (out outcome) {
+func (fc *fastConn) handle(wk *worker) outcome {
 	br := fastReaders.Get().(*bufio.Reader)
 	br.Reset(fc.c)
 	bw := fastWriters.Get().(*bufio.Writer)
 	bw.Reset(fc.c)
+	wk.br, wk.bw = br, bw
 	defer func() {
 		br.Reset(nil)
 		fastReaders.Put(br)
 		bw.Reset(nil)
 		fastWriters.Put(bw)
+		wk.br, wk.bw = nil, nil
 	}()
 	for {
 		if err := fc.c.SetReadDeadline(time.Now().Add(fc.s.headTimeout)); err != nil {
@@ -371,7 +419,7 @@ func (fc *fastConn) handle() (out outcome) {
 		}
 		req = req.WithContext(fc.ctx)
 		req.RemoteAddr = fc.remote
-		if !fc.serveRequest(req, bw) {
+		if !fc.serveRequest(wk, req) {
 			return closeConn
 		}
 		if br.Buffered() == 0 {
@@ -382,8 +430,9 @@ func (fc *fastConn) handle() (out outcome) {
 
 // serveRequest runs the handler for req and finishes the response. It
 // reports whether the connection can carry another request.
-func (fc *fastConn) serveRequest(req *http.Request, bw *bufio.Writer) (keep bool) {
-	w := &fc.rw
+func (fc *fastConn) serveRequest(wk *worker, req *http.Request) (keep bool) {
+	bw := wk.bw
+	w := &wk.rw
 	w.reset(bw, req, &fc.s.closing)
 	defer func() {
 		if v := recover(); v != nil {
@@ -400,7 +449,7 @@ func (fc *fastConn) serveRequest(req *http.Request, bw *bufio.Writer) (keep bool
 	}()
 	var body *fastBody
 	if req.Body != nil && req.Body != http.NoBody {
-		body = &fc.body
+		body = &wk.body
 		body.reset(req.Body)
 		req.Body = body
 	}
@@ -496,8 +545,6 @@ func (s *fastServer) handoff(fc *fastConn, br *bufio.Reader) bool {
 	}
 	buffered, _ := br.Peek(br.Buffered())
 	rc := &replayConn{Conn: fc.c, pending: append([]byte(nil), buffered...)}
-	// No longer ours to close when idle; serve forgets it when it returns.
-	fc.state.Store(connClosed)
 	return s.hand.give(rc)
 }
 

@@ -339,3 +339,39 @@ func oneUpstreamWithListener(t *testing.T, backend *httptest.Server) Options {
 	o.Listeners = []ListenerOptions{{Name: "test", Address: "127.0.0.1:0"}}
 	return o
 }
+
+// A client that sends its request and then half-closes still gets the
+// answer (the idle poller sees the hang-up and the request together).
+func TestFast_requestThenHalfClose(t *testing.T) {
+	addr := fastProxy(t, echoPath)
+	c := dialRaw(t, addr)
+	c.send("GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err := c.c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "/half" {
+		t.Errorf("got %d %q; want 200 /half", resp.StatusCode, body)
+	}
+}
+
+// An idle keep-alive connection is closed after the listener's
+// idle_timeout, and one that never sends a request after
+// read_header_timeout.
+func TestFast_idleTimeouts(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(echoPath))
+	defer backend.Close()
+	o := oneUpstream(t, backend, nil)
+	o.Listeners = []ListenerOptions{{Name: "test", Address: "127.0.0.1:0",
+		IdleTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond}}
+	addr := serve(t, o)[0].String()
+
+	idle := dialRaw(t, addr)
+	idle.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	idle.read("GET")
+	silent := dialRaw(t, addr)
+	for name, c := range map[string]*rawConn{"idle after a request": idle, "silent": silent} {
+		if !c.closed() {
+			t.Errorf("%s: connection not closed by the proxy", name)
+		}
+	}
+}

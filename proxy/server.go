@@ -110,10 +110,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	// where HTTP/2 is negotiated, net/http's server.
 	units := make([]serveUnit, len(lns))
 	for i := range lns {
+		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
 		if srvs[i].TLSConfig == nil {
-			units[i] = newFastServer(lns[i], srvs[i], s.log.Named("http"))
-		} else {
-			units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
+			fs, err := newFastServer(lns[i], srvs[i], s.log.Named("http"))
+			if err == nil {
+				units[i] = fs
+			} else {
+				s.log.Warn("serving plain HTTP with net/http's server", zap.Error(err))
+			}
 		}
 		go func(u serveUnit) { errc <- u.Serve() }(units[i])
 	}

@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// idlePoller parks idle keep-alive connections in an epoll set of its own,
+// so that an idle connection costs its socket and a small struct: no
+// goroutine, no stack, no buffer (HAProxy and nginx park them the same
+// way). Each connection is registered one-shot: when the client sends its
+// next request, the poller hands the connection to a worker and forgets it
+// until the worker re-arms it.
+//
+// The epoll descriptor is itself registered with Go's network poller (an
+// epoll set is readable when it has events), so the poller goroutine
+// sleeps like any other reader: no thread is blocked in epoll_wait.
+type idlePoller struct {
+	epfd int
+	file *os.File
+	rc   syscall.RawConn
+
+	mu    sync.Mutex                                 // serialises add and remove
+	conns atomic.Pointer[[]atomic.Pointer[fastConn]] // by file descriptor; grows, never shrinks
+	gen   atomic.Uint32                              // tells a reused descriptor's events from the old ones
+
+	events [128]syscall.EpollEvent
+	ready  func(*fastConn) // runs a connection that became readable
+}
+
+func newIdlePoller(ready func(*fastConn)) (*idlePoller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: epoll_create1: %w", err)
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("proxy: epoll set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "idle-connections-epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("proxy: epoll descriptor: %w", err)
+	}
+	p := &idlePoller{epfd: epfd, file: f, rc: rc, ready: ready}
+	empty := make([]atomic.Pointer[fastConn], 0)
+	p.conns.Store(&empty)
+	return p, nil
+}
+
+// run delivers readable connections until close.
+func (p *idlePoller) run() {
+	// f returns false to sleep until the epoll set has events again; it
+	// returns true only when the set is gone.
+	f := func(uintptr) bool {
+		for {
+			n, err := syscall.EpollWait(p.epfd, p.events[:], 0)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return true
+			}
+			for i := range n {
+				p.deliver(&p.events[i])
+			}
+			if n < len(p.events) {
+				return false
+			}
+		}
+	}
+	// It returns when the epoll set is closed (an error) or failed (f
+	// returned true).
+	p.rc.Read(f) //nolint:errcheck // either way the poller is done
+}
+
+func (p *idlePoller) deliver(ev *syscall.EpollEvent) {
+	conns := *p.conns.Load()
+	fd := int(ev.Fd)
+	if fd < 0 || fd >= len(conns) {
+		return
+	}
+	fc := conns[fd].Load()
+	if fc == nil || uint32(ev.Pad) != fc.gen {
+		return // an event of a connection that is gone
+	}
+	if !fc.state.CompareAndSwap(connIdle, connActive) {
+		return // closed meanwhile
+	}
+	if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && p.gone(fc) {
+		// The client closed without a new request: close here rather
+		// than wake a worker (clients that leave together would
+		// otherwise start a worker each).
+		fc.close()
+		return
+	}
+	p.ready(fc)
+}
+
+// gone reports whether a connection that signalled a hang-up has no
+// request waiting (a client may half-close after sending one).
+func (p *idlePoller) gone(fc *fastConn) bool {
+	var b [1]byte
+	for {
+		n, _, err := syscall.Recvfrom(fc.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			return true
+		}
+		return n == 0
+	}
+}
+
+// add registers a new connection, armed.
+func (p *idlePoller) add(fc *fastConn) error {
+	fc.gen = p.gen.Add(1)
+	p.mu.Lock()
+	conns := *p.conns.Load()
+	if fc.fd >= len(conns) {
+		grown := make([]atomic.Pointer[fastConn], max(2*len(conns), fc.fd+1, 64))
+		for i := range conns {
+			grown[i].Store(conns[i].Load())
+		}
+		conns = grown
+		p.conns.Store(&conns)
+	}
+	conns[fc.fd].Store(fc)
+	p.mu.Unlock()
+	return p.ctl(syscall.EPOLL_CTL_ADD, fc)
+}
+
+// arm waits for the connection's next request again.
+func (p *idlePoller) arm(fc *fastConn) error { return p.ctl(syscall.EPOLL_CTL_MOD, fc) }
+
+// remove forgets a connection before its descriptor is closed (a closed
+// descriptor leaves the epoll set by itself; the table entry must go).
+func (p *idlePoller) remove(fc *fastConn) {
+	p.mu.Lock()
+	conns := *p.conns.Load()
+	if fc.fd < len(conns) {
+		conns[fc.fd].CompareAndSwap(fc, nil)
+	}
+	p.mu.Unlock()
+}
+
+func (p *idlePoller) ctl(op int, fc *fastConn) error {
+	ev := syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd:     int32(fc.fd),
+		Pad:    int32(fc.gen),
+	}
+	if err := syscall.EpollCtl(p.epfd, op, fc.fd, &ev); err != nil {
+		return fmt.Errorf("proxy: epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+func (p *idlePoller) close() error { return p.file.Close() }
+
+// connFD returns the descriptor of a connection's socket.
+func connFD(rc syscall.RawConn) (int, error) {
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return -1, err
+	}
+	if fd < 0 {
+		return -1, errors.New("proxy: no descriptor")
+	}
+	return fd, nil
+}
