@@ -3,24 +3,16 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +21,7 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/e2e/peer"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // The AJP tests put webtier in front of real Tomcat 10s (peer.StartTomcat)
@@ -179,48 +172,6 @@ func sessionCookie(resp *http.Response) string {
 		}
 	}
 	return ""
-}
-
-// writeTestCert writes a self-signed ECDSA certificate for 127.0.0.1 and
-// its key as PEM files under dir, and returns their paths and a pool that
-// trusts the certificate.
-func writeTestCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "webtier e2e"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(leaf)
-	return certFile, keyFile, roots
 }
 
 func hexSHA256(b []byte) string {
@@ -447,7 +398,7 @@ func TestAJPRequest(t *testing.T) {
 		// A second webtier in front of the same Tomcat, with a TLS
 		// listener: the servlet must see an HTTPS request, and the TLS
 		// parameters the client negotiated with webtier.
-		certFile, keyFile, roots := writeTestCert(t, t.TempDir())
+		certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
 		tw := startAJPWebtierListener(t, fmt.Sprintf("    tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile),
 			tc.Secret(), []string{"ajp://" + tc.AJPAddr()}, "", "")
 		url := "https://" + tw.Addr() + peer.EchoPath

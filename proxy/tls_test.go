@@ -2,68 +2,19 @@ package proxy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
-)
 
-// writeCert writes a self-signed ECDSA certificate for 127.0.0.1 and its
-// key as PEM files under dir, and returns their paths and a pool that
-// trusts the certificate.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string, roots *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "webtier proxy test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(leaf)
-	return certFile, keyFile, roots
-}
+	"github.com/webtier/webtier/proxy/proxytest"
+)
 
 // serve runs a Server for opts on real sockets until the test ends and
 // returns its listener addresses.
@@ -104,7 +55,7 @@ func TestServer_tlsListener(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer backend.Close()
-	certFile, keyFile, roots := writeCert(t, t.TempDir())
+	certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
 	opts := oneUpstream(t, backend, nil)
 	opts.Listeners = []ListenerOptions{
 		{Name: "https", Address: "127.0.0.1:0", TLS: &TLSOptions{CertFile: certFile, KeyFile: keyFile}},
@@ -223,8 +174,8 @@ func TestServer_tlsListener(t *testing.T) {
 // the files, and nothing stays bound.
 func TestServer_listenBadCertificate(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, _ := writeCert(t, dir)
-	_, otherKey, _ := writeCert(t, t.TempDir())
+	certFile, keyFile, _ := proxytest.WriteCert(t, dir, "webtier test")
+	_, otherKey, _ := proxytest.WriteCert(t, t.TempDir(), "webtier test")
 	tests := []struct {
 		name string
 		tls  TLSOptions

@@ -52,8 +52,6 @@ type target struct {
 	// is the HTTP/2+TLS listener, 0 when the target has no TLS.
 	write func(e *env, dir string, port, tlsPort int) (argv, extraEnv []string, err error)
 	// tls says whether the target can terminate TLS + HTTP/2 (h2 scenario).
-	// webtier: false until it has TLS listeners; then set it to true and
-	// write the TLS listener in writeWebtier.
 	tls   bool
 	noTLS string // why not, shown in the h2 table
 }

@@ -87,7 +87,8 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 //
 // A non-idempotent request whose bytes may have reached a backend is never
 // retried. (A pooled connection found dead before anything was written is
-// retried by net/http itself on a fresh connection to the same address.)
+// retried by the transport itself (proxy/h1, net/http, proxy/ajp) on a
+// fresh connection to the same address.)
 func (p *Pool) retryable(err error, idempotent bool, body *bodyRead) bool {
 	var de *DialError
 	switch {
