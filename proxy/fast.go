@@ -330,10 +330,9 @@ func (s *fastServer) dispatch(fc *fastConn) {
 // borrows its buffers per connection, so that workers waiting for work
 // hold none.
 type worker struct {
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	rw   fastWriter
-	body fastBody
+	br *bufio.Reader
+	bw *bufio.Writer
+	rw fastWriter
 }
 
 var (
@@ -449,8 +448,10 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request) (keep bool) {
 	}()
 	var body *fastBody
 	if req.Body != nil && req.Body != http.NoBody {
-		body = &wk.body
-		body.reset(req.Body)
+		// One per request, never reused: a transport's body writer may
+		// outlive the handler (a backend that answered early), and must
+		// then find this body closed, not the next request's.
+		body = &fastBody{r: req.Body}
 		req.Body = body
 	}
 	fc.s.handler.ServeHTTP(w, req)
@@ -472,12 +473,6 @@ type fastBody struct {
 	r      io.ReadCloser
 	eof    bool
 	closed bool
-}
-
-func (b *fastBody) reset(r io.ReadCloser) {
-	b.mu.Lock()
-	b.r, b.eof, b.closed = r, false, false
-	b.mu.Unlock()
 }
 
 func (b *fastBody) Read(p []byte) (int, error) {
