@@ -410,7 +410,10 @@ func (fc *fastConn) handle(wk *worker) outcome {
 		}
 		req, err := http.ReadRequest(br)
 		if err != nil {
-			fc.reject(bw, http.StatusBadRequest, err.Error())
+			// The parser's words quote the client's bytes: log them, do
+			// not echo them (net/http's server answers as tersely).
+			fc.s.log.Debug("malformed request", zap.String("remote", fc.remote), zap.Error(err))
+			fc.reject(bw, http.StatusBadRequest, "malformed request")
 			return closeConn
 		}
 		if err := fc.c.SetReadDeadline(time.Time{}); err != nil {
@@ -516,7 +519,7 @@ const maxPostHandlerDrain = 256 << 10
 // connection, as net/http's server does.
 func (fc *fastConn) reject(bw *bufio.Writer, status int, msg string) {
 	fc.s.log.Debug("bad request", zap.String("remote", fc.remote), zap.Int("status", status), zap.String("error", msg))
-	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%d %s: %s\n",
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%d %s: %s\n",
 		status, http.StatusText(status), status, http.StatusText(status), sanitizeLine(msg))
 	bw.Flush()
 }
