@@ -191,6 +191,13 @@ logging:
 // pool of reusable AJP connections per child process (at most
 // ThreadsPerChild, i.e. 64) by default.
 func writeHttpdAJP(e *env, dir string, port, _ int) ([]string, []string, error) {
+	return writeHttpdProxy(dir, port, httpdMPM(e), fmt.Sprintf("ajp://127.0.0.1:%d/ secret=%s", e.ajpPort, ajpSecret), "proxy_ajp")
+}
+
+// writeHttpdProxy writes a minimal httpd config that listens on port and
+// proxies everything with `ProxyPass / <pass>`, loading mpm_event,
+// authz_core, proxy and the extra modules, and returns its command line.
+func writeHttpdProxy(dir string, port int, mpm, pass string, modules ...string) ([]string, []string, error) {
 	conf := fmt.Sprintf(`ServerRoot "%[1]s"
 DefaultRuntimeDir "%[1]s"
 PidFile "%[1]s/httpd.pid"
@@ -199,16 +206,16 @@ LogLevel warn
 ServerName 127.0.0.1
 User www-data
 Group www-data
-%[4]s
+%[3]s
 Listen 127.0.0.1:%[2]d
 
-%[5]s
+%[4]s
 <Location />
   Require all granted
 </Location>
 
-ProxyPass / ajp://127.0.0.1:%[3]d/ secret=%[6]s
-`, dir, port, e.ajpPort, httpdLoadModules("mpm_event", "authz_core", "proxy", "proxy_ajp"), httpdMPM(e), ajpSecret)
+ProxyPass / %[5]s
+`, dir, port, httpdLoadModules(append([]string{"mpm_event", "authz_core", "proxy"}, modules...)...), mpm, pass)
 	cfg := filepath.Join(dir, "httpd.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err

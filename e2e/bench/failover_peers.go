@@ -505,30 +505,9 @@ func writeFoHttpd(fx *foEnv, dir string, port, backendPort int) ([]string, []str
 	if fx.resolvConf != "" {
 		return nil, nil, fmt.Errorf("glibc cannot reach the test DNS: %s", fx.resolvConf)
 	}
-	conf := fmt.Sprintf(`ServerRoot "%[1]s"
-DefaultRuntimeDir "%[1]s"
-PidFile "%[1]s/httpd.pid"
-ErrorLog "%[1]s/error.log"
-LogLevel warn
-ServerName 127.0.0.1
-User www-data
-Group www-data
-%[4]s
-Listen 127.0.0.1:%[2]d
-
-%[5]s
-<Location />
-  Require all granted
-</Location>
-
-ProxyPass / http://%[6]s:%[3]d/ addressttl=%[7]d connectiontimeout=%[8]d
-`, dir, port, backendPort, httpdLoadModules("mpm_event", "authz_core", "proxy", "proxy_http"),
-		httpdMPM(&env{connCap: 4096}), foName, foTTL, int(foConnectTimeout/time.Second))
-	cfg := filepath.Join(dir, "httpd.conf")
-	if err := writeFile(cfg, conf); err != nil {
-		return nil, nil, err
-	}
-	return []string{"apache2", "-f", cfg, "-DFOREGROUND"}, nil, nil
+	pass := fmt.Sprintf("http://%s:%d/ addressttl=%d connectiontimeout=%d",
+		foName, backendPort, foTTL, int(foConnectTimeout/time.Second))
+	return writeHttpdProxy(dir, port, httpdMPM(&env{connCap: 4096}), pass, "proxy_http")
 }
 
 // writeFoCaddy: Caddy 2.6's dynamic upstreams, source "a": the name is
