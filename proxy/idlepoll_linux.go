@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // idlePoller parks idle keep-alive connections in an epoll set of its own,
@@ -42,6 +43,12 @@ func newIdlePoller(ready func(*fastConn)) (*idlePoller, error) {
 		return nil, fmt.Errorf("proxy: epoll set non-blocking: %w", err)
 	}
 	f := os.NewFile(uintptr(epfd), "idle-connections-epoll")
+	// Only a descriptor Go's poller took can have a deadline; without it
+	// the poller goroutine could not sleep on the set.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("proxy: epoll descriptor is not pollable: %w", err)
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
