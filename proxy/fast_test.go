@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // fastProxy runs a Server in front of a backend with handler h and returns
@@ -238,22 +240,7 @@ func TestFast_truncatedResponseClosesConnection(t *testing.T) {
 // An Upgrade request goes to net/http's server with what was already read,
 // and the upgraded connection carries bytes both ways.
 func TestFast_upgradeHandedOff(t *testing.T) {
-	addr := fastProxy(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			http.Error(w, "want Upgrade: echo", 400)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		brw.Flush()
-		line, _ := brw.ReadString('\n')
-		brw.WriteString("echo: " + line)
-		brw.Flush()
-	})
+	addr := fastProxy(t, proxytest.UpgradeEcho)
 	c := dialRaw(t, addr)
 	c.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	resp, err := http.ReadResponse(c.br, nil)

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // reverseProxy runs httputil.ReverseProxy with a Transport in front of a
@@ -52,22 +54,7 @@ func rawRequest(t *testing.T, addr, raw string) (net.Conn, *bufio.Reader) {
 // httputil.ReverseProxy, against net/http's server.
 func TestReverseProxy(t *testing.T) {
 	t.Run("websocket-style-upgrade", func(t *testing.T) {
-		addr := reverseProxy(t, func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Upgrade") != "echo" || r.Header.Get("Connection") != "Upgrade" {
-				http.Error(w, "want Connection: Upgrade, Upgrade: echo", 400)
-				return
-			}
-			conn, brw, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-			brw.Flush()
-			line, _ := brw.ReadString('\n')
-			brw.WriteString("echo: " + line)
-			brw.Flush()
-		})
+		addr := reverseProxy(t, proxytest.UpgradeEcho)
 		c, br := rawRequest(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil || resp.StatusCode != 101 {
