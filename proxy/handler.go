@@ -111,7 +111,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// body at the first response write.
 		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/2 is full duplex already
 	}
-	f.rps[i].ServeHTTP(w, r)
+	f.forward(w, r, f.h.pools[i], f.rps[i])
 }
 
 var bufPool = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
@@ -139,7 +139,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 			// The pool sets scheme and host to the address it picks.
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = p.Name()
-			f.setForwarded(pr)
+			f.setForwarded(pr.In, pr.Out)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.upstreamError(w, r, p, err)
@@ -152,8 +152,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 // already removed them from the outbound request; they are carried over from
 // the inbound one only when the peer is a trusted proxy (the ELB), so that a
 // client cannot forge its address.
-func (f *front) setForwarded(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
+func (f *front) setForwarded(in, out *http.Request) {
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		peer = in.RemoteAddr

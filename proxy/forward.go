@@ -1,0 +1,389 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/webtier/webtier/proxy/upstream"
+)
+
+// forward proxies one request to p the way httputil.ReverseProxy with our
+// Rewrite does, with fewer allocations and header passes: the outbound
+// request is one shallow copy of the inbound one (sharing its URL, which the
+// pool copies per try), its header is built in one pass that leaves out the
+// hop-by-hop and X-Forwarded headers instead of copying them and deleting
+// them again, and response headers are moved into the ResponseWriter without
+// copying their values.
+//
+// It serves every request that ReverseProxy would not treat specially:
+// upgrade requests (WebSocket, h2c) and requests whose query ReverseProxy
+// would re-encode go to the ReverseProxy (rp) unchanged, so that what is
+// rare keeps the standard library's code. What forward keeps from
+// ReverseProxy: hop-by-hop removal both ways (Connection-listed and the
+// RFC 2616 list), "Te: trailers", X-Forwarded-* via setForwarded (Forwarded
+// removed), an empty User-Agent when the client sent none, a nil body for
+// ContentLength 0, 1xx responses passed on (103 Early Hints), trailers
+// (announced and not), flushing after every write for text/event-stream and
+// bodies of unknown length, http.ErrAbortHandler on a broken body copy, 502
+// for a 101 answer to a request that asked for no upgrade.
+func (f *front) forward(w http.ResponseWriter, r *http.Request, p *upstream.Pool, rp http.Handler) {
+	if !leanEligible(r) {
+		rp.ServeHTTP(w, r)
+		return
+	}
+	st := &forwardState{w: w}
+	st.trace.Got1xxResponse = st.got1xx
+	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &st.trace))
+	out.Close = false
+	// A copy taken before the body is read, as ReverseProxy's Clone: the
+	// announced trailer names without their values, so that no request
+	// trailer (which arrives after the header rules ran) reaches the backend.
+	out.Trailer = r.Trailer.Clone()
+	if r.ContentLength == 0 {
+		out.Body = nil // for the transport's retries (Go issue 16036)
+	}
+	if out.Body != nil {
+		// The transport closes a request body when it fails; the inbound
+		// body is the server's to close (see ReverseProxy's noopCloseReader).
+		out.Body = &noopCloseReader{out.Body}
+		defer out.Body.Close()
+	}
+	out.Header = outboundHeader(r.Header)
+	f.setForwarded(r, out)
+
+	res, err := p.RoundTrip(out)
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
+	if err != nil {
+		f.upstreamError(w, out, p, err)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// The request asked for no upgrade (those go to ReverseProxy).
+		res.Body.Close()
+		f.upstreamError(w, out, p, fmt.Errorf("backend tried to switch protocol %q when %q was requested",
+			upgradeType(res.Header), ""))
+		return
+	}
+	removeHopByHop(res.Header)
+	moveHeader(w.Header(), res.Header)
+	announced := len(res.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		w.Header().Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+
+	if err := f.copyBody(w, res); err != nil {
+		defer res.Body.Close()
+		if r.Context().Value(http.ServerContextKey) == nil {
+			return // not under an http.Server: nobody to recover (as ReverseProxy)
+		}
+		panic(http.ErrAbortHandler)
+	}
+	res.Body.Close() // now, not deferred: it fills res.Trailer
+
+	if len(res.Trailer) > 0 {
+		// Force chunking, so that net/http sends the trailers.
+		http.NewResponseController(w).Flush()
+	}
+	if len(res.Trailer) == announced {
+		moveHeader(w.Header(), res.Trailer)
+		return
+	}
+	for k, vv := range res.Trailer {
+		k = http.TrailerPrefix + k
+		for _, v := range vv {
+			w.Header().Add(k, v)
+		}
+	}
+}
+
+// forwardState is the per-request state forward shares with the transport's
+// 1xx callback, in one allocation.
+type forwardState struct {
+	trace httptrace.ClientTrace
+	w     http.ResponseWriter
+	mu    sync.Mutex // guards done and writing 1xx responses
+	done  bool       // RoundTrip returned: the header map is the final response's
+}
+
+func (st *forwardState) got1xx(code int, header textproto.MIMEHeader) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		return nil
+	}
+	h := st.w.Header()
+	for k, vv := range header {
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+	st.w.WriteHeader(code)
+	clear(h) // WriteHeader does not clear the map for 1xx responses
+	return nil
+}
+
+// copyBody streams the response body to w, flushing after every write when
+// the client should see data as it comes (ReverseProxy's flushInterval -1).
+func (f *front) copyBody(w http.ResponseWriter, res *http.Response) error {
+	var rc *http.ResponseController
+	if res.ContentLength == -1 || isEventStream(res.Header["Content-Type"]) {
+		rc = http.NewResponseController(w)
+		rc.Flush() // the headers now, even if the body is slow to come
+	}
+	buf := bufPool.Get()
+	defer bufPool.Put(buf)
+	for {
+		nr, rerr := res.Body.Read(buf)
+		if rerr != nil && rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
+			f.h.log.Info("reading a response body failed", zap.String("listener", f.name), zap.Error(rerr))
+		}
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			if werr != nil {
+				return werr
+			}
+			if nw != nr {
+				return io.ErrShortWrite
+			}
+			if rc != nil {
+				rc.Flush()
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return nil
+			}
+			return rerr
+		}
+	}
+}
+
+// isEventStream reports whether the Content-Type's media type is
+// text/event-stream as ReverseProxy decides it (mime.ParseMediaType, which
+// also rejects some malformed parameters), parsing only types that start so.
+func isEventStream(ct []string) bool {
+	if len(ct) == 0 {
+		return false
+	}
+	v := ct[0]
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	if !strings.EqualFold(strings.TrimSpace(v), "text/event-stream") {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(ct[0])
+	return mt == "text/event-stream"
+}
+
+// leanEligibleOff turns the lean path off when a GODEBUG setting could change
+// what ReverseProxy does with queries (urlmaxqueryparams).
+var leanEligibleOff = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+
+// leanEligible reports whether forward handles r exactly as ReverseProxy
+// would: not an upgrade, and a query ReverseProxy would not re-encode.
+func leanEligible(r *http.Request) bool {
+	if leanEligibleOff || r.Header["Upgrade"] != nil || !cleanQuery(r.URL.RawQuery) {
+		return false
+	}
+	// ReverseProxy treats a request as an upgrade by its Connection token.
+	return !hasToken(r.Header["Connection"], "Upgrade")
+}
+
+// cleanQuery reports whether ReverseProxy's cleanQueryParams would leave q
+// as it is: no ';', only valid %-escapes, at most 10000 parameters.
+func cleanQuery(q string) bool {
+	if q == "" {
+		return true
+	}
+	if strings.Count(q, "&")+1 > 10000 {
+		return false
+	}
+	for i := 0; i < len(q); {
+		switch q[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return false
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// isHopByHop reports whether k (canonical) is a header a proxy never
+// forwards: RFC 9110 7.6.1 and the RFC 2616 list ReverseProxy keeps.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// isForwarding reports whether k is a forwarding header, which
+// setForwarded rewrites.
+func isForwarding(k string) bool {
+	switch k {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
+// connectionTokens returns the canonical header names listed in
+// Connection, appended to buf.
+func connectionTokens(h http.Header, buf []string) []string {
+	for _, v := range h["Connection"] {
+		for sf := range strings.SplitSeq(v, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				buf = append(buf, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	return buf
+}
+
+// outboundHeader builds the header of the outbound request from in: every
+// field except hop-by-hop ones, those listed in Connection and the
+// forwarding ones, with the values copied into one backing array (as
+// Header.Clone does); "Te: trailers" when the client sent it; and an empty
+// User-Agent when the client sent none, so that the transport adds no Go
+// default.
+func outboundHeader(in http.Header) http.Header {
+	var tokBuf [8]string
+	conn := connectionTokens(in, tokBuf[:0])
+	nv := 0
+	for _, vv := range in {
+		nv += len(vv)
+	}
+	sv := make([]string, nv)
+	out := make(http.Header, len(in)+4)
+	for k, vv := range in {
+		if isHopByHop(k) || isForwarding(k) || contains(conn, k) {
+			continue
+		}
+		if vv == nil {
+			out[k] = nil // (Header.Clone keeps nil values nil)
+			continue
+		}
+		n := copy(sv, vv)
+		out[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	if hasToken(in["Te"], "trailers") {
+		out["Te"] = []string{"trailers"}
+	}
+	if _, ok := out["User-Agent"]; !ok {
+		out["User-Agent"] = []string{""}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// removeHopByHop deletes the hop-by-hop fields of a response header.
+func removeHopByHop(h http.Header) {
+	var tokBuf [8]string
+	for _, k := range connectionTokens(h, tokBuf[:0]) {
+		delete(h, k)
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
+
+// moveHeader adds src's fields to dst. A field dst does not have yet takes
+// src's value slice as it is: src (a response header the transport built
+// for this request) is not used after.
+func moveHeader(dst, src http.Header) {
+	for k, vv := range src {
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+}
+
+func upgradeType(h http.Header) string {
+	if !hasToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// noopCloseReader keeps the transport from closing the inbound body.
+type noopCloseReader struct{ io.ReadCloser }
+
+func (noopCloseReader) Close() error { return nil }
+
+// hasToken reports whether a comma-separated list in values contains token
+// (ASCII), ignoring ASCII case as httpguts.HeaderValuesContainsToken does:
+// "trailerſ" is not "trailers".
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if equalFoldASCII(textproto.TrimString(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func equalFoldASCII(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], t[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
