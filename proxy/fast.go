@@ -333,6 +333,42 @@ type worker struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	rw fastWriter
+	hr headReader
+}
+
+// headReader is the connection as the worker's bufio.Reader sees it. It
+// puts the request-head timeout on the socket only when a head needs a
+// second read: the first read after the poller saw the connection readable
+// returns at once, and most heads arrive in one segment. That saves two
+// deadline updates (timer operations) per request.
+type headReader struct {
+	c       net.Conn
+	timeout time.Duration
+	fresh   bool // no read since the poller reported the socket readable
+	head    bool // reading a request head
+	armed   bool // the head deadline is set
+}
+
+func (r *headReader) Read(p []byte) (int, error) {
+	if r.head && !r.fresh && !r.armed {
+		if err := r.c.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
+			return 0, err
+		}
+		r.armed = true
+	}
+	r.fresh = false
+	return r.c.Read(p)
+}
+
+// endHead marks the head read: body reads have no deadline of their own
+// (the handler's, the backend's and the client's timeouts bound them).
+func (r *headReader) endHead() bool {
+	r.head = false
+	if !r.armed {
+		return true
+	}
+	r.armed = false
+	return r.c.SetReadDeadline(time.Time{}) == nil
 }
 
 var (
@@ -375,8 +411,9 @@ func (s *fastServer) worker(fc *fastConn) {
 // handle serves the requests the client has sent (several when it
 // pipelines) and reports what to do with the connection.
 func (fc *fastConn) handle(wk *worker) outcome {
+	wk.hr = headReader{c: fc.c, timeout: fc.s.headTimeout, fresh: true}
 	br := fastReaders.Get().(*bufio.Reader)
-	br.Reset(fc.c)
+	br.Reset(&wk.hr)
 	bw := fastWriters.Get().(*bufio.Writer)
 	bw.Reset(fc.c)
 	wk.br, wk.bw = br, bw
@@ -386,11 +423,10 @@ func (fc *fastConn) handle(wk *worker) outcome {
 		bw.Reset(nil)
 		fastWriters.Put(bw)
 		wk.br, wk.bw = nil, nil
+		wk.hr.c = nil
 	}()
 	for {
-		if err := fc.c.SetReadDeadline(time.Now().Add(fc.s.headTimeout)); err != nil {
-			return closeConn
-		}
+		wk.hr.head = true
 		head, err := readHead(br)
 		switch {
 		case errors.Is(err, errNotFast):
@@ -416,7 +452,7 @@ func (fc *fastConn) handle(wk *worker) outcome {
 			fc.reject(bw, http.StatusBadRequest, "malformed request")
 			return closeConn
 		}
-		if err := fc.c.SetReadDeadline(time.Time{}); err != nil {
+		if !wk.hr.endHead() {
 			return closeConn
 		}
 		req = req.WithContext(fc.ctx)

@@ -362,3 +362,33 @@ func TestFast_idleTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// A request head that stops halfway is answered 408 and the connection
+// closed after read_header_timeout, on a connection's first request and on
+// a later one. (The head deadline is set only when a head needs a second
+// read, so this is the path that sets it.)
+func TestFast_partialHeadTimesOut(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(echoPath))
+	defer backend.Close()
+	o := oneUpstream(t, backend, nil)
+	o.Listeners = []ListenerOptions{{Name: "test", Address: "127.0.0.1:0",
+		IdleTimeout: time.Minute, ReadHeaderTimeout: 300 * time.Millisecond}}
+	addr := serve(t, o)[0].String()
+
+	first := dialRaw(t, addr)
+	first.send("GET /a HTTP/1.1\r\nHost: x\r\n")
+	later := dialRaw(t, addr)
+	later.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := later.read("GET"); resp.StatusCode != 200 || body != "/a" {
+		t.Fatalf("first request: %d %q", resp.StatusCode, body)
+	}
+	later.send("GET /b HTTP/1.1\r\nHo")
+	for name, c := range map[string]*rawConn{"first request": first, "second request": later} {
+		if resp, _ := c.read("GET"); resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("%s: status %d; want 408", name, resp.StatusCode)
+		}
+		if !c.closed() {
+			t.Errorf("%s: connection not closed by the proxy", name)
+		}
+	}
+}
