@@ -117,6 +117,7 @@ func runProxy(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go runProcs(ctx, log.Named("procs"))
 	if err := serve(ctx, cfg, log, prometheus.NewRegistry()); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
 		return 1

@@ -1,0 +1,63 @@
+package main
+
+import "testing"
+
+func TestNextProcs(t *testing.T) {
+	tests := []struct {
+		name       string
+		cur, ceil  int
+		used, idle float64
+		st         procsState // before the tick
+		want       int
+		wantSt     procsState // after
+	}{
+		{"idle process stays at one", 1, 8, 0.01, 7.9, procsState{}, 1, procsState{}},
+		{"saturated, machine idle: add the idle cores", 1, 8, 0.95, 6.8, procsState{}, 8, procsState{}},
+		{"saturated, two idle cores", 2, 8, 1.85, 2.1, procsState{}, 4, procsState{}},
+		{"saturated, most of a core idle: one more", 1, 2, 0.95, 0.8, procsState{}, 2, procsState{}},
+		{"saturated, under 3/4 core idle: no more Ps", 1, 2, 0.95, 0.6, procsState{}, 1, procsState{}},
+		{"busy but not saturated: keep", 1, 8, 0.85, 7.0, procsState{}, 1, procsState{}},
+		{"never above the ceiling", 2, 2, 1.9, 1.5, procsState{}, 2, procsState{}},
+		{"busy enough, machine has room: keep", 4, 8, 2.5, 3.0, procsState{}, 4, procsState{}},
+		{"half idle Ps counted", 4, 8, 1.5, 6.0, procsState{low: 3}, 4, procsState{low: 4}},
+		{"half idle Ps for a second: one goes, growth allowed", 4, 8, 1.5, 6.0, procsState{low: procsShrink - 1}, 3, procsState{}},
+		{"machine full and Ps not busy: counted", 2, 2, 1.2, 0.05, procsState{}, 2, procsState{low: 1}},
+		{"machine full for a second: one goes, growth held", 2, 2, 1.2, 0.05, procsState{low: procsShrink - 1}, 1, procsState{hold: procsHold}},
+		{"held: no growth though saturated with an idle core", 1, 2, 0.95, 0.9, procsState{hold: 5}, 1, procsState{hold: 4}},
+		{"hold over: growth again", 1, 2, 0.95, 0.9, procsState{hold: 1}, 2, procsState{}},
+		{"machine full and Ps busy: keep", 2, 2, 1.8, 0.05, procsState{low: 5}, 2, procsState{}},
+		{"a busy tick resets the count", 3, 8, 1.6, 4.0, procsState{low: 7}, 3, procsState{}},
+		{"never below one", 1, 8, 0.0, 0.0, procsState{low: procsShrink - 1}, 1, procsState{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			got := nextProcs(tt.cur, tt.ceil, procsSample{used: tt.used, idle: tt.idle}, &st)
+			if got != tt.want || st != tt.wantSt {
+				t.Errorf("nextProcs(%d, %d, used %.2f, idle %.2f, %+v) = %d, %+v; want %d, %+v",
+					tt.cur, tt.ceil, tt.used, tt.idle, tt.st, got, st, tt.want, tt.wantSt)
+			}
+		})
+	}
+}
+
+// TestProcsMeter reads the real /proc/stat and getrusage: a busy loop shows
+// as CPU used by this process.
+func TestProcsMeter(t *testing.T) {
+	var m procsMeter
+	if !m.read() {
+		t.Skip("no /proc/stat here")
+	}
+	x := 0
+	for i := range 20_000_000 {
+		x += i % 7
+	}
+	_ = x
+	s, ok := m.sample()
+	if !ok {
+		t.Fatal("second sample failed")
+	}
+	if s.used <= 0 || s.idle < 0 {
+		t.Fatalf("sample %+v: want used > 0 and idle >= 0", s)
+	}
+}
