@@ -134,12 +134,14 @@ func (s *fastServer) Serve() error {
 		s.conns[fc] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		// The first request is expected at once.
+		// The first request is expected at once. Most clients send it
+		// with (or right after) the handshake, so a worker tries to read
+		// it now and parks the connection in the poller only if it has
+		// not come yet: a connection per request then costs no epoll
+		// registration and no poller wake-up.
 		fc.deadline.Store(time.Now().Add(s.headTimeout).UnixNano())
-		if err := s.poller.add(fc); err != nil {
-			s.log.Warn("cannot serve connection", zap.Error(err))
-			fc.close()
-		}
+		fc.state.Store(connActive)
+		s.dispatch(fc)
 	}
 }
 
@@ -238,8 +240,11 @@ type fastConn struct {
 	c        net.Conn
 	fd       int
 	gen      uint32 // set before registration, then fixed
+	rc       syscall.RawConn
 	remote   string
-	ctx      context.Context // carries the local address, as net/http's does
+	ctx      context.Context // &cctx
+	cctx     connContext
+	polled   bool // registered with the idle poller (by the worker that parks it)
 	state    atomic.Int32
 	deadline atomic.Int64 // UnixNano after which an idle connection is closed
 }
@@ -250,6 +255,7 @@ const (
 	keepOpen outcome = iota
 	closeConn
 	handedOff // the connection now belongs to the net/http server
+	notYet    // a new connection without its first request yet
 )
 
 func (s *fastServer) newConn(c net.Conn) (*fastConn, error) {
@@ -265,12 +271,30 @@ func (s *fastServer) newConn(c net.Conn) (*fastConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc := &fastConn{s: s, c: c, fd: fd, remote: c.RemoteAddr().String()}
-	// The AJP client sends the local address and port to Tomcat
-	// (getLocalAddr, getServerPort) from http.LocalAddrContextKey.
-	fc.ctx = context.WithValue(context.WithValue(context.Background(),
-		http.ServerContextKey, s.srv), http.LocalAddrContextKey, c.LocalAddr())
+	fc := &fastConn{s: s, c: c, fd: fd, rc: rc, remote: c.RemoteAddr().String()}
+	fc.cctx = connContext{Context: context.Background(), srv: s.srv, local: c.LocalAddr()}
+	fc.ctx = &fc.cctx
 	return fc, nil
+}
+
+// connContext is the context of a connection's requests: net/http's
+// server and local-address values (the AJP client sends the local address
+// and port to Tomcat from http.LocalAddrContextKey) in the connection's
+// own allocation, instead of two context.WithValue layers per connection.
+type connContext struct {
+	context.Context // Background: never done, no other values
+	srv             *http.Server
+	local           net.Addr
+}
+
+func (c *connContext) Value(key any) any {
+	switch key {
+	case http.ServerContextKey:
+		return c.srv
+	case http.LocalAddrContextKey:
+		return c.local
+	}
+	return nil
 }
 
 // close closes the connection unless it is closed already; it is the one
@@ -299,9 +323,13 @@ func (fc *fastConn) end(closeSocket bool) {
 	fc.s.wg.Done()
 }
 
-// park makes an active connection idle and waits for its next request.
-func (fc *fastConn) park() {
-	fc.deadline.Store(time.Now().Add(fc.s.idleTimeout).UnixNano())
+// park makes an active connection idle and waits for its next request. A
+// new connection whose first request has not come yet (fresh) keeps the
+// head deadline it got at accept.
+func (fc *fastConn) park(fresh bool) {
+	if !fresh {
+		fc.deadline.Store(time.Now().Add(fc.s.idleTimeout).UnixNano())
+	}
 	if !fc.state.CompareAndSwap(connActive, connIdle) {
 		fc.close()
 		return
@@ -311,7 +339,12 @@ func (fc *fastConn) park() {
 		return
 	}
 	// Idle before armed: an event that fires at once finds it idle.
-	if err := fc.s.poller.arm(fc); err != nil {
+	arm := fc.s.poller.arm
+	if !fc.polled {
+		fc.polled = true
+		arm = fc.s.poller.add
+	}
+	if err := arm(fc); err != nil {
 		fc.closeIfIdle()
 	}
 }
@@ -343,13 +376,19 @@ type worker struct {
 // deadline updates (timer operations) per request.
 type headReader struct {
 	c       net.Conn
+	rc      syscall.RawConn
 	timeout time.Duration
+	probe   bool // a new connection, never polled: try one read without waiting
 	fresh   bool // no read since the poller reported the socket readable
 	head    bool // reading a request head
 	armed   bool // the head deadline is set
 }
 
 func (r *headReader) Read(p []byte) (int, error) {
+	if r.probe {
+		r.probe, r.fresh = false, false
+		return tryRead(r.rc, p)
+	}
 	if r.head && !r.fresh && !r.armed {
 		if err := r.c.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
 			return 0, err
@@ -383,7 +422,9 @@ func (s *fastServer) worker(fc *fastConn) {
 	for {
 		switch fc.handle(w) {
 		case keepOpen:
-			fc.park()
+			fc.park(false)
+		case notYet:
+			fc.park(true)
 		case closeConn:
 			fc.close()
 		case handedOff:
@@ -411,7 +452,7 @@ func (s *fastServer) worker(fc *fastConn) {
 // handle serves the requests the client has sent (several when it
 // pipelines) and reports what to do with the connection.
 func (fc *fastConn) handle(wk *worker) outcome {
-	wk.hr = headReader{c: fc.c, timeout: fc.s.headTimeout, fresh: true}
+	wk.hr = headReader{c: fc.c, rc: fc.rc, timeout: fc.s.headTimeout, fresh: true, probe: !fc.polled}
 	br := fastReaders.Get().(*bufio.Reader)
 	br.Reset(&wk.hr)
 	bw := fastWriters.Get().(*bufio.Writer)
@@ -429,6 +470,8 @@ func (fc *fastConn) handle(wk *worker) outcome {
 		wk.hr.head = true
 		head, err := readHead(br)
 		switch {
+		case errors.Is(err, errNotReady) && br.Buffered() == 0:
+			return notYet
 		case errors.Is(err, errNotFast):
 			if fc.s.handoff(fc, br) {
 				return handedOff
@@ -577,6 +620,7 @@ func (s *fastServer) handoff(fc *fastConn, br *bufio.Reader) bool {
 	if err := fc.c.SetReadDeadline(time.Time{}); err != nil {
 		return false
 	}
+	withKeepAlive(fc.c)
 	buffered, _ := br.Peek(br.Buffered())
 	rc := &replayConn{Conn: fc.c, pending: append([]byte(nil), buffered...)}
 	return s.hand.give(rc)

@@ -392,3 +392,52 @@ func TestFast_partialHeadTimesOut(t *testing.T) {
 		}
 	}
 }
+
+// A client that connects and sends its first request only later (the
+// worker's first read found nothing, so the connection went to the idle
+// poller) is served when the request comes. Most clients send at once;
+// this is the other path.
+func TestFast_firstRequestAfterConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newFastServer(ln, &http.Server{Handler: http.HandlerFunc(echoPath)}, zap.NewNop())
+	if err != nil {
+		t.Skip(err) // no epoll here
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	defer func() {
+		s.Close()
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	c := dialRaw(t, ln.Addr().String())
+	// Wait (a condition, not a duration) until the server has parked the
+	// connection: its state turns idle only in park.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		parked := 0
+		for fc := range s.conns {
+			if fc.state.Load() == connIdle {
+				parked++
+			}
+		}
+		s.mu.Unlock()
+		if parked == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("connection never parked")
+		}
+	}
+	for _, path := range []string{"/first", "/second"} {
+		c.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != path {
+			t.Fatalf("%s: got %d %q", path, resp.StatusCode, body)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -183,4 +184,31 @@ func connFD(rc syscall.RawConn) (int, error) {
 		return -1, errors.New("proxy: no descriptor")
 	}
 	return fd, nil
+}
+
+// errNotReady: a new connection's first read found no data yet.
+var errNotReady = errors.New("proxy: no request yet")
+
+// tryRead reads once from the socket without waiting: errNotReady when
+// there is nothing to read yet (the connection then goes to the poller).
+func tryRead(rc syscall.RawConn, p []byte) (n int, err error) {
+	rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err = syscall.Read(int(fd), p)
+			if err != syscall.EINTR {
+				return true // never wait: report what one read found
+			}
+		}
+	})
+	switch {
+	case rerr != nil:
+		return 0, rerr
+	case err == syscall.EAGAIN:
+		return 0, errNotReady
+	case err != nil:
+		return 0, os.NewSyscallError("read", err)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }

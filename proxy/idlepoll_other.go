@@ -21,3 +21,7 @@ func (p *idlePoller) remove(*fastConn)                   {}
 func (p *idlePoller) close() error                       { return nil }
 
 func connFD(syscall.RawConn) (int, error) { return -1, errNoIdlePoller }
+
+var errNotReady = errors.New("proxy: no request yet")
+
+func tryRead(syscall.RawConn, []byte) (int, error) { return 0, errNoIdlePoller }
