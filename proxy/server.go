@@ -117,6 +117,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				units[i] = fs
 			} else {
 				s.log.Warn("serving plain HTTP with net/http's server", zap.Error(err))
+				units[i] = &netHTTPUnit{srv: srvs[i], ln: keepAliveListener{lns[i]}}
 			}
 		}
 		go func(u serveUnit) { errc <- u.Serve() }(units[i])
