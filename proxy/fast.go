@@ -244,7 +244,8 @@ type fastConn struct {
 	remote   string
 	ctx      context.Context // &cctx
 	cctx     connContext
-	polled   bool // registered with the idle poller (by the worker that parks it)
+	polled   bool        // registered with the idle poller (by the worker that parks it)
+	pending  atomic.Bool // the poller saw it readable while a worker had it
 	state    atomic.Int32
 	deadline atomic.Int64 // UnixNano after which an idle connection is closed
 }
@@ -316,6 +317,8 @@ func (fc *fastConn) end(closeSocket bool) {
 	fc.s.poller.remove(fc)
 	if closeSocket {
 		fc.c.Close()
+	} else if fc.polled {
+		fc.s.poller.unregister(fc)
 	}
 	fc.s.mu.Lock()
 	delete(fc.s.conns, fc)
@@ -325,28 +328,38 @@ func (fc *fastConn) end(closeSocket bool) {
 
 // park makes an active connection idle and waits for its next request. A
 // new connection whose first request has not come yet (fresh) keeps the
-// head deadline it got at accept.
-func (fc *fastConn) park(fresh bool) {
+// head deadline it got at accept. It reports true when the connection
+// became readable meanwhile and is the caller's to serve again.
+//
+// The poller's registration is edge-triggered and stays for the life of the
+// connection, so parking costs no system call. An edge that came while a
+// worker had the connection is not lost: the poller sets pending, and park
+// looks at it after making the connection idle (an edge after that finds it
+// idle and dispatches it). A pending edge may be stale (its bytes were read
+// already); the caller's next read then finds nothing and parks again.
+func (fc *fastConn) park(fresh bool) (resume bool) {
 	if !fresh {
 		fc.deadline.Store(time.Now().Add(fc.s.idleTimeout).UnixNano())
 	}
 	if !fc.state.CompareAndSwap(connActive, connIdle) {
 		fc.close()
-		return
+		return false
 	}
 	if fc.s.closing.Load() {
 		fc.closeIfIdle()
-		return
+		return false
 	}
-	// Idle before armed: an event that fires at once finds it idle.
-	arm := fc.s.poller.arm
 	if !fc.polled {
+		// Idle before registered: data already there gives an edge at
+		// once, which finds it idle.
 		fc.polled = true
-		arm = fc.s.poller.add
+		fc.pending.Store(false)
+		if err := fc.s.poller.add(fc); err != nil {
+			fc.closeIfIdle()
+		}
+		return false
 	}
-	if err := arm(fc); err != nil {
-		fc.closeIfIdle()
-	}
+	return fc.pending.Swap(false) && fc.state.CompareAndSwap(connIdle, connActive)
 }
 
 // dispatch runs a readable connection on an idle worker, or a new one. It
@@ -420,11 +433,19 @@ func (s *fastServer) worker(fc *fastConn) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		switch fc.handle(w) {
+		probe := !fc.polled // a new connection: nothing said it is readable
+	serve:
+		switch fc.handle(w, probe) {
 		case keepOpen:
-			fc.park(false)
+			if fc.park(false) {
+				probe = true
+				goto serve
+			}
 		case notYet:
-			fc.park(true)
+			if fc.park(true) {
+				probe = true
+				goto serve
+			}
 		case closeConn:
 			fc.close()
 		case handedOff:
@@ -451,8 +472,8 @@ func (s *fastServer) worker(fc *fastConn) {
 
 // handle serves the requests the client has sent (several when it
 // pipelines) and reports what to do with the connection.
-func (fc *fastConn) handle(wk *worker) outcome {
-	wk.hr = headReader{c: fc.c, rc: fc.rc, timeout: fc.s.headTimeout, fresh: true, probe: !fc.polled}
+func (fc *fastConn) handle(wk *worker, probe bool) outcome {
+	wk.hr = headReader{c: fc.c, rc: fc.rc, timeout: fc.s.headTimeout, fresh: true, probe: probe}
 	br := fastReaders.Get().(*bufio.Reader)
 	br.Reset(&wk.hr)
 	bw := fastWriters.Get().(*bufio.Writer)

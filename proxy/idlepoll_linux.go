@@ -14,13 +14,16 @@ import (
 // idlePoller parks idle keep-alive connections in an epoll set of its own,
 // so that an idle connection costs its socket and a small struct: no
 // goroutine, no stack, no buffer (HAProxy and nginx park them the same
-// way). Each connection is registered one-shot: when the client sends its
-// next request, the poller hands the connection to a worker and forgets it
-// until the worker re-arms it.
+// way). When the client sends its next request, the poller hands the
+// connection to a worker.
 //
 // The epoll descriptor is itself registered with Go's network poller (an
 // epoll set is readable when it has events), so the poller goroutine
 // sleeps like any other reader: no thread is blocked in epoll_wait.
+//
+// Registration is edge-triggered and lasts as long as the connection: an
+// edge that comes while a worker has the connection sets its pending flag
+// instead (see fastConn.park).
 type idlePoller struct {
 	epfd int
 	file *os.File
@@ -98,7 +101,11 @@ func (p *idlePoller) deliver(ev *syscall.EpollEvent) {
 		return // an event of a connection that is gone
 	}
 	if !fc.state.CompareAndSwap(connIdle, connActive) {
-		return // closed meanwhile
+		if fc.state.Load() == connActive {
+			// A worker has it: tell park (see there).
+			fc.pending.Store(true)
+		}
+		return // or closed meanwhile
 	}
 	if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && p.gone(fc) {
 		// The client closed without a new request: close here rather
@@ -128,7 +135,7 @@ func (p *idlePoller) gone(fc *fastConn) bool {
 	}
 }
 
-// add registers a new connection, armed.
+// add registers a connection for the rest of its life.
 func (p *idlePoller) add(fc *fastConn) error {
 	fc.gen = p.gen.Add(1)
 	p.mu.Lock()
@@ -146,9 +153,6 @@ func (p *idlePoller) add(fc *fastConn) error {
 	return p.ctl(syscall.EPOLL_CTL_ADD, fc)
 }
 
-// arm waits for the connection's next request again.
-func (p *idlePoller) arm(fc *fastConn) error { return p.ctl(syscall.EPOLL_CTL_MOD, fc) }
-
 // remove forgets a connection before its descriptor is closed (a closed
 // descriptor leaves the epoll set by itself; the table entry must go).
 func (p *idlePoller) remove(fc *fastConn) {
@@ -160,9 +164,15 @@ func (p *idlePoller) remove(fc *fastConn) {
 	p.mu.Unlock()
 }
 
+// unregister takes a connection that stays open out of the epoll set (one
+// handed to net/http), so that its traffic wakes nobody here.
+func (p *idlePoller) unregister(fc *fastConn) {
+	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fc.fd, nil) //nolint:errcheck // not registered is fine
+}
+
 func (p *idlePoller) ctl(op int, fc *fastConn) error {
 	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | -syscall.EPOLLET,
 		Fd:     int32(fc.fd),
 		Pad:    int32(fc.gen),
 	}

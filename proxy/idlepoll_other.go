@@ -16,8 +16,8 @@ var errNoIdlePoller = errors.New("proxy: the fast HTTP/1 path needs Linux epoll"
 func newIdlePoller(func(*fastConn)) (*idlePoller, error) { return nil, errNoIdlePoller }
 func (p *idlePoller) run()                               {}
 func (p *idlePoller) add(*fastConn) error                { return errNoIdlePoller }
-func (p *idlePoller) arm(*fastConn) error                { return errNoIdlePoller }
 func (p *idlePoller) remove(*fastConn)                   {}
+func (p *idlePoller) unregister(*fastConn)               {}
 func (p *idlePoller) close() error                       { return nil }
 
 func connFD(syscall.RawConn) (int, error) { return -1, errNoIdlePoller }
