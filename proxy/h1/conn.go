@@ -52,8 +52,8 @@ type persistConn struct {
 
 func newPersistConn(t *Transport, conn net.Conn) *persistConn {
 	pc := &persistConn{t: t, conn: conn, limit: -1}
-	pc.br = bufio.NewReaderSize(pc, bufSize)
-	pc.bw = bufio.NewWriterSize(conn, bufSize)
+	pc.br = bufio.NewReaderSize(pc, readBufSize)
+	pc.bw = bufio.NewWriterSize(conn, writeBufSize)
 	pc.interruptFn = pc.interrupt
 	// Created stopped and only ever Reset, so the field is written once,
 	// before any timer goroutine can read it.

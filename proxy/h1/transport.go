@@ -19,10 +19,14 @@ const (
 )
 
 const (
-	// bufSize is the size of each connection's read and write buffer. A
-	// typical request head fits the write buffer, so a bodiless request is
-	// one write; a response head up to this size is one read.
-	bufSize = 4 << 10
+	// writeBufSize is each connection's write buffer: a typical request
+	// head fits, so a bodiless request is one write.
+	writeBufSize = 4 << 10
+
+	// readBufSize is each connection's read buffer: a response head and
+	// a body of up to about 16 KiB that the backend sent together are one
+	// read (with 4 KiB, an 8 KiB response took two).
+	readBufSize = 16 << 10
 
 	// maxHeaderBytes bounds the bytes read from a connection while waiting
 	// for a response head (1xx responses included), so that a broken
