@@ -23,6 +23,7 @@ type exchange struct {
 	t     *Transport
 	req   *http.Request
 	ctx   context.Context
+	intr  *Interrupt // nil but for RoundTripInterruptible
 	trace *httptrace.ClientTrace
 
 	method     string
@@ -54,19 +55,19 @@ func (ex *exchange) run() (*http.Response, error) {
 			ex.closeReqBody()
 			return nil, err
 		}
-		if ex.ctx.Err() != nil {
+		if ex.ended() {
 			// The request left while the connection was got (a connect
 			// race lost in GotConn, a client gone). Nothing was sent on
 			// it: it is fit for the next request.
 			ex.t.putIdle(pc)
 			ex.closeReqBody()
-			return nil, canceledError(ex.ctx)
+			return nil, ex.endedError()
 		}
 		resp, err, retry := ex.try(pc, reused && !fresh)
 		if err == nil {
 			return resp, nil
 		}
-		if retry && ex.ctx.Err() == nil {
+		if retry && !ex.ended() {
 			fresh = true
 			continue
 		}
@@ -85,6 +86,9 @@ func (ex *exchange) run() (*http.Response, error) {
 func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err error, retry bool) {
 	ex.pc, ex.w, ex.resp = pc, nil, nil
 	ex.stop = pc.watch(ex.ctx)
+	if ex.intr != nil {
+		ex.intr.attach(pc)
+	}
 	err = ex.writeHead(pc.bw)
 	if err == nil {
 		if ex.reqBody == nil {
@@ -188,7 +192,7 @@ func (ex *exchange) switchProtocols(resp *http.Response) (*http.Response, error,
 	}
 	if !ex.stopWatch() {
 		ex.pc.close()
-		return nil, canceledError(ex.ctx), false
+		return nil, ex.endedError(), false
 	}
 	resp.Body = &switchedConn{pc: ex.pc}
 	return resp, nil, false
@@ -198,8 +202,15 @@ func (ex *exchange) switchProtocols(resp *http.Response) (*http.Response, error,
 // broken) or was stopped before.
 func (ex *exchange) stopWatch() bool {
 	stop := ex.stop
+	if stop == nil {
+		return false
+	}
 	ex.stop = nil
-	return stop != nil && stop()
+	ok := stop()
+	if ex.intr != nil && !ex.intr.detach() {
+		ok = false
+	}
+	return ok
 }
 
 // abortWriter keeps the attempt's body writer from starting if it has not
@@ -249,8 +260,8 @@ func (ex *exchange) fail(err error, ph phase) error {
 // Everything else wraps the connection's error as it is, so that
 // errors.Is finds what the kernel said (syscall.ETIMEDOUT, ECONNRESET).
 func (ex *exchange) classify(err error, ph phase) error {
-	if ex.ctx.Err() != nil {
-		return canceledError(ex.ctx)
+	if ex.ended() {
+		return ex.endedError()
 	}
 	if w := ex.w; w != nil {
 		if serr := ex.pc.sourceError(w); serr != nil {

@@ -56,8 +56,18 @@ type backendTransport interface {
 // attempt is one try of one request on one endpoint, registered while it
 // waits for response headers so that it can be rescued.
 type attempt struct {
-	cancel context.CancelCauseFunc
+	cancel context.CancelCauseFunc // the try's context, or
+	intr   h1.Interrupt            // with an h1 transport and no race: no context
 	start  time.Time
+}
+
+// end stops the try with cause.
+func (a *attempt) end(cause error) {
+	if a.cancel != nil {
+		a.cancel(cause)
+		return
+	}
+	a.intr.Fire(cause)
 }
 
 // DialError is a failure to connect to an address: nothing of the request
@@ -201,7 +211,7 @@ func (e *Endpoint) rescue(now time.Time, grace time.Duration) int {
 	}
 	e.mu.Unlock()
 	for _, a := range stuck {
-		a.cancel(errRescued)
+		a.end(errRescued)
 	}
 	return len(stuck)
 }

@@ -258,7 +258,11 @@ func TestPool_rescuesStuckRequests(t *testing.T) {
 	res := &pushResolver{}
 	opts := fastOpts("app", Target{Scheme: "http", Host: "elb.test", Port: uint16(a.port())})
 	opts.RescueGrace = 20 * time.Millisecond
-	opts.RaceDelay = -1
+	opts.RaceDelay = -1 // no race: the rescue interrupts the h1 client directly
+	opts.Metrics = NewMetrics(prometheus.NewRegistry())
+	// Only the rescue can end the stuck try: without it the request would
+	// wait for this.
+	opts.ResponseHeaderTimeout = time.Hour
 	p, err := New(opts, res, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -287,8 +291,16 @@ func TestPool_rescuesStuckRequests(t *testing.T) {
 		return e != nil && e.InFlight() == 1
 	})
 	res.push(t, "elb.test", "127.0.0.3")
-	if got := <-done; got != "b" {
-		t.Fatalf("stuck request ended with %q; want it re-sent to b", got)
+	select {
+	case got := <-done:
+		if got != "b" {
+			t.Fatalf("stuck request ended with %q; want it re-sent to b", got)
+		}
+	case <-time.After(30 * time.Second): // a safety net, not a measurement
+		t.Fatal("the stuck request was not rescued")
+	}
+	if n := testutil.ToFloat64(opts.Metrics.retries.WithLabelValues("app", "rescued")); n != 1 {
+		t.Errorf("retries{reason=rescued} = %v; want 1", n)
 	}
 	<-a.closed // the stuck connection was closed
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/proxy/ajp"
+	"github.com/webtier/webtier/proxy/h1"
 )
 
 // notSentError marks a try that failed before any of the request was sent,
@@ -291,7 +292,14 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	}
 	var a *attempt
 	var cancel context.CancelCauseFunc
-	if idempotent && (p.opts.RescueGrace >= 0 || r != nil) {
+	h1t, _ := e.transport.(*h1.Transport)
+	if idempotent && p.opts.RescueGrace >= 0 && r == nil && h1t != nil {
+		// Rescue only: the h1 client can be interrupted without a
+		// context of the try's own (see h1.Interrupt).
+		a = &ts.att
+		a.start = p.now()
+		e.track(a)
+	} else if idempotent && (p.opts.RescueGrace >= 0 || r != nil) {
 		ctx, cancel = context.WithCancelCause(ctx)
 		if r != nil {
 			r.attach(e, cancel)
@@ -321,12 +329,21 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 		out.Host = p.opts.HostHeader
 	}
 	e.inflight.Add(1)
-	resp, err := e.transport.RoundTrip(out)
+	var resp *http.Response
+	var err error
+	if a != nil && a.cancel == nil {
+		resp, err = h1t.RoundTripInterruptible(out, &a.intr)
+	} else {
+		resp, err = e.transport.RoundTrip(out)
+	}
 	if a != nil {
 		e.untrack(a)
 	}
 	if err != nil {
 		e.done()
+		if a != nil && a.cancel == nil && a.intr.Cause() == errRescued && !errors.Is(err, errRescued) {
+			err = fmt.Errorf("%w: %w", errRescued, err)
+		}
 		if cancel != nil {
 			if cause := context.Cause(out.Context()); cause == errRescued || cause == errLostRace {
 				err = fmt.Errorf("%w: %w", cause, err)
