@@ -168,7 +168,8 @@ func nginxTempPaths(dir string) string {
 
 // writeWebtier: a plain listener and a TLS one (HTTP/2 and HTTP/1.1 by
 // ALPN, TLS 1.2+), one route, one upstream by IP (no DNS). GOMAXPROCS is
-// Go's default (= 2 cores). Upstream keep-alive is webtier's default pool
+// not set: webtier picks its threads by load, up to the 2 cores. Upstream
+// keep-alive is webtier's default pool
 // (max_idle_per_address 64, the same 64 as nginx's keepalive). webtier has
 // no access log. Logging at warn keeps stderr quiet.
 func writeWebtier(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
