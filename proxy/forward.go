@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/h1"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -205,7 +206,7 @@ func leanEligible(r *http.Request) bool {
 		return false
 	}
 	// ReverseProxy treats a request as an upgrade by its Connection token.
-	return !hasToken(r.Header["Connection"], "Upgrade")
+	return !h1.HasToken(r.Header["Connection"], "Upgrade")
 }
 
 // cleanQuery reports whether ReverseProxy's cleanQueryParams would leave q
@@ -301,7 +302,7 @@ func outboundHeader(in http.Header) http.Header {
 		out[k] = sv[:n:n]
 		sv = sv[n:]
 	}
-	if hasToken(in["Te"], "trailers") {
+	if h1.HasToken(in["Te"], "trailers") {
 		out["Te"] = []string{"trailers"}
 	}
 	if _, ok := out["User-Agent"]; !ok {
@@ -344,7 +345,7 @@ func moveHeader(dst, src http.Header) {
 }
 
 func upgradeType(h http.Header) string {
-	if !hasToken(h["Connection"], "Upgrade") {
+	if !h1.HasToken(h["Connection"], "Upgrade") {
 		return ""
 	}
 	return h.Get("Upgrade")
@@ -354,36 +355,3 @@ func upgradeType(h http.Header) string {
 type noopCloseReader struct{ io.ReadCloser }
 
 func (noopCloseReader) Close() error { return nil }
-
-// hasToken reports whether a comma-separated list in values contains token
-// (ASCII), ignoring ASCII case as httpguts.HeaderValuesContainsToken does:
-// "trailerſ" is not "trailers".
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if equalFoldASCII(textproto.TrimString(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func equalFoldASCII(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		a, b := s[i], t[i]
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
-}

@@ -75,7 +75,7 @@ func (ex *exchange) init() error {
 
 	conn := req.Header["Connection"]
 	keepAlive := !req.Close && ex.t.o.MaxIdle >= 0
-	saysClose := len(conn) > 0 && hasToken(conn, "close")
+	saysClose := len(conn) > 0 && HasToken(conn, "close")
 	ex.sendClose = !keepAlive && !saysClose
 	ex.noReuse = !keepAlive || saysClose
 	ex.replayable = replayable(ex.method, req.Header)
@@ -456,9 +456,11 @@ var isTokenByte = func() (t [256]bool) {
 	return t
 }()
 
-// hasToken reports whether a comma-separated header value contains tok,
-// ignoring case.
-func hasToken(vv []string, tok string) bool {
+// HasToken reports whether the comma-separated header values vv contain
+// the token tok, ignoring ASCII case only (as httpguts'
+// HeaderValuesContainsToken: "trailerſ" is not "trailers"). The proxy's
+// reverse-proxy rules use it too.
+func HasToken(vv []string, tok string) bool {
 	for _, v := range vv {
 		for v != "" {
 			var part string

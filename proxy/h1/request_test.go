@@ -264,8 +264,8 @@ func TestHasToken(t *testing.T) {
 		{nil, false},
 	}
 	for _, tt := range tests {
-		if got := hasToken(tt.vv, "close"); got != tt.want {
-			t.Errorf("hasToken(%q, close) = %v; want %v", tt.vv, got, tt.want)
+		if got := HasToken(tt.vv, "close"); got != tt.want {
+			t.Errorf("HasToken(%q, close) = %v; want %v", tt.vv, got, tt.want)
 		}
 	}
 }
