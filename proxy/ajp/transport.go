@@ -141,6 +141,15 @@ func WithRemoteUser(ctx context.Context, user, authType string) context.Context 
 	return context.WithValue(ctx, userKey{}, remoteUser{user, authType})
 }
 
+// HasIdle reports whether a pooled connection is waiting for a request:
+// the next request would most likely not need to connect. The upstream
+// pool races connects only for requests that would.
+func (t *Transport) HasIdle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle) > 0
+}
+
 // CloseIdleConnections closes the idle connections now, and closes
 // connections that finish their request later instead of pooling them,
 // until the next RoundTrip. In-flight requests are not interrupted. This is

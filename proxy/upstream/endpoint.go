@@ -175,6 +175,13 @@ func (e *Endpoint) Target() string { return e.target.Host }
 // connections that become idle later, until a new request is queued on it).
 func (e *Endpoint) closeIdle() { e.transport.CloseIdleConnections() }
 
+// hasIdle reports whether the endpoint's transport has a pooled connection
+// waiting (false for transports that cannot tell: net/http's).
+func (e *Endpoint) hasIdle() bool {
+	t, ok := e.transport.(interface{ HasIdle() bool })
+	return ok && t.HasIdle()
+}
+
 // done ends one in-flight request.
 func (e *Endpoint) done() {
 	e.inflight.Add(-1)

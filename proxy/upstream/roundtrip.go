@@ -169,7 +169,9 @@ func isIdempotent(method string) bool {
 // (its dial goes on in the background and pools the connection or counts
 // the failure).
 func (p *Pool) try(req *http.Request, e *Endpoint, idempotent bool, tried *[]*Endpoint) (*http.Response, error) {
-	if !idempotent || p.opts.RaceDelay < 0 || len(p.active.Load().eps) < 2 {
+	if !idempotent || p.opts.RaceDelay < 0 || len(p.active.Load().eps) < 2 || e.hasIdle() {
+		// A request that will find a pooled connection does not connect:
+		// nothing to race, and no timer and contexts to pay for.
 		return p.send(req, e, idempotent, nil)
 	}
 	r := &race{p: p, req: req, exclude: append([]*Endpoint(nil), *tried...)}
