@@ -62,8 +62,8 @@ func (in *Interrupt) detach() bool {
 	return in.cause == nil
 }
 
-// RoundTripInterruptible is RoundTrip with in as a second way, besides
-// req's context, to end the request.
+// RoundTripInterruptible is RoundTrip with in (if not nil) as a second
+// way, besides req's context, to end the request.
 func (t *Transport) RoundTripInterruptible(req *http.Request, in *Interrupt) (*http.Response, error) {
 	ex := &exchange{t: t, req: req, intr: in}
 	if err := ex.init(); err != nil {

@@ -130,14 +130,7 @@ func NewTransport(o Options) *Transport {
 // what the connection returned, so errors.Is(err, syscall.ETIMEDOUT)
 // holds for a connection the kernel gave up on.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ex := &exchange{t: t, req: req}
-	if err := ex.init(); err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, err
-	}
-	return ex.run()
+	return t.RoundTripInterruptible(req, nil)
 }
 
 // HasIdle reports whether a pooled connection is waiting for a request:
