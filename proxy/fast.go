@@ -485,7 +485,7 @@ func (fc *fastConn) handle(wk *worker, probe bool) outcome {
 		bw.Reset(nil)
 		fastWriters.Put(bw)
 		wk.br, wk.bw = nil, nil
-		wk.hr.c = nil
+		wk.hr = headReader{} // no reference to the connection while the worker waits
 	}()
 	for {
 		wk.hr.head = true
