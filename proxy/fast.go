@@ -326,19 +326,23 @@ func (fc *fastConn) end(closeSocket bool) {
 	fc.s.wg.Done()
 }
 
-// park makes an active connection idle and waits for its next request. A
-// new connection whose first request has not come yet (fresh) keeps the
-// head deadline it got at accept. It reports true when the connection
-// became readable meanwhile and is the caller's to serve again.
+// park makes an active connection idle and waits for its next request.
+// With keepDeadline (nothing was read: a new connection whose first request
+// has not come, or a stale edge) the deadline stays as it was. It reports
+// true when the connection became readable meanwhile and is the caller's
+// to serve again.
 //
 // The poller's registration is edge-triggered and stays for the life of the
 // connection, so parking costs no system call. An edge that came while a
 // worker had the connection is not lost: the poller sets pending, and park
 // looks at it after making the connection idle (an edge after that finds it
-// idle and dispatches it). A pending edge may be stale (its bytes were read
-// already); the caller's next read then finds nothing and parks again.
-func (fc *fastConn) park(fresh bool) (resume bool) {
-	if !fresh {
+// idle and dispatches it). An edge may be stale (its bytes were read
+// already, by the worker that had the connection): so the first read of
+// every turn on a connection does not wait, and one that finds nothing
+// parks the connection again (notYet) instead of blocking a worker with
+// no deadline.
+func (fc *fastConn) park(keepDeadline bool) (resume bool) {
+	if !keepDeadline {
 		fc.deadline.Store(time.Now().Add(fc.s.idleTimeout).UnixNano())
 	}
 	if !fc.state.CompareAndSwap(connActive, connIdle) {
@@ -376,39 +380,39 @@ func (s *fastServer) dispatch(fc *fastConn) {
 // borrows its buffers per connection, so that workers waiting for work
 // hold none.
 type worker struct {
-	br *bufio.Reader
-	bw *bufio.Writer
-	rw fastWriter
-	hr headReader
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	rw  fastWriter
+	hr  headReader
+	raw rawReader
 }
 
-// headReader is the connection as the worker's bufio.Reader sees it. It
-// puts the request-head timeout on the socket only when a head needs a
-// second read: the first read after the poller saw the connection readable
-// returns at once, and most heads arrive in one segment. That saves two
-// deadline updates (timer operations) per request.
+// headReader is the connection as the worker's bufio.Reader sees it. Its
+// first read does not wait (see park). It puts the request-head timeout on
+// the socket only when a head needs a second read: most heads arrive in
+// one segment, and that saves two deadline updates (timer operations) per
+// request.
 type headReader struct {
 	c       net.Conn
 	rc      syscall.RawConn
+	raw     *rawReader
 	timeout time.Duration
-	probe   bool // a new connection, never polled: try one read without waiting
-	fresh   bool // no read since the poller reported the socket readable
+	first   bool // no read yet this turn
 	head    bool // reading a request head
 	armed   bool // the head deadline is set
 }
 
 func (r *headReader) Read(p []byte) (int, error) {
-	if r.probe {
-		r.probe, r.fresh = false, false
-		return tryRead(r.rc, p)
+	if r.first {
+		r.first = false
+		return r.raw.read(r.rc, p)
 	}
-	if r.head && !r.fresh && !r.armed {
+	if r.head && !r.armed {
 		if err := r.c.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
 			return 0, err
 		}
 		r.armed = true
 	}
-	r.fresh = false
 	return r.c.Read(p)
 }
 
@@ -433,17 +437,14 @@ func (s *fastServer) worker(fc *fastConn) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		probe := !fc.polled // a new connection: nothing said it is readable
 	serve:
-		switch fc.handle(w, probe) {
+		switch fc.handle(w) {
 		case keepOpen:
 			if fc.park(false) {
-				probe = true
 				goto serve
 			}
 		case notYet:
 			if fc.park(true) {
-				probe = true
 				goto serve
 			}
 		case closeConn:
@@ -472,8 +473,8 @@ func (s *fastServer) worker(fc *fastConn) {
 
 // handle serves the requests the client has sent (several when it
 // pipelines) and reports what to do with the connection.
-func (fc *fastConn) handle(wk *worker, probe bool) outcome {
-	wk.hr = headReader{c: fc.c, rc: fc.rc, timeout: fc.s.headTimeout, fresh: true, probe: probe}
+func (fc *fastConn) handle(wk *worker) outcome {
+	wk.hr = headReader{c: fc.c, rc: fc.rc, raw: &wk.raw, timeout: fc.s.headTimeout, first: true}
 	br := fastReaders.Get().(*bufio.Reader)
 	br.Reset(&wk.hr)
 	bw := fastWriters.Get().(*bufio.Writer)

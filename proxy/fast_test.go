@@ -3,12 +3,14 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -439,5 +441,68 @@ func TestFast_firstRequestAfterConnect(t *testing.T) {
 		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != path {
 			t.Fatalf("%s: got %d %q", path, resp.StatusCode, body)
 		}
+	}
+}
+
+// Clients that send their next request the moment the previous response
+// arrives race the worker parking their connection: the poller's edge can
+// come while the worker still has it, or be delivered after the worker
+// read its bytes (a stale edge, with pipelining). No request may wait for an edge that came
+// already, and no connection may be left on a worker blocked without a
+// deadline: after the burst, every connection goes idle and is closed by
+// idle_timeout.
+func TestFast_backToBackRequestsAreNeverLost(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(echoPath))
+	defer backend.Close()
+	o := oneUpstream(t, backend, nil)
+	o.Listeners = []ListenerOptions{{Name: "test", Address: "127.0.0.1:0",
+		IdleTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond}}
+	addr := serve(t, o)[0].String()
+	const clients, requests = 32, 300
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			// A safety net, not a measurement: a lost request or a
+			// connection never closed fails here instead of hanging.
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range requests {
+				// Every other turn pipelines two requests: the worker
+				// reads the second with the first, and the edge its
+				// bytes caused comes to the poller stale.
+				req := "GET /n HTTP/1.1\r\nHost: x\r\n\r\n"
+				n := 1 + i%2
+				if _, err := io.WriteString(c, strings.Repeat(req, n)); err != nil {
+					errs <- err
+					return
+				}
+				for range n {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						errs <- fmt.Errorf("request %d: %w", i, err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				errs <- fmt.Errorf("after the burst: %v; want the proxy to close the idle connection", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -100,12 +100,8 @@ func (p *idlePoller) deliver(ev *syscall.EpollEvent) {
 	if fc == nil || uint32(ev.Pad) != fc.gen {
 		return // an event of a connection that is gone
 	}
-	if !fc.state.CompareAndSwap(connIdle, connActive) {
-		if fc.state.Load() == connActive {
-			// A worker has it: tell park (see there).
-			fc.pending.Store(true)
-		}
-		return // or closed meanwhile
+	if !p.take(fc) {
+		return
 	}
 	if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && p.gone(fc) {
 		// The client closed without a new request: close here rather
@@ -115,6 +111,30 @@ func (p *idlePoller) deliver(ev *syscall.EpollEvent) {
 		return
 	}
 	p.ready(fc)
+}
+
+// take makes an idle connection that became readable the poller's to
+// dispatch. If a worker has it, take sets its pending flag for park
+// instead, and reports false. The worker may park between the failed
+// swap and the flag (then park does not see the flag and the connection
+// waits for an edge that has come already): so after setting the flag,
+// take looks again and takes the connection if it went idle.
+func (p *idlePoller) take(fc *fastConn) bool {
+	for {
+		if fc.state.CompareAndSwap(connIdle, connActive) {
+			fc.pending.Store(false) // this edge is being served
+			return true
+		}
+		if fc.state.Load() != connActive {
+			return false // closed
+		}
+		fc.pending.Store(true)
+		if fc.state.Load() == connActive {
+			// Still the worker's: its park checks the flag after
+			// making the connection idle, so the edge is not lost.
+			return false
+		}
+	}
 }
 
 // gone reports whether a connection that signalled a hang-up has no
@@ -199,17 +219,34 @@ func connFD(rc syscall.RawConn) (int, error) {
 // errNotReady: a new connection's first read found no data yet.
 var errNotReady = errors.New("proxy: no request yet")
 
-// tryRead reads once from the socket without waiting: errNotReady when
+// rawReader reads once from a socket without waiting: errNotReady when
 // there is nothing to read yet (the connection then goes to the poller).
-func tryRead(rc syscall.RawConn, p []byte) (n int, err error) {
-	rerr := rc.Read(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Read(int(fd), p)
-			if err != syscall.EINTR {
-				return true // never wait: report what one read found
-			}
+// A worker keeps one, so that the function handed to RawConn.Read is made
+// once, not per read.
+type rawReader struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func (r *rawReader) readFD(fd uintptr) bool {
+	for {
+		r.n, r.err = syscall.Read(int(fd), r.p)
+		if r.err != syscall.EINTR {
+			return true // never wait: report what one read found
 		}
-	})
+	}
+}
+
+func (r *rawReader) read(rc syscall.RawConn, p []byte) (int, error) {
+	if r.fn == nil {
+		r.fn = r.readFD
+	}
+	r.p = p
+	rerr := rc.Read(r.fn)
+	n, err := r.n, r.err
+	r.p, r.n, r.err = nil, 0, nil
 	switch {
 	case rerr != nil:
 		return 0, rerr

@@ -24,4 +24,6 @@ func connFD(syscall.RawConn) (int, error) { return -1, errNoIdlePoller }
 
 var errNotReady = errors.New("proxy: no request yet")
 
-func tryRead(syscall.RawConn, []byte) (int, error) { return 0, errNoIdlePoller }
+type rawReader struct{}
+
+func (*rawReader) read(syscall.RawConn, []byte) (int, error) { return 0, errNoIdlePoller }
