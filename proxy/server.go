@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/h2"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -73,6 +74,11 @@ func (s *Server) Listen() error {
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
+		}
+		if tlsConf != nil {
+			// HTTP/2 by webtier's own server (proxy/h2): one write per
+			// response where net/http's takes two or more.
+			(&h2.Server{IdleTimeout: srv.IdleTimeout, ReadHeaderTimeout: srv.ReadHeaderTimeout}).Configure(srv)
 		}
 		s.servers = append(s.servers, srv)
 	}
