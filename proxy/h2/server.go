@@ -62,6 +62,9 @@ const (
 	// flushAt is how much the write buffer holds before it is written even
 	// while others are about to add to it.
 	flushAt = 32 << 10
+	// keepWriteBuf is the largest write buffer a connection keeps between
+	// writes.
+	keepWriteBuf = 16 << 10
 	// writeTimeout ends a connection whose writes make no progress: a client
 	// that stops reading must not hold the handlers writing to it.
 	writeTimeout = 30 * time.Second
@@ -276,6 +279,23 @@ func (c *conn) serve() {
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) && c.sawSettings {
+				// A malformed request (bad header field or pseudo-header):
+				// that stream is reset, the connection goes on.
+				c.smu.Lock()
+				if se.StreamID%2 == 1 && se.StreamID > c.maxStreamID {
+					c.maxStreamID = se.StreamID
+				}
+				st := c.streams[se.StreamID]
+				c.smu.Unlock()
+				if st != nil {
+					st.abort(errStreamReset, true, se.Code)
+				} else {
+					c.writeReset(se.StreamID, se.Code)
+				}
+				continue
+			}
 			c.readError(err)
 			return
 		}
@@ -298,8 +318,7 @@ func (c *conn) serve() {
 	}
 }
 
-// readError answers a Framer error: a stream error resets that stream and
-// the loop goes on (the caller returns only for connection errors).
+// readError answers a Framer error that ends the connection.
 func (c *conn) readError(err error) {
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
@@ -658,8 +677,8 @@ func (c *conn) flushLocked() {
 		c.tc.SetWriteDeadline(c.wdeadline) //nolint:errcheck // a failed write reports it
 	}
 	_, err := c.tc.Write(c.wbuf)
-	if cap(c.wbuf) > 4*flushAt {
-		c.wbuf = nil
+	if cap(c.wbuf) > keepWriteBuf {
+		c.wbuf = nil // a large body passed: an idle connection keeps little
 	} else {
 		c.wbuf = c.wbuf[:0]
 	}
