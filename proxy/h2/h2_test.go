@@ -187,8 +187,8 @@ func TestH2Responses(t *testing.T) {
 	}
 }
 
-// rawConn is a client that writes and reads frames as they are.
-type rawConn struct {
+// wtRaw is a client that writes and reads frames as they are.
+type wtRaw struct {
 	t   *testing.T
 	c   *tls.Conn
 	fr  *http2.Framer
@@ -196,7 +196,7 @@ type rawConn struct {
 	buf bytes.Buffer
 }
 
-func wtDialRaw(t *testing.T, addr string, pool *x509.CertPool) *rawConn {
+func wtDialRaw(t *testing.T, addr string, pool *x509.CertPool) *wtRaw {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -204,7 +204,7 @@ func wtDialRaw(t *testing.T, addr string, pool *x509.CertPool) *rawConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second)) // safety net
-	rc := &rawConn{t: t, c: c, fr: http2.NewFramer(c, c)}
+	rc := &wtRaw{t: t, c: c, fr: http2.NewFramer(c, c)}
 	rc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	rc.enc = hpack.NewEncoder(&rc.buf)
 	io.WriteString(c, clientPreface)
@@ -212,7 +212,7 @@ func wtDialRaw(t *testing.T, addr string, pool *x509.CertPool) *rawConn {
 	return rc
 }
 
-func (rc *rawConn) headers(id uint32, end bool, fields ...string) {
+func (rc *wtRaw) headers(id uint32, end bool, fields ...string) {
 	rc.buf.Reset()
 	for i := 0; i < len(fields); i += 2 {
 		rc.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
@@ -223,7 +223,7 @@ func (rc *rawConn) headers(id uint32, end bool, fields ...string) {
 }
 
 // next reads frames until one of type typ (for stream id, unless 0).
-func (rc *rawConn) next(typ http2.FrameType, id uint32) http2.Frame {
+func (rc *wtRaw) next(typ http2.FrameType, id uint32) http2.Frame {
 	rc.t.Helper()
 	for {
 		f, err := rc.fr.ReadFrame()
