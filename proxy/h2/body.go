@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-
 )
 
 // body is a request body: the read loop writes DATA into it, the handler
@@ -17,9 +16,12 @@ type body struct {
 	buf  []byte
 	r    int   // read offset in buf
 	err  error // io.EOF at the end, or why the stream ended
-	// trailer is the request's Trailer map, filled in before io.EOF.
-	trailer http.Header
-	closed  bool // the handler closed the body: data is dropped
+	// trailer is the request's Trailer map, filled in from trailerIn by
+	// Read, on the handler's goroutine, as it returns io.EOF: the handler
+	// may look at the declared keys before that.
+	trailer   http.Header
+	trailerIn http.Header // trailers received, not yet in trailer
+	closed    bool        // the handler closed the body: data is dropped
 	// sendContinue: the client waits for "100 Continue" before the body.
 	sendContinue bool
 }
@@ -67,6 +69,15 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if b.r == len(b.buf) {
 		err := b.err
+		if err == io.EOF && b.trailerIn != nil {
+			// As net/http: only the declared trailers are kept.
+			for k, vv := range b.trailerIn {
+				if _, ok := b.trailer[k]; ok {
+					b.trailer[k] = vv
+				}
+			}
+			b.trailerIn = nil
+		}
 		b.mu.Unlock()
 		return 0, err
 	}
@@ -125,10 +136,8 @@ func (b *body) write(data []byte) {
 func (b *body) closeWithError(err error, tr http.Header) {
 	b.mu.Lock()
 	if b.err == nil {
-		for k, vv := range tr {
-			if b.trailer != nil {
-				b.trailer[k] = vv
-			}
+		if b.trailer != nil && err == io.EOF {
+			b.trailerIn = tr // Read copies it on the handler's goroutine
 		}
 		b.err = err
 	}

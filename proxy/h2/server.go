@@ -593,12 +593,17 @@ func (c *conn) goAway(code http2.ErrCode) {
 	c.goAwayID = c.maxStreamID // processHeaders raises it under smu
 	done := c.handlers == 0
 	id := c.goAwayID
-	c.smu.Unlock()
+	// The GOAWAY is in the write buffer before smu is released: the last
+	// handler, ending now, sees goingAway only with the GOAWAY queued, and
+	// its close writes it out first (lock order: smu, then wmu).
 	c.lockW()
 	if c.werr == nil {
 		c.wbuf = appendGoAway(c.wbuf, id, code)
 		c.needFlush = true
 	}
+	c.wmu.Unlock() // written below or by the goroutine waiting for wmu
+	c.smu.Unlock()
+	c.lockW()
 	if done {
 		c.flushLocked()
 	}

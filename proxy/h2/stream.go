@@ -283,12 +283,9 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 // to the client.
 func (st *stream) abort(err error, send bool, code ...http2.ErrCode) {
 	c := st.c
-	if st.cancel != nil {
-		st.cancel()
-	}
-	if st.body != nil {
-		st.body.closeWithError(err, nil)
-	}
+	// The stream is marked reset (and the RST_STREAM queued) before the
+	// handler is woken: a handler that sees its body fail or its context
+	// end must not get a response out ahead of the reset.
 	c.lockW()
 	already := st.reset
 	st.reset = true
@@ -302,6 +299,12 @@ func (st *stream) abort(err error, send bool, code ...http2.ErrCode) {
 	}
 	c.wcond.Broadcast()
 	c.unlockW()
+	if st.cancel != nil {
+		st.cancel()
+	}
+	if st.body != nil {
+		st.body.closeWithError(err, nil)
+	}
 	c.smu.Lock()
 	st.remoteClosed = true
 	c.smu.Unlock()

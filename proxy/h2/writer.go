@@ -2,6 +2,7 @@ package h2
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,7 +180,10 @@ func (w *responseWriter) send(p []byte, end, flush bool) error {
 			w.header["Content-Length"] = []string{strconv.Itoa(len(held))}
 		}
 		noData := end && len(held) == 0 && len(tr) == 0
-		c.appendHeaders(st.id, w.status, w.header, noData, false)
+		// Declared trailers go in the trailers only, even when the
+		// handler set them before the headers left (a small body is held
+		// back until the handler returns).
+		c.appendHeaders(st.id, w.status, w.header, noData, false, w.trailers...)
 		if noData {
 			c.needFlush = c.needFlush || flush
 			return nil
@@ -263,15 +267,16 @@ func (c *conn) appendData(st *stream, p []byte, end bool) error {
 }
 
 // appendHeaders HPACK-encodes a response (status, h, Date) or trailers and
-// appends it as HEADERS and CONTINUATION frames. Called with wmu held: the
-// encoder's table must change in the order the frames are sent.
-func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers bool) {
+// appends it as HEADERS and CONTINUATION frames, leaving out the keys in
+// omit. Called with wmu held: the encoder's table must change in the order
+// the frames are sent.
+func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers bool, omit ...string) {
 	c.hbuf.Reset()
 	if !trailers {
 		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)}) //nolint:errcheck // bytes.Buffer
 	}
 	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(omit, k) {
 			continue
 		}
 		name := lowerKey(k)
