@@ -747,15 +747,22 @@ func TestServerLargeResponse(t *testing.T) {
 		name       string
 		initWindow uint32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
 		chunks     bool
+		earlier    []uint32 // values sent before it in the same SETTINGS frame
 	}{
-		{"default 65535 window", 65535, false},
-		{"default window, many writes", 65535, true},
-		{"small window", 1000, false},
-		{"zero window until WINDOW_UPDATE", 0, false},
+		{"default 65535 window", 65535, false, nil},
+		{"default window, many writes", 65535, true, nil},
+		{"small window", 1000, false, nil},
+		{"zero window until WINDOW_UPDATE", 0, false, nil},
+		// RFC 9113 6.5.3: values are processed in order, the last wins.
+		{"several values in one SETTINGS, last wins", 1000, false, []uint32{0, 70000}},
 	}
 	for _, tc := range tests {
 		t.Run("raw "+tc.name, func(t *testing.T) {
-			rc := h2tDial(t, e, http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.initWindow})
+			var settings []http2.Setting
+			for _, v := range append(tc.earlier, tc.initWindow) {
+				settings = append(settings, http2.Setting{ID: http2.SettingInitialWindowSize, Val: v})
+			}
+			rc := h2tDial(t, e, settings...)
 			path := "/"
 			if tc.chunks {
 				path = "/?chunks=1"
