@@ -41,11 +41,17 @@ type persistConn struct {
 	waiting bool       // a response head is awaited: body writes extend the read deadline
 	owner   *exchange  // the exchange whose body reads it; nil otherwise
 
-	// For alive, which runs only while pc is out of the pool and unused.
+	// For alive and flushAwait, which run only on the goroutine that owns
+	// pc (out of the pool, no body writer). The callbacks are method
+	// values made once: making them per call would allocate.
 	raw     syscall.RawConn
+	noRaw   bool // the connection has no RawConn
 	peekFn  func(fd uintptr) bool
 	peekBuf [1]byte
 	peekErr error
+	sendFn  func(fd uintptr) bool
+	sent    bool
+	sendErr error
 
 	closed atomic.Bool
 }

@@ -90,9 +90,17 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 		ex.intr.attach(pc)
 	}
 	err = ex.writeHead(pc.bw)
+	awaiting := false
 	if err == nil {
 		if ex.reqBody == nil {
-			err = pc.bw.Flush()
+			// The head clock starts before the write so that the write
+			// can wait for the response in the same step (flushAwait).
+			if pc.awaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
+				awaiting = true
+				err = pc.flushAwait()
+			} else {
+				err = pc.bw.Flush() // interrupted: fails at once
+			}
 		} else {
 			ex.startWriter()
 		}
@@ -104,14 +112,15 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 		ex.abandon()
 		return nil, ex.classify(err, inWrite), reused
 	}
-	return ex.readResponse(reused)
+	return ex.readResponse(reused, awaiting)
 }
 
 // readResponse reads the response head, skipping 1xx responses but 101.
-func (ex *exchange) readResponse(reused bool) (*http.Response, error, bool) {
+// awaiting reports that try already started the head's clock.
+func (ex *exchange) readResponse(reused, awaiting bool) (*http.Response, error, bool) {
 	pc := ex.pc
 	pc.limit = maxHeaderBytes
-	if !pc.awaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
+	if !awaiting && !pc.awaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
 		return nil, ex.fail(errInterrupted, inHead), false
 	}
 	if _, err := pc.br.Peek(1); err != nil {
