@@ -168,10 +168,7 @@ func (p *Pool) hash(req *http.Request, eps []*Endpoint, ok func(*Endpoint) bool)
 		key = req.Header.Get(p.opts.HashHeader)
 	}
 	if key == "" {
-		key = req.RemoteAddr
-		if h, _, err := net.SplitHostPort(key); err == nil {
-			key = h
-		}
+		key = clientIP(req)
 	}
 	var best *Endpoint
 	var bestScore uint64
@@ -188,6 +185,31 @@ func (p *Pool) hash(req *http.Request, eps []*Endpoint, ok func(*Endpoint) bool)
 		}
 	}
 	return best
+}
+
+// clientIP is the client's address for hashing. Behind an ELB the TCP
+// peer is the ELB node, so hashing it would send every client of that node
+// to one backend. The proxy's front writes the outbound X-Forwarded-For as
+// one value: the peer alone when it is not a trusted proxy, or the trusted
+// peer's own X-Forwarded-For followed by the peer. In the latter, the entry
+// before the peer is the one the trusted proxy appended: the client it saw.
+// A request built elsewhere (no such header) hashes its RemoteAddr.
+func clientIP(req *http.Request) string {
+	if v := req.Header["X-Forwarded-For"]; len(v) == 1 {
+		if i := strings.LastIndexByte(v[0], ','); i > 0 {
+			prior := v[0][:i]
+			if j := strings.LastIndexByte(prior, ','); j >= 0 {
+				prior = prior[j+1:]
+			}
+			if ip := strings.TrimSpace(prior); ip != "" {
+				return ip
+			}
+		}
+	}
+	if h, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		return h
+	}
+	return req.RemoteAddr
 }
 
 // sticky routes a request whose session cookie ends in ".<route>" (Tomcat's

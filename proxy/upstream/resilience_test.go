@@ -420,6 +420,59 @@ func TestPool_stickyAndHash(t *testing.T) {
 			t.Errorf("8 users reached %v; want both backends used", both)
 		}
 	})
+	t.Run("hash-client-ip-behind-elb", func(t *testing.T) {
+		// Every request comes from the same ELB node (RemoteAddr); the
+		// front has written X-Forwarded-For as "client, elb".
+		p, _ := New(Options{Name: "app", Balance: BalanceHash, Targets: targets}, nil, nil)
+		defer p.Close()
+		seen := map[string]map[string]bool{}
+		for i := range 40 {
+			client := fmt.Sprintf("203.0.113.%d", i%8)
+			got := send(p, func(r *http.Request) {
+				r.RemoteAddr = "10.0.0.5:41000"
+				r.Header.Set("X-Forwarded-For", client+", 10.0.0.5")
+			})
+			if seen[client] == nil {
+				seen[client] = map[string]bool{}
+			}
+			seen[client][got] = true
+		}
+		both := map[string]bool{}
+		for client, s := range seen {
+			if len(s) != 1 {
+				t.Errorf("%s reached %v; want one backend", client, s)
+			}
+			for k := range s {
+				both[k] = true
+			}
+		}
+		if len(both) != 2 {
+			t.Errorf("8 clients behind one ELB node reached %v; want both backends used", both)
+		}
+	})
+}
+
+func TestClientIP(t *testing.T) {
+	for _, tc := range []struct {
+		name, remote, xff, want string
+	}{
+		{"untrusted peer: the front wrote the peer alone", "198.51.100.7:5000", "198.51.100.7", "198.51.100.7"},
+		{"trusted peer: the client before it", "10.0.0.5:41000", "203.0.113.9, 10.0.0.5", "203.0.113.9"},
+		{"client-sent entries before it are not used", "10.0.0.5:41000", "1.1.1.1, 203.0.113.9, 10.0.0.5", "203.0.113.9"},
+		{"no header: RemoteAddr", "192.0.2.1:80", "", "192.0.2.1"},
+		{"IPv6 peer", "[2001:db8::1]:443", "", "2001:db8::1"},
+		{"empty entry falls back", "192.0.2.1:80", " , 10.0.0.5", "192.0.2.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
+			if tc.xff != "" {
+				r.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			if got := clientIP(r); got != tc.want {
+				t.Errorf("clientIP(RemoteAddr %q, X-Forwarded-For %q) = %q; want %q", tc.remote, tc.xff, got, tc.want)
+			}
+		})
+	}
 }
 
 // Backups take requests only when no primary can; when nothing is healthy
