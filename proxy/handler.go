@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,10 @@ type Handler struct {
 	pools  []*upstream.Pool
 	fronts []*front // one per listener, in Options.Listeners order
 	log    *zap.Logger
+
+	// inflight counts the requests the Server's listeners are serving with
+	// this handler, so that a reload closes it only once they are done.
+	inflight atomic.Int64
 }
 
 // front is the Handler as seen from one listener: the listener decides

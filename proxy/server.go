@@ -49,6 +49,84 @@ func NewServer(opts Options, res upstream.Resolver, log *zap.Logger) (*Server, e
 // Handler returns the current handler.
 func (s *Server) Handler() *Handler { return s.handler.Load() }
 
+// acquire returns the current handler with its in-flight count raised. The
+// count is raised before the pointer is checked again, so a Reload that
+// swapped the handler meanwhile is retried here, and a Reload that swaps it
+// later sees the count: the old handler is never closed under a request.
+func (s *Server) acquire() *Handler {
+	for {
+		h := s.handler.Load()
+		h.inflight.Add(1)
+		if s.handler.Load() == h {
+			return h
+		}
+		h.inflight.Add(-1)
+	}
+}
+
+// ErrListenersChanged is returned by Reload when the new options add,
+// remove or rename listeners: sockets are opened only at start.
+var ErrListenersChanged = errors.New("listeners added, removed or renamed; restart webtier to apply")
+
+// Reload builds a Handler for opts and swaps it in: requests that start
+// afterwards, on new and on kept-alive connections alike, use the new
+// routes, upstreams and trusted proxies, with the same resolver cache.
+// Requests already started finish on the old Handler, which is closed once
+// they have (or after DefaultShutdownTimeout, as at shutdown).
+//
+// Listeners are not reopened. opts must name the same listeners in the same
+// order, or Reload changes nothing and returns ErrListenersChanged. A
+// listener whose address, TLS files or timeouts differ keeps its old ones
+// until a restart; Reload returns those listeners' names.
+func (s *Server) Reload(opts Options, res upstream.Resolver) (restartNeeded []string, err error) {
+	s.mu.Lock()
+	old := s.opts.Listeners
+	s.mu.Unlock()
+	if len(opts.Listeners) != len(old) {
+		return nil, ErrListenersChanged
+	}
+	for i, lo := range opts.Listeners {
+		if lo.Name != old[i].Name {
+			return nil, ErrListenersChanged
+		}
+		if lo.Address != old[i].Address || lo.ReadHeaderTimeout != old[i].ReadHeaderTimeout ||
+			lo.IdleTimeout != old[i].IdleTimeout || !sameTLS(lo.TLS, old[i].TLS) {
+			restartNeeded = append(restartNeeded, lo.Name)
+		}
+	}
+	h, err := NewHandler(opts, res, s.log)
+	if err != nil {
+		return nil, err
+	}
+	prev := s.handler.Swap(h)
+	go s.retire(prev)
+	return restartNeeded, nil
+}
+
+// retire closes a swapped-out handler once no request uses it. Requests
+// are short, so it polls; an upgraded connection (WebSocket) may hold the
+// handler for hours, so the wait is bounded like a shutdown's, after which
+// closing only stops the old pools' health checks and idle connections.
+func (s *Server) retire(h *Handler) {
+	const poll = 20 * time.Millisecond
+	deadline := time.Now().Add(DefaultShutdownTimeout)
+	for h.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(poll)
+	}
+	if n := h.inflight.Load(); n > 0 {
+		s.log.Warn("closing the previous configuration's upstreams with requests still in flight",
+			zap.Int64("in_flight", n))
+	}
+	h.Close()
+}
+
+func sameTLS(a, b *TLSOptions) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 // Listen opens every configured listener and loads the TLS listeners'
 // certificates, so that a port already in use or a bad certificate is
 // reported before anything is served.
@@ -68,7 +146,9 @@ func (s *Server) Listen() error {
 		idx := i
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				s.handler.Load().fronts[idx].ServeHTTP(w, r)
+				h := s.acquire()
+				defer h.inflight.Add(-1)
+				h.fronts[idx].ServeHTTP(w, r)
 			}),
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/debug"
 	"syscall"
 
@@ -45,11 +46,18 @@ const usage = `usage:
   webtier validate -config FILE   check a config file (exit 0 when valid, 1 otherwise)
   webtier demo [-duration 20s]    watch requests follow a DNS change (needs nothing installed)
   webtier version                 print the version
+
+  kill -HUP PID                   reload the config file: routes, upstreams,
+                                  trusted_proxies and logging.level change
+                                  without dropping a request; a config that
+                                  does not load is logged and the old one kept
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		cmd, args = "help", args[1:]
+	} else if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -62,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "webtier", versionString())
 		return 0
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -108,7 +116,8 @@ func runProxy(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log, err := newLogger(cfg.Logging, stderr)
+	level := zap.NewAtomicLevel()
+	log, err := newLogger(cfg.Logging, level, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "webtier: %v\n", err)
 		return 1
@@ -117,8 +126,13 @@ func runProxy(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads (systemctl reload, apachectl graceful's habit). It is
+	// caught from here on: its default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go runProcs(ctx, log.Named("procs"))
-	if err := serve(ctx, cfg, log, prometheus.NewRegistry()); err != nil {
+	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, level: level}); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
 		return 1
 	}
@@ -126,8 +140,16 @@ func runProxy(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// reloader is what serve needs to reload the config: the signal that asks
+// for it and the logger's level, which a reload may change. Its zero value
+// never reloads.
+type reloader struct {
+	hup   <-chan os.Signal
+	level zap.AtomicLevel
+}
+
 // serve wires resolver and proxy together and serves until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, rl reloader) error {
 	ropts := cfg.Resolver
 	ropts.Logger = log.Named("resolver")
 	ropts.Registerer = reg
@@ -147,16 +169,62 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		return err
 	}
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
+	if rl.hup != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-rl.hup:
+					cfg = reload(cfg, srv, res, popts.Metrics, rl.level, log)
+				}
+			}
+		}()
+	}
 	return srv.Serve(ctx)
+}
+
+// reload loads cur's file again and applies what can change while serving:
+// routes, upstreams, trusted proxies and the log level. It returns the
+// config now in force: cur when the file does not load or does not apply,
+// so that a typo never takes the proxy down.
+func reload(cur *config.Config, srv *proxy.Server, res *resolver.Resolver, m *upstream.Metrics, level zap.AtomicLevel, log *zap.Logger) *config.Config {
+	next, err := config.Load(cur.File)
+	if err != nil {
+		log.Error("config reload failed; still serving the previous config", zap.String("config", cur.File), zap.Error(err))
+		return cur
+	}
+	popts := next.Proxy
+	popts.Metrics = m
+	restart, err := srv.Reload(popts, res)
+	if err != nil {
+		log.Error("config reload failed; still serving the previous config", zap.String("config", cur.File), zap.Error(err))
+		return cur
+	}
+	for _, name := range restart {
+		log.Warn("listener changed; its address, TLS files and timeouts apply after a restart", zap.String("listener", name))
+	}
+	if !reflect.DeepEqual(next.Resolver, cur.Resolver) {
+		log.Warn("resolver settings changed; they apply after a restart (the DNS cache is kept)")
+	}
+	if next.Logging.Format != cur.Logging.Format {
+		log.Warn("logging.format changed; it applies after a restart")
+	}
+	if l, err := zapcore.ParseLevel(next.Logging.Level); err == nil {
+		level.SetLevel(l)
+	}
+	log.Info("config reloaded", zap.String("config", cur.File))
+	return next
 }
 
 // newLogger builds the process logger: JSON, or console lines when stderr
 // is a terminal (format "auto").
-func newLogger(l config.Logging, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(l.Level)
+func newLogger(l config.Logging, level zap.AtomicLevel, w io.Writer) (*zap.Logger, error) {
+	lv, err := zapcore.ParseLevel(l.Level)
 	if err != nil {
 		return nil, fmt.Errorf("logging.level: %w", err)
 	}
+	level.SetLevel(lv)
 	format := l.Format
 	if format == "" || format == "auto" {
 		format = "json"
