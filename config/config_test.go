@@ -309,3 +309,26 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 		t.Errorf("second error = %v; want it to contain %q", errs[1], want)
 	}
 }
+
+// An explicit empty search list turns resolv.conf's off; no key keeps it.
+func TestSearchEmptyListReplacesResolvConf(t *testing.T) {
+	base := "listeners: [{address: \":8080\"}]\nroutes: [{upstream: app}]\nupstreams: {app: {targets: [http://app]}}\nresolver:\n  resolv_conf: testdata/resolv.conf\n"
+	for _, tc := range []struct {
+		name    string
+		extra   string
+		wantNil bool
+	}{
+		{"absent: resolv.conf's list", "", true},
+		{"empty list: none", "  search: []\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(goldenFile, []byte(base+tc.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Resolver.Search; (got == nil) != tc.wantNil || len(got) != 0 {
+				t.Errorf("Resolver.Search = %#v; want nil %v and empty", got, tc.wantNil)
+			}
+		})
+	}
+}

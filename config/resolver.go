@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -39,8 +42,14 @@ func (c *checker) resolver(r *rawResolver) resolver.Options {
 			if r.ResolvConf.V == "" {
 				c.errorf(r.ResolvConf.loc, "is empty; write a file path like %s, or leave the key out", resolver.DefaultResolvConf)
 			} else {
-				o.ResolvConf = r.ResolvConf.V
+				o.ResolvConf = c.relative(r.ResolvConf.V)
+				if p := resolvConfProblem(o.ResolvConf); p != "" {
+					c.errorf(r.ResolvConf.loc, "%s; name a resolv.conf(5) file webtier can read that has a nameserver line, or set nameservers instead", p)
+				}
 			}
+		} else if p := resolvConfProblem(o.ResolvConf); p != "" {
+			// Found now rather than when webtier starts (or reloads).
+			c.errorf(loc{Path: "resolver.resolv_conf"}, "%s (the default, read because nameservers is not set); set resolver.nameservers to your DNS servers' IP addresses, or resolver.resolv_conf to another file", p)
 		}
 		if r.Ndots.Set {
 			o.Ndots = c.intRange(r.Ndots, 1, maxNdots, resolver.DefaultNdots)
@@ -89,6 +98,11 @@ func (c *checker) nameservers(f field[[]field[string]]) []string {
 // search returns the search domains lowercased, without trailing dots.
 func (c *checker) search(f field[[]field[string]]) []string {
 	var out []string
+	if f.Set {
+		// Written in the file, even as [], it replaces resolv.conf's list
+		// (the resolver reads a nil Search as "not set").
+		out = []string{}
+	}
 	for _, s := range f.V {
 		d := strings.ToLower(strings.TrimSuffix(s.V, "."))
 		if p := hostnameProblem(d); p != "" {
@@ -117,4 +131,18 @@ func (c *checker) logging(r *rawLogging) Logging {
 		Level:  c.oneOf(r.Level, "log level", "info", "debug", "info", "warn", "error"),
 		Format: c.oneOf(r.Format, "log format", "auto", "auto", "json", "console"),
 	}
+}
+
+// resolvConfProblem says what keeps the resolver from using path as its
+// resolv.conf, or returns "".
+func resolvConfProblem(path string) string {
+	err := resolver.CheckResolvConf(path)
+	if err == nil {
+		return ""
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("cannot read %q: %v", path, pe.Err)
+	}
+	return err.Error()
 }

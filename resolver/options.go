@@ -79,7 +79,7 @@ type Options struct {
 	// in a dot): a name with fewer than Ndots dots is tried with each search
 	// domain first and as is last; any other relative name as is first.
 	// When Nameservers is empty the resolv.conf search list is used unless
-	// Search is set.
+	// Search is non-nil: an empty, non-nil Search means no search domains.
 	Search []string
 
 	// Ndots as in resolv.conf(5). Zero means 1 (or resolv.conf's value).

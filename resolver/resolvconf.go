@@ -27,6 +27,20 @@ const maxNameservers = 3
 // maxNdots is the cap resolv.conf(5) puts on ndots.
 const maxNdots = 15
 
+// CheckResolvConf reads path as New does when Nameservers is empty and
+// returns the problem New would find with it, so that a config check can
+// report it before anything starts.
+func CheckResolvConf(path string) error {
+	conf, err := readResolvConf(path)
+	if err != nil {
+		return err
+	}
+	if len(conf.nameservers) == 0 {
+		return fmt.Errorf("%q lists no nameserver", path)
+	}
+	return nil
+}
+
 func readResolvConf(path string) (*resolvConf, error) {
 	f, err := os.Open(path)
 	if err != nil {

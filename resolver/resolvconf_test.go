@@ -108,6 +108,8 @@ func TestNew_resolvConf(t *testing.T) {
 		{name: "from-file", opts: Options{ResolvConf: conf}, wantNS: []string{"10.0.0.2:53"}, wantSearch: []string{"ec2.internal."}, wantNdots: 3},
 		{name: "options-override-search-and-ndots", opts: Options{ResolvConf: conf, Search: []string{"x.test"}, Ndots: 1},
 			wantNS: []string{"10.0.0.2:53"}, wantSearch: []string{"x.test"}, wantNdots: 1},
+		{name: "empty-search-list-overrides-the-file's", opts: Options{ResolvConf: conf, Search: []string{}},
+			wantNS: []string{"10.0.0.2:53"}, wantSearch: []string{}, wantNdots: 3},
 		{name: "nameservers-skip-the-file", opts: Options{ResolvConf: "/nonexistent", Nameservers: []string{"127.0.0.1:5353", "::1", "[::2]"}},
 			wantNS: []string{"127.0.0.1:5353", "[::1]:53", "[::2]:53"}, wantNdots: 1},
 	}
@@ -118,7 +120,8 @@ func TestNew_resolvConf(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			defer r.Close()
-			if !slices.Equal(r.servers, tt.wantNS) || !slices.Equal(r.search, tt.wantSearch) || r.ndots != tt.wantNdots {
+			if !slices.Equal(r.servers, tt.wantNS) || !slices.Equal(r.search, tt.wantSearch) || r.ndots != tt.wantNdots ||
+				(tt.wantSearch != nil) != (r.search != nil) {
 				t.Errorf("servers %q search %q ndots %d; want %q %q %d", r.servers, r.search, r.ndots, tt.wantNS, tt.wantSearch, tt.wantNdots)
 			}
 		})
