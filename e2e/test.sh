@@ -43,6 +43,16 @@ go version
 section "go vet ./..."
 go vet ./...
 
+# h2spec checks proxy/h2 against RFC 9113 and RFC 7541 (TestH2Spec, skipped
+# without WT_H2SPEC). The module does not depend on it: it is built once into
+# .cache/bin, through the Go module proxy.
+section "h2spec"
+if [[ ! -x .cache/bin/h2spec ]]; then
+	GOBIN="$PWD/.cache/bin" go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+fi
+export WT_H2SPEC=$PWD/.cache/bin/h2spec
+echo "WT_H2SPEC=$WT_H2SPEC"
+
 section "go test -race -timeout 25m ./... $*"
 go test -race -timeout 25m ./... "$@"
 

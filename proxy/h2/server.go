@@ -22,7 +22,9 @@
 // MaxHeaderListSize (CONTINUATION floods end at the Framer's limit,
 // CVE-2024-27316); request bodies buffered only within the flow-control
 // windows this server grants (1 MiB per connection); writes that make no
-// progress for writeTimeout end the connection.
+// progress for writeTimeout end the connection; how the client's last
+// streamRecord streams ended, to answer frames on closed streams (RFC 9113
+// 5.1), 8 bytes a stream.
 package h2
 
 import (
@@ -30,6 +32,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -208,6 +211,7 @@ type conn struct {
 	// smu guards the streams and the receive windows.
 	smu           sync.Mutex
 	streams       map[uint32]*stream // open streams
+	closed        streamLog          // how the last streams opened ended
 	handlers      int                // handlers running (a reset stream's too)
 	refused       int                // streams refused or reset by the client while handlers were busy
 	goAwayID      uint32             // last stream accepted after a GOAWAY (0: none sent)
@@ -285,7 +289,7 @@ func (c *conn) serve() {
 				// that stream is reset, the connection goes on.
 				c.smu.Lock()
 				if se.StreamID%2 == 1 && se.StreamID > c.maxStreamID {
-					c.maxStreamID = se.StreamID
+					c.opened(se.StreamID)
 				}
 				st := c.streams[se.StreamID]
 				c.smu.Unlock()
@@ -359,6 +363,7 @@ func (c *conn) processFrame(f http2.Frame) error {
 		st := c.streams[f.StreamID]
 		if st != nil {
 			c.refused++
+			st.peerReset = true
 		}
 		refused := c.refused
 		c.smu.Unlock()
@@ -380,11 +385,35 @@ func (c *conn) processFrame(f http2.Frame) error {
 		return nil
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol) // clients never push
-	case *http2.PriorityFrame, *http2.UnknownFrame:
+	case *http2.PriorityFrame:
+		return c.processPriority(f)
+	case *http2.UnknownFrame:
 		return nil
 	case *http2.HeadersFrame, *http2.ContinuationFrame:
 		// With ReadMetaHeaders set the Framer returns MetaHeadersFrames.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+// processPriority checks a PRIORITY frame; priorities are otherwise
+// ignored (RFC 9113 5.3.2 deprecates the scheme).
+func (c *conn) processPriority(f *http2.PriorityFrame) error {
+	if !selfDependent(f.StreamID, f.PriorityParam) {
+		return nil
+	}
+	// RFC 9113 5.3.1: a stream that depends on itself is a stream error of
+	// type PROTOCOL_ERROR. An idle stream stays idle (PRIORITY does not
+	// open it, RFC 9113 5.1), as in net/http; a closed one takes nothing
+	// more but PRIORITY, so it is left alone.
+	c.smu.Lock()
+	st := c.streams[f.StreamID]
+	c.smu.Unlock()
+	switch {
+	case st != nil:
+		st.abort(errStreamReset, true, http2.ErrCodeProtocol)
+	case f.StreamID > c.maxStreamID:
+		c.writeReset(f.StreamID, http2.ErrCodeProtocol)
 	}
 	return nil
 }
@@ -491,15 +520,45 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	}
 	c.recvConnAvail -= n
 	st := c.streams[id]
-	if st == nil || st.remoteClosed || st.body == nil {
-		// A closed stream (the client may not have seen our RST_STREAM
-		// yet): nothing reads it, grant the connection window back.
+	var closed streamEnd
+	if st != nil {
+		// Both END_STREAMs sent: closed, though its handler has not
+		// returned yet.
+		closed = st.end()
+	}
+	if st == nil || closed == endBoth {
+		// A closed stream: nothing reads it. The frame counted against the
+		// connection window all the same (RFC 9113 5.1, 6.9).
+		if st == nil {
+			closed = c.closedEnd(id)
+		}
+		c.connUnacked += n
+		c.smu.Unlock()
+		switch closed {
+		case endNever, endBoth:
+			// RFC 9113 5.1, closed: neither a skipped stream nor one both
+			// sides ended may see DATA.
+			return fmt.Errorf("h2: DATA on closed stream %d: %w", id, http2.ConnectionError(http2.ErrCodeStreamClosed))
+		case endByPeer:
+			// RFC 9113 5.1, closed: DATA after the client's RST_STREAM
+			// is a stream error of type STREAM_CLOSED.
+			c.writeReset(id, http2.ErrCodeStreamClosed)
+		}
+		// Otherwise reset here: the client may have sent it before it saw
+		// our RST_STREAM (RFC 9113 5.1, 6.4); ignored, the window granted
+		// back.
+		c.grant(nil, 0)
+		return nil
+	}
+	if st.remoteClosed || st.body == nil {
+		// RFC 9113 5.1, half-closed (remote): a stream error of type
+		// STREAM_CLOSED (nothing more is sent when the stream was reset
+		// here meanwhile). Nothing reads the data: the connection window
+		// is granted back.
 		c.connUnacked += n
 		c.smu.Unlock()
 		c.grant(nil, 0)
-		if st != nil {
-			st.abort(errStreamReset, true, http2.ErrCodeStreamClosed)
-		}
+		st.abort(errStreamReset, true, http2.ErrCodeStreamClosed)
 		return nil
 	}
 	if n > st.recvAvail {
@@ -517,6 +576,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	short := end && st.declared >= 0 && st.received != st.declared
 	if end {
 		st.remoteClosed = true
+		st.remoteEnded = true
 	}
 	c.connUnacked += pad
 	c.smu.Unlock()

@@ -1443,9 +1443,13 @@ func TestServerProtocol(t *testing.T) {
 			<-r.Context().Done()
 			return
 		}
+		if r.URL.Path == "/read" {
+			io.Copy(io.Discard, r.Body) //nolint:errcheck // a reset stream fails it
+		}
 		io.WriteString(w, "ok")
 	}))
 	get := func(path string, extra ...string) []string { return h2tReq("GET", e.addr, path, extra...) }
+	post := func(path string, extra ...string) []string { return h2tReq("POST", e.addr, path, extra...) }
 
 	t.Run("bad preface", func(t *testing.T) {
 		for _, pre := range []string{
@@ -1557,6 +1561,48 @@ func TestServerProtocol(t *testing.T) {
 			h2tWait(t, blocked, "the handler")
 			rc.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: rc.block(get("/")...), EndHeaders: true})
 		}, http2.ErrCodeProtocol},
+		// RFC 9113 5.1.1: a new stream's id exceeds every id used before.
+		{"HEADERS on a stream below the last opened", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(5, true, get("/")...)
+			rc.headers(3, true, get("/")...)
+		}, http2.ErrCodeProtocol},
+		{"HEADERS on a skipped stream after the last one ended", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.headers(7, true, get("/")...)
+			rc.responses(1, 7)
+			rc.headers(5, true, get("/")...)
+		}, http2.ErrCodeProtocol},
+		// RFC 9113 5.1, closed: both sides sent END_STREAM (the response's
+		// is read before the frame is sent).
+		{"DATA on a closed stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.response(1)
+			rc.data(1, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
+		{"HEADERS on a closed stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.response(1)
+			rc.headers(1, true, get("/")...)
+		}, http2.ErrCodeStreamClosed},
+		{"DATA on a closed stream whose body was read", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/read")...)
+			rc.data(1, true, []byte("body"))
+			if r := rc.response(1); r.status != "200" || r.reset {
+				t.Errorf("stream 1: status %q reset %v %v", r.status, r.reset, r.resetCode)
+			}
+			rc.data(1, false, []byte("more"))
+		}, http2.ErrCodeStreamClosed},
+		{"trailers on a closed stream whose body was read", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/read")...)
+			rc.data(1, true, []byte("body"))
+			rc.response(1)
+			rc.headers(1, true, "x-trailer", "1")
+		}, http2.ErrCodeStreamClosed},
+		{"DATA on a skipped stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(5, true, get("/")...)
+			rc.response(5)
+			rc.data(3, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
 	}
 	for _, tc := range connErrors {
 		t.Run("GOAWAY for "+tc.name, func(t *testing.T) {
@@ -1566,6 +1612,187 @@ func TestServerProtocol(t *testing.T) {
 				t.Errorf("GOAWAY %v, want %v", ga.code, tc.code)
 			}
 			rc.expectClosed()
+		})
+	}
+
+	// Stream errors for frames a stream's state does not allow: the
+	// stream is reset with code, the connection goes on.
+	stateErrors := []struct {
+		name  string
+		write func(t *testing.T, rc *h2tRaw) // ends with the frame in error on stream 1
+		code  http2.ErrCode
+	}{
+		// RFC 9113 5.1, half-closed (remote): the client sent END_STREAM.
+		{"HEADERS on a half-closed (remote) stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.headers(1, true, get("/block")...)
+		}, http2.ErrCodeStreamClosed},
+		{"DATA on a half-closed (remote) stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.data(1, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
+		{"DATA on a half-closed (remote) stream with a body", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.data(1, true, []byte("x"))
+			rc.data(1, true, []byte("y"))
+		}, http2.ErrCodeStreamClosed},
+		// RFC 9113 5.1, closed: the client sent RST_STREAM.
+		{"DATA after the client's RST_STREAM", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.fr.WriteRSTStream(1, http2.ErrCodeCancel) //nolint:errcheck // the read fails
+			rc.data(1, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
+		{"HEADERS after the client's RST_STREAM", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.fr.WriteRSTStream(1, http2.ErrCodeCancel) //nolint:errcheck // the read fails
+			rc.headers(1, true, get("/")...)
+		}, http2.ErrCodeStreamClosed},
+		{"DATA after the client's RST_STREAM on an ended request", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.fr.WriteRSTStream(1, http2.ErrCodeCancel) //nolint:errcheck // the read fails
+			rc.data(1, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
+		// RFC 9113 5.3.1: a stream cannot depend on itself.
+		{"HEADERS depending on itself", func(t *testing.T, rc *h2tRaw) {
+			err := rc.fr.WriteHeaders(http2.HeadersFrameParam{
+				StreamID: 1, BlockFragment: rc.block(get("/")...), EndHeaders: true, EndStream: true,
+				Priority: http2.PriorityParam{StreamDep: 1, Weight: 255},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, http2.ErrCodeProtocol},
+		{"PRIORITY on an open stream depending on itself", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.fr.WritePriority(1, http2.PriorityParam{StreamDep: 1, Weight: 16}) //nolint:errcheck // the read fails
+		}, http2.ErrCodeProtocol},
+		{"trailers depending on their stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/block")...)
+			h2tWait(t, blocked, "the handler")
+			err := rc.fr.WriteHeaders(http2.HeadersFrameParam{
+				StreamID: 1, BlockFragment: rc.block("x-trailer", "1"), EndHeaders: true, EndStream: true,
+				Priority: http2.PriorityParam{StreamDep: 1, Weight: 16},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, http2.ErrCodeProtocol},
+	}
+	for _, tc := range stateErrors {
+		t.Run("RST_STREAM for "+tc.name, func(t *testing.T) {
+			rc := h2tDial(t, e)
+			tc.write(t, rc)
+			if f := rc.until(http2.FrameRSTStream, 1).(*http2.RSTStreamFrame); f.ErrCode != tc.code {
+				t.Errorf("RST_STREAM %v on stream 1, want %v", f.ErrCode, tc.code)
+			}
+			// One answer: a frame on the stream reset now is ignored
+			// (RFC 9113 5.1).
+			rc.data(1, true, []byte("late"))
+			for _, fh := range rc.sync() {
+				if fh.StreamID == 1 {
+					t.Errorf("%v after the stream was reset", fh)
+				}
+			}
+			rc.headers(3, true, get("/")...)
+			if r := rc.response(3); r.status != "200" || string(r.data) != "ok" {
+				t.Errorf("next request: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
+			}
+			if rc.goAway != nil {
+				t.Errorf("GOAWAY %+v", *rc.goAway)
+			}
+		})
+	}
+
+	// RFC 9113 5.3.1 for a PRIORITY frame on an idle stream: the stream
+	// error leaves the stream idle (PRIORITY does not open it, RFC 9113
+	// 5.1), as in net/http; the client may still open it.
+	t.Run("RST_STREAM for PRIORITY on an idle stream depending on itself", func(t *testing.T) {
+		rc := h2tDial(t, e)
+		rc.fr.WritePriority(1, http2.PriorityParam{StreamDep: 1, Weight: 255}) //nolint:errcheck // the read fails
+		if f := rc.until(http2.FrameRSTStream, 1).(*http2.RSTStreamFrame); f.ErrCode != http2.ErrCodeProtocol {
+			t.Errorf("RST_STREAM %v on stream 1, want PROTOCOL_ERROR", f.ErrCode)
+		}
+		rc.headers(1, true, get("/")...)
+		if r := rc.response(1); r.status != "200" || string(r.data) != "ok" {
+			t.Errorf("request on stream 1: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
+		}
+		if rc.goAway != nil {
+			t.Errorf("GOAWAY %+v", *rc.goAway)
+		}
+	})
+
+	// RFC 9113 5.1 and 6.4: a client may still send frames on a stream the
+	// server reset, before it sees the RST_STREAM; they are ignored, DATA
+	// counting against (and given back to) the connection window. So are
+	// WINDOW_UPDATE, PRIORITY and RST_STREAM on a closed stream.
+	lateFrames := []struct {
+		name  string
+		write func(t *testing.T, rc *h2tRaw) // leaves stream 1 closed
+	}{
+		{"after the response, body unread", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/")...)
+			if r := rc.response(1); r.status != "200" {
+				t.Errorf("stream 1: status %q reset %v %v", r.status, r.reset, r.resetCode)
+			}
+			rc.until(http2.FrameRSTStream, 1) // NO_ERROR: the body is not needed
+		}},
+		{"after a Content-Length mismatch", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/read", "content-length", "1")...)
+			rc.data(1, false, []byte("too long"))
+			if r := rc.response(1); !r.reset || r.resetCode != http2.ErrCodeProtocol {
+				t.Errorf("stream 1: status %q reset %v %v; want RST_STREAM PROTOCOL_ERROR", r.status, r.reset, r.resetCode)
+			}
+		}},
+		{"after a malformed request", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/", "connection", "close")...)
+			if r := rc.response(1); !r.reset || r.resetCode != http2.ErrCodeProtocol {
+				t.Errorf("stream 1: status %q reset %v %v; want RST_STREAM PROTOCOL_ERROR", r.status, r.reset, r.resetCode)
+			}
+		}},
+		{"after both END_STREAMs: control frames", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.response(1)
+		}},
+	}
+	for _, tc := range lateFrames {
+		t.Run("frames ignored "+tc.name, func(t *testing.T) {
+			rc := h2tDial(t, e)
+			tc.write(t, rc)
+			rc.fr.WriteWindowUpdate(1, 100)                                      //nolint:errcheck // the read fails
+			rc.fr.WritePriority(1, http2.PriorityParam{StreamDep: 0, Weight: 8}) //nolint:errcheck // as above
+			rc.fr.WriteRSTStream(1, http2.ErrCodeCancel)                         //nolint:errcheck // as above
+			if !strings.Contains(tc.name, "END_STREAMs") {
+				// More than the connection window (1 MiB): it is given
+				// back as the frames are dropped.
+				chunk := make([]byte, maxReadFrame)
+				for range 2 * connWindow / maxReadFrame {
+					rc.data(1, false, chunk)
+				}
+				rc.headers(1, true, "x-trailer", "1")
+			}
+			for _, fh := range rc.sync() {
+				if fh.StreamID == 1 {
+					t.Errorf("%v for a late frame", fh)
+				}
+			}
+			// The connection, and its window, still serve a request body.
+			rc.headers(3, false, post("/read")...)
+			for i := range 4 {
+				rc.data(3, i == 3, make([]byte, maxReadFrame))
+			}
+			if r := rc.response(3); r.status != "200" || string(r.data) != "ok" {
+				t.Errorf("next request: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
+			}
+			if rc.goAway != nil {
+				t.Errorf("GOAWAY %+v", *rc.goAway)
+			}
 		})
 	}
 
@@ -1933,4 +2160,41 @@ func TestServerRequestFields(t *testing.T) {
 			t.Errorf("Cookie %q", in.cookie)
 		}
 	})
+}
+
+// The record of closed streams is bounded: once full, the oldest ids drop
+// out and count as not remembered (frames on them ignored), while a missing
+// id within the record was never opened.
+func TestServerStreamLog(t *testing.T) {
+	var l streamLog
+	// Odd ids from 1, 3 skipped, until the record is full and id 1 dropped
+	// out; then one more, skipping an id.
+	l.add(1, endBoth)
+	for id := uint32(5); len(l.recs) < streamRecord || l.floor == 0; id += 2 {
+		l.add(id, endByUs)
+	}
+	last := l.recs[(l.head+len(l.recs)-1)%len(l.recs)].id
+	l.add(last+4, endByPeer) // skips last+2
+	for _, tc := range []struct {
+		id      uint32
+		found   bool
+		end     streamEnd
+		covered bool
+	}{
+		{1, false, 0, false},     // dropped out
+		{3, false, 0, false},     // skipped, but below the record
+		{5, false, 0, false},     // dropped out as the last one came
+		{7, true, endByUs, true}, // the oldest remembered
+		{last, true, endByUs, true},
+		{last + 2, false, 0, true},        // skipped within the record
+		{last + 4, true, endByPeer, true}, // the newest
+	} {
+		rec, covered := l.find(tc.id)
+		if (rec != nil) != tc.found || covered != tc.covered || (rec != nil && rec.end != tc.end) {
+			t.Errorf("find(%d) = %+v, %v; want found %v end %v covered %v", tc.id, rec, covered, tc.found, tc.end, tc.covered)
+		}
+	}
+	if len(l.recs) != streamRecord {
+		t.Errorf("%d records, want at most %d", len(l.recs), streamRecord)
+	}
 }

@@ -3,12 +3,15 @@ package h2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -32,38 +35,155 @@ type stream struct {
 	rw     responseWriter
 
 	// Under c.smu.
-	remoteClosed bool  // END_STREAM or RST_STREAM received
+	remoteClosed bool  // END_STREAM or RST_STREAM received, or the stream reset here
+	remoteEnded  bool  // END_STREAM received
+	peerReset    bool  // RST_STREAM received
+	sentReset    bool  // RST_STREAM sent (or about to be)
 	localDone    bool  // the handler returned
 	recvAvail    int32 // bytes the client may still send on this stream
 	unacked      int32 // bytes read by the handler, not yet granted back
 	received     int64
 	declared     int64 // Content-Length, -1 if none
 
+	// endSent: the response's END_STREAM is in the write buffer (set under
+	// c.wmu, read without it). From then on the stream is closed to the
+	// client once it sent END_STREAM too, before the handler's goroutine
+	// gets to handlerDone.
+	endSent atomic.Bool
+
 	// Under c.wmu.
 	sendWindow int32
 	reset      bool // RST_STREAM sent or received: nothing more is written
+}
+
+// streamEnd is how a stream the client opened was closed: it decides what a
+// frame that still arrives on it means (RFC 9113 5.1, "closed").
+type streamEnd uint8
+
+const (
+	// endUnknown: not remembered (opened before the record), or still
+	// open. Frames are ignored, as after our own RST_STREAM: the record is
+	// bounded, and RFC 9113 5.1 lets an endpoint limit how long it tells
+	// the closed streams apart.
+	endUnknown streamEnd = iota
+	// endNever: the id was skipped, closed by the client's first use of a
+	// higher one (RFC 9113 5.1.1).
+	endNever
+	// endBoth: both sides sent END_STREAM; the client may send nothing
+	// more but WINDOW_UPDATE, PRIORITY or RST_STREAM.
+	endBoth
+	// endByPeer: the client sent RST_STREAM and may send nothing more.
+	endByPeer
+	// endByUs: this server sent RST_STREAM (or refused or ignored the
+	// stream): frames the client sent before it saw that are ignored, DATA
+	// counting against the connection window (RFC 9113 5.1, 6.4).
+	endByUs
+)
+
+// streamRecord is how many of the streams the client opened last a
+// connection remembers the end of: an open stream takes a slot too, so it
+// exceeds DefaultMaxConcurrentStreams. 8 bytes a stream, grown as used.
+const streamRecord = 512
+
+type streamRec struct {
+	id  uint32
+	end streamEnd
+}
+
+// streamLog remembers the last streamRecord streams the client opened, in
+// the order it opened them, which is the order of their ids (RFC 9113
+// 5.1.1): a lookup is a binary search. Under c.smu.
+type streamLog struct {
+	recs  []streamRec // a ring once full
+	head  int         // index of the oldest record once full
+	floor uint32      // the highest id dropped from the ring (0: none)
+}
+
+func (l *streamLog) add(id uint32, end streamEnd) {
+	if len(l.recs) < streamRecord {
+		l.recs = append(l.recs, streamRec{id: id, end: end})
+		return
+	}
+	l.floor = l.recs[l.head].id
+	l.recs[l.head] = streamRec{id: id, end: end}
+	l.head = (l.head + 1) % len(l.recs)
+}
+
+// find returns id's record, or nil; covered reports whether id is within
+// the ids the record spans, so that a missing id was never opened.
+func (l *streamLog) find(id uint32) (rec *streamRec, covered bool) {
+	if id <= l.floor {
+		return nil, false
+	}
+	n := len(l.recs)
+	at := func(i int) *streamRec { return &l.recs[(l.head+i)%n] }
+	i := sort.Search(n, func(i int) bool { return at(i).id >= id })
+	if i < n && at(i).id == id {
+		return at(i), true
+	}
+	return nil, true
+}
+
+// opened records id as the client's newest stream. Until the stream is
+// admitted and ends otherwise it counts as reset here (refused, ignored
+// after a GOAWAY, or answered without reading its body). Called with smu
+// held.
+func (c *conn) opened(id uint32) {
+	c.maxStreamID = id
+	c.closed.add(id, endByUs)
+}
+
+// closedEnd says how the stream id (at most maxStreamID, not open) was
+// closed. A client's RST_STREAM is answered once (RFC 9113 5.1: STREAM_CLOSED
+// for a frame after it); the stream then counts as reset here, so that
+// frames still in flight after our answer are ignored. Called with smu held.
+func (c *conn) closedEnd(id uint32) streamEnd {
+	rec, covered := c.closed.find(id)
+	if rec == nil {
+		if covered {
+			return endNever
+		}
+		return endUnknown
+	}
+	end := rec.end
+	if end == endByPeer {
+		rec.end = endByUs
+	}
+	return end
+}
+
+// end is how st was closed, or endUnknown while it is open (or
+// half-closed). A reset decides over END_STREAMs: frames may follow our
+// RST_STREAM, even one sent after both END_STREAMs. Called with smu held.
+func (st *stream) end() streamEnd {
+	switch {
+	case st.peerReset:
+		return endByPeer
+	case st.sentReset:
+		return endByUs
+	case st.remoteEnded && st.endSent.Load():
+		return endBoth
+	}
+	return endUnknown
+}
+
+// selfDependent reports a priority that makes stream id depend on itself
+// (RFC 9113 5.3.1: a stream error of type PROTOCOL_ERROR).
+func selfDependent(id uint32, p http2.PriorityParam) bool {
+	return p.StreamDep == id
 }
 
 // processHeaders opens a stream (or takes a request's trailers).
 func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if id%2 == 0 {
-		return http2.ConnectionError(http2.ErrCodeProtocol)
+		return fmt.Errorf("h2: HEADERS on even stream %d: %w", id, http2.ConnectionError(http2.ErrCodeProtocol))
 	}
 	if id <= c.maxStreamID {
-		c.smu.Lock()
-		st := c.streams[id]
-		c.smu.Unlock()
-		if st == nil || st.body == nil {
-			// A stream we reset or ended may still get the client's
-			// trailers (RFC 9113 5.1: ignored; the Framer has kept the
-			// HPACK state).
-			return nil
-		}
-		return c.processTrailers(st, f)
+		return c.processHeadersOld(f)
 	}
 	c.smu.Lock()
-	c.maxStreamID = id
+	c.opened(id)
 	if c.goingAway || c.peerGoAway {
 		c.smu.Unlock()
 		return nil // after our GOAWAY: ignored, the client retries it elsewhere
@@ -80,6 +200,10 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.smu.Unlock()
 
+	if f.HasPriority() && selfDependent(id, f.Priority) {
+		c.writeReset(id, http2.ErrCodeProtocol) // RFC 9113 5.3.1
+		return nil
+	}
 	if f.Truncated {
 		c.writeSimpleResponse(id, http.StatusRequestHeaderFieldsTooLarge)
 		return nil
@@ -96,6 +220,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 
 	c.smu.Lock()
 	st.remoteClosed = f.StreamEnded()
+	st.remoteEnded = st.remoteClosed
 	c.streams[id] = st
 	c.handlers++
 	c.smu.Unlock()
@@ -103,10 +228,61 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
+// processHeadersOld answers a HEADERS frame on a stream the client opened
+// before: a request's trailers, or a frame on a stream that can take no
+// more (RFC 9113 5.1). The Framer has decoded the block either way, so the
+// HPACK state stays in step.
+func (c *conn) processHeadersOld(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	c.smu.Lock()
+	st := c.streams[id]
+	var end streamEnd
+	if st == nil {
+		end = c.closedEnd(id)
+	} else {
+		// Both END_STREAMs sent: closed, though its handler has not
+		// returned yet.
+		end = st.end()
+	}
+	halfClosed := st != nil && (st.remoteClosed || st.body == nil)
+	c.smu.Unlock()
+	if st != nil && end != endBoth {
+		switch {
+		case halfClosed:
+			// RFC 9113 5.1, half-closed (remote): a stream error of type
+			// STREAM_CLOSED. When the stream was being reset here
+			// meanwhile, abort sends nothing more.
+			st.abort(errStreamReset, true, http2.ErrCodeStreamClosed)
+			return nil
+		case f.HasPriority() && selfDependent(id, f.Priority):
+			st.abort(errStreamReset, true, http2.ErrCodeProtocol) // RFC 9113 5.3.1
+			return nil
+		}
+		return c.processTrailers(st, f)
+	}
+	switch end {
+	case endNever:
+		// RFC 9113 5.1.1: a new stream's id must exceed every id the
+		// client used before.
+		return fmt.Errorf("h2: HEADERS on stream %d below the client's last %d: %w", id, c.maxStreamID, http2.ConnectionError(http2.ErrCodeProtocol))
+	case endBoth:
+		// RFC 9113 5.1, closed: after both END_STREAMs nothing but
+		// PRIORITY, WINDOW_UPDATE or RST_STREAM may arrive.
+		return fmt.Errorf("h2: HEADERS on closed stream %d: %w", id, http2.ConnectionError(http2.ErrCodeStreamClosed))
+	case endByPeer:
+		// RFC 9113 5.1, closed: a frame after the client's RST_STREAM is
+		// a stream error of type STREAM_CLOSED.
+		c.writeReset(id, http2.ErrCodeStreamClosed)
+	}
+	// Reset here (or not remembered): the client may have sent the frame,
+	// trailers say, before it saw our RST_STREAM; ignored (RFC 9113 5.1).
+	return nil
+}
+
 // processTrailers ends a request body with its trailers.
 func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	if !f.StreamEnded() {
-		return http2.ConnectionError(http2.ErrCodeProtocol)
+		return fmt.Errorf("h2: trailers without END_STREAM on stream %d: %w", st.id, http2.ConnectionError(http2.ErrCodeProtocol))
 	}
 	if len(f.PseudoFields()) > 0 {
 		st.abort(errStreamReset, true, http2.ErrCodeProtocol)
@@ -114,10 +290,13 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	}
 	c.smu.Lock()
 	if st.remoteClosed {
+		// Reset here since processHeadersOld looked (a handler's panic,
+		// or its end with the body unread): ignored (RFC 9113 5.1).
 		c.smu.Unlock()
-		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+		return nil
 	}
 	st.remoteClosed = true
+	st.remoteEnded = true
 	short := st.declared >= 0 && st.received != st.declared
 	c.smu.Unlock()
 	if short {
@@ -283,6 +462,13 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 // to the client.
 func (st *stream) abort(err error, send bool, code ...http2.ErrCode) {
 	c := st.c
+	if send {
+		// Marked first: a handler ending meanwhile must not take the
+		// stream for ended normally (see stream.end).
+		c.smu.Lock()
+		st.sentReset = true
+		c.smu.Unlock()
+	}
 	// The stream is marked reset (and the RST_STREAM queued) before the
 	// handler is woken: a handler that sees its body fail or its context
 	// end must not get a response out ahead of the reset.
@@ -325,6 +511,12 @@ func (c *conn) forget(st *stream) {
 	c.smu.Lock()
 	if c.streams[st.id] == st {
 		delete(c.streams, st.id)
+		if rec, _ := c.closed.find(st.id); rec != nil {
+			rec.end = st.end()
+			if rec.end == endUnknown {
+				rec.end = endByUs // the connection is closing
+			}
+		}
 		if len(c.streams) == 0 {
 			c.lastIdle = time.Now()
 		}
@@ -342,6 +534,9 @@ func (c *conn) handlerDone(st *stream) {
 	st.localDone = true
 	c.handlers--
 	remoteOpen := !st.remoteClosed
+	if remoteOpen {
+		st.sentReset = true // below, unless it was reset already
+	}
 	left := c.handlers
 	closeNow := (c.goingAway || c.peerGoAway) && left == 0
 	c.smu.Unlock()

@@ -185,6 +185,7 @@ func (w *responseWriter) send(p []byte, end, flush bool) error {
 		// back until the handler returns).
 		c.appendHeaders(st.id, w.status, w.header, noData, false, w.trailers...)
 		if noData {
+			st.endSent.Store(true)
 			c.needFlush = c.needFlush || flush
 			return nil
 		}
@@ -202,6 +203,9 @@ func (w *responseWriter) send(p []byte, end, flush bool) error {
 	}
 	if len(tr) > 0 {
 		c.appendHeaders(st.id, 0, tr, true, true)
+	}
+	if end {
+		st.endSent.Store(true)
 	}
 	c.needFlush = c.needFlush || flush
 	return nil
