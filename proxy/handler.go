@@ -21,6 +21,7 @@ import (
 
 	"github.com/webtier/webtier/proxy/ajp"
 	"github.com/webtier/webtier/proxy/upstream"
+	"github.com/webtier/webtier/resolver"
 )
 
 // Handler routes requests to upstream pools. One Handler serves every
@@ -31,9 +32,23 @@ type Handler struct {
 	fronts []*front // one per listener, in Options.Listeners order
 	log    *zap.Logger
 
-	// inflight counts the requests the Server's listeners are serving with
-	// this handler, so that a reload closes it only once they are done.
-	inflight atomic.Int64
+	// refs counts the requests the Server's listeners are serving with this
+	// handler, plus one while it is the Server's current handler. Whoever
+	// takes it to zero closes the handler, so a reload closes the old one
+	// only after its last request, however long that takes.
+	refs      atomic.Int64
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
+
+	// answers, by pool index, are closed when the pool has applied the
+	// first DNS answer of one of its named targets (see waitAnswers).
+	answers [][]answerWait
+}
+
+// answerWait is one named target's first DNS answer, awaited by a reload.
+type answerWait struct {
+	host string
+	got  chan struct{}
 }
 
 // front is the Handler as seen from one listener: the listener decides
@@ -52,17 +67,28 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h := &Handler{log: log}
+	h := &Handler{log: log, closed: make(chan struct{})}
 	index := map[string]int{}
 	for _, uo := range opts.Upstreams {
 		uo.Metrics = opts.Metrics
-		p, err := upstream.New(uo, res, log.Named("upstream"))
+		pres := res
+		var watch *answerWatch
+		if res != nil {
+			watch = &answerWatch{Resolver: res}
+			pres = watch
+		}
+		p, err := upstream.New(uo, pres, log.Named("upstream"))
 		if err != nil {
 			h.Close()
 			return nil, fmt.Errorf("building upstream %q: %w", uo.Name, err)
 		}
 		index[uo.Name] = len(h.pools)
 		h.pools = append(h.pools, p)
+		var waits []answerWait
+		if watch != nil {
+			waits = watch.waits()
+		}
+		h.answers = append(h.answers, waits)
 	}
 	for _, ro := range opts.Routes {
 		if _, ok := index[ro.Upstream]; !ok {
@@ -91,11 +117,86 @@ func (h *Handler) Pool(name string) *upstream.Pool {
 	return nil
 }
 
-// Close stops every pool. Requests in flight finish.
+// Close stops every pool: health checks and the maintain pass end, idle
+// upstream connections close, and the pools take no more requests (a
+// request that would pick an address afterwards, for a first try or a
+// retry, gets 502). Responses already being read finish. Close is
+// idempotent.
 func (h *Handler) Close() {
-	for _, p := range h.pools {
-		p.Close()
+	h.closeOnce.Do(func() {
+		for _, p := range h.pools {
+			p.Close()
+		}
+		close(h.closed)
+	})
+}
+
+func (h *Handler) isClosed() bool {
+	select {
+	case <-h.closed:
+		return true
+	default:
+		return false
 	}
+}
+
+// release drops one reference; the last one closes the handler.
+func (h *Handler) release() {
+	if h.refs.Add(-1) == 0 {
+		// Not on this goroutine: it may be a request's, whose response
+		// is not finished until the handler returns.
+		go h.Close()
+	}
+}
+
+// waitAnswers waits until every pool has applied the first DNS answer of
+// each of its named targets, or until ctx is done. A pool built moments
+// ago has no address for a named target until then: the resolver delivers
+// answers on its own goroutines, even when the name is already in its
+// cache, and a new name needs a query. It returns "upstream: host" for each
+// target still without an answer.
+func (h *Handler) waitAnswers(ctx context.Context) (missing []string) {
+	for i, waits := range h.answers {
+		for _, w := range waits {
+			select {
+			case <-w.got:
+			case <-ctx.Done():
+				select {
+				case <-w.got:
+				default:
+					missing = append(missing, h.pools[i].Name()+": "+w.host)
+				}
+			}
+		}
+	}
+	return missing
+}
+
+// answerWatch is the resolver as one pool sees it: it notes when each
+// subscription has had its first answer applied.
+type answerWatch struct {
+	upstream.Resolver
+
+	mu   sync.Mutex // guards subs
+	subs []answerWait
+}
+
+func (w *answerWatch) Subscribe(name string, fn func(resolver.Answer)) (unsubscribe func()) {
+	aw := answerWait{host: name, got: make(chan struct{})}
+	w.mu.Lock()
+	w.subs = append(w.subs, aw)
+	w.mu.Unlock()
+	first := sync.OnceFunc(func() { close(aw.got) })
+	return w.Resolver.Subscribe(name, func(a resolver.Answer) {
+		fn(a) // the pool publishes the addresses before it returns
+		first()
+	})
+}
+
+func (w *answerWatch) waits() []answerWait {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.subs
 }
 
 // ServeHTTP serves r as the first listener would. Listeners use their own

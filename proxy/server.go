@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,13 +21,17 @@ import (
 // behind an atomic pointer so that a reload can swap it without touching the
 // listeners or dropping a connection.
 type Server struct {
-	opts    Options
+	opts    Options // as given to NewServer; Reload does not change it
 	log     *zap.Logger
 	handler atomic.Pointer[Handler]
 
-	mu        sync.Mutex // guards listeners and servers
+	reloadMu sync.Mutex // serializes Reload
+
+	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
 	listeners []net.Listener
 	servers   []*http.Server
+	closed    bool                  // Serve has ended; Reload refuses
+	retiring  map[*Handler]struct{} // swapped out, still serving requests
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -41,7 +46,8 @@ func NewServer(opts Options, res upstream.Resolver, log *zap.Logger) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: log}
+	s := &Server{opts: opts, log: log, retiring: map[*Handler]struct{}{}}
+	h.refs.Add(1) // the Server's reference, dropped when it is swapped out
 	s.handler.Store(h)
 	return s, nil
 }
@@ -49,75 +55,118 @@ func NewServer(opts Options, res upstream.Resolver, log *zap.Logger) (*Server, e
 // Handler returns the current handler.
 func (s *Server) Handler() *Handler { return s.handler.Load() }
 
-// acquire returns the current handler with its in-flight count raised. The
-// count is raised before the pointer is checked again, so a Reload that
-// swapped the handler meanwhile is retried here, and a Reload that swaps it
-// later sees the count: the old handler is never closed under a request.
+// acquire returns the current handler with a reference taken for one
+// request; the caller releases it when the request is done. The reference
+// is taken before the pointer is checked again, so a Reload that swapped
+// the handler meanwhile is retried here, and one that swaps it later drops
+// the Server's reference only after this one was counted: the old handler
+// is never closed under a request.
 func (s *Server) acquire() *Handler {
 	for {
 		h := s.handler.Load()
-		h.inflight.Add(1)
+		h.refs.Add(1)
 		if s.handler.Load() == h {
 			return h
 		}
-		h.inflight.Add(-1)
+		h.release()
 	}
 }
 
-// ErrListenersChanged is returned by Reload when the new options add,
-// remove or rename listeners: sockets are opened only at start.
-var ErrListenersChanged = errors.New("listeners added, removed or renamed; restart webtier to apply")
+// ErrServerClosed is returned by Reload once Serve has returned.
+var ErrServerClosed = errors.New("proxy: server closed")
 
 // Reload builds a Handler for opts and swaps it in: requests that start
 // afterwards, on new and on kept-alive connections alike, use the new
 // routes, upstreams and trusted proxies, with the same resolver cache.
-// Requests already started finish on the old Handler, which is closed once
-// they have (or after DefaultShutdownTimeout, as at shutdown).
+// Requests already started finish on the old Handler, which is closed when
+// the last of them ends, however long that takes (a WebSocket may hold it
+// for hours), so that no request fails because of a reload.
 //
-// Listeners are not reopened. opts must name the same listeners in the same
-// order, or Reload changes nothing and returns ErrListenersChanged. A
-// listener whose address, TLS files or timeouts differ keeps its old ones
-// until a restart; Reload returns those listeners' names.
-func (s *Server) Reload(opts Options, res upstream.Resolver) (restartNeeded []string, err error) {
-	s.mu.Lock()
-	old := s.opts.Listeners
-	s.mu.Unlock()
-	if len(opts.Listeners) != len(old) {
-		return nil, ErrListenersChanged
-	}
-	for i, lo := range opts.Listeners {
-		if lo.Name != old[i].Name {
-			return nil, ErrListenersChanged
-		}
-		if lo.Address != old[i].Address || lo.ReadHeaderTimeout != old[i].ReadHeaderTimeout ||
-			lo.IdleTimeout != old[i].IdleTimeout || !sameTLS(lo.TLS, old[i].TLS) {
-			restartNeeded = append(restartNeeded, lo.Name)
-		}
-	}
+// Before the swap Reload waits, until ctx is done, for the new upstreams'
+// named targets to get their first DNS answer: until then a new pool has no
+// address and would answer 502. Targets still unanswered are logged, and
+// the new Handler is swapped in anyway, as it would be served at start.
+//
+// Listeners are not reopened or closed: the listeners opened at start keep
+// serving, with the new routes. A listener of opts with the name of a
+// running one gives it its trusted proxies; everything else about
+// listeners (a changed address, TLS files or timeouts, a listener added,
+// removed or renamed) waits for a restart, and Reload returns one line per
+// such listener, as "NAME: what changed".
+func (s *Server) Reload(ctx context.Context, opts Options, res upstream.Resolver) (restartNeeded []string, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	running, restartNeeded := mergeListeners(s.opts.Listeners, opts.Listeners)
+	opts.Listeners = running
 	h, err := NewHandler(opts, res, s.log)
 	if err != nil {
 		return nil, err
 	}
+	if missing := h.waitAnswers(ctx); len(missing) > 0 {
+		s.log.Warn("reloaded upstream targets have no DNS answer yet; they take requests once it comes",
+			zap.Strings("targets", missing))
+	}
+	h.refs.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		h.Close()
+		return nil, ErrServerClosed
+	}
 	prev := s.handler.Swap(h)
-	go s.retire(prev)
+	for r := range s.retiring {
+		if r.isClosed() {
+			delete(s.retiring, r)
+		}
+	}
+	s.retiring[prev] = struct{}{}
+	s.mu.Unlock()
+	// The Server's reference; prev's last request closes it, or this
+	// does if none is running.
+	prev.release()
 	return restartNeeded, nil
 }
 
-// retire closes a swapped-out handler once no request uses it. Requests
-// are short, so it polls; an upgraded connection (WebSocket) may hold the
-// handler for hours, so the wait is bounded like a shutdown's, after which
-// closing only stops the old pools' health checks and idle connections.
-func (s *Server) retire(h *Handler) {
-	const poll = 20 * time.Millisecond
-	deadline := time.Now().Add(DefaultShutdownTimeout)
-	for h.inflight.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(poll)
+// mergeListeners returns the listener options a reloaded Handler serves
+// with: the running listeners, in their order, each with the trusted
+// proxies of the next listener of the same name if there is one; and the
+// changes to listeners that wait for a restart.
+func mergeListeners(running, next []ListenerOptions) (merged []ListenerOptions, restartNeeded []string) {
+	byName := make(map[string]ListenerOptions, len(next))
+	for _, lo := range next {
+		byName[lo.Name] = lo
 	}
-	if n := h.inflight.Load(); n > 0 {
-		s.log.Warn("closing the previous configuration's upstreams with requests still in flight",
-			zap.Int64("in_flight", n))
+	seen := make(map[string]bool, len(running))
+	for _, lo := range running {
+		seen[lo.Name] = true
+		nl, ok := byName[lo.Name]
+		if !ok {
+			restartNeeded = append(restartNeeded, lo.Name+": removed or renamed (still serving)")
+			merged = append(merged, lo)
+			continue
+		}
+		var what []string
+		if nl.Address != lo.Address {
+			what = append(what, "address")
+		}
+		if !sameTLS(nl.TLS, lo.TLS) {
+			what = append(what, "tls")
+		}
+		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout {
+			what = append(what, "timeouts")
+		}
+		if len(what) > 0 {
+			restartNeeded = append(restartNeeded, lo.Name+": "+strings.Join(what, ", ")+" changed")
+		}
+		lo.TrustedProxies = nl.TrustedProxies
+		merged = append(merged, lo)
 	}
-	h.Close()
+	for _, nl := range next {
+		if !seen[nl.Name] {
+			restartNeeded = append(restartNeeded, nl.Name+": added (not listening)")
+		}
+	}
+	return merged, restartNeeded
 }
 
 func sameTLS(a, b *TLSOptions) bool {
@@ -147,7 +196,7 @@ func (s *Server) Listen() error {
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				h := s.acquire()
-				defer h.inflight.Add(-1)
+				defer h.release()
 				h.fronts[idx].ServeHTTP(w, r)
 			}),
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
@@ -227,7 +276,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		}(u)
 	}
 	wg.Wait()
-	s.handler.Load().Close()
+	// Requests still running now were cut off by the shutdown timeout, or
+	// are on upgraded connections, which Shutdown does not wait for: the
+	// pools close under them, as they did before reloads existed.
+	s.mu.Lock()
+	s.closed = true
+	hs := []*Handler{s.handler.Load()}
+	for h := range s.retiring {
+		hs = append(hs, h)
+	}
+	s.mu.Unlock()
+	for _, h := range hs {
+		h.Close()
+	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

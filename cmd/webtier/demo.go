@@ -26,12 +26,11 @@ import (
 // Route53 does when an ELB changes its IPs.
 func demo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 20*time.Second, "how long to run")
 	flip := fs.Duration("flip", 5*time.Second, "how often the DNS record changes")
 	listen := fs.String("listen", "127.0.0.1:0", "proxy listen address")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := parseFlags(fs, args, stdout, stderr); code != proceed {
+		return code
 	}
 	if err := runDemo(*duration, *flip, *listen, stdout); err != nil {
 		fmt.Fprintf(stderr, "webtier demo: %v\n", err)

@@ -9,6 +9,7 @@
 //	webtier validate -config FILE   check a config file and exit 0 or 1
 //	webtier demo                    watch requests follow a DNS change
 //	webtier version                 print the version
+//	kill -HUP PID                   reload the config file (routes, upstreams)
 package main
 
 import (
@@ -19,9 +20,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"reflect"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -49,8 +50,10 @@ const usage = `usage:
 
   kill -HUP PID                   reload the config file: routes, upstreams,
                                   trusted_proxies and logging.level change
-                                  without dropping a request; a config that
-                                  does not load is logged and the old one kept
+                                  without failing a request; a config that
+                                  does not load is logged and the old one kept;
+                                  listener, resolver and logging.format
+                                  changes are logged and wait for a restart
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -62,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "run":
-		return runProxy(args, stderr)
+		return runProxy(args, stdout, stderr)
 	case "validate":
 		return validate(args, stdout, stderr)
 	case "demo":
@@ -78,24 +81,59 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// proceed is what parseFlags and configFlag return when the command should
+// go on; any other value is the exit code.
+const proceed = -1
+
+// parseFlags parses args into fs. It returns proceed, or else the exit
+// code: 0 after -h or -help, for which the whole usage and fs's flags go to
+// stdout (the flag package alone would print only the flags, as "Usage of
+// NAME", on stderr), and 2 after a bad flag, which the flag package has
+// reported on stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "path to the YAML config file")
-	if err := fs.Parse(args); err != nil {
-		return "", false
+	fs.Usage = func() {} // parseFlags prints the usage itself
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		fmt.Fprintf(stdout, "\nflags of %s:\n", commandName(fs.Name()))
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		fmt.Fprint(stderr, usage)
+		return 2
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "webtier %s: give the config file with -config FILE\n", name)
-		return "", false
+	return proceed
+}
+
+// commandName is how the user typed a command: "run" is webtier alone.
+func commandName(cmd string) string {
+	if cmd == "run" {
+		return "webtier"
 	}
-	return *path, true
+	return "webtier " + cmd
+}
+
+// configFlag parses the -config flag of cmd; code is as parseFlags's.
+func configFlag(cmd string, args []string, stdout, stderr io.Writer) (path string, code int) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	p := fs.String("config", "", "path to the YAML config file")
+	if code := parseFlags(fs, args, stdout, stderr); code != proceed {
+		return "", code
+	}
+	if *p == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: give the config file with -config FILE\n", commandName(cmd))
+		return "", 2
+	}
+	return *p, proceed
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr)
-	if !ok {
-		return 2
+	path, code := configFlag("validate", args, stdout, stderr)
+	if code != proceed {
+		return code
 	}
 	if _, err := config.Load(path); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -106,10 +144,16 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runProxy(args []string, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr)
-	if !ok {
-		return 2
+func runProxy(args []string, stdout, stderr io.Writer) int {
+	// SIGHUP reloads (systemctl reload, apachectl graceful's habit). It is
+	// caught from here on, as its default action would end the process; one
+	// that comes while webtier starts is served once it has.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	path, code := configFlag("run", args, stdout, stderr)
+	if code != proceed {
+		return code
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -126,11 +170,6 @@ func runProxy(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// SIGHUP reloads (systemctl reload, apachectl graceful's habit). It is
-	// caught from here on: its default action would end the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go runProcs(ctx, log.Named("procs"))
 	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, level: level}); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
@@ -149,6 +188,7 @@ type reloader struct {
 }
 
 // serve wires resolver and proxy together and serves until ctx is done.
+// While it serves, each signal on rl.hup reloads the config file.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, rl reloader) error {
 	ropts := cfg.Resolver
 	ropts.Logger = log.Named("resolver")
@@ -159,6 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	}
 	defer res.Close()
 	popts := cfg.Proxy
+	// Registered once: every Handler a reload builds counts into them.
 	popts.Metrics = upstream.NewMetrics(reg)
 	srv, err := proxy.NewServer(popts, res, log.Named("proxy"))
 	if err != nil {
@@ -169,52 +210,82 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		return err
 	}
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
-	if rl.hup != nil {
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-rl.hup:
-					cfg = reload(cfg, srv, res, popts.Metrics, rl.level, log)
-				}
+	live := &running{started: cfg, srv: srv, res: res, metrics: popts.Metrics, level: rl.level, log: log}
+	// The reload loop ends before serve returns, so that no reload builds
+	// pools on the resolver closed by the deferred res.Close.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		for {
+			select {
+			case <-loopCtx.Done():
+				return
+			case <-rl.hup:
+				live.reload(loopCtx)
 			}
-		}()
-	}
-	return srv.Serve(ctx)
+		}
+	}()
+	err = srv.Serve(ctx)
+	stopLoop()
+	<-loopDone
+	return err
 }
 
-// reload loads cur's file again and applies what can change while serving:
-// routes, upstreams, trusted proxies and the log level. It returns the
-// config now in force: cur when the file does not load or does not apply,
-// so that a typo never takes the proxy down.
-func reload(cur *config.Config, srv *proxy.Server, res *resolver.Resolver, m *upstream.Metrics, level zap.AtomicLevel, log *zap.Logger) *config.Config {
-	next, err := config.Load(cur.File)
+// running is what a reload works on: the config the process started with
+// (its listeners, resolver and log format stay until a restart) and the
+// parts built from it that a reload reuses or changes.
+type running struct {
+	started *config.Config
+	srv     *proxy.Server
+	res     *resolver.Resolver // kept: one DNS cache for every Handler
+	metrics *upstream.Metrics  // kept: registered once per process
+	level   zap.AtomicLevel
+	log     *zap.Logger
+}
+
+// dnsWait bounds how long a reload waits for the first DNS answers of the
+// new upstreams' names before swapping them in (proxy.Server.Reload): as
+// long as the resolver may take to answer a name or give up on it.
+func dnsWait(o resolver.Options) time.Duration {
+	return o.QueryTimeout*time.Duration(o.Attempts) + time.Second
+}
+
+// reload loads the config file again and applies what can change while
+// serving: routes, upstreams, trusted proxies and the log level. A file
+// that does not load changes nothing, so that a typo never takes the proxy
+// down. What a reload cannot apply (listeners, resolver settings,
+// logging.format) is logged, at every reload until a restart, as differing
+// from what runs.
+func (r *running) reload(ctx context.Context) {
+	file := r.started.File
+	next, err := config.Load(file)
 	if err != nil {
-		log.Error("config reload failed; still serving the previous config", zap.String("config", cur.File), zap.Error(err))
-		return cur
+		r.log.Error("config reload failed", zap.String("config", file),
+			zap.String("serving", "previous config"), zap.Error(err))
+		return
 	}
 	popts := next.Proxy
-	popts.Metrics = m
-	restart, err := srv.Reload(popts, res)
+	popts.Metrics = r.metrics
+	wctx, cancel := context.WithTimeout(ctx, dnsWait(r.started.Resolver))
+	defer cancel()
+	pending, err := r.srv.Reload(wctx, popts, r.res)
 	if err != nil {
-		log.Error("config reload failed; still serving the previous config", zap.String("config", cur.File), zap.Error(err))
-		return cur
+		r.log.Error("config reload failed", zap.String("config", file),
+			zap.String("serving", "previous config"), zap.Error(err))
+		return
 	}
-	for _, name := range restart {
-		log.Warn("listener changed; its address, TLS files and timeouts apply after a restart", zap.String("listener", name))
+	if len(pending) > 0 {
+		r.log.Warn("listeners changed; restart webtier to apply", zap.Strings("listeners", pending))
 	}
-	if !reflect.DeepEqual(next.Resolver, cur.Resolver) {
-		log.Warn("resolver settings changed; they apply after a restart (the DNS cache is kept)")
-	}
-	if next.Logging.Format != cur.Logging.Format {
-		log.Warn("logging.format changed; it applies after a restart")
+	if keys := config.RestartKeys(r.started, next); len(keys) > 0 {
+		r.log.Warn("resolver or logging.format changed; restart webtier to apply (the DNS cache is kept)",
+			zap.Strings("keys", keys))
 	}
 	if l, err := zapcore.ParseLevel(next.Logging.Level); err == nil {
-		level.SetLevel(l)
+		r.level.SetLevel(l)
 	}
-	log.Info("config reloaded", zap.String("config", cur.File))
-	return next
+	r.log.Info("config reloaded", zap.String("config", file))
 }
 
 // newLogger builds the process logger: JSON, or console lines when stderr
