@@ -21,22 +21,11 @@ import (
 	"github.com/webtier/webtier/resolver/resolvertest"
 )
 
-// startServer listens and serves s until the test ends.
+// startServer listens and serves s until the test ends and returns its
+// first listener's URL.
 func startServer(t *testing.T, s *Server) string {
 	t.Helper()
-	if err := s.Listen(); err != nil {
-		s.Handler().Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serveServer(t, s)
 	return "http://" + s.Addrs()[0].String()
 }
 

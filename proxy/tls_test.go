@@ -29,6 +29,13 @@ func serveWith(t testing.TB, opts Options, log *zap.Logger) []net.Addr {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveServer(t, s)
+	return s.Addrs()
+}
+
+// serveServer listens and serves s until the test ends.
+func serveServer(t testing.TB, s *Server) {
+	t.Helper()
 	if err := s.Listen(); err != nil {
 		s.Handler().Close()
 		t.Fatal(err)
@@ -42,7 +49,6 @@ func serveWith(t testing.TB, opts Options, log *zap.Logger) []net.Addr {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return s.Addrs()
 }
 
 // Issue: TLS listeners. One listener serves HTTP/2 and HTTP/1.1 over TLS,
