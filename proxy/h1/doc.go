@@ -8,8 +8,9 @@
 // This Transport does the whole exchange of a bodiless request (the hot
 // path: GET, HEAD) on the caller's goroutine: pop an idle connection, write
 // the head into the connection's bufio.Writer, flush, read the response
-// with http.ReadResponse from its bufio.Reader, and push the connection
-// back into the pool when the body reaches EOF, before EOF is returned.
+// from its bufio.Reader (parseHead for the common kind of head, else
+// http.ReadResponse), and push the connection back into the pool when the
+// body reaches EOF, before EOF is returned.
 // It has the shape of the AJP transport (proxy/ajp): synchronous, a LIFO
 // pool of idle connections, net/http's CloseIdleConnections contract.
 //

@@ -42,6 +42,7 @@ type exchange struct {
 	stop  func() bool // stops the context watch of pc; nil once called
 	w     *bodyWriter // the attempt's body writer; nil without a body
 	resp  *http.Response
+	respv http.Response // what resp points to when parseHead read the head
 	body  body
 }
 
@@ -132,8 +133,8 @@ func (ex *exchange) readResponse(reused, awaiting bool) (*http.Response, error, 
 		untouched := ex.abandon()
 		return nil, ex.classify(err, inHead), gone && untouched
 	}
-	var resp *http.Response
-	for n := 0; ; n++ {
+	resp, fast := ex.parseHead(pc.br)
+	for n := 0; !fast; n++ {
 		r, err := http.ReadResponse(pc.br, ex.req)
 		if err != nil {
 			return nil, ex.fail(err, inHead), false
@@ -177,8 +178,11 @@ func (ex *exchange) readResponse(reused, awaiting bool) (*http.Response, error, 
 		ex.finish(true)
 		return resp, nil, false
 	}
-	ex.body.ex, ex.body.rc = ex, resp.Body
-	resp.Body = &ex.body
+	ex.body.ex = ex
+	if !fast {
+		ex.body.rc = resp.Body
+		resp.Body = &ex.body
+	}
 	return resp, nil, false
 }
 
@@ -325,6 +329,9 @@ func (ex *exchange) finish(eof bool) {
 type body struct {
 	ex *exchange
 	rc io.ReadCloser // http.ReadResponse's body; never closed (its Close reads to EOF)
+	// left is what remains of a Content-Length body read straight from
+	// the connection's buffer; used when rc is nil (parseHead read the head).
+	left int64
 
 	mu     sync.Mutex // serializes Read and the end of Close
 	closed atomic.Bool
@@ -340,7 +347,13 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	n, err := b.rc.Read(p)
+	var n int
+	var err error
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else {
+		n, err = b.readFixed(p)
+	}
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -353,6 +366,23 @@ func (b *body) Read(p []byte) (int, error) {
 	default:
 		b.err = b.ex.fail(err, inBody)
 		err = b.err
+	}
+	return n, err
+}
+
+// readFixed reads a Content-Length body, returning io.EOF with its last
+// bytes so that the connection goes back to the pool without another call.
+func (b *body) readFixed(p []byte) (int, error) {
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ex.pc.br.Read(p)
+	b.left -= int64(n)
+	if b.left == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // as net/http's body: the backend closed early
 	}
 	return n, err
 }
@@ -382,6 +412,14 @@ func (b *body) Close() error {
 // reached the end.
 func (b *body) drainBuffered() bool {
 	pc := b.ex.pc
+	if b.rc == nil {
+		if int64(pc.br.Buffered()) < b.left {
+			return false
+		}
+		pc.br.Discard(int(b.left))
+		b.left = 0
+		return true
+	}
 	if !pc.setReadDeadline(aLongTimeAgo) {
 		return false
 	}
