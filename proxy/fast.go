@@ -27,9 +27,11 @@ import (
 //   - an idle connection is parked in an epoll set (idlePoller): no
 //     goroutine, no buffer;
 //   - a readable connection is handed to a worker goroutine, which owns
-//     the buffers, parses the request with net/http's own parser
-//     (http.ReadRequest: the same header and framing checks as net/http's
-//     server, request-smuggling rules included), runs the same Handler
+//     the buffers, parses the request (a bodiless one of the common kind
+//     with parseRequest, which reads it exactly as net/http does, anything
+//     else with net/http's own parser http.ReadRequest: the same header
+//     and framing checks as net/http's server, request-smuggling rules
+//     included), runs the same Handler
 //     (httputil.ReverseProxy and the upstream pools), writes the response
 //     with one write where it fits, and parks the connection again;
 //   - what this path does not implement is handed, with the bytes already
@@ -385,6 +387,7 @@ type worker struct {
 	rw  fastWriter
 	hr  headReader
 	raw rawReader
+	req http.Request // parseRequest's result, which WithContext copies
 }
 
 // headReader is the connection as the worker's bufio.Reader sees it. Its
@@ -487,6 +490,7 @@ func (fc *fastConn) handle(wk *worker) outcome {
 		fastWriters.Put(bw)
 		wk.br, wk.bw = nil, nil
 		wk.hr = headReader{} // no reference to the connection while the worker waits
+		wk.req = http.Request{}
 	}()
 	for {
 		wk.hr.head = true
@@ -509,7 +513,10 @@ func (fc *fastConn) handle(wk *worker) outcome {
 			fc.reject(bw, http.StatusBadRequest, msg)
 			return closeConn
 		}
-		req, err := http.ReadRequest(br)
+		req := &wk.req
+		if !parseRequest(br, head.size, req) {
+			req, err = http.ReadRequest(br)
+		}
 		if err != nil {
 			// The parser's words quote the client's bytes: log them, do
 			// not echo them (net/http's server answers as tersely).

@@ -19,6 +19,7 @@ type fastHead struct {
 	hosts   int    // Host header fields
 	badHost bool   // a Host value net/http would reject
 	bad     string // another reason net/http's server answers 400
+	size    int    // bytes, up to and including the empty line
 }
 
 var (
@@ -35,7 +36,9 @@ func readHead(br *bufio.Reader) (fastHead, error) {
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		if i := bytes.Index(buf[from:], crlfcrlf); i >= 0 {
-			return classifyHead(buf[:from+i+4])
+			h, err := classifyHead(buf[:from+i+4])
+			h.size = from + i + 4
+			return h, err
 		}
 		if bytes.Contains(buf, lflf) {
 			return fastHead{}, errNotFast // bare-LF line endings

@@ -27,7 +27,7 @@ func (ex *exchange) init() error {
 	ex.method = req.Method
 	if ex.method == "" {
 		ex.method = http.MethodGet
-	} else if !validToken(ex.method) {
+	} else if !ValidToken(ex.method) {
 		return fmt.Errorf("%w: invalid method %q", ErrInvalidRequest, req.Method)
 	}
 	ex.host = req.Host
@@ -67,7 +67,7 @@ func (ex *exchange) init() error {
 		// (net/http.Request's doc), like -1: chunked, never dropped.
 		ex.reqBody, ex.bodyLen = req.Body, -1
 		for k := range req.Trailer {
-			if !validToken(k) {
+			if !ValidToken(k) {
 				return fmt.Errorf("%w: invalid trailer name %q", ErrInvalidRequest, k)
 			}
 		}
@@ -117,7 +117,7 @@ func skipHeader(k string, vv []string) bool {
 
 // validField checks a header or trailer field before it is written.
 func validField(k string, vv []string) error {
-	if !validToken(k) {
+	if !ValidToken(k) {
 		return fmt.Errorf("%w: invalid header name %q", ErrInvalidRequest, k)
 	}
 	for _, v := range vv {
@@ -391,9 +391,9 @@ func (w *bodyWriter) source(err error) error {
 	return err
 }
 
-// validToken reports whether s is an RFC 9110 token (a method or a field
+// ValidToken reports whether s is an RFC 9110 token (a method or a field
 // name).
-func validToken(s string) bool {
+func ValidToken(s string) bool {
 	if s == "" {
 		return false
 	}

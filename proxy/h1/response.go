@@ -36,37 +36,14 @@ func (ex *exchange) parseHead(br *bufio.Reader) (*http.Response, bool) {
 	if !ok || code < 200 {
 		return nil, false // 1xx: ReadResponse, in the loop that skips them
 	}
-	lines := strings.Count(rest, "\n")
-	vals := make([]string, lines)
-	h := make(http.Header, lines)
-	var cl string
-	var ncl int
-	for rest != "" {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !validToken(name) || !validValue(value) {
-			return nil, false // obs-fold, a bare CR or malformed: ReadResponse words it
-		}
-		value = trimOWS(value)
-		key := name
-		if !isCanonical(name) {
-			key = http.CanonicalHeaderKey(name)
-		}
-		switch key {
-		case "Content-Length":
-			ncl++
-			cl = value
-		case "Transfer-Encoding", "Trailer", "Pragma":
-			return nil, false
-		}
-		if vv, ok := h[key]; ok {
-			h[key] = append(vv, value)
-			continue
-		}
-		vals[0] = value
-		h[key], vals = vals[:1:1], vals[1:]
+	h, ok := ParseFields(rest)
+	if !ok {
+		return nil, false // obs-fold, a bare CR or malformed: ReadResponse words it
 	}
+	if h["Transfer-Encoding"] != nil || h["Trailer"] != nil || h["Pragma"] != nil {
+		return nil, false
+	}
+	cl, hasCL := h["Content-Length"]
 
 	resp := &ex.respv
 	*resp = http.Response{
@@ -82,14 +59,17 @@ func (ex *exchange) parseHead(br *bufio.Reader) (*http.Response, bool) {
 	} else {
 		resp.Proto = "HTTP/1.0"
 	}
-	resp.Close = closes(h, minor)
+	resp.Close = Closes(h, minor)
+	if resp.Close && minor == 1 {
+		delete(h, "Connection") // as ReadResponse does
+	}
 
 	n := int64(-1)
-	if ncl > 1 {
+	if len(cl) > 1 {
 		return nil, false // equal duplicates are merged, others refused: ReadResponse does both
 	}
-	if ncl == 1 {
-		if n, ok = parseLength(cl); !ok {
+	if hasCL {
+		if n, ok = ParseLength(cl[0]); !ok {
 			return nil, false
 		}
 	}
@@ -155,51 +135,4 @@ func parseStatusLine(line string) (major, minor, code int, ok bool) {
 		code = code*10 + int(c-'0')
 	}
 	return 1, minor, code, true
-}
-
-// isCanonical reports whether the token name is already in the form
-// http.CanonicalHeaderKey gives it: upper case first and after each '-',
-// lower case elsewhere.
-func isCanonical(name string) bool {
-	upper := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
-}
-
-// closes is net/http's shouldClose for a response: HTTP/1.0 closes unless
-// it says keep-alive, HTTP/1.1 only if it says close, and then the
-// Connection field is dropped as ReadResponse drops it.
-func closes(h http.Header, minor int) bool {
-	conn := h["Connection"]
-	hasClose := HasToken(conn, "close")
-	if minor == 0 {
-		return hasClose || !HasToken(conn, "keep-alive")
-	}
-	if hasClose {
-		delete(h, "Connection")
-	}
-	return hasClose
-}
-
-// parseLength parses a Content-Length value: digits only, at most 18 of
-// them (well below what ParseUint(s, 10, 63) refuses), not empty.
-func parseLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
