@@ -10,7 +10,7 @@ import (
 // connection); a connection handed to net/http gets them, as Go's own
 // listeners would have set them.
 func TestListen_keepAliveOnlyForHandedOffConnections(t *testing.T) {
-	ln, _, err := listen(ListenerOptions{Address: "127.0.0.1:0"})
+	ln, _, _, err := listen(ListenerOptions{Address: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

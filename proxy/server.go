@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
 	listeners []net.Listener
 	servers   []*http.Server
+	certs     []*certSource         // per listener; nil for a plain one
 	closed    bool                  // Serve has ended; Reload refuses
 	retiring  map[*Handler]struct{} // swapped out, still serving requests
 }
@@ -90,14 +92,32 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // Listeners are not reopened or closed: the listeners opened at start keep
 // serving, with the new routes. A listener of opts with the name of a
 // running one gives it its trusted proxies; everything else about
-// listeners (a changed address, TLS files or timeouts, a listener added,
-// removed or renamed) waits for a restart, and Reload returns one line per
-// such listener, as "NAME: what changed".
+// listeners (a changed address, TLS file names or timeouts, a listener
+// added, removed or renamed) waits for a restart, and Reload returns one
+// line per such listener, as "NAME: what changed". The running TLS
+// listeners' certificate and key files are read again (a renewed
+// certificate is served from the next handshake); if one does not load,
+// Reload fails and nothing changes.
 func (s *Server) Reload(ctx context.Context, opts Options, res upstream.Resolver) (restartNeeded []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	running, restartNeeded := mergeListeners(s.opts.Listeners, opts.Listeners)
 	opts.Listeners = running
+	// Certificates are read again first: a renewed one is served from
+	// the next handshake, and one that does not load fails the reload
+	// before anything changed.
+	s.mu.Lock()
+	sources := s.certs
+	s.mu.Unlock()
+	certs := make([]*tls.Certificate, len(sources))
+	for i, cs := range sources {
+		if cs == nil {
+			continue
+		}
+		if certs[i], err = cs.read(); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", s.opts.Listeners[i].Name, err)
+		}
+	}
 	h, err := NewHandler(opts, res, s.log)
 	if err != nil {
 		return nil, err
@@ -114,6 +134,11 @@ func (s *Server) Reload(ctx context.Context, opts Options, res upstream.Resolver
 		return nil, ErrServerClosed
 	}
 	prev := s.handler.Swap(h)
+	for i, cert := range certs {
+		if cert != nil {
+			sources[i].cert.Store(cert)
+		}
+	}
 	for r := range s.retiring {
 		if r.isClosed() {
 			delete(s.retiring, r)
@@ -183,15 +208,16 @@ func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, lo := range s.opts.Listeners {
-		ln, tlsConf, err := listen(lo)
+		ln, tlsConf, cs, err := listen(lo)
 		if err != nil {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners = nil
+			s.listeners, s.certs = nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
+		s.certs = append(s.certs, cs)
 		idx := i
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,15 +17,17 @@ import (
 // listen opens lo's socket. For a TLS listener it loads the certificate
 // first, so that a bad one is reported before anything is bound, and
 // returns the socket wrapped to do the TLS handshake, with the config the
-// http.Server must carry as its TLSConfig. The config is nil for a plain
-// listener.
-func listen(lo ListenerOptions) (net.Listener, *tls.Config, error) {
+// http.Server must carry as its TLSConfig and the certificate's source,
+// which a reload reads again. Both are nil for a plain listener.
+func listen(lo ListenerOptions) (net.Listener, *tls.Config, *certSource, error) {
 	var conf *tls.Config
+	var cs *certSource
 	if lo.TLS != nil {
-		var err error
-		if conf, err = serverTLSConfig(lo.TLS); err != nil {
-			return nil, nil, err
+		cs = &certSource{files: *lo.TLS}
+		if err := cs.load(); err != nil {
+			return nil, nil, nil, err
 		}
+		conf = serverTLSConfig(cs)
 	}
 	// Plain listeners accept without TCP keep-alive probes: Go's default
 	// costs four setsockopt calls per accepted connection (11% of the CPU
@@ -38,27 +41,55 @@ func listen(lo ListenerOptions) (net.Listener, *tls.Config, error) {
 	}
 	ln, err := lc.Listen(context.Background(), "tcp", lo.Address)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if conf != nil {
 		ln = tls.NewListener(ln, conf)
 	}
-	return ln, conf, nil
+	return ln, conf, cs, nil
 }
 
-// serverTLSConfig loads o's certificate and key and returns a config for
-// HTTPS with HTTP/2: TLS 1.2 or later, Go's default cipher suites, ALPN
-// "h2" preferred over "http/1.1".
-func serverTLSConfig(o *TLSOptions) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading certificate %s and key %s: %w", o.CertFile, o.KeyFile, err)
-	}
+// serverTLSConfig returns a config for HTTPS with HTTP/2 that serves cs's
+// certificate: TLS 1.2 or later, Go's default cipher suites, ALPN "h2"
+// preferred over "http/1.1".
+func serverTLSConfig(cs *certSource) *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
-	}, nil
+		GetCertificate: cs.get,
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+	}
+}
+
+// certSource is a listener's certificate and key files and what was last
+// read from them. A reload (SIGHUP) reads the files again, so that a
+// renewed certificate is served without a restart; handshakes already
+// done keep the certificate they got.
+type certSource struct {
+	files TLSOptions
+	cert  atomic.Pointer[tls.Certificate]
+}
+
+// read loads the key pair from the files without serving it yet.
+func (cs *certSource) read() (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(cs.files.CertFile, cs.files.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading certificate %s and key %s: %w", cs.files.CertFile, cs.files.KeyFile, err)
+	}
+	return &cert, nil
+}
+
+// load reads the files and serves what they hold from the next handshake.
+func (cs *certSource) load() error {
+	cert, err := cs.read()
+	if err != nil {
+		return err
+	}
+	cs.cert.Store(cert)
+	return nil
+}
+
+func (cs *certSource) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return cs.cert.Load(), nil
 }
 
 // clientKeepAlive is what Go's listeners set by default (net.ListenConfig

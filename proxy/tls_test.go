@@ -3,10 +3,12 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,5 +232,71 @@ func TestServer_listenBadCertificate(t *testing.T) {
 			}
 			ln.Close()
 		})
+	}
+}
+
+// TestServer_reloadCertificate: a reload serves the certificate now in the
+// listener's files from the next handshake, as after a renewal; files that
+// do not load fail the reload, and the certificate served stays the last
+// good one.
+func TestServer_reloadCertificate(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	dir := t.TempDir()
+	certFile, keyFile, firstRoots := proxytest.WriteCert(t, dir, "first")
+	opts := oneUpstream(t, backend, nil)
+	opts.Listeners = []ListenerOptions{
+		{Name: "https", Address: "127.0.0.1:0", TLS: &TLSOptions{CertFile: certFile, KeyFile: keyFile}},
+	}
+	s, err := NewServer(opts, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveServer(t, s)
+	url := "https://" + s.Addrs()[0].String() + "/"
+
+	// fetch GETs url on a new connection that trusts only roots.
+	fetch := func(roots *x509.CertPool) (string, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.TLS.PeerCertificates[0].Subject.CommonName + " " + string(b), err
+	}
+	if got, err := fetch(firstRoots); got != "first ok" || err != nil {
+		t.Fatalf("before the reload: %q, %v; want first ok", got, err)
+	}
+
+	_, _, renewedRoots := proxytest.WriteCert(t, dir, "renewed") // same file names
+	if got, err := fetch(firstRoots); got != "first ok" || err != nil {
+		t.Errorf("files replaced, no reload yet: %q, %v; want the first certificate still", got, err)
+	}
+	if _, err := s.Reload(context.Background(), opts, nil); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got, err := fetch(renewedRoots); got != "renewed ok" || err != nil {
+		t.Errorf("after the reload: %q, %v; want renewed ok", got, err)
+	}
+
+	if err := os.WriteFile(keyFile, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Reload(context.Background(), opts, nil)
+	if err == nil {
+		t.Fatal("Reload with a broken key file succeeded; want an error")
+	}
+	for _, want := range []string{`listener "https"`, certFile, keyFile} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Reload error %q does not name %s", err, want)
+		}
+	}
+	if got, err := fetch(renewedRoots); got != "renewed ok" || err != nil {
+		t.Errorf("after the failed reload: %q, %v; want the renewed certificate still", got, err)
 	}
 }
