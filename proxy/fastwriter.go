@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
+
+	"github.com/webtier/webtier/proxy/httpdate"
 )
 
 // fastWriter is the http.ResponseWriter of the fast path. It frames the
@@ -188,7 +189,7 @@ func (w *fastWriter) sendHead() {
 	w.writeStatusLine(w.status)
 	if _, ok := h["Date"]; !ok {
 		w.bw.WriteString("Date: ")
-		w.bw.Write(httpDate())
+		w.bw.Write(httpdate.Bytes())
 		w.bw.WriteString("\r\n")
 	}
 	w.writeFields(h)
@@ -300,22 +301,3 @@ func (w *fastWriter) writeTrailers() {
 		}
 	}
 }
-
-// httpDate returns the current time in the Date header's format,
-// formatted once a second.
-func httpDate() []byte {
-	now := time.Now().Unix()
-	if d := cachedDate.Load(); d != nil && d.sec == now {
-		return d.text
-	}
-	d := &dateText{sec: now, text: time.Unix(now, 0).UTC().AppendFormat(nil, http.TimeFormat)}
-	cachedDate.Store(d)
-	return d.text
-}
-
-type dateText struct {
-	sec  int64
-	text []byte
-}
-
-var cachedDate atomic.Pointer[dateText]

@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/webtier/webtier/proxy/httpdate"
 )
 
 // pendingMax is how much of a body is held before the response headers go
@@ -303,7 +303,7 @@ func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers
 	}
 	if !trailers && status >= 200 {
 		if _, ok := h["Date"]; !ok {
-			c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()}) //nolint:errcheck // bytes.Buffer
+			c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpdate.String()}) //nolint:errcheck // bytes.Buffer
 		}
 	}
 	block := c.hbuf.Bytes()
@@ -421,22 +421,3 @@ func lowerKey(k string) string {
 	}
 	return strings.ToLower(k)
 }
-
-// httpDate returns the current time in the Date header's format,
-// formatted once a second.
-func httpDate() string {
-	now := time.Now().Unix()
-	if d := cachedDate.Load(); d != nil && d.sec == now {
-		return d.text
-	}
-	d := &dateText{sec: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
-	cachedDate.Store(d)
-	return d.text
-}
-
-type dateText struct {
-	sec  int64
-	text string
-}
-
-var cachedDate atomic.Pointer[dateText]
