@@ -144,3 +144,36 @@ func compareParseRequest(t *testing.T, raw string) (fast, ok bool) {
 	}
 	return true, true
 }
+
+// curlHead is a request head as a browser-less client sends it, with the
+// headers an ELB adds.
+const curlHead = "GET /app/index.html?lang=en HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: curl/8.5.0\r\n" +
+	"Accept: */*\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n" +
+	"X-Amzn-Trace-Id: Root=1-67891233-abcdef012345678912345678\r\n\r\n"
+
+// BenchmarkParseRequest compares parseRequest with http.ReadRequest.
+func BenchmarkParseRequest(b *testing.B) {
+	rd := strings.NewReader(curlHead)
+	br := bufio.NewReaderSize(rd, fastHeadSize)
+	b.Run("parseRequest", func(b *testing.B) {
+		b.ReportAllocs()
+		var req http.Request
+		for b.Loop() {
+			rd.Reset(curlHead)
+			br.Reset(rd)
+			if !parseRequest(br, len(curlHead), &req) {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("http.ReadRequest", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rd.Reset(curlHead)
+			br.Reset(rd)
+			if _, err := http.ReadRequest(br); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
