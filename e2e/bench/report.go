@@ -151,6 +151,7 @@ func (r *report) markdown() string {
 	if r.failover != nil {
 		r.failover.markdown(&b)
 	}
+	r.targetsTable(&b)
 	if r.idle != nil {
 		fmt.Fprintf(&b, "### Memory per idle keep-alive client connection (%d connections, each after one GET /100)\n\n", r.opts.idle)
 		b.WriteString("| proxy | held | RSS before MiB | RSS after MiB | KiB/conn (RSS) | KiB/conn (PSS) | RSS/conn vs webtier |\n")
@@ -210,9 +211,9 @@ func (r *report) scenarioTable(b *strings.Builder, sc scenario) {
 		tool += fmt.Sprintf(" -H %q", h)
 	}
 	fmt.Fprintf(b, "### %s (`%s` GET %s)\n\n", sc.title, tool, sc.path)
-	hdr := []string{"proxy", "req/s", "spread", "p50", "p99", "CPU-s / 100k req", "CPU vs webtier", "RSS MiB", "PSS MiB", "backend conns", "errors"}
+	hdr := []string{"proxy", "req/s", "req/s vs direct", "spread", "p50", "p99", "CPU-s / 100k req", "CPU vs webtier", "RSS MiB", "PSS MiB", "backend conns", "errors"}
 	if sc.backendCPU != "" {
-		hdr = []string{"proxy", "req/s", "spread", "p50", "p99", "proxy CPU-s / 100k req", sc.backendCPU + " CPU-s / 100k req",
+		hdr = []string{"proxy", "req/s", "req/s vs direct", "spread", "p50", "p99", "proxy CPU-s / 100k req", sc.backendCPU + " CPU-s / 100k req",
 			"proxy CPU vs webtier", "RSS MiB", "PSS MiB", sc.backendCPU + " conns", "errors"}
 	}
 	b.WriteString("| " + strings.Join(hdr, " | ") + " |\n|")
@@ -225,7 +226,7 @@ func (r *report) scenarioTable(b *strings.Builder, sc scenario) {
 	}
 	b.WriteString("\n")
 	rows := map[string]row{}
-	var wt *row
+	var wt, direct *row
 	for _, in := range r.insts {
 		if in.t.suite != sc.suite {
 			continue
@@ -234,6 +235,9 @@ func (r *report) scenarioTable(b *strings.Builder, sc scenario) {
 		rows[in.t.name] = rw
 		if in.t.isWebtier() && rw.ok && rw.cpu100k > 0 {
 			wt = &rw
+		}
+		if in.t.direct && rw.ok && rw.rps > 0 {
+			direct = &rw // the ceiling: the backend without a proxy
 		}
 	}
 	for _, in := range r.insts {
@@ -268,7 +272,11 @@ func (r *report) scenarioTable(b *strings.Builder, sc scenario) {
 		if rw.failed != "" {
 			errs += fmt.Sprintf("; %d run(s) failed", r.opts.rounds-rw.runs)
 		}
-		cells := []string{name, fmt.Sprintf("%.0f", rw.rps), fmt.Sprintf("%.0f%%", rw.spread), fmtDur(rw.p50), fmtDur(rw.p99)}
+		ceiling := "—"
+		if !in.t.direct && direct != nil {
+			ceiling = fmt.Sprintf("%.2fx", rw.rps/direct.rps)
+		}
+		cells := []string{name, fmt.Sprintf("%.0f", rw.rps), ceiling, fmt.Sprintf("%.0f%%", rw.spread), fmtDur(rw.p50), fmtDur(rw.p99)}
 		if sc.backendCPU != "" {
 			proxyCPU := fmt.Sprintf("%.2f", rw.cpu100k)
 			if in.t.direct {
