@@ -52,3 +52,25 @@ func soKeepAlive(t *testing.T, c net.Conn) int {
 	}
 	return v
 }
+
+// Listeners defer accept until the client's first bytes (TCP_DEFER_ACCEPT;
+// TLS listeners get the same socket).
+func TestListen_deferAccept(t *testing.T) {
+	ln, _, _, err := listen(ListenerOptions{Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	rc.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT)
+	})
+	if gerr != nil || v == 0 {
+		t.Errorf("TCP_DEFER_ACCEPT = %d, %v; want it set", v, gerr)
+	}
+}

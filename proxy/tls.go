@@ -35,7 +35,7 @@ func listen(lo ListenerOptions) (net.Listener, *tls.Config, *certSource, error) 
 	// and idle_timeout closes idle clients. Connections that become
 	// tunnels (upgrades, handed to net/http) get them then; see
 	// withKeepAlive.
-	lc := net.ListenConfig{}
+	lc := net.ListenConfig{Control: deferAccept}
 	if conf == nil {
 		lc.KeepAlive = -1
 	}
