@@ -268,7 +268,11 @@ func (f *front) setForwarded(in, out *http.Request) {
 	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
 	}
-	out.Header["X-Forwarded-For"] = []string{xff}
+	// The three values share one backing array; each slice is capped at
+	// its one element, so an append to one cannot overwrite the next.
+	vals := make([]string, 3)
+	vals[0] = xff
+	out.Header["X-Forwarded-For"] = vals[0:1:1]
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -276,12 +280,14 @@ func (f *front) setForwarded(in, out *http.Request) {
 	if v := in.Header["X-Forwarded-Proto"]; trusted && len(v) > 0 {
 		proto = v[0]
 	}
-	out.Header["X-Forwarded-Proto"] = []string{proto}
+	vals[1] = proto
+	out.Header["X-Forwarded-Proto"] = vals[1:2:2]
 	host := in.Host
 	if v := in.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
 		host = v[0]
 	}
-	out.Header["X-Forwarded-Host"] = []string{host}
+	vals[2] = host
+	out.Header["X-Forwarded-Host"] = vals[2:3:3]
 }
 
 func (f *front) trusts(peer string) bool {
