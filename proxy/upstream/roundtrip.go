@@ -63,7 +63,10 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			// gets its own guard, so the body stays readable for the next.
 			req.Body = &bodyGuard{read: body}
 		}
-		resp, err := p.try(req, e, idempotent, &tried)
+		resp, second, err := p.try(req, e, idempotent, tried)
+		if second != nil {
+			tried = append(tried, second)
+		}
 		if err == nil {
 			return resp, nil
 		}
@@ -167,14 +170,17 @@ func isIdempotent(method string) bool {
 // connection after RaceDelay, a try on another address starts, and the
 // first to get a connection sends the request; the other is cancelled
 // (its dial goes on in the background and pools the connection or counts
-// the failure).
-func (p *Pool) try(req *http.Request, e *Endpoint, idempotent bool, tried *[]*Endpoint) (*http.Response, error) {
+// the failure). second is the other address when a second try started, so
+// that the caller counts it as tried. (It is returned rather than appended
+// through a pointer, which would move RoundTrip's tried array to the heap.)
+func (p *Pool) try(req *http.Request, e *Endpoint, idempotent bool, tried []*Endpoint) (_ *http.Response, second *Endpoint, _ error) {
 	if !idempotent || p.opts.RaceDelay < 0 || len(p.active.Load().eps) < 2 || e.hasIdle() {
 		// A request that will find a pooled connection does not connect:
 		// nothing to race, and no timer and contexts to pay for.
-		return p.send(req, e, idempotent, nil)
+		resp, err := p.send(req, e, idempotent, nil)
+		return resp, nil, err
 	}
-	r := &race{p: p, req: req, exclude: append([]*Endpoint(nil), *tried...)}
+	r := &race{p: p, req: req, exclude: append([]*Endpoint(nil), tried...)}
 	timer := time.AfterFunc(p.opts.RaceDelay, r.startSecond)
 	resp, err := p.send(req, e, true, r)
 	timer.Stop()
@@ -183,9 +189,8 @@ func (p *Pool) try(req *http.Request, e *Endpoint, idempotent bool, tried *[]*En
 	second, secondDone := r.second, r.secondDone
 	r.mu.Unlock()
 	if second == nil {
-		return resp, err
+		return resp, nil, err
 	}
-	*tried = append(*tried, second)
 	if err == nil {
 		// e won: stop the second try and discard whatever it returns.
 		r.cancelSecond(errLostRace)
@@ -194,16 +199,16 @@ func (p *Pool) try(req *http.Request, e *Endpoint, idempotent bool, tried *[]*En
 				res.resp.Body.Close()
 			}
 		}()
-		return resp, nil
+		return resp, second, nil
 	}
 	res := <-secondDone
 	switch {
 	case res.err == nil:
-		return res.resp, nil
+		return res.resp, second, nil
 	case errors.Is(err, errLostRace):
-		return nil, res.err
+		return nil, second, res.err
 	}
-	return nil, err
+	return nil, second, err
 }
 
 // race coordinates two connect attempts for one request.
