@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/fieldname"
 	"github.com/webtier/webtier/proxy/h1"
 	"github.com/webtier/webtier/proxy/upstream"
 )
@@ -268,7 +269,7 @@ func connectionTokens(h http.Header, buf []string) []string {
 	for _, v := range h["Connection"] {
 		for sf := range strings.SplitSeq(v, ",") {
 			if sf = textproto.TrimString(sf); sf != "" {
-				buf = append(buf, textproto.CanonicalMIMEHeaderKey(sf))
+				buf = append(buf, fieldname.Canonical(sf))
 			}
 		}
 	}

@@ -3,8 +3,9 @@ package ajp
 import (
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"strconv"
+
+	"github.com/webtier/webtier/proxy/fieldname"
 )
 
 // strReader reads AJP integers and strings from a payload converted to a
@@ -122,7 +123,7 @@ func parseSendHeaders(p []byte) (*SendHeadersPacket, error) {
 		if !validHeaderName(name) || !validHeaderValue(value) {
 			continue
 		}
-		name = textproto.CanonicalMIMEHeaderKey(name)
+		name = fieldname.Canonical(name)
 		if old, exists := h[name]; exists {
 			h[name] = append(old, value)
 			continue

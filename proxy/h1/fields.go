@@ -3,6 +3,8 @@ package h1
 import (
 	"net/http"
 	"strings"
+
+	"github.com/webtier/webtier/proxy/fieldname"
 )
 
 // ParseFields parses the field lines of an HTTP/1 head (each line ending
@@ -29,7 +31,7 @@ func ParseFields(lines string) (http.Header, bool) {
 		}
 		value = trimOWS(value)
 		if !isCanonical(name) {
-			name = http.CanonicalHeaderKey(name)
+			name = fieldname.Canonical(name)
 		}
 		if vv, ok := h[name]; ok {
 			h[name] = append(vv, value)

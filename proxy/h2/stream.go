@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"github.com/webtier/webtier/proxy/fieldname"
 )
 
 var (
@@ -305,7 +307,7 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	}
 	var tr http.Header
 	for _, hf := range f.RegularFields() {
-		k := canonicalKey(hf.Name)
+		k := fieldname.Canonical(hf.Name)
 		if !httpguts.ValidTrailerHeader(k) {
 			continue
 		}
@@ -365,7 +367,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 			cookies = append(cookies, hf.Value)
 			continue
 		}
-		k := canonicalKey(hf.Name)
+		k := fieldname.Canonical(hf.Name)
 		if vv := header[k]; vv != nil {
 			header[k] = append(vv, hf.Value)
 			continue

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/webtier/webtier/proxy/fieldname"
 	"github.com/webtier/webtier/proxy/httpdate"
 )
 
@@ -283,7 +284,7 @@ func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers
 		if strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(omit, k) {
 			continue
 		}
-		name := lowerKey(k)
+		name := fieldname.Lower(k)
 		switch name {
 		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 			continue // connection-specific: not in HTTP/2
@@ -376,48 +377,3 @@ var statusTexts = func() (t [1000]string) {
 }()
 
 func statusText(code int) string { return statusTexts[code] }
-
-// commonKeys maps the header names most requests and responses carry
-// between their HTTP/2 (lower case) and canonical forms, without
-// allocating. It is built once and only read.
-var commonLower, commonCanonical = func() (map[string]string, map[string]string) {
-	names := []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Access-Control-Allow-Origin", "Age", "Allow", "Authorization", "Cache-Control",
-		"Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
-		"Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag",
-		"Expect", "Expires", "Forwarded", "From", "Host", "If-Match", "If-Modified-Since",
-		"If-None-Match", "If-Range", "If-Unmodified-Since", "Last-Modified", "Link",
-		"Location", "Max-Forwards", "Origin", "Pragma", "Priority", "Proxy-Authenticate",
-		"Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After", "Server",
-		"Set-Cookie", "Strict-Transport-Security", "Te", "Trailer", "User-Agent", "Vary",
-		"Via", "Www-Authenticate", "X-Forwarded-For", "X-Forwarded-Host",
-		"X-Forwarded-Proto", "X-Request-Id", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
-		"Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile",
-		"Sec-Ch-Ua-Platform", "Upgrade-Insecure-Requests", "Dnt", "Cf-Ray",
-	}
-	lower := make(map[string]string, len(names))
-	canon := make(map[string]string, len(names))
-	for _, n := range names {
-		l := strings.ToLower(n)
-		lower[n] = l
-		canon[l] = n
-	}
-	return lower, canon
-}()
-
-// canonicalKey is the canonical form of a received (lower-case) name.
-func canonicalKey(name string) string {
-	if k, ok := commonCanonical[name]; ok {
-		return k
-	}
-	return http.CanonicalHeaderKey(name)
-}
-
-// lowerKey is the HTTP/2 form of a header map key.
-func lowerKey(k string) string {
-	if l, ok := commonLower[k]; ok {
-		return l
-	}
-	return strings.ToLower(k)
-}
