@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+
+	"github.com/webtier/webtier/proxy/fieldname"
 )
 
 // errNotFast says a request is outside what the fast path serves; its
@@ -165,26 +167,12 @@ func validToken(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if !tokenByte[c] {
+		if !fieldname.IsTokenByte(c) {
 			return false
 		}
 	}
 	return true
 }
-
-var tokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 var hostByte = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {

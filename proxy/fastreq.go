@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/webtier/webtier/proxy/fieldname"
 	"github.com/webtier/webtier/proxy/h1"
 )
 
@@ -34,7 +35,7 @@ func parseRequest(br *bufio.Reader, size int, req *http.Request) bool {
 	line, fields, _ := strings.Cut(head, "\r\n")
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || !h1.ValidToken(method) || method == http.MethodConnect ||
+	if !ok1 || !ok2 || !fieldname.ValidToken(method) || method == http.MethodConnect ||
 		len(target) == 0 || target[0] != '/' {
 		return false
 	}

@@ -79,6 +79,23 @@ func Canonical(s string) string {
 	return string(b)
 }
 
+// ValidToken reports whether s is an RFC 9110 token (a method or a field
+// name): not empty, tchar bytes only.
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isToken[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// IsTokenByte reports whether c is a tchar of RFC 9110 5.6.2.
+func IsTokenByte(c byte) bool { return isToken[c] }
+
 // isToken marks the tchar bytes of RFC 9110 5.6.2 (net/textproto's
 // validHeaderFieldByte).
 var isToken = func() (t [256]bool) {

@@ -61,3 +61,24 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
+
+func TestValidToken(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"GET", true}, {"X-Custom_1.2", true}, {"!#$%&'*+-.^_`|~", true},
+		{"", false}, {"a b", false}, {"a:b", false}, {"a\tb", false},
+		{"(x)", false}, {"ü", false}, {"a\x7f", false}, {"{x}", false},
+	} {
+		if got := ValidToken(tc.s); got != tc.want {
+			t.Errorf("ValidToken(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		want := c > ' ' && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
+		if got := IsTokenByte(byte(c)); got != want {
+			t.Errorf("IsTokenByte(%#x) = %v, want %v", c, got, want)
+		}
+	}
+}

@@ -26,7 +26,7 @@ func ParseFields(lines string) (http.Header, bool) {
 		var line string
 		line, lines, _ = strings.Cut(lines, "\r\n")
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !ValidToken(name) || !validValue(value) {
+		if !ok || !fieldname.ValidToken(name) || !validValue(value) {
 			return nil, false
 		}
 		value = trimOWS(value)

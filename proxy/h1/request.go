@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/webtier/webtier/proxy/fieldname"
 )
 
 // init checks req and decides how it is framed. Everything written later
@@ -27,7 +29,7 @@ func (ex *exchange) init() error {
 	ex.method = req.Method
 	if ex.method == "" {
 		ex.method = http.MethodGet
-	} else if !ValidToken(ex.method) {
+	} else if !fieldname.ValidToken(ex.method) {
 		return fmt.Errorf("%w: invalid method %q", ErrInvalidRequest, req.Method)
 	}
 	ex.host = req.Host
@@ -67,7 +69,7 @@ func (ex *exchange) init() error {
 		// (net/http.Request's doc), like -1: chunked, never dropped.
 		ex.reqBody, ex.bodyLen = req.Body, -1
 		for k := range req.Trailer {
-			if !ValidToken(k) {
+			if !fieldname.ValidToken(k) {
 				return fmt.Errorf("%w: invalid trailer name %q", ErrInvalidRequest, k)
 			}
 		}
@@ -117,7 +119,7 @@ func skipHeader(k string, vv []string) bool {
 
 // validField checks a header or trailer field before it is written.
 func validField(k string, vv []string) error {
-	if !ValidToken(k) {
+	if !fieldname.ValidToken(k) {
 		return fmt.Errorf("%w: invalid header name %q", ErrInvalidRequest, k)
 	}
 	for _, v := range vv {
@@ -391,20 +393,6 @@ func (w *bodyWriter) source(err error) error {
 	return err
 }
 
-// ValidToken reports whether s is an RFC 9110 token (a method or a field
-// name).
-func ValidToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
 // validValue reports whether s may be written as a field value: no
 // control character but HTAB (so no CR, LF or NUL), as net/http checks.
 func validValue(s string) bool {
@@ -441,20 +429,6 @@ func validTarget(s string) bool {
 	}
 	return true
 }
-
-// isTokenByte: tchar of RFC 9110, section 5.6.2.
-var isTokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // HasToken reports whether the comma-separated header values vv contain
 // the token tok, ignoring ASCII case only (as httpguts'
