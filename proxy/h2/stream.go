@@ -225,6 +225,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	st.remoteEnded = st.remoteClosed
 	c.streams[id] = st
 	c.handlers++
+	c.running.Add(1)
 	c.smu.Unlock()
 	runHandler(st)
 	return nil
@@ -535,6 +536,7 @@ func (c *conn) handlerDone(st *stream) {
 	c.smu.Lock()
 	st.localDone = true
 	c.handlers--
+	c.running.Add(-1)
 	remoteOpen := !st.remoteClosed
 	if remoteOpen {
 		st.sentReset = true // below, unless it was reset already
