@@ -159,7 +159,11 @@ func (w *responseWriter) release() {
 func (w *responseWriter) send(p []byte, end, flush bool) error {
 	st, c := w.st, w.st.c
 	c.lockW()
-	defer c.unlockW()
+	if end {
+		defer c.unlockWBatch()
+	} else {
+		defer c.unlockW()
+	}
 	if st.reset {
 		return errStreamReset
 	}
