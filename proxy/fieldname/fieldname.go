@@ -11,9 +11,9 @@ import (
 	"strings"
 )
 
-// Common lists the canonical forms of the names the HTTP/1 and HTTP/2
-// code interns. Do not modify it.
-var Common = []string{
+// names lists the canonical forms this package interns: common field
+// names, and "Close", the Connection token nearly every close carries.
+var names = []string{
 	"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
 	"Access-Control-Allow-Origin", "Age", "Allow", "Authorization", "Cache-Control",
 	"Close", "Connection", "Content-Disposition", "Content-Encoding", "Content-Language",
@@ -32,10 +32,10 @@ var Common = []string{
 	"Cf-Ray",
 }
 
-// common interns Common; built once and only read.
+// common interns names; built once and only read.
 var common = func() map[string]string {
-	m := make(map[string]string, len(Common))
-	for _, n := range Common {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
 		m[n] = n
 	}
 	return m
@@ -45,7 +45,7 @@ var common = func() map[string]string {
 const maxLen = 40
 
 // Canonical returns http.CanonicalHeaderKey(s). It allocates only when s is
-// not canonical and its canonical form is not in Common.
+// not canonical and its canonical form is not a common one.
 func Canonical(s string) string {
 	if len(s) > maxLen {
 		return http.CanonicalHeaderKey(s)
@@ -113,7 +113,7 @@ var isToken = func() (t [256]bool) {
 }()
 
 // Lower returns the lower-case (HTTP/2) form of a canonical name, without
-// allocating for the names in Common.
+// allocating for the common names.
 func Lower(k string) string {
 	if l, ok := lower[k]; ok {
 		return l
@@ -122,8 +122,8 @@ func Lower(k string) string {
 }
 
 var lower = func() map[string]string {
-	m := make(map[string]string, len(Common))
-	for _, n := range Common {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
 		m[n] = strings.ToLower(n)
 	}
 	return m

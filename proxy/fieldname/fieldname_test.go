@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-var names = []string{
+var testNames = []string{
 	"", "ETag", "etag", "ETAG", "Etag", "content-type", "CONTENT-LENGTH",
 	"x-request-id", "WWW-Authenticate", "x-forwarded-for", "dnt", "TE", "p3p",
 	"keep-alive", "close", "x-custom-header", "X-CUSTOM", "a", "A-", "-a", "a--b",
@@ -16,8 +16,8 @@ var names = []string{
 }
 
 func TestCanonical(t *testing.T) {
-	all := append([]string(nil), names...)
-	for _, n := range Common {
+	all := append([]string(nil), testNames...)
+	for _, n := range names {
 		all = append(all, n, strings.ToLower(n), strings.ToUpper(n))
 	}
 	for _, n := range all {
@@ -30,9 +30,9 @@ func TestCanonical(t *testing.T) {
 // TestCommon guards the list against a typo: a name that is not canonical
 // would never be found.
 func TestCommon(t *testing.T) {
-	for _, n := range Common {
+	for _, n := range names {
 		if c := http.CanonicalHeaderKey(n); c != n {
-			t.Errorf("Common has %q; its canonical form is %q", n, c)
+			t.Errorf("names has %q; its canonical form is %q", n, c)
 		}
 		if l := Lower(n); l != strings.ToLower(n) {
 			t.Errorf("Lower(%q) = %q", n, l)
@@ -52,7 +52,7 @@ func TestCanonicalAllocs(t *testing.T) {
 }
 
 func FuzzCanonical(f *testing.F) {
-	for _, n := range names {
+	for _, n := range testNames {
 		f.Add(n)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
