@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -27,7 +28,8 @@ type persistConn struct {
 	wbuf []byte // request body packets
 
 	uses      int       // requests started on this connection
-	idleAt    time.Time // when it last entered the pool; guarded by t.mu while pooled
+	idleAt    time.Time // when it last entered the pool; guarded by t.mu
+	timerOn   bool      // idleTimer is armed; guarded by t.mu
 	idleTimer *time.Timer
 
 	dmu    sync.Mutex // guards broken, owner and every deadline change
@@ -35,6 +37,17 @@ type persistConn struct {
 	owner  *exchange  // the exchange using it; nil while pooled
 
 	closeOnce sync.Once
+
+	// For sendAwait, which runs only on the goroutine that owns pc. The
+	// callback is a method value made once: making it per call would
+	// allocate.
+	raw     syscall.RawConn
+	noRaw   bool // the connection has no RawConn
+	sendFn  func(fd uintptr) bool
+	out     []byte // what send writes
+	sent    bool
+	sentN   int
+	sendErr error
 }
 
 func newPersistConn(t *Transport, conn net.Conn) *persistConn {
@@ -49,14 +62,33 @@ func newPersistConn(t *Transport, conn net.Conn) *persistConn {
 }
 
 func (pc *persistConn) close() {
-	pc.closeOnce.Do(func() { pc.conn.Close() })
+	pc.closeOnce.Do(func() {
+		pc.idleTimer.Stop()
+		pc.conn.Close()
+	})
 }
 
-// closeIfIdle runs when the idle timer fires.
+// closeIfIdle runs when the idle timer fires: it closes pc if pc has
+// been idle for IdleTimeout. If pc was used meanwhile and is idle again,
+// the timer is re-armed for the rest; if it is in use, putIdle re-arms it.
 func (pc *persistConn) closeIfIdle() {
-	if pc.t.removeIdle(pc) {
-		pc.close()
+	t := pc.t
+	t.mu.Lock()
+	i := slices.Index(t.idle, pc)
+	if i < 0 {
+		pc.timerOn = false
+		t.mu.Unlock()
+		return
 	}
+	if rest := t.o.IdleTimeout - time.Since(pc.idleAt); rest > 0 {
+		pc.idleTimer.Reset(rest)
+		t.mu.Unlock()
+		return
+	}
+	t.idle = slices.Delete(t.idle, i, i+1)
+	pc.timerOn = false
+	t.mu.Unlock()
+	pc.close()
 }
 
 // interrupt wakes any blocked read or write and marks pc broken.
@@ -66,6 +98,10 @@ func (pc *persistConn) interrupt() {
 	pc.conn.SetDeadline(aLongTimeAgo)
 	pc.dmu.Unlock()
 }
+
+// Interrupt is interrupt, for an interrupt.Interrupt (an
+// interrupt.Target).
+func (pc *persistConn) Interrupt() { pc.interrupt() }
 
 // setOwner records which exchange uses pc (nil: none).
 func (pc *persistConn) setOwner(ex *exchange) {

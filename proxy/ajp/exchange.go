@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // exchange is one request/response cycle on one connection.
@@ -23,6 +25,7 @@ type exchange struct {
 	pkt     []byte // Forward Request, plus the first body packet if any
 	fwdSize int    // size of the Forward Request packet alone
 
+	intr      *interrupt.Interrupt // nil but for RoundTripInterruptible
 	pc        *persistConn
 	stop      func() bool // stops the context watch; false if it fired
 	first     bool        // first request on pc
@@ -62,7 +65,7 @@ func (ex *exchange) run() (*http.Response, error) {
 		if e == nil {
 			return resp, nil
 		}
-		if retry && attempt == 0 {
+		if retry && attempt == 0 && e.Kind != KindCanceled {
 			continue
 		}
 		ex.rb.close()
@@ -81,16 +84,21 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 	ex.first = pc.uses == 1
 	ex.gotPacket = false
 	ex.stop = pc.watch(ex.req.Context())
+	if ex.intr != nil {
+		ex.intr.Attach(pc)
+	}
 
-	if n, werr := pc.conn.Write(ex.pkt); werr != nil {
+	// The response header clock starts before the write: sendAwait waits
+	// for the answer under the read deadline.
+	rht := ex.t.o.ResponseHeaderTimeout
+	if !pc.setReadDeadline(time.Now().Add(rht)) {
+		return nil, ex.fail(net.ErrClosed, false), false
+	}
+	if n, werr := pc.sendAwait(ex.pkt); werr != nil {
 		// Nothing written on a reused connection: always safe to resend.
 		return nil, ex.fail(werr, false), reused && n == 0 && !ex.rb.readMore
 	}
-	rht := ex.t.o.ResponseHeaderTimeout
 	for {
-		if !pc.setReadDeadline(time.Now().Add(rht)) {
-			return nil, ex.fail(net.ErrClosed, false), false
-		}
 		p, rerr := pc.fr.ReadPacket()
 		if rerr != nil {
 			// A pooled connection the backend closed while idle: EOF or
@@ -104,6 +112,9 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 		case *GetBodyChunkPacket:
 			if err := ex.sendBody(p.Length); err != nil {
 				return nil, err, false
+			}
+			if !pc.setReadDeadline(time.Now().Add(rht)) {
+				return nil, ex.fail(net.ErrClosed, false), false
 			}
 		case *SendHeadersPacket:
 			resp, err := ex.response(p)
@@ -201,8 +212,33 @@ func (ex *exchange) fail(err error, inBody bool) *Error {
 
 // closeConn drops the connection: not giving it back.
 func (ex *exchange) closeConn() {
-	ex.stop()
+	ex.stopWatch()
 	ex.pc.close()
+}
+
+// stopWatch ends the context watch and detaches the Interrupt; it reports
+// false if either fired (pc is then broken).
+func (ex *exchange) stopWatch() bool {
+	ok := ex.stop()
+	if ex.intr != nil && !ex.intr.Detach() {
+		ok = false
+	}
+	return ok
+}
+
+// ended returns the error of a request whose context ended or whose
+// Interrupt fired, and nil for one that goes on.
+func (ex *exchange) ended() *Error {
+	ctx := ex.req.Context()
+	if ctx.Err() != nil {
+		return canceledError(ctx)
+	}
+	if ex.intr != nil {
+		if cause := ex.intr.Cause(); cause != nil {
+			return newError(KindCanceled, cause, "request interrupted")
+		}
+	}
+	return nil
 }
 
 // abort ends the exchange for good: connection and request body.
@@ -212,9 +248,8 @@ func (ex *exchange) abort() {
 }
 
 func (ex *exchange) classify(err error, inBody bool) *Error {
-	ctx := ex.req.Context()
-	if ctx.Err() != nil {
-		return canceledError(ctx)
+	if e := ex.ended(); e != nil {
+		return e
 	}
 	var se *sizeError
 	if errors.As(err, &se) {
@@ -243,7 +278,7 @@ func (ex *exchange) classify(err error, inBody bool) *Error {
 
 // finish ends the exchange at END_RESPONSE.
 func (ex *exchange) finish(reuse bool) {
-	stopped := ex.stop()
+	stopped := ex.stopWatch()
 	ex.rb.close()
 	ex.pc.setOwner(nil)
 	if reuse && stopped {
@@ -291,7 +326,7 @@ func (ex *exchange) readAhead(resp *http.Response) (*http.Response, *Error) {
 	for len(buf) <= maxReadAhead {
 		p, err := ex.pc.fr.ReadPacket()
 		if err != nil {
-			if kind == KindPacketSize && isConnGone(err) && ex.req.Context().Err() == nil {
+			if kind == KindPacketSize && isConnGone(err) && ex.ended() == nil {
 				ex.closeConn()
 				return nil, ex.packetSizeRefused(err)
 			}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // Defaults for Options.
@@ -198,6 +200,14 @@ func (t *Transport) CPing(ctx context.Context) error {
 // resent), and either nothing could be written or the method is
 // idempotent (net/http's rule).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripInterruptible(req, nil)
+}
+
+// RoundTripInterruptible is RoundTrip with in (if not nil) as a second
+// way, besides req's context, to end the request: the caller's Fire
+// interrupts the connection the request is on (package interrupt says
+// why this is cheaper than a context of the request's own).
+func (t *Transport) RoundTripInterruptible(req *http.Request, in *interrupt.Interrupt) (*http.Response, error) {
 	if req.URL == nil {
 		closeReqBody(req)
 		return nil, errors.New("ajp: nil Request.URL")
@@ -206,11 +216,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeReqBody(req)
 		return nil, ErrUpgrade
 	}
-	t.mu.Lock()
-	t.closeIdle = false // a request wants a connection: pool them again
-	t.mu.Unlock()
-
-	ex := &exchange{t: t, req: req}
+	ex := &exchange{t: t, req: req, intr: in}
 	ex.rb.init(req)
 
 	bufp := t.getBuf()
@@ -474,7 +480,8 @@ func (t *Transport) dial(ctx context.Context) (*persistConn, error) {
 }
 
 // popIdle takes the most recently used idle connection that has not
-// expired. Expired ones are closed.
+// expired, and re-enables pooling after CloseIdleConnections (a request
+// wants a connection). Expired ones are closed.
 func (t *Transport) popIdle() *persistConn {
 	var expired []*persistConn
 	defer func() {
@@ -482,14 +489,17 @@ func (t *Transport) popIdle() *persistConn {
 			pc.close()
 		}
 	}()
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.closeIdle = false
 	for n := len(t.idle); n > 0; n = len(t.idle) {
 		pc := t.idle[n-1]
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
-		pc.idleTimer.Stop()
-		if time.Since(pc.idleAt) > t.o.IdleTimeout {
+		// The idle timer stays armed: closeIfIdle leaves a connection in
+		// use alone, so a busy connection costs no timer work.
+		if now.Sub(pc.idleAt) > t.o.IdleTimeout {
 			expired = append(expired, pc)
 			continue
 		}
@@ -514,37 +524,22 @@ func (t *Transport) putIdle(pc *persistConn) {
 	var evict *persistConn
 	if len(t.idle) >= t.o.MaxIdle {
 		evict = t.idle[0]
-		evict.idleTimer.Stop()
 		copy(t.idle, t.idle[1:])
 		t.idle[len(t.idle)-1] = nil
 		t.idle = t.idle[:len(t.idle)-1]
 	}
 	pc.idleAt = time.Now()
 	t.idle = append(t.idle, pc)
-	if pc.idleTimer == nil {
-		pc.idleTimer = time.AfterFunc(t.o.IdleTimeout, pc.closeIfIdle)
-	} else {
+	if !pc.timerOn {
+		// Armed once and re-armed from closeIfIdle, not reset on every
+		// request.
+		pc.timerOn = true
 		pc.idleTimer.Reset(t.o.IdleTimeout)
 	}
 	t.mu.Unlock()
 	if evict != nil {
 		evict.close()
 	}
-}
-
-// removeIdle takes pc out of the pool and reports whether it was there.
-func (t *Transport) removeIdle(pc *persistConn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i, c := range t.idle {
-		if c == pc {
-			copy(t.idle[i:], t.idle[i+1:])
-			t.idle[len(t.idle)-1] = nil
-			t.idle = t.idle[:len(t.idle)-1]
-			return true
-		}
-	}
-	return false
 }
 
 // idleCount returns the number of pooled connections (for tests).

@@ -19,8 +19,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // okServe answers every request with 200 "hello" and reuse=1.
@@ -1088,7 +1091,14 @@ func TestCloseIdleConnections(t *testing.T) {
 func TestIdleTimeoutAndMaxIdle(t *testing.T) {
 	fc := newFakeContainer(t, okServe)
 	tr := fc.transport(Options{IdleTimeout: 50 * time.Millisecond})
+	// Two requests on one connection: the idle timer armed by the first
+	// stays armed, and when it fires it re-arms itself for the time the
+	// connection has been idle since the second.
 	roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com/", nil))
+	roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com/", nil))
+	if n := fc.accepts.Load(); n != 1 {
+		t.Fatalf("%d connections for two requests; want 1 (pooled)", n)
+	}
 	for deadline := time.Now().Add(5 * time.Second); tr.idleCount() != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("idle connection not closed after IdleTimeout")
@@ -1221,5 +1231,63 @@ func TestRealTLSSessionID(t *testing.T) {
 	}
 	if len(ids) != 2 || len(ids[0]) != 32 || ids[0] != ids[1] {
 		t.Errorf("session ids %q; want two equal 32-hex-digit ids", ids)
+	}
+}
+
+// TestRoundTripInterruptible: Fire ends a request that waits for its
+// response headers, with the cause in the error and the connection
+// closed; a request whose Interrupt fired before it started never reaches
+// Tomcat. Neither is retried, and neither is a backend error.
+func TestRoundTripInterruptible(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	var hits atomic.Int32
+	fc := newFakeContainer(t, func(c *cconn, _ *decodedRequest, _ []byte) error {
+		hits.Add(1)
+		arrived <- struct{}{}
+		_, err := c.readPacket() // no answer: wait for the client to close
+		if err == nil {
+			return errors.New("unexpected packet")
+		}
+		return errCloseConn
+	})
+	var rec errorRecorder
+	// Only Fire can end the first case in time: the timeout is a safety net.
+	tr := fc.transport(Options{ResponseHeaderTimeout: 30 * time.Second, OnError: rec.onError})
+	cause := errors.New("address ejected")
+	tests := []struct {
+		name     string
+		fireLate bool // fire once the request reached Tomcat; else before it starts
+		hits     int32
+	}{
+		{"while waiting for headers", true, 1},
+		{"before the request", false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hits.Store(0)
+			var in interrupt.Interrupt
+			if tc.fireLate {
+				go func() {
+					<-arrived
+					in.Fire(cause)
+				}()
+			} else {
+				in.Fire(cause)
+			}
+			_, err := tr.RoundTripInterruptible(httptest.NewRequest("GET", "http://example.com/", nil), &in)
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindCanceled || !errors.Is(err, cause) {
+				t.Fatalf("err = %v; want *Error of kind canceled wrapping %q", err, cause)
+			}
+			if n := hits.Load(); n != tc.hits {
+				t.Errorf("Tomcat saw %d requests; want %d (no retry)", n, tc.hits)
+			}
+			if n := tr.idleCount(); n != 0 {
+				t.Errorf("%d pooled connections after an interrupted request; want 0", n)
+			}
+		})
+	}
+	if kinds, _ := rec.get(); len(kinds) != 0 {
+		t.Errorf("OnError kinds = %v; an interrupted request is not a backend error", kinds)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // exchange is one request and its response. Its first field group is set
@@ -23,7 +25,7 @@ type exchange struct {
 	t     *Transport
 	req   *http.Request
 	ctx   context.Context
-	intr  *Interrupt // nil but for RoundTripInterruptible
+	intr  *interrupt.Interrupt // nil but for RoundTripInterruptible
 	trace *httptrace.ClientTrace
 
 	method     string
@@ -88,7 +90,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 	ex.pc, ex.w, ex.resp = pc, nil, nil
 	ex.stop = pc.watch(ex.ctx)
 	if ex.intr != nil {
-		ex.intr.attach(pc)
+		ex.intr.Attach(pc)
 	}
 	err = ex.writeHead(pc.bw)
 	awaiting := false
@@ -220,7 +222,7 @@ func (ex *exchange) stopWatch() bool {
 	}
 	ex.stop = nil
 	ok := stop()
-	if ex.intr != nil && !ex.intr.detach() {
+	if ex.intr != nil && !ex.intr.Detach() {
 		ok = false
 	}
 	return ok

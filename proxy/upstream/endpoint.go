@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/proxy/h1"
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // Endpoint is one backend address of one target, with its own keep-alive
@@ -57,7 +58,7 @@ type backendTransport interface {
 // waits for response headers so that it can be rescued.
 type attempt struct {
 	cancel context.CancelCauseFunc // the try's context, or
-	intr   h1.Interrupt            // with an h1 transport and no race: no context
+	intr   interrupt.Interrupt     // with an h1 or AJP transport and no race: no context
 	start  time.Time
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/webtier/webtier/proxy/ajp"
 	"github.com/webtier/webtier/proxy/h1"
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // notSentError marks a try that failed before any of the request was sent,
@@ -300,10 +301,10 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	}
 	var a *attempt
 	var cancel context.CancelCauseFunc
-	h1t, _ := e.transport.(*h1.Transport)
-	if idempotent && p.opts.RescueGrace >= 0 && r == nil && h1t != nil {
-		// Rescue only: the h1 client can be interrupted without a
-		// context of the try's own (see h1.Interrupt).
+	it, _ := e.transport.(interruptible)
+	if idempotent && p.opts.RescueGrace >= 0 && r == nil && it != nil {
+		// Rescue only: the h1 and AJP clients can be interrupted without
+		// a context of the try's own (see package interrupt).
 		a = &ts.att
 		a.start = p.now()
 		e.track(a)
@@ -340,7 +341,7 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	var resp *http.Response
 	var err error
 	if a != nil && a.cancel == nil {
-		resp, err = h1t.RoundTripInterruptible(out, &a.intr)
+		resp, err = it.RoundTripInterruptible(out, &a.intr)
 	} else {
 		resp, err = e.transport.RoundTrip(out)
 	}
@@ -405,6 +406,17 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	}
 	return resp, nil
 }
+
+// interruptible is a backend client whose requests an interrupt.Interrupt
+// can end (h1 and AJP).
+type interruptible interface {
+	RoundTripInterruptible(*http.Request, *interrupt.Interrupt) (*http.Response, error)
+}
+
+var (
+	_ interruptible = (*h1.Transport)(nil)
+	_ interruptible = (*ajp.Transport)(nil)
+)
 
 // tryState is what one try allocates: the outbound URL (the request's,
 // addressed to the endpoint), its rescue registration, and the wrapper of
