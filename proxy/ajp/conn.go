@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/proxy/idlepool"
 )
 
 // aLongTimeAgo is a deadline in the past, set to wake a blocked read or
@@ -28,9 +29,7 @@ type persistConn struct {
 	wbuf []byte // request body packets
 
 	uses      int       // requests started on this connection
-	idleAt    time.Time // when it last entered the pool; guarded by t.mu
-	timerOn   bool      // idleTimer is armed; guarded by t.mu
-	idleTimer *time.Timer
+	idle      idlepool.Entry
 
 	dmu    sync.Mutex // guards broken, owner and every deadline change
 	broken bool       // a past deadline was set to interrupt it: never reuse
@@ -54,41 +53,19 @@ func newPersistConn(t *Transport, conn net.Conn) *persistConn {
 	pc := &persistConn{t: t, conn: conn}
 	pc.br = bufio.NewReaderSize(conn, t.o.PacketSize)
 	pc.fr = NewFramer(conn, pc.br, t.o.PacketSize)
-	// Created stopped and only ever Reset, so the field is written once,
-	// before any timer goroutine can read it.
-	pc.idleTimer = time.AfterFunc(time.Hour, pc.closeIfIdle)
-	pc.idleTimer.Stop()
+	t.idle.Track(pc)
 	return pc
 }
 
+// IdleEntry and Close make pc an idlepool.Conn.
+func (pc *persistConn) IdleEntry() *idlepool.Entry { return &pc.idle }
+func (pc *persistConn) Close()                     { pc.close() }
+
 func (pc *persistConn) close() {
 	pc.closeOnce.Do(func() {
-		pc.idleTimer.Stop()
+		pc.idle.StopTimer()
 		pc.conn.Close()
 	})
-}
-
-// closeIfIdle runs when the idle timer fires: it closes pc if pc has
-// been idle for IdleTimeout. If pc was used meanwhile and is idle again,
-// the timer is re-armed for the rest; if it is in use, putIdle re-arms it.
-func (pc *persistConn) closeIfIdle() {
-	t := pc.t
-	t.mu.Lock()
-	i := slices.Index(t.idle, pc)
-	if i < 0 {
-		pc.timerOn = false
-		t.mu.Unlock()
-		return
-	}
-	if rest := t.o.IdleTimeout - time.Since(pc.idleAt); rest > 0 {
-		pc.idleTimer.Reset(rest)
-		t.mu.Unlock()
-		return
-	}
-	t.idle = slices.Delete(t.idle, i, i+1)
-	pc.timerOn = false
-	t.mu.Unlock()
-	pc.close()
 }
 
 // interrupt wakes any blocked read or write and marks pc broken.

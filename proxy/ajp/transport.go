@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webtier/webtier/proxy/idlepool"
 	"github.com/webtier/webtier/proxy/interrupt"
 )
 
@@ -91,9 +92,7 @@ type Options struct {
 type Transport struct {
 	o Options // defaults applied
 
-	mu        sync.Mutex     // guards idle and closeIdle
-	idle      []*persistConn // oldest first
-	closeIdle bool           // close connections as they become idle
+	idle *idlepool.Pool[*persistConn]
 
 	bufs sync.Pool // *[]byte, request packet buffers
 }
@@ -121,7 +120,7 @@ func NewTransport(o Options) *Transport {
 	if o.MaxIdle == 0 {
 		o.MaxIdle = DefaultMaxIdle
 	}
-	return &Transport{o: o}
+	return &Transport{o: o, idle: idlepool.New[*persistConn](o.MaxIdle, o.IdleTimeout)}
 }
 
 type routeKey struct{}
@@ -146,26 +145,13 @@ func WithRemoteUser(ctx context.Context, user, authType string) context.Context 
 // HasIdle reports whether a pooled connection is waiting for a request:
 // the next request would most likely not need to connect. The upstream
 // pool races connects only for requests that would.
-func (t *Transport) HasIdle() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle) > 0
-}
+func (t *Transport) HasIdle() bool { return t.idle.Len() > 0 }
 
 // CloseIdleConnections closes the idle connections now, and closes
 // connections that finish their request later instead of pooling them,
 // until the next RoundTrip. In-flight requests are not interrupted. This is
 // net/http's contract, which drain relies on.
-func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
-	t.closeIdle = true
-	t.mu.Unlock()
-	for _, pc := range idle {
-		pc.close()
-	}
-}
+func (t *Transport) CloseIdleConnections() { t.idle.CloseIdle() }
 
 // CPing opens a new connection, sends CPING and waits CPingTimeout (or
 // ctx's deadline, if sooner) for CPONG, then closes the connection. It is
@@ -421,11 +407,11 @@ func tlsSessionID(cs *tls.ConnectionState) (id string) {
 // one. reused reports which.
 func (t *Transport) getConn(ctx context.Context) (pc *persistConn, reused bool, err error) {
 	for {
-		pc = t.popIdle()
-		if pc == nil {
+		pc, ok, _, idle := t.idle.Get()
+		if !ok {
 			break
 		}
-		if t.o.CPingIdle < 0 || time.Since(pc.idleAt) <= t.o.CPingIdle {
+		if t.o.CPingIdle < 0 || idle <= t.o.CPingIdle {
 			return pc, true, nil
 		}
 		if err := pc.cping(ctx, t.o.CPingTimeout); err != nil {
@@ -479,74 +465,16 @@ func (t *Transport) dial(ctx context.Context) (*persistConn, error) {
 	return newPersistConn(t, conn), nil
 }
 
-// popIdle takes the most recently used idle connection that has not
-// expired, and re-enables pooling after CloseIdleConnections (a request
-// wants a connection). Expired ones are closed.
-func (t *Transport) popIdle() *persistConn {
-	var expired []*persistConn
-	defer func() {
-		for _, pc := range expired {
-			pc.close()
-		}
-	}()
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closeIdle = false
-	for n := len(t.idle); n > 0; n = len(t.idle) {
-		pc := t.idle[n-1]
-		t.idle[n-1] = nil
-		t.idle = t.idle[:n-1]
-		// The idle timer stays armed: closeIfIdle leaves a connection in
-		// use alone, so a busy connection costs no timer work.
-		if now.Sub(pc.idleAt) > t.o.IdleTimeout {
-			expired = append(expired, pc)
-			continue
-		}
-		return pc
-	}
-	return nil
-}
-
-// putIdle pools pc, or closes it when pooling is off or after
-// CloseIdleConnections. The oldest connection makes room when full.
+// putIdle pools pc (see idlepool.Pool.Put), unless it was interrupted.
 func (t *Transport) putIdle(pc *persistConn) {
 	if !pc.clearDeadlines() {
 		pc.close()
 		return
 	}
-	t.mu.Lock()
-	if t.closeIdle || t.o.MaxIdle < 0 {
-		t.mu.Unlock()
-		pc.close()
-		return
-	}
-	var evict *persistConn
-	if len(t.idle) >= t.o.MaxIdle {
-		evict = t.idle[0]
-		copy(t.idle, t.idle[1:])
-		t.idle[len(t.idle)-1] = nil
-		t.idle = t.idle[:len(t.idle)-1]
-	}
-	pc.idleAt = time.Now()
-	t.idle = append(t.idle, pc)
-	if !pc.timerOn {
-		// Armed once and re-armed from closeIfIdle, not reset on every
-		// request.
-		pc.timerOn = true
-		pc.idleTimer.Reset(t.o.IdleTimeout)
-	}
-	t.mu.Unlock()
-	if evict != nil {
-		evict.close()
-	}
+	t.idle.Put(pc)
 }
 
 // idleCount returns the number of pooled connections (for tests).
-func (t *Transport) idleCount() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle)
-}
+func (t *Transport) idleCount() int { return t.idle.Len() }
 
 var _ io.Closer = (*body)(nil)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/proxy/idlepool"
 )
 
 // aLongTimeAgo is a deadline in the past, set to wake a blocked read or
@@ -28,9 +30,7 @@ type persistConn struct {
 	// -1 otherwise. Only the reading side touches it.
 	limit int64
 
-	idleAt    time.Time // when it last entered the pool; guarded by t.mu
-	timerOn   bool      // idleTimer is armed; guarded by t.mu
-	idleTimer *time.Timer
+	idle idlepool.Entry
 
 	// interruptFn is pc.interrupt, made once: a method value passed to
 	// context.AfterFunc would allocate on every request.
@@ -61,10 +61,7 @@ func newPersistConn(t *Transport, conn net.Conn) *persistConn {
 	pc.br = bufio.NewReaderSize(pc, readBufSize)
 	pc.bw = bufio.NewWriterSize(conn, writeBufSize)
 	pc.interruptFn = pc.interrupt
-	// Created stopped and only ever Reset, so the field is written once,
-	// before any timer goroutine can read it.
-	pc.idleTimer = time.AfterFunc(time.Hour, func() { t.idleTimerFired(pc) })
-	pc.idleTimer.Stop()
+	t.idle.Track(pc)
 	return pc
 }
 
@@ -84,9 +81,13 @@ func (pc *persistConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// IdleEntry and Close make pc an idlepool.Conn.
+func (pc *persistConn) IdleEntry() *idlepool.Entry { return &pc.idle }
+func (pc *persistConn) Close()                     { pc.close() }
+
 func (pc *persistConn) close() {
 	if pc.closed.CompareAndSwap(false, true) {
-		pc.idleTimer.Stop()
+		pc.idle.StopTimer()
 		pc.conn.Close()
 	}
 }

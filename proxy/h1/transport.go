@@ -6,9 +6,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"slices"
 	"sync"
 	"time"
+
+	"github.com/webtier/webtier/proxy/idlepool"
 )
 
 // Defaults for Options.
@@ -75,9 +76,7 @@ type Options struct {
 type Transport struct {
 	o Options // defaults applied
 
-	mu        sync.Mutex     // guards idle, closeIdle, and idleAt and timerOn of pooled connections
-	idle      []*persistConn // oldest first
-	closeIdle bool           // close connections as they become idle
+	idle *idlepool.Pool[*persistConn]
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -96,7 +95,7 @@ func NewTransport(o Options) *Transport {
 	if o.MaxIdle == 0 {
 		o.MaxIdle = DefaultMaxIdle
 	}
-	return &Transport{o: o}
+	return &Transport{o: o, idle: idlepool.New[*persistConn](o.MaxIdle, o.IdleTimeout)}
 }
 
 // RoundTrip sends req and returns the response as soon as its head has
@@ -136,26 +135,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // HasIdle reports whether a pooled connection is waiting for a request:
 // the next request would most likely not need to connect. The upstream
 // pool races connects only for requests that would.
-func (t *Transport) HasIdle() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle) > 0
-}
+func (t *Transport) HasIdle() bool { return t.idle.Len() > 0 }
 
 // CloseIdleConnections closes the idle connections now, and closes
 // connections that finish their request later instead of pooling them,
 // until the next RoundTrip. In-flight requests are not interrupted. This is
 // net/http's contract, which drain relies on.
-func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
-	t.closeIdle = true
-	t.mu.Unlock()
-	for _, pc := range idle {
-		pc.close()
-	}
-}
+func (t *Transport) CloseIdleConnections() { t.idle.CloseIdle() }
 
 // getConn returns a connection for ex: the most recently pooled one that
 // is fit, unless fresh is set, or a new one. reused reports which. It
@@ -258,29 +244,11 @@ func (t *Transport) dialFor(ctx context.Context, d *dialing) {
 }
 
 // popIdle takes the most recently used idle connection that has not
-// expired, and re-enables pooling after CloseIdleConnections (a request
-// wants a connection). Expired connections are closed. now is the time it
+// expired (nil if none), and re-enables pooling after
+// CloseIdleConnections (a request wants a connection). now is the time it
 // looked, idle how long pc was idle.
 func (t *Transport) popIdle() (pc *persistConn, now time.Time, idle time.Duration) {
-	now = time.Now()
-	var expired []*persistConn
-	t.mu.Lock()
-	t.closeIdle = false
-	for n := len(t.idle); n > 0; n = len(t.idle) {
-		c := t.idle[n-1]
-		t.idle[n-1] = nil
-		t.idle = t.idle[:n-1]
-		if idle = now.Sub(c.idleAt); idle > t.o.IdleTimeout {
-			expired = append(expired, c)
-			continue
-		}
-		pc = c
-		break
-	}
-	t.mu.Unlock()
-	for _, c := range expired {
-		c.close()
-	}
+	pc, _, now, idle = t.idle.Get()
 	return pc, now, idle
 }
 
@@ -292,58 +260,8 @@ func (t *Transport) putIdle(pc *persistConn) {
 		pc.close() // the backend sent more than the response: never reuse
 		return
 	}
-	now := time.Now()
-	t.mu.Lock()
-	if t.closeIdle || t.o.MaxIdle < 0 {
-		t.mu.Unlock()
-		pc.close()
-		return
-	}
-	var evict *persistConn
-	if len(t.idle) >= t.o.MaxIdle {
-		evict = t.idle[0]
-		copy(t.idle, t.idle[1:])
-		t.idle[len(t.idle)-1] = nil
-		t.idle = t.idle[:len(t.idle)-1]
-	}
-	pc.idleAt = now
-	t.idle = append(t.idle, pc)
-	if !pc.timerOn {
-		// The timer is armed once and re-armed from idleTimerFired, not
-		// reset on every request: a busy connection costs no timer work.
-		pc.timerOn = true
-		pc.idleTimer.Reset(t.o.IdleTimeout)
-	}
-	t.mu.Unlock()
-	if evict != nil {
-		evict.close()
-	}
-}
-
-// idleTimerFired closes pc if it has been idle for IdleTimeout; if it was
-// used meanwhile and is idle again, the timer is re-armed for the rest.
-func (t *Transport) idleTimerFired(pc *persistConn) {
-	t.mu.Lock()
-	i := slices.Index(t.idle, pc)
-	if i < 0 { // in use; putIdle re-arms the timer
-		pc.timerOn = false
-		t.mu.Unlock()
-		return
-	}
-	if rest := t.o.IdleTimeout - time.Since(pc.idleAt); rest > 0 {
-		pc.idleTimer.Reset(rest)
-		t.mu.Unlock()
-		return
-	}
-	t.idle = slices.Delete(t.idle, i, i+1)
-	pc.timerOn = false
-	t.mu.Unlock()
-	pc.close()
+	t.idle.Put(pc)
 }
 
 // idleCount returns the number of pooled connections (for tests).
-func (t *Transport) idleCount() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle)
-}
+func (t *Transport) idleCount() int { return t.idle.Len() }
