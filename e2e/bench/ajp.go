@@ -173,7 +173,7 @@ upstreams:
     ajp:
       secret: %q
     max_idle_per_address: 64  # pooled AJP connections (default 64; httpd's pool is its 64 threads)
-    idle_timeout: 90s
+    idle_timeout: 10m         # outlives the ~6 min between AJP rounds of a full run, as httpd's pool (no ttl) does
 logging:
   level: warn
   format: json
