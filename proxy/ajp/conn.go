@@ -28,8 +28,8 @@ type persistConn struct {
 	fr   *Framer
 	wbuf []byte // request body packets
 
-	uses      int       // requests started on this connection
-	idle      idlepool.Entry
+	uses int // requests started on this connection
+	idle idlepool.Entry
 
 	dmu    sync.Mutex // guards broken, owner and every deadline change
 	broken bool       // a past deadline was set to interrupt it: never reuse
