@@ -149,8 +149,8 @@ func (h *Handler) release() {
 	}
 }
 
-// waitAnswers waits until every pool has applied the first DNS answer of
-// each of its named targets, or until ctx is done. A pool built moments
+// waitAnswers waits until every pool has applied a DNS answer with
+// addresses for each of its named targets, or until ctx is done. A pool built moments
 // ago has no address for a named target until then: the resolver delivers
 // answers on its own goroutines, even when the name is already in its
 // cache, and a new name needs a query. It returns "upstream: host" for each
@@ -189,7 +189,11 @@ func (w *answerWatch) Subscribe(name string, fn func(resolver.Answer)) (unsubscr
 	first := sync.OnceFunc(func() { close(aw.got) })
 	return w.Resolver.Subscribe(name, func(a resolver.Answer) {
 		fn(a) // the pool publishes the addresses before it returns
-		first()
+		if len(a.Addrs) > 0 {
+			// A first lookup that failed arrives as an answer without
+			// addresses: the target is still one Reload warns about.
+			first()
+		}
 	})
 }
 

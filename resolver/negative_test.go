@@ -128,3 +128,25 @@ func TestNegative_blip(t *testing.T) {
 		}
 	})
 }
+
+// TestNegative_firstLookupReachesSubscribers: a name whose first lookup
+// fails still reaches its subscribers, as an answer without addresses, so
+// that they know the first lookup is over (the upstream pool holds
+// requests until then); when the name appears, they get it.
+func TestNegative_firstLookupReachesSubscribers(t *testing.T) {
+	srv := startServer(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, resolver.Options{}, srv)
+		var rec recorder
+		defer h.r.Subscribe("app.test", rec.fn)()
+		sleep(time.Second)
+		if got := fmtSets(rec.calls()); got != "[]" {
+			t.Errorf("subscriber calls after a failed first lookup = %s; want [] (one call, no addresses)", got)
+		}
+		srv.SetA("app.test", 10, addrs("10.0.0.1")...)
+		sleep(time.Minute)
+		if got := fmtSets(rec.calls()); got != "[] [10.0.0.1]" {
+			t.Errorf("subscriber calls = %s; want [] [10.0.0.1]", got)
+		}
+	})
+}

@@ -65,6 +65,7 @@ type flight struct {
 type subscriber struct {
 	fn      func(Answer)
 	last    []netip.Addr // the set fn was last called with; owned by the delivery goroutine
+	called  bool         // fn was called at least once (last may be empty); owned likewise
 	removed atomic.Bool
 }
 
@@ -360,7 +361,8 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 		}
 	}
 	e.snap.Store(s)
-	if !e.readyClosed {
+	first := !e.readyClosed
+	if first {
 		e.readyClosed = true
 		close(e.ready)
 	}
@@ -368,6 +370,12 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 		r.m.answerChanges.Inc()
 		r.log.Info("dns answer changed", zap.String("name", e.name),
 			zap.Stringers("old", oldAddrs), zap.Stringers("new", s.ans.Addrs), zap.Duration("ttl", s.ans.TTL))
+		r.scheduleDelivery(e)
+	} else if first {
+		// A first lookup that failed still reaches subscribers, as an
+		// answer without addresses: the upstream pool stops holding
+		// requests for the name's first answer (they fail at once with
+		// no address, as they will until the name resolves).
 		r.scheduleDelivery(e)
 	}
 	return s, next
@@ -414,10 +422,10 @@ func (r *Resolver) deliver(e *entry) {
 		e.deliverBuf = append(e.deliverBuf[:0], e.subs...)
 		e.mu.Unlock()
 		for _, sub := range e.deliverBuf {
-			if sub.removed.Load() || slices.Equal(sub.last, s.ans.Addrs) {
+			if sub.removed.Load() || sub.called && slices.Equal(sub.last, s.ans.Addrs) {
 				continue
 			}
-			sub.last = s.ans.Addrs
+			sub.called, sub.last = true, s.ans.Addrs
 			r.call(sub, s.ans)
 		}
 		clear(e.deliverBuf) // do not keep unsubscribed funcs alive

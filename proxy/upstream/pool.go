@@ -79,10 +79,19 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // maintain, health and probe goroutines
 
-	mu      sync.Mutex // guards targets[*].endpoints, Endpoint.ejections/probing, unsub and closed
+	mu      sync.Mutex // guards targets[*].endpoints, Endpoint.ejections/probing, unsub, closed and unanswered
 	targets []*target
 	unsub   []func()
 	closed  bool
+
+	// answered is closed once every named target has had its first DNS
+	// answer; unanswered counts those still waiting. A request that finds
+	// no address before then waits for it (see RoundTrip) instead of
+	// failing because webtier has only just started.
+	answered   chan struct{}
+	unanswered int
+
+	testHookAwait func() // if set (by tests, before any request), runs when a request starts waiting for answered
 }
 
 // target is one configured Target and the endpoints its name resolves to now.
@@ -118,7 +127,8 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	p := &Pool{opts: opts, res: res, log: log.With(zap.String("upstream", opts.Name)), m: m, now: time.Now}
+	p := &Pool{opts: opts, res: res, log: log.With(zap.String("upstream", opts.Name)), m: m, now: time.Now,
+		answered: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.active.Store(&snapshot{})
 	for i, t := range opts.Targets {
@@ -133,7 +143,13 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 		} else if res == nil {
 			return nil, fmt.Errorf("upstream %q: target %s needs a resolver", opts.Name, t.Host)
 		}
+		if !tg.isLiteral {
+			p.unanswered++
+		}
 		p.targets = append(p.targets, tg)
+	}
+	if p.unanswered == 0 {
+		close(p.answered)
 	}
 	p.mu.Lock()
 	p.publishLocked()
@@ -253,7 +269,12 @@ func (p *Pool) update(tg *target, a resolver.Answer) {
 				zap.Stringer("address", e.addr), zap.Stringer("state", e.State()))
 		}
 	}
-	tg.answered = true
+	if !tg.answered {
+		tg.answered = true
+		if p.unanswered--; p.unanswered == 0 {
+			close(p.answered)
+		}
+	}
 	var gone []*Endpoint
 	for ip, e := range tg.endpoints {
 		if !keep[ip] {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -638,5 +640,60 @@ func TestPool_randomTwo(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("picks went to %v; want both idle addresses", seen)
+	}
+}
+
+// A request that arrives before the upstream's first DNS answer (webtier
+// has just started) waits for it and is served, instead of failing with
+// "no address available". When no answer comes within connect_timeout,
+// it fails as before.
+func TestPool_waitsForFirstAnswer(t *testing.T) {
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	tests := []struct {
+		name    string
+		answer  bool // the answer arrives while the request waits
+		timeout time.Duration
+		want    string // the body, or "error"
+	}{
+		{"answer arrives", true, time.Minute, "a"},
+		{"no answer within connect_timeout", false, 50 * time.Millisecond, "error"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &pushResolver{}
+			opts := fastOpts("app", Target{Scheme: "http", Host: "elb.test", Port: uint16(a.port())})
+			opts.ConnectTimeout = tc.timeout // bounds the wait; the first case never reaches it
+			p, err := New(opts, res, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			waiting := make(chan struct{})
+			p.testHookAwait = sync.OnceFunc(func() { close(waiting) })
+			done := make(chan string, 1)
+			go func() {
+				resp, err := get(t, p, "/")
+				if err != nil {
+					if !errors.Is(err, ErrNoAddress) {
+						done <- "unexpected error: " + err.Error()
+						return
+					}
+					done <- "error"
+					return
+				}
+				done <- body(t, resp)
+			}()
+			select {
+			case <-waiting:
+			case got := <-done:
+				t.Fatalf("the request ended with %q without waiting for the first DNS answer", got)
+			}
+			if tc.answer {
+				res.push(t, "elb.test", "127.0.0.2")
+			}
+			if got := <-done; got != tc.want {
+				t.Errorf("request before the first answer: %q; want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -52,6 +52,9 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
 	for {
 		e := p.pick(req, tried)
+		if e == nil && len(tried) == 0 && p.awaitFirstAnswers(req.Context()) {
+			e = p.pick(req, tried)
+		}
 		if e == nil {
 			if lastErr != nil {
 				return nil, lastErr
@@ -281,6 +284,33 @@ func (r *race) startSecond() {
 		resp, err := r.p.send(r.req.WithContext(ctx), e, true, r)
 		done <- result{resp, err}
 	}()
+}
+
+// awaitFirstAnswers waits, for a request that found no address, until
+// every named target has had its first DNS answer, for at most
+// ConnectTimeout (the time the request would have spent connecting) or
+// until ctx ends. It reports whether the answers came while it waited: a
+// request that arrives while webtier is still resolving at start-up is
+// served rather than answered 502. Once every target has answered, it
+// returns false at once.
+func (p *Pool) awaitFirstAnswers(ctx context.Context) bool {
+	select {
+	case <-p.answered:
+		return false
+	default:
+	}
+	if p.testHookAwait != nil {
+		p.testHookAwait()
+	}
+	t := time.NewTimer(p.opts.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-p.answered:
+	case <-t.C: // some targets may have answered: look again all the same
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // send makes one try of req on e. Idempotent tries are tracked while they
