@@ -99,7 +99,8 @@ type target struct {
 	Target
 	index     int
 	isLiteral bool
-	answered  bool                     // had its first DNS answer; guarded by Pool.mu
+	answered  bool                     // had a DNS answer with addresses; guarded by Pool.mu
+	heard     bool                     // had its first DNS answer, with addresses or not; guarded by Pool.mu
 	endpoints map[netip.Addr]*Endpoint // in the current answer; guarded by Pool.mu
 }
 
@@ -269,11 +270,14 @@ func (p *Pool) update(tg *target, a resolver.Answer) {
 				zap.Stringer("address", e.addr), zap.Stringer("state", e.State()))
 		}
 	}
-	if !tg.answered {
-		tg.answered = true
+	if !tg.heard {
+		tg.heard = true
 		if p.unanswered--; p.unanswered == 0 {
 			close(p.answered)
 		}
+	}
+	if len(a.Addrs) > 0 {
+		tg.answered = true
 	}
 	var gone []*Endpoint
 	for ip, e := range tg.endpoints {
