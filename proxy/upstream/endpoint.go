@@ -26,6 +26,9 @@ type Endpoint struct {
 	weight    int
 	target    *target
 	transport backendTransport
+	// intrT is transport when it can be interrupted without a context
+	// (h1, AJP), found once here rather than asserted per request.
+	intrT     interruptible
 	tlsConfig *tls.Config // for https targets
 	dialer    *net.Dialer
 
@@ -115,7 +118,8 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	switch tg.Scheme {
 	case "ajp":
-		e.transport = p.newAJPTransport(dial)
+		at := p.newAJPTransport(dial)
+		e.transport, e.intrT = at, at
 		return e
 	case "http":
 		// A lean synchronous HTTP/1.1 client: net/http's Transport costs
@@ -123,12 +127,13 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		// a large part of the proxy's CPU per request. It dials through
 		// the same dial, so connect failures count and eject as before;
 		// an abandoned connect still ends pooled or counted.
-		e.transport = h1.NewTransport(h1.Options{
+		ht := h1.NewTransport(h1.Options{
 			Dial:                  dial,
 			ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 			IdleTimeout:           p.opts.IdleConnTimeout,
 			MaxIdle:               p.opts.MaxIdlePerAddress, // negative: no keep-alive
 		})
+		e.transport, e.intrT = ht, ht
 		return e
 	}
 	tr := &http.Transport{

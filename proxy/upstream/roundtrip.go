@@ -331,7 +331,7 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	}
 	var a *attempt
 	var cancel context.CancelCauseFunc
-	it, _ := e.transport.(interruptible)
+	it := e.intrT
 	if idempotent && p.opts.RescueGrace >= 0 && r == nil && it != nil {
 		// Rescue only: the h1 and AJP clients can be interrupted without
 		// a context of the try's own (see package interrupt).
