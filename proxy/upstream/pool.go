@@ -270,12 +270,6 @@ func (p *Pool) update(tg *target, a resolver.Answer) {
 				zap.Stringer("address", e.addr), zap.Stringer("state", e.State()))
 		}
 	}
-	if !tg.heard {
-		tg.heard = true
-		if p.unanswered--; p.unanswered == 0 {
-			close(p.answered)
-		}
-	}
 	if len(a.Addrs) > 0 {
 		tg.answered = true
 	}
@@ -287,6 +281,14 @@ func (p *Pool) update(tg *target, a resolver.Answer) {
 		}
 	}
 	p.publishLocked()
+	if !tg.heard {
+		// After publishing: a request waiting for the first answers picks
+		// again as soon as answered is closed, from the new snapshot.
+		tg.heard = true
+		if p.unanswered--; p.unanswered == 0 {
+			close(p.answered)
+		}
+	}
 	// Drain after publishing, so that no request picks a draining endpoint
 	// from the new snapshot.
 	for _, e := range gone {
