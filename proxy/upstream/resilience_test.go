@@ -697,3 +697,60 @@ func TestPool_waitsForFirstAnswer(t *testing.T) {
 		})
 	}
 }
+
+// A 503 (Tomcat answers it while it shuts down) sends an idempotent
+// request to another address when retries.idempotent is on; otherwise, or
+// for a POST, or when no other address would take it, the client gets the
+// 503.
+func TestPool_retries503(t *testing.T) {
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	b := startBackend(t, "b", "127.0.0.3", 0)
+	a.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	})
+	primaryA := Target{Scheme: "http", Host: "127.0.0.2", Port: uint16(a.port())}
+	backupB := Target{Scheme: "http", Host: "127.0.0.3", Port: uint16(b.port()), Backup: true}
+	tests := []struct {
+		name       string
+		method     string
+		idempotent bool // retries.idempotent
+		targets    []Target
+		want       string // status and body
+	}{
+		{"GET goes to another address", http.MethodGet, true, []Target{primaryA, backupB}, "200 b"},
+		{"retries.idempotent off", http.MethodGet, false, []Target{primaryA, backupB}, "503 shutting down\n"},
+		{"POST is not re-sent", http.MethodPost, true, []Target{primaryA, backupB}, "503 shutting down\n"},
+		{"no other address", http.MethodGet, true, []Target{primaryA}, "503 shutting down\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := fastOpts("app", tc.targets...)
+			opts.RetryIdempotent = tc.idempotent
+			opts.Metrics = NewMetrics(prometheus.NewRegistry())
+			p, err := New(opts, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var reqBody io.Reader
+			if tc.method == http.MethodPost {
+				reqBody = strings.NewReader("order")
+			}
+			req, _ := http.NewRequest(tc.method, "http://app/", reqBody)
+			resp, err := p.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%d %s", resp.StatusCode, body(t, resp)); got != tc.want {
+				t.Errorf("%s: %q; want %q", tc.method, got, tc.want)
+			}
+			wantRetries := 0.0
+			if tc.want == "200 b" {
+				wantRetries = 1
+			}
+			if n := testutil.ToFloat64(opts.Metrics.retries.WithLabelValues("app", "status_503")); n != wantRetries {
+				t.Errorf("retries{reason=status_503} = %v; want %v", n, wantRetries)
+			}
+		})
+	}
+}

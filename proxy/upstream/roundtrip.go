@@ -72,7 +72,17 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			tried = append(tried, second)
 		}
 		if err == nil {
-			return resp, nil
+			if !p.retry503(req, resp, idempotent, tried, start) {
+				return resp, nil
+			}
+			// Another address takes the request (see retry503).
+			resp.Body.Close()
+			lastErr = fmt.Errorf("upstream: %s answered 503 Service Unavailable", e.addr)
+			if start.IsZero() {
+				start = p.now()
+			}
+			p.m.retries.WithLabelValues(p.opts.Name, "status_503").Inc()
+			continue
 		}
 		lastErr = err
 		if start.IsZero() {
@@ -84,6 +94,21 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.m.retries.WithLabelValues(p.opts.Name, retryReason(err)).Inc()
 	}
+}
+
+// retry503 reports whether a 503 answer is to be dropped and the request
+// sent to another address: only for an idempotent request without a body,
+// with RetryIdempotent, within RetryTries and RetryBudget, and only when
+// another address would take it (else the client gets the 503). A 503 is
+// a backend saying it cannot serve now (RFC 9110 15.6.4); Tomcat answers
+// it to requests that reach it while it shuts down, between pausing its
+// connectors and stopping its applications. HAProxy's "retry-on 503" and
+// nginx's "proxy_next_upstream http_503" do the same, as options.
+func (p *Pool) retry503(req *http.Request, resp *http.Response, idempotent bool, tried []*Endpoint, start time.Time) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && idempotent && p.opts.RetryIdempotent &&
+		len(tried) < p.opts.RetryTries && req.Context().Err() == nil &&
+		(start.IsZero() || p.now().Sub(start) <= p.opts.RetryBudget) &&
+		p.pick(req, tried) != nil
 }
 
 // retryable reports whether a failed try may be sent to another address:
