@@ -401,8 +401,11 @@ func TestPool_stickyAndHash(t *testing.T) {
 		p, _ := New(Options{Name: "app", Balance: BalanceHash, HashHeader: "X-User", Targets: targets}, nil, nil)
 		defer p.Close()
 		seen := map[string]map[string]bool{}
-		for i := range 40 {
-			user := fmt.Sprint("user", i%8)
+		// The hash is seeded per process, so which backend a user lands on
+		// is random: 64 users all on one backend has odds 2^-63, where 8
+		// users (this test's first version) had 1/128 and flaked in CI.
+		for i := range 128 {
+			user := fmt.Sprint("user", i%64)
 			got := send(p, func(r *http.Request) { r.Header.Set("X-User", user) })
 			if seen[user] == nil {
 				seen[user] = map[string]bool{}
@@ -419,7 +422,7 @@ func TestPool_stickyAndHash(t *testing.T) {
 			}
 		}
 		if len(both) != 2 {
-			t.Errorf("8 users reached %v; want both backends used", both)
+			t.Errorf("64 users reached %v; want both backends used", both)
 		}
 	})
 	t.Run("hash-client-ip-behind-elb", func(t *testing.T) {
@@ -428,8 +431,8 @@ func TestPool_stickyAndHash(t *testing.T) {
 		p, _ := New(Options{Name: "app", Balance: BalanceHash, Targets: targets}, nil, nil)
 		defer p.Close()
 		seen := map[string]map[string]bool{}
-		for i := range 40 {
-			client := fmt.Sprintf("203.0.113.%d", i%8)
+		for i := range 128 {
+			client := fmt.Sprintf("203.0.113.%d", i%64)
 			got := send(p, func(r *http.Request) {
 				r.RemoteAddr = "10.0.0.5:41000"
 				r.Header.Set("X-Forwarded-For", client+", 10.0.0.5")
@@ -449,7 +452,7 @@ func TestPool_stickyAndHash(t *testing.T) {
 			}
 		}
 		if len(both) != 2 {
-			t.Errorf("8 clients behind one ELB node reached %v; want both backends used", both)
+			t.Errorf("64 clients behind one ELB node reached %v; want both backends used", both)
 		}
 	})
 }
