@@ -101,6 +101,7 @@ type foConfig struct {
 	WebtierBin string   `json:"webtier_bin"`
 	Dir        string   `json:"dir"`
 	HostNetns  string   `json:"host_netns"`
+	OneSession bool     `json:"one_session"` // -one-session, for childAttr
 }
 
 // foResult is what the child prints.
@@ -153,7 +154,7 @@ func runFailover(ctx context.Context, o options, webtierBin, dir string) *foRepo
 		return rep
 	}
 	cfg := foConfig{Rounds: o.rounds, Proxies: failoverProxies(o.only), WebtierBin: webtierBin,
-		Dir: filepath.Join(dir, failoverSuite), HostNetns: host}
+		Dir: filepath.Join(dir, failoverSuite), HostNetns: host, OneSession: oneSession}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		rep.res.Err = err.Error()
 		return rep
@@ -194,6 +195,7 @@ func failoverChildMain() int {
 		logf("failover child: bad %s: %v", foChildEnv, err)
 		return 2
 	}
+	oneSession = cfg.OneSession
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res := runFailoverChild(ctx, cfg)

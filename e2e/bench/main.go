@@ -89,6 +89,7 @@ func main() {
 	flag.BoolVar(&o.noInstall, "no-install", false, "do not apt-get install missing peers")
 	flag.StringVar(&o.webtier, "webtier", "", "use this webtier binary instead of building ./cmd/webtier")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs) for inspection")
+	flag.BoolVar(&oneSession, "one-session", false, "start every peer and load tool in the benchmark's own session instead of one session each (as systemd starts services); see childAttr")
 	flag.Parse()
 	if o.quick { // flags given explicitly win over -quick
 		set := map[string]bool{}

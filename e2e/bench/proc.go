@@ -26,10 +26,43 @@ var (
 	daemons   []*daemon // every started daemon, for stopAll
 )
 
-// startDaemon starts argv in dir with stdout+stderr to dir/<name>.log.
-// The child gets its own process group, so a Ctrl-C in the terminal reaches
-// only the benchmark, which then stops the children in order, by PID;
-// Pdeathsig kills the child if the benchmark itself dies.
+// oneSession is the -one-session flag: every peer and load tool stays in
+// the benchmark's own session (see childAttr).
+var oneSession bool
+
+// childAttr is how every peer and load tool is started. By default each
+// gets a session of its own, as systemd starts each service (it calls
+// setsid for every unit). Linux's scheduler shares CPU between sessions
+// first when autogroup is on (kernel.sched_autogroup_enabled, the Debian
+// default), or between cgroups (systemd services, containers) when their
+// CPU controller is on, and only then between threads. With everything in
+// one session, a peer with 64 threads (httpd) gets a larger share of the
+// two cores than one with two (webtier) and delays the backend's threads;
+// that is not how any of them runs in production. Either way the child is
+// a process group of its own, so a Ctrl-C in the terminal reaches only the
+// benchmark, which then stops the children in order, by PID; Pdeathsig
+// kills the child if the benchmark itself dies.
+func childAttr() *syscall.SysProcAttr {
+	if oneSession {
+		return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// schedulingNote describes childAttr's choice for the report header.
+func schedulingNote() string {
+	ag := "off"
+	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err == nil && strings.TrimSpace(string(b)) == "1" {
+		ag = "on"
+	}
+	if oneSession {
+		return "scheduling: every peer and the load generator in the benchmark's session (-one-session), so the kernel shares CPU between their threads (autogroup " + ag + ")"
+	}
+	return "scheduling: every peer and the load generator in a session of its own, as systemd starts services, so the kernel shares CPU between them first (autogroup " + ag + ")"
+}
+
+// startDaemon starts argv in dir with stdout+stderr to dir/<name>.log,
+// with childAttr.
 func startDaemon(name, dir string, env []string, argv ...string) (*daemon, error) {
 	logPath := dir + "/" + name + ".log"
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -44,7 +77,7 @@ func startDaemon(name, dir string, env []string, argv ...string) (*daemon, error
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -53,6 +53,7 @@ func (r *report) header() string {
 		o.load.threads, o.load.conns, int(o.load.duration.Seconds()), o.load.threads, o.load.h2Conns(), o.load.h2Streams,
 		int(o.load.duration.Seconds()), o.rounds)
 	fmt.Fprintf(&b, "- everything on one machine over loopback: load generator, proxy and backend share its %d cores\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "- %s\n", schedulingNote())
 	for _, in := range r.insts {
 		if in.t.name == "tomcat" {
 			b.WriteString("- ajp: Tomcat is warmed up (JIT) by a run through each of its columns before measuring\n")
