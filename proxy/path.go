@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"net/url"
 	"strings"
@@ -11,6 +12,11 @@ import (
 // for one thing and serve another.
 var errPathAboveRoot = errors.New(`the path climbs above "/" with ".."`)
 
+// errDotWithParams is the answer to a "." or ".." segment with path
+// parameters ("/..;x/"): Tomcat drops the parameters and reads it as a dot
+// segment, so the backend would serve a path other than the one routed.
+var errDotWithParams = errors.New(`the path has a "." or ".." segment with ";" parameters`)
+
 // errPathEscape is the answer to a '%' not followed by two hex digits (the
 // URL parsers refuse it first; this guards the raw form cleanPath builds
 // from).
@@ -20,7 +26,9 @@ var errPathEscape = errors.New("the path has a malformed %-escape")
 // routing so that the router and the backend see the same path:
 // percent-encoded unreserved characters (letters, digits, "-", ".", "_",
 // "~") are decoded, dot segments are removed (RFC 3986 5.2.4), and a path
-// whose ".." climbs above the root is refused. Every other escape, "%2F"
+// whose ".." climbs above the root is refused, and so is a dot segment
+// with path parameters ("..;x", which Tomcat reads as ".."). Every other
+// escape, "%2F"
 // among them, is kept byte for byte, so "/public/..%2fadmin" stays one
 // segment below /public/. Bytes a URI may not carry as they are (a
 // backslash, a space, non-ASCII) are escaped, as Go's client would escape
@@ -122,6 +130,9 @@ func removeDotSegments(p []byte) ([]byte, error) {
 		}
 		seg := p[i:j]
 		last := j == len(p)
+		if name, _, ok := bytes.Cut(seg, []byte(";")); ok && (string(name) == "." || string(name) == "..") {
+			return nil, errDotWithParams
+		}
 		switch string(seg) {
 		case ".":
 			if last {
@@ -151,7 +162,8 @@ func removeDotSegments(p []byte) ([]byte, error) {
 	return out, nil
 }
 
-// hasDotSegment reports whether p has a "." or ".." segment.
+// hasDotSegment reports whether p has a "." or ".." segment, or one of
+// them with path parameters (".;x", "..;x").
 func hasDotSegment(p string) bool {
 	for {
 		i := strings.Index(p, "/.")
@@ -159,7 +171,10 @@ func hasDotSegment(p string) bool {
 			return false
 		}
 		p = p[i+2:]
-		if p == "" || p[0] == '/' || p[0] == '.' && (len(p) == 1 || p[1] == '/') {
+		if p == "" || p[0] == '/' || p[0] == ';' {
+			return true
+		}
+		if p[0] == '.' && (len(p) == 1 || p[1] == '/' || p[1] == ';') {
 			return true
 		}
 	}

@@ -37,6 +37,13 @@ func TestCleanPath(t *testing.T) {
 		{"/~user/%7Euser", "/~user/~user", "/~user/~user"},
 		{"/a%2Fb/%3B", "/a%2Fb/%3B", "/a/b/;"},
 		{"/a;jsessionid=1", "/a;jsessionid=1", "/a;jsessionid=1"},
+		// Tomcat reads "..;x" as "..": refused rather than routed as a
+		// segment of its own.
+		{"/public/..;/admin", "", ""},
+		{"/public/%2e%2e;x=1/admin", "", ""},
+		{"/public/.;/admin", "", ""},
+		{"/public/..%3b/admin", "/public/..%3b/admin", "/public/..;/admin"},
+		{"/a/...;/b", "/a/...;/b", "/a/...;/b"},
 		{"/..a/.b/a..", "/..a/.b/a..", "/..a/.b/a.."},
 		{"/a%20b/../c", "/c", "/c"},
 		{"/", "/", "/"},
@@ -100,6 +107,7 @@ func TestCleanPath_routedAsForwarded(t *testing.T) {
 		{`/public/x\/..%2fadmin`, public, "GET /public/x%5C/..%2fadmin HTTP/1.1"},
 		{"/public/a/./b?q=/../", public, "GET /public/a/b?q=/../ HTTP/1.1"},
 		{"/%2e%2e/admin", nil, ""},
+		{"/public/..;/admin", nil, ""},
 		{"/public/../../admin", nil, ""},
 	}
 	for _, tt := range tests {
