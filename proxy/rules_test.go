@@ -357,3 +357,82 @@ func TestHTTP10WithoutHost(t *testing.T) {
 		b.noMore(t)
 	})
 }
+
+// ajpContainer is a fake AJP13 container on a raw socket: it answers
+// CPING with CPONG and every forward request with an empty 200, and hands
+// each forward request's payload, as received, to got.
+func ajpContainer(t *testing.T) (TargetOptions, <-chan []byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan []byte, 16)
+	// SEND_HEADERS 200 "OK" with no header, then END_RESPONSE (reuse).
+	headers := []byte{4, 0, 200, 0, 2, 'O', 'K', 0, 0, 0}
+	answer := append([]byte{'A', 'B', 0, byte(len(headers))}, headers...)
+	answer = append(answer, 'A', 'B', 0, 2, 5, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var hdr [4]byte
+					if _, err := io.ReadFull(br, hdr[:]); err != nil {
+						return
+					}
+					payload := make([]byte, int(hdr[2])<<8|int(hdr[3]))
+					if _, err := io.ReadFull(br, payload); err != nil || len(payload) == 0 {
+						return
+					}
+					switch payload[0] {
+					case 10: // CPING
+						c.Write([]byte{'A', 'B', 0, 1, 9})
+					case 2: // FORWARD_REQUEST
+						got <- payload
+						c.Write(answer)
+					}
+				}
+			}()
+		}
+	}()
+	ap := ln.Addr().(*net.TCPAddr)
+	return TargetOptions{Scheme: "ajp", Host: ap.IP.String(), Port: uint16(ap.Port), Weight: 1}, got
+}
+
+// Header names with "_" are dropped on the way to an AJP backend too: the
+// AJP client encodes the outbound request's header.
+func TestUnderscoreHeaders_ajp(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			tg, got := ajpContainer(t)
+			opts := Options{
+				Routes:    []RouteOptions{{PathPrefix: "/", Upstream: "app"}},
+				Upstreams: []UpstreamOptions{{Name: "app", Targets: []TargetOptions{tg}}},
+			}
+			c := dialRaw(t, rawProxy(t, opts, func(lo *ListenerOptions) { lo.KeepUnderscoreHeaders = keep }))
+			c.send("GET /u HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 10.6.6.6\r\nX-Plain: 1\r\n\r\n")
+			if resp, _ := c.read("GET"); resp.StatusCode != 200 {
+				t.Fatalf("client got %d; want 200", resp.StatusCode)
+			}
+			var req []byte
+			select {
+			case req = <-got:
+			case <-time.After(10 * time.Second): // a safety net
+				t.Fatal("the container received no request")
+			}
+			if has := strings.Contains(strings.ToLower(string(req)), "x_forwarded_for"); has != keep {
+				t.Errorf("X_Forwarded_For forwarded: %v; want %v: %q", has, keep, req)
+			}
+			if !strings.Contains(strings.ToLower(string(req)), "x-plain") {
+				t.Errorf("X-Plain missing: %q", req)
+			}
+		})
+	}
+}
