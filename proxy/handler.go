@@ -244,8 +244,8 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //   - The path is cleaned (cleanPath) before it is routed, and the backend
 //     gets exactly the path that was routed; a path climbing above "/" is
 //     a 400.
-//   - A request without Host (HTTP/1.0, or HTTP/2 without :authority) can
-//     only match a route for any host; it gets its upstream's host_header
+//   - A request without Host (HTTP/1.0) can only match a route for any
+//     host; it gets its upstream's host_header
 //     as Host and X-Forwarded-Host, or 400 when there is none, instead of
 //     the backend's own address.
 func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *route) {
