@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/fieldname"
 )
 
 // defaultWeight is a target's weight when none is written.
@@ -44,6 +45,8 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			ReadHeaderTimeout: c.duration(r.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
 			IdleTimeout:       c.duration(r.IdleTimeout, proxy.DefaultClientIdleTimeout),
 			TLS:               c.listenerTLS(r.TLS),
+
+			KeepUnderscoreHeaders: r.KeepUnderscoreHeaders.V,
 		}
 		if l.Name == "" {
 			l.Name = l.Address
@@ -164,7 +167,30 @@ func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.
 				first[m] = r.loc
 			}
 		}
-		out = append(out, proxy.RouteOptions{Host: host, PathPrefix: path, Upstream: r.Upstream.V})
+		out = append(out, proxy.RouteOptions{Host: host, PathPrefix: path, Upstream: r.Upstream.V,
+			Upgrades: c.upgrades(r.Upgrades)})
+	}
+	return out
+}
+
+// upgrades returns a route's upgrades: the protocols, lowercased, whose
+// Upgrade requests are forwarded as such. Not set: proxy.DefaultUpgrades;
+// an empty list: none (never nil, which would mean the default).
+func (c *checker) upgrades(f field[[]field[string]]) []string {
+	if !f.Set {
+		return slices.Clone(proxy.DefaultUpgrades)
+	}
+	out := []string{}
+	for _, s := range f.V {
+		v := strings.ToLower(strings.TrimSpace(s.V))
+		switch {
+		case v == "h2c":
+			c.errorf(s.loc, "h2c cannot be forwarded: after the backend's 101 the connection would be an HTTP/2 tunnel whose requests skip routing, X-Forwarded-* and every rule; clients get HTTP/2 from a listener with tls:")
+		case !fieldname.ValidToken(v):
+			c.errorf(s.loc, "%q is not a protocol name; write one as clients send it in Upgrade, like websocket", s.V)
+		default:
+			out = append(out, v)
+		}
 	}
 	return out
 }

@@ -27,6 +27,8 @@ type rawListener struct {
 	ReadHeaderTimeout field[time.Duration]   `yaml:"read_header_timeout"` // default proxy.DefaultReadHeaderTimeout
 	IdleTimeout       field[time.Duration]   `yaml:"idle_timeout"`        // default proxy.DefaultClientIdleTimeout
 	TLS               field[rawTLS]          `yaml:"tls"`                 // absent: plain HTTP
+	// default false: header names with "_" are dropped
+	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
 }
 
 func (rawListener) noun() string { return "listener" }
@@ -45,6 +47,8 @@ type rawRoute struct {
 	Host     field[string] `yaml:"host"`     // "" or "*": any host
 	Path     field[string] `yaml:"path"`     // default "/"
 	Upstream field[string] `yaml:"upstream"` // required
+	// default proxy.DefaultUpgrades; h2c refused
+	Upgrades field[[]field[string]] `yaml:"upgrades"`
 }
 
 func (rawRoute) noun() string { return "route" }

@@ -104,9 +104,9 @@ func TestFast_connectionHandling(t *testing.T) {
 			methods: []string{"GET", "GET", "HEAD"}, bodies: []string{"/a", "/b?q=1", ""}},
 		{name: "client-close", requests: "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 			methods: []string{"GET"}, bodies: []string{"/a"}, wantConn: "close", wantClose: true},
-		{name: "http10", requests: "GET /a HTTP/1.0\r\n\r\n",
+		{name: "http10", requests: "GET /a HTTP/1.0\r\nHost: x\r\n\r\n",
 			methods: []string{"GET"}, bodies: []string{"/a"}, wantConn: "close", wantClose: true},
-		{name: "http10-keep-alive", requests: "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		{name: "http10-keep-alive", requests: "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
 			methods: []string{"GET"}, bodies: []string{"/a"}, wantConn: "keep-alive"},
 		{name: "post-content-length", requests: "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
 			methods: []string{"POST", "GET"}, bodies: []string{"/p", "/after"}},
@@ -206,7 +206,7 @@ func TestFast_responseFraming(t *testing.T) {
 		t.Errorf("trailer X-Checksum = %q; want abc", got)
 	}
 	c10 := dialRaw(t, addr)
-	c10.send("GET / HTTP/1.0\r\n\r\n")
+	c10.send("GET / HTTP/1.0\r\nHost: x\r\n\r\n")
 	resp, body = c10.read("GET")
 	if body != "part1,part2" || resp.ContentLength != -1 || !c10.closed() {
 		t.Errorf("HTTP/1.0: body %q length %d; want part1,part2 ending with the connection", body, resp.ContentLength)
@@ -244,7 +244,7 @@ func TestFast_truncatedResponseClosesConnection(t *testing.T) {
 func TestFast_upgradeHandedOff(t *testing.T) {
 	addr := fastProxy(t, proxytest.UpgradeEcho)
 	c := dialRaw(t, addr)
-	c.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	c.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
 		t.Fatal(err)

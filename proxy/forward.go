@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"os"
 	"strings"
 	"sync"
 
@@ -28,19 +27,25 @@ import (
 // them again, and response headers are moved into the ResponseWriter without
 // copying their values.
 //
-// It serves every request that ReverseProxy would not treat specially:
-// upgrade requests (WebSocket, h2c) and requests whose query ReverseProxy
-// would re-encode go to the ReverseProxy (rp) unchanged, so that what is
-// rare keeps the standard library's code. What forward keeps from
+// It serves every request but an upgrade to a protocol rt allows
+// (WebSocket by default), which goes to the ReverseProxy (rp), so that what
+// is rare keeps the standard library's code. An upgrade to any other
+// protocol (h2c above all) is served here as a plain request: Upgrade,
+// HTTP2-Settings and the Connection-listed fields are hop-by-hop and left
+// out, and a 101 answer is a 502, so that no tunnel can carry later
+// requests past routing and the rules. What forward keeps from
 // ReverseProxy: hop-by-hop removal both ways (Connection-listed and the
 // RFC 2616 list), "Te: trailers", X-Forwarded-* via setForwarded (Forwarded
 // removed), an empty User-Agent when the client sent none, a nil body for
 // ContentLength 0, 1xx responses passed on (103 Early Hints), trailers
 // (announced and not), flushing after every write for text/event-stream and
 // bodies of unknown length, http.ErrAbortHandler on a broken body copy, 502
-// for a 101 answer to a request that asked for no upgrade.
-func (f *front) forward(w http.ResponseWriter, r *http.Request, p *upstream.Pool, rp http.Handler) {
-	if !leanEligible(r) {
+// for a 101 answer to a request that asked for no upgrade. Where it
+// differs, on purpose (rp's Rewrite does the same): the query is passed
+// byte for byte, and header fields with "_" in their name are dropped
+// unless the listener keeps them.
+func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *upstream.Pool, rp http.Handler) {
+	if up := requestedUpgrade(r.Header); up != "" && rt.allowsUpgrade(up) {
 		rp.ServeHTTP(w, r)
 		return
 	}
@@ -61,7 +66,7 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, p *upstream.Pool
 		out.Body = &noopCloseReader{out.Body}
 		defer out.Body.Close()
 	}
-	out.Header = outboundHeader(r.Header)
+	out.Header = outboundHeader(r.Header, f.keepUnderscores)
 	f.setForwarded(r, out)
 
 	res, err := p.RoundTrip(out)
@@ -73,7 +78,8 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, p *upstream.Pool
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		// The request asked for no upgrade (those go to ReverseProxy).
+		// The outbound request asked for no upgrade: those the route
+		// allows go to ReverseProxy, the others lost their Upgrade.
 		res.Body.Close()
 		f.upstreamError(w, out, p, fmt.Errorf("backend tried to switch protocol %q when %q was requested",
 			upgradeType(res.Header), ""))
@@ -196,62 +202,35 @@ func isEventStream(ct []string) bool {
 	return mt == "text/event-stream"
 }
 
-// leanEligibleOff turns the lean path off when a GODEBUG setting could change
-// what ReverseProxy does with queries (urlmaxqueryparams).
-var leanEligibleOff = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
-
-// leanEligible reports whether forward handles r exactly as ReverseProxy
-// would: not an upgrade, and a query ReverseProxy would not re-encode.
-func leanEligible(r *http.Request) bool {
-	if leanEligibleOff || r.Header["Upgrade"] != nil || !cleanQuery(r.URL.RawQuery) {
-		return false
+// requestedUpgrade returns the protocol r's header asks to switch to, as
+// ReverseProxy reads it (Upgrade listed in Connection), or "" for none or
+// for an Upgrade that names several protocols or has several fields: only
+// a request for one protocol can be allowed.
+func requestedUpgrade(h http.Header) string {
+	up := h["Upgrade"]
+	if up == nil || !h1.HasToken(h["Connection"], "Upgrade") {
+		return ""
 	}
-	// ReverseProxy treats a request as an upgrade by its Connection token.
-	return !h1.HasToken(r.Header["Connection"], "Upgrade")
-}
-
-// cleanQuery reports whether ReverseProxy's cleanQueryParams would leave q
-// as it is: no ';', only valid %-escapes, at most 10000 parameters.
-func cleanQuery(q string) bool {
-	if q == "" {
-		return true
+	if len(up) != 1 || strings.IndexByte(up[0], ',') >= 0 {
+		return ""
 	}
-	if strings.Count(q, "&")+1 > 10000 {
-		return false
-	}
-	for i := 0; i < len(q); {
-		switch q[i] {
-		case ';':
-			return false
-		case '%':
-			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
-				return false
-			}
-			i += 3
-		default:
-			i++
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	return up[0]
 }
 
 // isHopByHop reports whether k (canonical) is a header a proxy never
-// forwards: RFC 9110 7.6.1 and the RFC 2616 list ReverseProxy keeps.
+// forwards: RFC 9110 7.6.1, the RFC 2616 list ReverseProxy keeps, and
+// HTTP2-Settings, which belongs to an h2c upgrade (RFC 7540 3.2.1).
 func isHopByHop(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings":
 		return true
 	}
 	return false
 }
 
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings"}
 
 // isForwarding reports whether k is a forwarding header, which
 // setForwarded rewrites.
@@ -277,12 +256,13 @@ func connectionTokens(h http.Header, buf []string) []string {
 }
 
 // outboundHeader builds the header of the outbound request from in: every
-// field except hop-by-hop ones, those listed in Connection and the
-// forwarding ones, with the values copied into one backing array (as
-// Header.Clone does); "Te: trailers" when the client sent it; and an empty
-// User-Agent when the client sent none, so that the transport adds no Go
-// default.
-func outboundHeader(in http.Header) http.Header {
+// field except hop-by-hop ones, those listed in Connection, the forwarding
+// ones and, unless keepUnderscores, those with "_" in their name (see
+// ListenerOptions.KeepUnderscoreHeaders), with the values copied into one
+// backing array (as Header.Clone does); "Te: trailers" when the client sent
+// it; and an empty User-Agent when the client sent none, so that the
+// transport adds no Go default.
+func outboundHeader(in http.Header, keepUnderscores bool) http.Header {
 	var tokBuf [8]string
 	conn := connectionTokens(in, tokBuf[:0])
 	nv := 0
@@ -292,7 +272,8 @@ func outboundHeader(in http.Header) http.Header {
 	sv := make([]string, nv)
 	out := make(http.Header, len(in)+4)
 	for k, vv := range in {
-		if isHopByHop(k) || isForwarding(k) || contains(conn, k) {
+		if isHopByHop(k) || isForwarding(k) || contains(conn, k) ||
+			!keepUnderscores && strings.IndexByte(k, '_') >= 0 {
 			continue
 		}
 		if vv == nil {

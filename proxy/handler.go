@@ -43,6 +43,9 @@ type Handler struct {
 	// answers, by pool index, are closed when the pool has applied the
 	// first DNS answer of one of its named targets (see waitAnswers).
 	answers [][]answerWait
+	// hostHeaders, by pool index, are the upstreams' HostHeader options:
+	// the Host of a request that came without one.
+	hostHeaders []string
 }
 
 // answerWait is one named target's first DNS answer, awaited by a reload.
@@ -59,6 +62,9 @@ type front struct {
 	name    string
 	trusted []netip.Prefix
 	rps     []*httputil.ReverseProxy // by pool index
+	// keepUnderscores forwards header fields with "_" in their name
+	// (ListenerOptions.KeepUnderscoreHeaders).
+	keepUnderscores bool
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -89,16 +95,23 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 			waits = watch.waits()
 		}
 		h.answers = append(h.answers, waits)
+		h.hostHeaders = append(h.hostHeaders, uo.HostHeader)
 	}
 	for _, ro := range opts.Routes {
 		if _, ok := index[ro.Upstream]; !ok {
 			h.Close()
 			return nil, fmt.Errorf("route %s%s: unknown upstream %q", ro.Host, ro.PathPrefix, ro.Upstream)
 		}
+		for _, u := range ro.Upgrades {
+			if strings.EqualFold(u, "h2c") {
+				h.Close()
+				return nil, fmt.Errorf("route %s%s: upgrades: h2c cannot be forwarded (its tunnel would carry later requests past routing and every rule)", ro.Host, ro.PathPrefix)
+			}
+		}
 	}
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
-		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies}
+		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders}
 		for _, p := range h.pools {
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
@@ -210,18 +223,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	i := f.h.router.match(r.Host, r.URL.Path)
-	if i < 0 {
-		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+	r, rt := f.route(w, r)
+	if rt == nil {
 		return
 	}
-	if f.h.pools[i].Scheme() == "ajp" && r.ContentLength != 0 {
+	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
 		// the response headers; net/http's HTTP/1 server would stop the
 		// body at the first response write.
 		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/2 is full duplex already
 	}
-	f.forward(w, r, f.h.pools[i], f.rps[i])
+	f.forward(w, r, rt, f.h.pools[rt.pool], f.rps[rt.pool])
+}
+
+// route applies the rules that come before a request is forwarded and
+// finds its route. It returns the request to forward (r itself, or a copy
+// with the cleaned path or the Host given by the route) and the route, or
+// a nil route when it has answered the request itself.
+//
+//   - The path is cleaned (cleanPath) before it is routed, and the backend
+//     gets exactly the path that was routed; a path climbing above "/" is
+//     a 400.
+//   - A request without Host (HTTP/1.0) can only match a route for any
+//     host; it gets its upstream's host_header
+//     as Host and X-Forwarded-Host, or 400 when there is none, instead of
+//     the backend's own address.
+func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *route) {
+	u, err := cleanPath(r.URL)
+	if err != nil {
+		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return r, nil
+	}
+	rt := f.h.router.match(r.Host, u.Path)
+	if rt == nil {
+		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+		return r, nil
+	}
+	host := r.Host
+	if host == "" {
+		if host = f.h.hostHeaders[rt.pool]; host == "" {
+			http.Error(w, "400 Bad Request: Host header required", http.StatusBadRequest)
+			return r, nil
+		}
+	}
+	if u != r.URL || host != r.Host {
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL, r2.Host = u, host
+		r = r2
+	}
+	return r, rt
 }
 
 var bufPool = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
@@ -249,6 +300,20 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 			// The pool sets scheme and host to the address it picks.
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = p.Name()
+			// Byte for byte, as httpd and nginx pass it: ReverseProxy
+			// has dropped a query with ";" or a malformed escape (its
+			// guard against parameter cloaking, which the backend's
+			// own parser decides).
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			// ReverseProxy keeps the one upgrade forward let through.
+			delete(pr.Out.Header, "Http2-Settings")
+			if !f.keepUnderscores {
+				for k := range pr.Out.Header {
+					if strings.IndexByte(k, '_') >= 0 {
+						delete(pr.Out.Header, k)
+					}
+				}
+			}
 			f.setForwarded(pr.In, pr.Out)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

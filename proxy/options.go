@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/webtier/webtier/proxy/upstream"
@@ -47,6 +48,12 @@ type ListenerOptions struct {
 	// IdleTimeout closes a client keep-alive connection idle this long.
 	// Default 60s (set it above the load balancer's idle timeout).
 	IdleTimeout time.Duration
+	// KeepUnderscoreHeaders forwards request header fields whose name
+	// contains "_". False (the default) drops them, as nginx's
+	// underscores_in_headers off does: CGI-style backends read
+	// X_Forwarded_For and X-Forwarded-For as one variable, so a client
+	// could forge what the backend takes for webtier's header.
+	KeepUnderscoreHeaders bool
 	// TLS, when set, makes the listener serve HTTPS only: TLS 1.2 or later,
 	// with HTTP/2 and HTTP/1.1 offered by ALPN. Nil: plain HTTP/1.1.
 	TLS *TLSOptions
@@ -75,6 +82,29 @@ type RouteOptions struct {
 	PathPrefix string
 	// Upstream names an UpstreamOptions.Name.
 	Upstream string
+	// Upgrades are the protocols (Upgrade header values, matched
+	// case-insensitively without a version) forwarded as upgrades. Nil:
+	// DefaultUpgrades; empty: none. A request asking for another protocol
+	// is forwarded as a plain request, without its Upgrade, Connection
+	// tokens and HTTP2-Settings, and a 101 answer to it is a 502. "h2c" is
+	// refused: the tunnel would carry later requests past routing,
+	// X-Forwarded-* and every other rule.
+	Upgrades []string
+}
+
+// DefaultUpgrades is RouteOptions.Upgrades when it is nil. Read only.
+var DefaultUpgrades = []string{"websocket"}
+
+// upgrades returns Upgrades with its default applied, in lower case.
+func (ro RouteOptions) upgrades() []string {
+	if ro.Upgrades == nil {
+		return DefaultUpgrades
+	}
+	out := make([]string, len(ro.Upgrades))
+	for i, u := range ro.Upgrades {
+		out[i] = strings.ToLower(u)
+	}
+	return out
 }
 
 // UpstreamOptions describe one group of backends; see upstream.Options.

@@ -212,8 +212,14 @@ func TestServer_reloadListeners(t *testing.T) {
 		listeners   []ListenerOptions
 		wantRestart []string
 		wantTrusted []netip.Prefix // of the first listener after the reload
+		wantKeep    bool           // the first listener's keep_underscore_headers after the reload
 	}{
 		{name: "same", listeners: base},
+		{
+			name:      "keep_underscore_headers changed",
+			listeners: []ListenerOptions{{Name: "web", Address: "127.0.0.1:0", KeepUnderscoreHeaders: true}, base[1]},
+			wantKeep:  true,
+		},
 		{
 			name:        "trusted proxies changed",
 			listeners:   []ListenerOptions{{Name: "web", Address: "127.0.0.1:0", TrustedProxies: elb}, base[1]},
@@ -284,6 +290,9 @@ func TestServer_reloadListeners(t *testing.T) {
 			}
 			if got := h.fronts[0].trusted; !slices.Equal(got, tc.wantTrusted) {
 				t.Errorf("trusted proxies of %q = %v; want %v", base[0].Name, got, tc.wantTrusted)
+			}
+			if got := h.fronts[0].keepUnderscores; got != tc.wantKeep {
+				t.Errorf("keep_underscore_headers of %q = %v; want %v", base[0].Name, got, tc.wantKeep)
 			}
 			waitClosed(t, before, "the replaced handler")
 		})

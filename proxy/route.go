@@ -24,6 +24,22 @@ type router struct {
 type route struct {
 	prefix string
 	pool   int // index into Handler.pools
+	// upgrades are the protocols (lower case, without a version) whose
+	// Upgrade requests are forwarded as such; see RouteOptions.Upgrades.
+	upgrades []string
+}
+
+// allowsUpgrade reports whether the route forwards an upgrade to proto, an
+// Upgrade field value naming one protocol ("websocket", "WebSocket/13").
+func (rt *route) allowsUpgrade(proto string) bool {
+	name, _, _ := strings.Cut(proto, "/")
+	name = strings.TrimSpace(name)
+	for _, u := range rt.upgrades {
+		if strings.EqualFold(name, u) {
+			return true
+		}
+	}
+	return false
 }
 
 type wildcardRoutes struct {
@@ -35,7 +51,7 @@ func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
 	r := &router{exact: map[string][]route{}}
 	wild := map[string][]route{}
 	for _, ro := range routes {
-		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream]}
+		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream], upgrades: ro.upgrades()}
 		if rt.prefix == "" {
 			rt.prefix = "/"
 		}
@@ -67,32 +83,32 @@ func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
 	return r
 }
 
-// match returns the pool index for host (a Host header, maybe with a port)
-// and path, or -1 when no route matches.
-func (r *router) match(host, path string) int {
+// match returns the route for host (a Host header, maybe with a port) and
+// path, or nil when no route matches.
+func (r *router) match(host, path string) *route {
 	host = normalizeHost(host)
 	if rs, ok := r.exact[host]; ok {
-		if i := matchPrefix(rs, path); i >= 0 {
-			return i
+		if rt := matchPrefix(rs, path); rt != nil {
+			return rt
 		}
 	}
 	for _, w := range r.wildcard {
 		if len(host) > len(w.suffix) && strings.HasSuffix(host, w.suffix) {
-			if i := matchPrefix(w.routes, path); i >= 0 {
-				return i
+			if rt := matchPrefix(w.routes, path); rt != nil {
+				return rt
 			}
 		}
 	}
 	return matchPrefix(r.any, path)
 }
 
-func matchPrefix(rs []route, path string) int {
-	for _, rt := range rs {
-		if strings.HasPrefix(path, rt.prefix) {
-			return rt.pool
+func matchPrefix(rs []route, path string) *route {
+	for i := range rs {
+		if strings.HasPrefix(path, rs[i].prefix) {
+			return &rs[i]
 		}
 	}
-	return -1
+	return nil
 }
 
 // normalizeHost strips a port and lowercases, allocating only when the host

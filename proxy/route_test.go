@@ -35,18 +35,18 @@ func TestRouter_match(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.host+tt.path, func(t *testing.T) {
-			i := r.match(tt.host, tt.path)
-			if i < 0 {
+			rt := r.match(tt.host, tt.path)
+			if rt == nil {
 				t.Fatalf("match(%q, %q) = no route; want %s", tt.host, tt.path, tt.want)
 			}
-			if got := names[i]; got != tt.want {
+			if got := names[rt.pool]; got != tt.want {
 				t.Errorf("match(%q, %q) = %s; want %s", tt.host, tt.path, got, tt.want)
 			}
 		})
 	}
 	empty := newRouter([]RouteOptions{{Host: "a.test", PathPrefix: "/", Upstream: "x"}}, map[string]int{"x": 0})
-	if i := empty.match("b.test", "/"); i != -1 {
-		t.Errorf("match on an unrouted host = %d; want -1", i)
+	if rt := empty.match("b.test", "/"); rt != nil {
+		t.Errorf("match on an unrouted host = %+v; want nil", rt)
 	}
 }
 
@@ -58,7 +58,7 @@ func BenchmarkRouterMatch(b *testing.B) {
 	}, map[string]int{"a": 0, "b": 1, "c": 2})
 	b.ReportAllocs()
 	for b.Loop() {
-		if r.match("www.example.com:443", "/api/users") != 1 {
+		if r.match("www.example.com:443", "/api/users").pool != 1 {
 			b.Fatal("wrong route")
 		}
 	}

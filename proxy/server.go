@@ -154,7 +154,8 @@ func (s *Server) Reload(ctx context.Context, opts Options, res upstream.Resolver
 
 // mergeListeners returns the listener options a reloaded Handler serves
 // with: the running listeners, in their order, each with the trusted
-// proxies of the next listener of the same name if there is one; and the
+// proxies and keep_underscore_headers of the next listener of the same
+// name if there is one; and the
 // changes to listeners that wait for a restart.
 func mergeListeners(running, next []ListenerOptions) (merged []ListenerOptions, restartNeeded []string) {
 	byName := make(map[string]ListenerOptions, len(next))
@@ -184,6 +185,7 @@ func mergeListeners(running, next []ListenerOptions) (merged []ListenerOptions, 
 			restartNeeded = append(restartNeeded, lo.Name+": "+strings.Join(what, ", ")+" changed")
 		}
 		lo.TrustedProxies = nl.TrustedProxies
+		lo.KeepUnderscoreHeaders = nl.KeepUnderscoreHeaders
 		merged = append(merged, lo)
 	}
 	for _, nl := range next {

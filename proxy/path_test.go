@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// The one decision on paths: what the router matches (Path) and what the
+// backend receives (EscapedPath) are the same path.
+func TestCleanPath(t *testing.T) {
+	tests := []struct {
+		target   string // the request target as sent
+		wantRaw  string // what the backend receives; "" for 400
+		wantPath string // what the router matches
+	}{
+		{"/a/../b", "/b", "/b"},
+		{"/a/./b", "/a/b", "/a/b"},
+		{"/%2e%2e/admin", "", ""},
+		{"/public/..%2fadmin", "/public/..%2fadmin", "/public/../admin"}, // one segment below /public/
+		{"/public/%2e%2e/admin", "/admin", "/admin"},
+		{"/public/%2E./admin", "/admin", "/admin"},
+		{"/%61dmin", "/admin", "/admin"},
+		{"//admin", "//admin", "//admin"}, // empty segments are kept (RFC 3986)
+		{"/a/..", "/", "/"},
+		{"/a/.", "/a/", "/a/"},
+		{"/..", "", ""},
+		{"/a/../..", "", ""},
+		{"/a%00b", "/a%00b", "/a\x00b"},
+		{`/a\b`, "/a%5Cb", `/a\b`},
+		{`/public/..\admin`, "/public/..%5Cadmin", `/public/..\admin`},
+		{"/a%5cb", "/a%5cb", `/a\b`},
+		// Go's EscapedPath re-encodes the decoded path when the raw one
+		// has a byte it would escape, turning the kept %2F into "/".
+		{`/x\/..%2fadmin`, "/x%5C/..%2fadmin", `/x\/../admin`},
+		{"/~user/%7Euser", "/~user/~user", "/~user/~user"},
+		{"/a%2Fb/%3B", "/a%2Fb/%3B", "/a/b/;"},
+		{"/a;jsessionid=1", "/a;jsessionid=1", "/a;jsessionid=1"},
+		// Tomcat reads "..;x" as "..": refused rather than routed as a
+		// segment of its own.
+		{"/public/..;/admin", "", ""},
+		{"/public/%2e%2e;x=1/admin", "", ""},
+		{"/public/.;/admin", "", ""},
+		{"/public/..%3b/admin", "/public/..%3b/admin", "/public/..;/admin"},
+		{"/a/...;/b", "/a/...;/b", "/a/...;/b"},
+		{"/..a/.b/a..", "/..a/.b/a..", "/..a/.b/a.."},
+		{"/a%20b/../c", "/c", "/c"},
+		{"/", "/", "/"},
+		{"/api/v1/users?x=/../", "/api/v1/users", "/api/v1/users"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			u, err := url.ParseRequestURI(tt.target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.RawQuery
+			got, err := cleanPath(u)
+			if tt.wantRaw == "" {
+				if err == nil {
+					t.Errorf("cleanPath(%q) = %q; want an error", tt.target, got.EscapedPath())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("cleanPath(%q): %v", tt.target, err)
+			}
+			if g := got.EscapedPath(); g != tt.wantRaw {
+				t.Errorf("backend gets %q; want %q", g, tt.wantRaw)
+			}
+			if got.Path != tt.wantPath {
+				t.Errorf("router matches %q; want %q", got.Path, tt.wantPath)
+			}
+			if got.RawQuery != q {
+				t.Errorf("query %q; want %q", got.RawQuery, q)
+			}
+			if p, _, _ := strings.Cut(tt.target, "?"); p == tt.wantRaw && got != u {
+				t.Errorf("an unchanged path was copied")
+			}
+		})
+	}
+}
+
+// A path is routed as the backend receives it, on real sockets: the router
+// picks the upstream by the cleaned path and that upstream's backend gets
+// exactly that path.
+func TestCleanPath_routedAsForwarded(t *testing.T) {
+	public := newRawBackend(t, func(string) string { return okAnswer })
+	other := newRawBackend(t, func(string) string { return okAnswer })
+	opts := public.options(t)
+	po := other.options(t)
+	opts.Upstreams[0].Name = "public"
+	po.Upstreams[0].Name = "other"
+	opts.Upstreams = append(opts.Upstreams, po.Upstreams[0])
+	opts.Routes = []RouteOptions{{PathPrefix: "/public/", Upstream: "public"}, {PathPrefix: "/", Upstream: "other"}}
+	addr := rawProxy(t, opts, nil)
+	tests := []struct {
+		target  string
+		backend *rawBackend // nil: 400
+		line    string
+	}{
+		{"/public/%2e%2e/admin", other, "GET /admin HTTP/1.1"},
+		{"/public/../admin", other, "GET /admin HTTP/1.1"},
+		{"/%70ublic/x", public, "GET /public/x HTTP/1.1"},
+		{"/public/..%2fadmin", public, "GET /public/..%2fadmin HTTP/1.1"},
+		{`/public/x\/..%2fadmin`, public, "GET /public/x%5C/..%2fadmin HTTP/1.1"},
+		{"/public/a/./b?q=/../", public, "GET /public/a/b?q=/../ HTTP/1.1"},
+		{"/%2e%2e/admin", nil, ""},
+		{"/public/..;/admin", nil, ""},
+		{"/public/../../admin", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.send("GET " + tt.target + " HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, _ := c.read("GET")
+			if tt.backend == nil {
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("client got %d; want 400", resp.StatusCode)
+				}
+				public.noMore(t)
+				other.noMore(t)
+				return
+			}
+			line, _, _ := strings.Cut(tt.backend.head(t), "\r\n")
+			if line != tt.line {
+				t.Errorf("the backend received %q; want %q", line, tt.line)
+			}
+			public.noMore(t)
+			other.noMore(t)
+		})
+	}
+}
+
+// BenchmarkCleanPath: a path that needs no change must cost nothing.
+func BenchmarkCleanPath(b *testing.B) {
+	for _, target := range []string{"/api/v1/users/12345", "/static/app.v2.min.js", "/a(1)!", "/public/%2e%2e/admin"} {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(target, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cleanPath(u); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
