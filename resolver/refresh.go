@@ -39,9 +39,10 @@ type entry struct {
 	// Owned by run.
 	candidates  []string
 	readyClosed bool
-	good        Answer    // last good answer; Addrs empty when there is none
-	negSince    time.Time // first NXDOMAIN/NODATA since good; zero if none
-	failing     bool      // in an episode of failed resolutions
+	good        Answer        // last good answer; Addrs empty when there is none
+	lastTTL     time.Duration // TTL of the last good answer, kept after good is dropped; 0 if none ever
+	negSince    time.Time     // first NXDOMAIN/NODATA since good; zero if none
+	failing     bool          // in an episode of failed resolutions
 	failSince   time.Time
 	failures    int  // consecutive failed resolutions
 	stale       bool // serving good with Stale set
@@ -266,8 +267,8 @@ func (r *Resolver) clampTTL(sec uint32) time.Duration {
 func refreshDelay(ttl time.Duration) time.Duration { return ttl - ttl/10 }
 
 // backoff is the wait before retry n (1-based) of a failing name: MinTTL,
-// doubling, capped at retryCap (and, by apply, at the last good answer's
-// TTL).
+// doubling, capped at retryCap (and, by apply, at the TTL of the last good
+// answer the name ever had).
 func (r *Resolver) backoff(n int) time.Duration {
 	d := r.opts.MinTTL
 	for i := 1; i < n && d < r.retryCap; i++ {
@@ -289,7 +290,10 @@ func (r *Resolver) backoff(n int) time.Duration {
 //     first such answer (HAProxy's "hold nx").
 //
 // Failures are retried on backoff, never later than the moment the last
-// good answer must be dropped, so it is dropped on time.
+// good answer must be dropped, so it is dropped on time, and never less
+// often than the last good answer's TTL, also once the name has no
+// addresses left (a name without any TTL yet backs off to 30 s; requests
+// that find no address ask for a refresh through RefreshNow meanwhile).
 func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.Duration) {
 	var oldAddrs []netip.Addr
 	if old := e.snap.Load(); old != nil {
@@ -309,6 +313,7 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 		r.setStale(e, false)
 		e.failing, e.failures, e.negSince = false, 0, time.Time{}
 		e.good = Answer{Name: e.name, Addrs: addrs, TTL: ttl}
+		e.lastTTL = ttl
 		s, next = &snapshot{ans: e.good}, refreshDelay(ttl)
 	} else {
 		err := res.err
@@ -322,11 +327,13 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 			e.negSince = now
 		}
 		next = r.backoff(e.failures)
-		if e.good.TTL > 0 {
+		if e.lastTTL > 0 {
 			// A failing name is retried at least as often as it was
-			// refreshed, so that once DNS is back a change is followed
-			// within the same TTL bound as ever.
-			next = min(next, e.good.TTL)
+			// refreshed, also after its last good answer was dropped:
+			// once DNS is back, or the record is there again (an ELB
+			// recreated), it is followed within the same TTL bound as
+			// ever, not after the backoff cap.
+			next = min(next, e.lastTTL)
 		}
 		if len(e.good.Addrs) > 0 {
 			keepUntil, reason := e.failSince.Add(r.opts.Stale), "stale_window_ended"
