@@ -110,6 +110,10 @@ type snapshot struct {
 	eps      []*Endpoint
 	primary  int // eps[:primary] are primaries, eps[primary:] backups
 	maxTotal uint64
+	// empty are the named targets whose current answer has no address: a
+	// request that finds no address asks the resolver to look them up
+	// again (see RoundTrip).
+	empty []string
 }
 
 // New builds the pool for opts and subscribes every hostname target to res.
@@ -304,6 +308,9 @@ func (p *Pool) publishLocked() {
 			if tg.Backup != backup {
 				continue
 			}
+			if len(tg.endpoints) == 0 && !tg.isLiteral {
+				s.empty = append(s.empty, tg.Host)
+			}
 			ips := make([]netip.Addr, 0, len(tg.endpoints))
 			for ip := range tg.endpoints {
 				ips = append(ips, ip)
@@ -410,6 +417,20 @@ func (p *Pool) finishSlowStart(e *Endpoint) {
 // inDNSLocked reports whether e is in its target's current answer.
 func (p *Pool) inDNSLocked(e *Endpoint) bool {
 	return e.target.endpoints[e.addr.Addr()] == e
+}
+
+// refreshEmpty asks the resolver to look up again every named target that
+// has no address, for a request that found none: a name that lost its
+// addresses (an ELB recreated, a record added late) comes back at the next
+// request, rate-limited per name by resolver.refresh_now_min_gap, instead
+// of at the resolver's next retry.
+func (p *Pool) refreshEmpty() {
+	if p.res == nil {
+		return
+	}
+	for _, name := range p.active.Load().empty {
+		p.res.RefreshNow(name)
+	}
 }
 
 // connectFailed records a failed connect to e: the first makes it suspect,
