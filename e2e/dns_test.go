@@ -55,6 +55,13 @@ func startStack(t *testing.T, ips []string, o stackOptions) *stack {
 // upstream holds extra YAML lines for the upstream, indented four spaces.
 func startWebtier(t *testing.T, bind *peer.BIND, target string, port int, upstream string, stale time.Duration) *peer.Webtier {
 	t.Helper()
+	return startWebtierResolver(t, bind, target, port, upstream, fmt.Sprintf("  stale: %s\n", stale))
+}
+
+// startWebtierResolver is startWebtier with resolver holding extra YAML
+// lines for the resolver section, indented two spaces.
+func startWebtierResolver(t *testing.T, bind *peer.BIND, target string, port int, upstream, resolver string) *peer.Webtier {
+	t.Helper()
 	listen := peer.FreeAddr(t, "127.0.0.1")
 	cfg := fmt.Sprintf(`
 listeners:
@@ -70,11 +77,10 @@ upstreams:
   nameservers: [%q]
   query_timeout: 500ms
   attempts: 1
-  stale: %s
-logging:
+%slogging:
   level: info
   format: json
-`, listen, target, port, upstream, bind.Addr(), stale)
+`, listen, target, port, upstream, bind.Addr(), resolver)
 	return peer.StartWebtier(t, peer.Build(t), listen, cfg)
 }
 
@@ -289,4 +295,73 @@ func TestStaleWindowEnds(t *testing.T) {
 		}
 		return failed == 10
 	})
+}
+
+// A name that lost its addresses comes back within about a TTL of its
+// record's return, however long it was gone: the record deleted past
+// negative_hold (an ELB deleted and recreated) and BIND down past the
+// stale window. Before, the resolver retried such a name on a backoff
+// that had grown to 30 s, so requests kept getting 502 for up to 30 s
+// after the record was back.
+func TestNameComesBack(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		resolver string
+		lose     func(*stack)
+		restore  func(*stack)
+	}{
+		{
+			name:     "deleted-past-negative-hold",
+			resolver: "  negative_hold: 2s\n",
+			lose:     func(s *stack) { s.bind.Delete(t, "elb") },
+			restore:  func(s *stack) { s.bind.SetA(t, "elb", recordTTL, "127.0.0.26") },
+		},
+		{
+			name:     "dns-down-past-stale",
+			resolver: "  stale: 2s\n",
+			lose:     func(s *stack) { s.bind.Stop(t) },
+			restore:  func(s *stack) { s.bind.Restart(t) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ips := []string{"127.0.0.26"}
+			s := &stack{backends: peer.StartBackends(t, ips...)}
+			s.bind = peer.StartBIND(t, peer.BINDOptions{Records: []peer.Record{
+				{Name: "elb", TTL: recordTTL, Type: "A", Value: ips[0]},
+			}})
+			s.webtier = startWebtierResolver(t, s.bind, "elb.proxy.test", s.backends[0].Port(),
+				"    connect_timeout: 1s\n", tc.resolver)
+			results := stream(t, s.webtier.URL(), false)
+			consume(t, results, "before the name was lost", false, func(r result) bool { return r.backend == ips[0] })
+
+			tc.lose(s)
+			var gone time.Time
+			consume(t, results, "while the name is lost", true, func(r result) bool {
+				if r.status == http.StatusBadGateway && gone.IsZero() {
+					gone = r.sent
+				}
+				// Long enough for the old backoff to have grown past 16 s.
+				return !gone.IsZero() && r.sent.After(gone.Add(25*time.Second))
+			})
+			tc.restore(s)
+			back := time.Now()
+			ok := 0
+			var first time.Time
+			consume(t, results, "after the name came back", true, func(r result) bool {
+				if r.ok() && first.IsZero() {
+					first = r.sent
+				}
+				if r.sent.Before(back.Add(followBound)) {
+					return false
+				}
+				if !r.ok() || r.backend != ips[0] {
+					t.Fatalf("%v: %s after the name came back; want 200 from %s", r, r.sent.Sub(back), ips[0])
+				}
+				ok++
+				return ok == 20
+			})
+			t.Logf("first 200 was sent %s after the name came back", first.Sub(back).Round(time.Millisecond))
+		})
+	}
 }
