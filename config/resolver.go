@@ -25,6 +25,14 @@ func (c *checker) resolver(r *rawResolver) resolver.Options {
 		RefreshNowMinGap: c.duration(r.RefreshNowMinGap, resolver.DefaultRefreshNowMinGap),
 		IdleTimeout:      c.duration(r.IdleTimeout, resolver.DefaultIdleTimeout),
 	}
+	o.HostsFile = resolver.DefaultHostsFile
+	if r.HostsFile.Set {
+		if r.HostsFile.V == "" {
+			c.errorf(r.HostsFile.loc, "is empty; write a file path like %s, or leave the key out", resolver.DefaultHostsFile)
+		} else {
+			o.HostsFile = c.relative(r.HostsFile.V)
+		}
+	}
 	// ndots 0 is valid in resolv.conf(5), but resolver.Options reads a zero
 	// Ndots as "the default", so the file cannot ask for it.
 	const maxNdots = 15 // resolv.conf(5) caps ndots at 15

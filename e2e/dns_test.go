@@ -175,22 +175,28 @@ func consume(t *testing.T, results <-chan result, what string, allowFail bool, d
 // returns once 20 such requests were seen.
 func expectFollow(t *testing.T, results <-chan result, changed time.Time, want string) {
 	t.Helper()
+	expectFollowWithin(t, results, changed, want, followBound)
+}
+
+// expectFollowWithin is expectFollow with another bound.
+func expectFollowWithin(t *testing.T, results <-chan result, changed time.Time, want string, bound time.Duration) {
+	t.Helper()
 	after := 0
 	var first time.Time
 	consume(t, results, "after the change to "+want, false, func(r result) bool {
 		if r.backend == want && first.IsZero() {
 			first = r.sent
 		}
-		if r.sent.Before(changed.Add(followBound)) {
+		if r.sent.Before(changed.Add(bound)) {
 			return false
 		}
 		if r.backend != want {
-			t.Fatalf("%v: %s after the DNS change; want every request to reach %s", r, r.sent.Sub(changed), want)
+			t.Fatalf("%v: %s after the change; want every request to reach %s", r, r.sent.Sub(changed), want)
 		}
 		after++
 		return after == 20
 	})
-	t.Logf("first request on %s was sent %s after nsupdate returned", want, first.Sub(changed).Round(time.Millisecond))
+	t.Logf("first request on %s was sent %s after the change", want, first.Sub(changed).Round(time.Millisecond))
 }
 
 // The record moves from a to b and back, as Route53 moves an ELB: requests

@@ -28,9 +28,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // result is the outcome of resolving one name: addresses (sorted,
 // deduplicated) and the minimum TTL over the records used, or an error.
 type result struct {
-	addrs []netip.Addr
-	ttl   uint32 // seconds, before clamping
-	err   *Error
+	addrs  []netip.Addr
+	ttl    uint32 // seconds, before clamping
+	err    *Error
+	source string // SourceHosts or SourceLocalhost when not from DNS
 }
 
 // resolveName resolves e's candidates in order. A candidate that is not
@@ -39,6 +40,9 @@ type result struct {
 // because quietly switching to a different search domain while the right
 // one is merely unreachable would replace good addresses with wrong ones.
 func (r *Resolver) resolveName(ctx context.Context, name string, cands []string) result {
+	if addrs, src, ok := local(r.hosts, r.opts.Family, name, time.Now()); ok {
+		return result{addrs: addrs, ttl: hostsTTL, source: src}
+	}
 	var notFound *Error
 	for _, c := range cands {
 		res := r.resolveFQDN(ctx, c)

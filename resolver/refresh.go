@@ -375,8 +375,13 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 	}
 	if !slices.Equal(oldAddrs, s.ans.Addrs) {
 		r.m.answerChanges.Inc()
+		src := res.source
+		if src == "" {
+			src = SourceDNS
+		}
 		r.log.Info("dns answer changed", zap.String("name", e.name),
-			zap.Stringers("old", oldAddrs), zap.Stringers("new", s.ans.Addrs), zap.Duration("ttl", s.ans.TTL))
+			zap.Stringers("old", oldAddrs), zap.Stringers("new", s.ans.Addrs), zap.Duration("ttl", s.ans.TTL),
+			zap.String("source", src))
 		r.scheduleDelivery(e)
 	} else if first {
 		// A first lookup that failed still reaches subscribers, as an

@@ -44,6 +44,7 @@ type Resolver struct {
 	search   []string
 	ndots    int
 	retryCap time.Duration
+	hosts    *hostsFile
 	log      *zap.Logger
 	m        *metrics
 
@@ -97,6 +98,7 @@ func New(opts Options) (*Resolver, error) {
 		}
 	}
 	r.retryCap = max(min(maxRetryBackoff, o.MaxTTL), o.MinTTL)
+	r.hosts = newHostsFile(o.HostsFile)
 	r.log = o.Logger
 	if r.log == nil {
 		r.log = zap.NewNop()
@@ -131,6 +133,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ResolvConf == "" {
 		o.ResolvConf = DefaultResolvConf
+	}
+	if o.HostsFile == "" {
+		o.HostsFile = DefaultHostsFile
 	}
 	for _, d := range []struct {
 		name string
