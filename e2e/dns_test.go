@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,5 +371,64 @@ func TestNameComesBack(t *testing.T) {
 			})
 			t.Logf("first 200 was sent %s after the name came back", first.Sub(back).Round(time.Millisecond))
 		})
+	}
+}
+
+// A first nameserver that drops every query (a UDP socket that never
+// answers) costs one query_timeout, not one per query: after it, webtier
+// asks BIND first, so changes are followed within the usual bound and not
+// query_timeout later; the dead server only gets background probes.
+func TestDeadFirstNameserver(t *testing.T) {
+	t.Parallel()
+	ips := []string{"127.0.0.30", "127.0.0.31"}
+	bs := peer.StartBackends(t, ips...)
+	bind := peer.StartBIND(t, peer.BINDOptions{Records: []peer.Record{
+		{Name: "elb", TTL: recordTTL, Type: "A", Value: ips[0]},
+	}})
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	var deadQueries atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := dead.ReadFrom(buf); err != nil {
+				return
+			}
+			deadQueries.Add(1)
+		}
+	}()
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	cfg := fmt.Sprintf(`
+listeners:
+  - address: %q
+routes:
+  - upstream: elb
+upstreams:
+  elb:
+    targets: [http://elb.proxy.test:%d]
+resolver:
+  nameservers: [%q, %q]
+  query_timeout: 2s
+logging:
+  level: info
+  format: json
+`, listen, bs[0].Port(), dead.LocalAddr().String(), bind.Addr())
+	w := peer.StartWebtier(t, peer.Build(t), listen, cfg)
+	results := stream(t, w.URL(), false)
+	consume(t, results, "before the change", false, func(r result) bool { return r.backend == ips[0] })
+	w.WaitLog(t, "nameserver did not answer")
+
+	for i, ip := range []string{ips[1], ips[0], ips[1]} {
+		bind.SetA(t, "elb", recordTTL, ip)
+		expectFollow(t, results, time.Now(), ip)
+		t.Logf("change %d followed; the dead server got %d queries so far", i+1, deadQueries.Load())
+	}
+	// Probes back off from 2 s to a minute: far fewer than the one query
+	// per refresh (about 1 a second here) that it got before.
+	if n := deadQueries.Load(); n > 8 {
+		t.Errorf("the dead server got %d queries; want a few probes at most", n)
 	}
 }

@@ -182,15 +182,20 @@ func sortAddrs(addrs []netip.Addr) []netip.Addr {
 }
 
 // query asks the nameservers for (name, qtype): Attempts rounds over all
-// servers in order. NOERROR and NXDOMAIN end it (NXDOMAIN is an
+// servers in order, those that did not answer lately last (nameserver.go). NOERROR and NXDOMAIN end it (NXDOMAIN is an
 // authoritative "no", so other servers are not asked); a timeout, network
 // error or failure rcode moves on to the next server. It counts every
 // query's outcome except NOERROR, which only the caller can classify.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, *Error) {
 	var last *Error
+	var buf [4]*nameserver
 	for range r.opts.Attempts {
-		for _, ns := range r.servers {
+		for _, s := range r.order(buf[:0], name, qtype) {
+			ns := s.addr
 			resp, err := r.exchangeTC(ctx, ns, name, qtype)
+			if ctx.Err() == nil {
+				r.noteReply(s, err)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, ns, &Error{Server: ns, Rcode: -1, Err: ErrClosed}

@@ -41,6 +41,7 @@ type Answer struct {
 type Resolver struct {
 	opts     Options // defaults applied
 	servers  []string
+	ns       []*nameserver // the health of servers, in the same order
 	search   []string
 	ndots    int
 	retryCap time.Duration
@@ -96,6 +97,9 @@ func New(opts Options) (*Resolver, error) {
 		if opts.Ndots == 0 && conf.ndots >= 0 {
 			r.ndots = conf.ndots
 		}
+	}
+	for _, s := range r.servers {
+		r.ns = append(r.ns, &nameserver{addr: s})
 	}
 	r.retryCap = max(min(maxRetryBackoff, o.MaxTTL), o.MinTTL)
 	r.hosts = newHostsFile(o.HostsFile)
