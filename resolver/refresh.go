@@ -54,6 +54,7 @@ type entry struct {
 type snapshot struct {
 	ans Answer
 	err error
+	at  time.Time // when ans was received from DNS (or the hosts file); zero for stale and empty answers
 }
 
 // flight is one resolution that Resolve callers wait for together.
@@ -262,9 +263,16 @@ func (r *Resolver) clampTTL(sec uint32) time.Duration {
 	return min(max(time.Duration(sec)*time.Second, r.opts.MinTTL), r.opts.MaxTTL)
 }
 
-// refreshDelay is when to refresh an answer used for ttl: at 90% of it, so
-// the new answer is normally in before the old one expires.
-func refreshDelay(ttl time.Duration) time.Duration { return ttl - ttl/10 }
+// refreshDelay is when to refresh an answer used for ttl: at a random
+// point between 80% and 100% of it (j in [0, 1) picks it), 90% on average,
+// so the new answer is normally in before the old one expires. The spread
+// keeps names that were answered together (every upstream name at
+// start-up, 200 names with TTL 1 say) from being asked again together
+// for ever: without it they were re-queried in one burst each TTL, and a
+// VPC resolver allows 1024 packets per second per interface.
+func refreshDelay(ttl time.Duration, j float64) time.Duration {
+	return ttl - ttl/5 + time.Duration(j*float64(ttl/5))
+}
 
 // backoff is the wait before retry n (1-based) of a failing name: MinTTL,
 // doubling, capped at retryCap (and, by apply, at the TTL of the last good
@@ -314,7 +322,7 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 		e.failing, e.failures, e.negSince = false, 0, time.Time{}
 		e.good = Answer{Name: e.name, Addrs: addrs, TTL: ttl}
 		e.lastTTL = ttl
-		s, next = &snapshot{ans: e.good}, refreshDelay(ttl)
+		s, next = &snapshot{ans: e.good, at: now}, refreshDelay(ttl, r.jitter())
 	} else {
 		err := res.err
 		err.Name = e.name

@@ -47,8 +47,9 @@ type Resolver interface {
 	Subscribe(name string, fn func(resolver.Answer)) (unsubscribe func())
 	// RefreshNow asks for a prompt, rate-limited re-resolution of name.
 	RefreshNow(name string)
-	// Resolve forces a fresh resolution of name and returns it.
-	Resolve(ctx context.Context, name string) (resolver.Answer, error)
+	// ResolveFresh returns an answer for name received within maxAge (and
+	// within its TTL), resolving it again if the cached one is older.
+	ResolveFresh(ctx context.Context, name string, maxAge time.Duration) (resolver.Answer, error)
 }
 
 var _ Resolver = (*resolver.Resolver)(nil)
@@ -617,17 +618,20 @@ func (p *Pool) maintainLoop() {
 	}
 }
 
-// Maintain forces a fresh resolution of every target name, applies it (so
+// Maintain gets a fresh answer for every target name, applies it (so
 // ejected addresses the answer no longer contains are forgotten), and
 // probes at once the ejected addresses it still contains. It never restores
-// an address on any other evidence. A name whose resolution fails is left as
-// it is.
+// an address on any other evidence. Fresh means received within the
+// maintain interval and within the answer's TTL: a name the resolver
+// refreshed a moment ago by its TTL is not asked again on top (a TTL-1
+// name never is); a longer-lived answer is asked again at most once per
+// interval. A name whose resolution fails is left as it is.
 func (p *Pool) Maintain(ctx context.Context) {
 	for _, tg := range p.targets {
 		if tg.isLiteral {
 			continue
 		}
-		a, err := p.res.Resolve(ctx, tg.Host)
+		a, err := p.res.ResolveFresh(ctx, tg.Host, p.opts.MaintainInterval)
 		if err != nil {
 			p.log.Warn("maintain: fresh resolution failed; nothing restored",
 				zap.String("target", tg.Host), zap.Error(err))

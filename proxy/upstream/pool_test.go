@@ -30,7 +30,7 @@ type pushResolver struct {
 }
 
 // Resolve returns the last pushed answer, as a fresh resolution would.
-func (r *pushResolver) Resolve(_ context.Context, name string) (resolver.Answer, error) {
+func (r *pushResolver) ResolveFresh(_ context.Context, name string, _ time.Duration) (resolver.Answer, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.resolves++
