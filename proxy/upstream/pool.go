@@ -353,9 +353,13 @@ func (p *Pool) setStateLocked(e *Endpoint, s State, reason string) {
 	case StateDraining, StateEjected:
 		// HAProxy's on-marked-down shutdown-sessions, for idle sessions:
 		// idle keep-alive connections close now, busy ones after their
-		// request; stuck idempotent requests are re-sent after the grace.
+		// request; stuck idempotent requests are re-sent after the grace;
+		// requests still connecting go elsewhere now.
+		e.abandonConnects()
 		e.closeIdle()
 		p.scheduleRescue(e)
+	case StateStandby:
+		e.abandonConnects()
 	}
 	switch s {
 	case StateRunning:
