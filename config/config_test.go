@@ -332,3 +332,27 @@ func TestSearchEmptyListReplacesResolvConf(t *testing.T) {
 		})
 	}
 }
+
+// hosts_file defaults to /etc/hosts, takes a path relative to the config
+// file, and refuses an empty value with the file, line and key.
+func TestHostsFile(t *testing.T) {
+	base := "listeners: [{address: \":8080\"}]\nroutes: [{upstream: app}]\nupstreams: {app: {targets: [http://app]}}\nresolver:\n  nameservers: [10.0.0.2]\n"
+	cfg, err := Parse(goldenFile, []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Resolver.HostsFile; got != "/etc/hosts" {
+		t.Errorf("default HostsFile = %q; want /etc/hosts", got)
+	}
+	cfg, err = Parse(goldenFile, []byte(base+"  hosts_file: hosts.local\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(goldenFile), "hosts.local"); cfg.Resolver.HostsFile != want {
+		t.Errorf("relative HostsFile = %q; want %q", cfg.Resolver.HostsFile, want)
+	}
+	_, err = Parse(goldenFile, []byte(base+"  hosts_file: \"\"\n"))
+	if err == nil || !strings.Contains(err.Error(), ":6:") || !strings.Contains(err.Error(), "hosts_file") || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty hosts_file: err = %v; want line 6, hosts_file, is empty", err)
+	}
+}

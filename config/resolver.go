@@ -25,6 +25,7 @@ func (c *checker) resolver(r *rawResolver) resolver.Options {
 		RefreshNowMinGap: c.duration(r.RefreshNowMinGap, resolver.DefaultRefreshNowMinGap),
 		IdleTimeout:      c.duration(r.IdleTimeout, resolver.DefaultIdleTimeout),
 	}
+	o.HostsFile, _ = c.filePath(r.HostsFile, resolver.DefaultHostsFile)
 	// ndots 0 is valid in resolv.conf(5), but resolver.Options reads a zero
 	// Ndots as "the default", so the file cannot ask for it.
 	const maxNdots = 15 // resolv.conf(5) caps ndots at 15
@@ -37,16 +38,14 @@ func (c *checker) resolver(r *rawResolver) resolver.Options {
 	} else {
 		// Search and ndots come from resolv.conf unless the file sets them,
 		// so they are not defaulted here.
-		o.ResolvConf = resolver.DefaultResolvConf
-		if r.ResolvConf.Set {
-			if r.ResolvConf.V == "" {
-				c.errorf(r.ResolvConf.loc, "is empty; write a file path like %s, or leave the key out", resolver.DefaultResolvConf)
-			} else {
-				o.ResolvConf = c.relative(r.ResolvConf.V)
-				if p := resolvConfProblem(o.ResolvConf); p != "" {
-					c.errorf(r.ResolvConf.loc, "%s; name a resolv.conf(5) file webtier can read that has a nameserver line, or set nameservers instead", p)
-				}
+		var written bool
+		o.ResolvConf, written = c.filePath(r.ResolvConf, resolver.DefaultResolvConf)
+		if written {
+			if p := resolvConfProblem(o.ResolvConf); p != "" {
+				c.errorf(r.ResolvConf.loc, "%s; name a resolv.conf(5) file webtier can read that has a nameserver line, or set nameservers instead", p)
 			}
+		} else if r.ResolvConf.Set {
+			// Empty: reported by filePath.
 		} else if p := resolvConfProblem(o.ResolvConf); p != "" {
 			// Found now rather than when webtier starts (or reloads).
 			c.errorf(loc{Path: "resolver.resolv_conf"}, "%s (the default, read because nameservers is not set); set resolver.nameservers to your DNS servers' IP addresses, or resolver.resolv_conf to another file", p)
@@ -69,6 +68,20 @@ func (c *checker) resolver(r *rawResolver) resolver.Options {
 		}
 	}
 	return o
+}
+
+// filePath returns the path f names, relative to the config file's
+// directory, and true; or def and false when f is absent. An empty value is
+// reported and gives def.
+func (c *checker) filePath(f field[string], def string) (string, bool) {
+	if !f.Set {
+		return def, false
+	}
+	if f.V == "" {
+		c.errorf(f.loc, "is empty; write a file path like %s, or leave the key out", def)
+		return def, false
+	}
+	return c.relative(f.V), true
 }
 
 // nameservers returns each nameserver as IP:port, with port 53 filled in.

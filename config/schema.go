@@ -143,6 +143,7 @@ type rawResolver struct {
 	loc
 	Nameservers      field[[]field[string]] `yaml:"nameservers"`
 	ResolvConf       field[string]          `yaml:"resolv_conf"`
+	HostsFile        field[string]          `yaml:"hosts_file"` // default resolver.DefaultHostsFile
 	Search           field[[]field[string]] `yaml:"search"`
 	Ndots            field[int]             `yaml:"ndots"`
 	MinTTL           field[time.Duration]   `yaml:"min_ttl"`

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +57,13 @@ func startStack(t *testing.T, ips []string, o stackOptions) *stack {
 // upstream holds extra YAML lines for the upstream, indented four spaces.
 func startWebtier(t *testing.T, bind *peer.BIND, target string, port int, upstream string, stale time.Duration) *peer.Webtier {
 	t.Helper()
+	return startWebtierResolver(t, bind, target, port, upstream, fmt.Sprintf("  stale: %s\n", stale))
+}
+
+// startWebtierResolver is startWebtier with resolver holding extra YAML
+// lines for the resolver section, indented two spaces.
+func startWebtierResolver(t *testing.T, bind *peer.BIND, target string, port int, upstream, resolver string) *peer.Webtier {
+	t.Helper()
 	listen := peer.FreeAddr(t, "127.0.0.1")
 	cfg := fmt.Sprintf(`
 listeners:
@@ -70,11 +79,10 @@ upstreams:
   nameservers: [%q]
   query_timeout: 500ms
   attempts: 1
-  stale: %s
-logging:
+%slogging:
   level: info
   format: json
-`, listen, target, port, upstream, bind.Addr(), stale)
+`, listen, target, port, upstream, bind.Addr(), resolver)
 	return peer.StartWebtier(t, peer.Build(t), listen, cfg)
 }
 
@@ -169,22 +177,28 @@ func consume(t *testing.T, results <-chan result, what string, allowFail bool, d
 // returns once 20 such requests were seen.
 func expectFollow(t *testing.T, results <-chan result, changed time.Time, want string) {
 	t.Helper()
+	expectFollowWithin(t, results, changed, want, followBound)
+}
+
+// expectFollowWithin is expectFollow with another bound.
+func expectFollowWithin(t *testing.T, results <-chan result, changed time.Time, want string, bound time.Duration) {
+	t.Helper()
 	after := 0
 	var first time.Time
 	consume(t, results, "after the change to "+want, false, func(r result) bool {
 		if r.backend == want && first.IsZero() {
 			first = r.sent
 		}
-		if r.sent.Before(changed.Add(followBound)) {
+		if r.sent.Before(changed.Add(bound)) {
 			return false
 		}
 		if r.backend != want {
-			t.Fatalf("%v: %s after the DNS change; want every request to reach %s", r, r.sent.Sub(changed), want)
+			t.Fatalf("%v: %s after the change; want every request to reach %s", r, r.sent.Sub(changed), want)
 		}
 		after++
 		return after == 20
 	})
-	t.Logf("first request on %s was sent %s after nsupdate returned", want, first.Sub(changed).Round(time.Millisecond))
+	t.Logf("first request on %s was sent %s after the change", want, first.Sub(changed).Round(time.Millisecond))
 }
 
 // The record moves from a to b and back, as Route53 moves an ELB: requests
@@ -289,4 +303,132 @@ func TestStaleWindowEnds(t *testing.T) {
 		}
 		return failed == 10
 	})
+}
+
+// A name that lost its addresses comes back within about a TTL of its
+// record's return, however long it was gone: the record deleted past
+// negative_hold (an ELB deleted and recreated) and BIND down past the
+// stale window. Before, the resolver retried such a name on a backoff
+// that had grown to 30 s, so requests kept getting 502 for up to 30 s
+// after the record was back.
+func TestNameComesBack(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		resolver string
+		lose     func(*stack)
+		restore  func(*stack)
+	}{
+		{
+			name:     "deleted-past-negative-hold",
+			resolver: "  negative_hold: 2s\n",
+			lose:     func(s *stack) { s.bind.Delete(t, "elb") },
+			restore:  func(s *stack) { s.bind.SetA(t, "elb", recordTTL, "127.0.0.26") },
+		},
+		{
+			name:     "dns-down-past-stale",
+			resolver: "  stale: 2s\n",
+			lose:     func(s *stack) { s.bind.Stop(t) },
+			restore:  func(s *stack) { s.bind.Restart(t) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ips := []string{"127.0.0.26"}
+			s := &stack{backends: peer.StartBackends(t, ips...)}
+			s.bind = peer.StartBIND(t, peer.BINDOptions{Records: []peer.Record{
+				{Name: "elb", TTL: recordTTL, Type: "A", Value: ips[0]},
+			}})
+			s.webtier = startWebtierResolver(t, s.bind, "elb.proxy.test", s.backends[0].Port(),
+				"    connect_timeout: 1s\n", tc.resolver)
+			results := stream(t, s.webtier.URL(), false)
+			consume(t, results, "before the name was lost", false, func(r result) bool { return r.backend == ips[0] })
+
+			tc.lose(s)
+			var gone time.Time
+			consume(t, results, "while the name is lost", true, func(r result) bool {
+				if r.status == http.StatusBadGateway && gone.IsZero() {
+					gone = r.sent
+				}
+				// Long enough for the old backoff to have grown past 16 s.
+				return !gone.IsZero() && r.sent.After(gone.Add(25*time.Second))
+			})
+			tc.restore(s)
+			back := time.Now()
+			ok := 0
+			var first time.Time
+			consume(t, results, "after the name came back", true, func(r result) bool {
+				if r.ok() && first.IsZero() {
+					first = r.sent
+				}
+				if r.sent.Before(back.Add(followBound)) {
+					return false
+				}
+				if !r.ok() || r.backend != ips[0] {
+					t.Fatalf("%v: %s after the name came back; want 200 from %s", r, r.sent.Sub(back), ips[0])
+				}
+				ok++
+				return ok == 20
+			})
+			t.Logf("first 200 was sent %s after the name came back", first.Sub(back).Round(time.Millisecond))
+		})
+	}
+}
+
+// A first nameserver that drops every query (a UDP socket that never
+// answers) costs one query_timeout, not one per query: after it, webtier
+// asks BIND first, so changes are followed within the usual bound and not
+// query_timeout later; the dead server only gets background probes.
+func TestDeadFirstNameserver(t *testing.T) {
+	t.Parallel()
+	ips := []string{"127.0.0.30", "127.0.0.31"}
+	bs := peer.StartBackends(t, ips...)
+	bind := peer.StartBIND(t, peer.BINDOptions{Records: []peer.Record{
+		{Name: "elb", TTL: recordTTL, Type: "A", Value: ips[0]},
+	}})
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	var deadQueries atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := dead.ReadFrom(buf); err != nil {
+				return
+			}
+			deadQueries.Add(1)
+		}
+	}()
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	cfg := fmt.Sprintf(`
+listeners:
+  - address: %q
+routes:
+  - upstream: elb
+upstreams:
+  elb:
+    targets: [http://elb.proxy.test:%d]
+resolver:
+  nameservers: [%q, %q]
+  query_timeout: 2s
+logging:
+  level: info
+  format: json
+`, listen, bs[0].Port(), dead.LocalAddr().String(), bind.Addr())
+	w := peer.StartWebtier(t, peer.Build(t), listen, cfg)
+	results := stream(t, w.URL(), false)
+	consume(t, results, "before the change", false, func(r result) bool { return r.backend == ips[0] })
+	w.WaitLog(t, "nameserver did not answer")
+
+	for i, ip := range []string{ips[1], ips[0], ips[1]} {
+		bind.SetA(t, "elb", recordTTL, ip)
+		expectFollow(t, results, time.Now(), ip)
+		t.Logf("change %d followed; the dead server got %d queries so far", i+1, deadQueries.Load())
+	}
+	// Probes back off from 2 s to a minute: far fewer than the one query
+	// per refresh (about 1 a second here) that it got before.
+	if n := deadQueries.Load(); n > 8 {
+		t.Errorf("the dead server got %d queries; want a few probes at most", n)
+	}
 }

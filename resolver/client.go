@@ -28,9 +28,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // result is the outcome of resolving one name: addresses (sorted,
 // deduplicated) and the minimum TTL over the records used, or an error.
 type result struct {
-	addrs []netip.Addr
-	ttl   uint32 // seconds, before clamping
-	err   *Error
+	addrs  []netip.Addr
+	ttl    uint32 // seconds, before clamping
+	err    *Error
+	source string // SourceHosts or SourceLocalhost when not from DNS
 }
 
 // resolveName resolves e's candidates in order. A candidate that is not
@@ -39,6 +40,9 @@ type result struct {
 // because quietly switching to a different search domain while the right
 // one is merely unreachable would replace good addresses with wrong ones.
 func (r *Resolver) resolveName(ctx context.Context, name string, cands []string) result {
+	if addrs, src, ok := local(r.hosts, r.opts.Family, name, time.Now()); ok {
+		return result{addrs: addrs, ttl: hostsTTL, source: src}
+	}
 	var notFound *Error
 	for _, c := range cands {
 		res := r.resolveFQDN(ctx, c)
@@ -178,15 +182,20 @@ func sortAddrs(addrs []netip.Addr) []netip.Addr {
 }
 
 // query asks the nameservers for (name, qtype): Attempts rounds over all
-// servers in order. NOERROR and NXDOMAIN end it (NXDOMAIN is an
+// servers in order, those that did not answer lately last (nameserver.go). NOERROR and NXDOMAIN end it (NXDOMAIN is an
 // authoritative "no", so other servers are not asked); a timeout, network
 // error or failure rcode moves on to the next server. It counts every
 // query's outcome except NOERROR, which only the caller can classify.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, *Error) {
 	var last *Error
+	var buf [4]*nameserver
 	for range r.opts.Attempts {
-		for _, ns := range r.servers {
+		for _, s := range r.order(buf[:0], name, qtype) {
+			ns := s.addr
 			resp, err := r.exchangeTC(ctx, ns, name, qtype)
+			if ctx.Err() == nil {
+				r.noteReply(s, err)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, ns, &Error{Server: ns, Rcode: -1, Err: ErrClosed}

@@ -19,3 +19,8 @@ func Cached(r *Resolver, name string) (Answer, error) {
 
 // NumNames returns how many names are cached.
 func NumNames(r *Resolver) int { return len(*r.names.Load()) }
+
+// FixJitter makes every refresh of r land at 90% of its TTL, as it did
+// before refreshes were spread, so that tests can name the moment. Call it
+// before r is used.
+func FixJitter(r *Resolver) { r.jitter = func() float64 { return 0.5 } }

@@ -42,6 +42,14 @@ type harness struct {
 // opts.Nameservers is set) and closes it when t ends.
 func newHarness(t *testing.T, opts resolver.Options, servers ...*resolvertest.Server) *harness {
 	t.Helper()
+	return newHarnessSpread(t, opts, false, servers...)
+}
+
+// newHarnessSpread is newHarness where spread keeps the random spread of
+// refresh times (TestRefreshSpread); newHarness has every refresh at 90%
+// of the TTL, so that tests can name the moment.
+func newHarnessSpread(t *testing.T, opts resolver.Options, spread bool, servers ...*resolvertest.Server) *harness {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &harness{reg: prometheus.NewRegistry(), logs: logs}
 	if opts.Nameservers == nil {
@@ -54,6 +62,9 @@ func newHarness(t *testing.T, opts resolver.Options, servers ...*resolvertest.Se
 	r, err := resolver.New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if !spread {
+		resolver.FixJitter(r)
 	}
 	t.Cleanup(func() { r.Close() })
 	h.r = r

@@ -44,6 +44,7 @@ type metrics struct {
 	staleEpisodes     prometheus.Counter
 	staleNames        prometheus.Gauge
 	names             prometheus.Gauge
+	nameserversDown   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,6 +73,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Subsystem: "resolver",
 			Name:      "stale_episodes_total",
 			Help:      "Times a name began serving its last good answer because refreshes failed.",
+		}),
+		nameserversDown: f.NewGauge(prometheus.GaugeOpts{
+			Namespace: "webtier",
+			Subsystem: "resolver",
+			Name:      "nameservers_down",
+			Help:      "Nameservers asked last because they stopped answering (timeouts), until a probe gets a reply.",
 		}),
 		staleNames: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: "webtier",

@@ -95,11 +95,57 @@ func TestNegative_hold(t *testing.T) {
 					t.Errorf("drop log lines = %+v; want one with reason negative_hold_ended", lines)
 				}
 
-				// The name coming back is picked up on the retry backoff.
+				// The name coming back is picked up within its last TTL
+				// (10 s), not after the 30 s backoff cap.
 				srv.SetA("app.test", 10, addrs("10.0.0.3")...)
-				sleep(31 * time.Second)
+				sleep(10*time.Second + time.Millisecond)
 				if got, err := lookup(t, h.r, "app.test"); err != nil || !slices.Equal(got, []string{"10.0.0.3"}) {
-					t.Errorf("Lookup after the name returned = %v, %v; want [10.0.0.3]", got, err)
+					t.Errorf("Lookup 10s after the name returned = %v, %v; want [10.0.0.3]", got, err)
+				}
+			})
+		})
+	}
+}
+
+// TestNegative_recoversAtLastTTL: a name that lost its addresses (the
+// record deleted past NegativeHold, or DNS down past Stale) is retried at
+// the TTL of its last good answer, so a TTL-1 record that is added again
+// (an ELB recreated) is used within about a second, whatever the backoff
+// has grown to meanwhile.
+func TestNegative_recoversAtLastTTL(t *testing.T) {
+	tests := []struct {
+		name string
+		opts resolver.Options
+		lose func(s *resolvertest.Server)
+	}{
+		{"deleted past negative_hold", resolver.Options{NegativeHold: 5 * time.Second},
+			func(s *resolvertest.Server) { s.Delete("app.test") }},
+		{"servfail past stale", resolver.Options{Stale: 5 * time.Second},
+			func(s *resolvertest.Server) { s.SetRcode(dns.RcodeServerFailure) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startServer(t)
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, tt.opts, srv)
+				srv.SetA("app.test", 1, addrs("10.0.0.1")...)
+				var rec recorder
+				defer h.r.Subscribe("app.test", rec.fn)()
+				sleep(0)
+				tt.lose(srv)
+				// Long enough past the drop for the backoff to reach its cap.
+				sleep(120 * time.Second)
+				if a, _ := resolver.Cached(h.r, "app.test"); len(a.Addrs) != 0 {
+					t.Fatalf("Answer 120s after the loss = %+v; want no addresses", a)
+				}
+				srv.SetRcode(dns.RcodeSuccess)
+				srv.SetA("app.test", 1, addrs("10.0.0.2")...)
+				sleep(time.Second + time.Millisecond)
+				if got, err := lookup(t, h.r, "app.test"); err != nil || !slices.Equal(got, []string{"10.0.0.2"}) {
+					t.Errorf("Lookup 1s after the record returned = %v, %v; want [10.0.0.2]", got, err)
+				}
+				if got, want := fmtSets(rec.calls()), fmtSets([][]netip.Addr{addrs("10.0.0.1"), nil, addrs("10.0.0.2")}); got != want {
+					t.Errorf("subscriber calls = %s; want %s", got, want)
 				}
 			})
 		})

@@ -52,6 +52,7 @@ func ParseFamily(s string) (Family, error) {
 // values so that README, `webtier validate` and the runtime agree.
 const (
 	DefaultResolvConf       = "/etc/resolv.conf"
+	DefaultHostsFile        = "/etc/hosts"
 	DefaultMinTTL           = 1 * time.Second
 	DefaultMaxTTL           = 300 * time.Second
 	DefaultStale            = 1 * time.Hour
@@ -74,6 +75,13 @@ type Options struct {
 
 	// ResolvConf is read when Nameservers is empty. Default: /etc/resolv.conf.
 	ResolvConf string
+
+	// HostsFile is consulted before DNS, as glibc does with "hosts: files
+	// dns": a name it lists is answered from it (and localhost names are
+	// always the loopback address, RFC 6761). It is read again when it
+	// changes. Default: /etc/hosts; a file that does not exist lists no
+	// names.
+	HostsFile string
 
 	// Search is the search list for relative names (names that do not end
 	// in a dot): a name with fewer than Ndots dots is tried with each search

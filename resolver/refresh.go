@@ -39,9 +39,10 @@ type entry struct {
 	// Owned by run.
 	candidates  []string
 	readyClosed bool
-	good        Answer    // last good answer; Addrs empty when there is none
-	negSince    time.Time // first NXDOMAIN/NODATA since good; zero if none
-	failing     bool      // in an episode of failed resolutions
+	good        Answer        // last good answer; Addrs empty when there is none
+	lastTTL     time.Duration // TTL of the last good answer, kept after good is dropped; 0 if none ever
+	negSince    time.Time     // first NXDOMAIN/NODATA since good; zero if none
+	failing     bool          // in an episode of failed resolutions
 	failSince   time.Time
 	failures    int  // consecutive failed resolutions
 	stale       bool // serving good with Stale set
@@ -53,6 +54,7 @@ type entry struct {
 type snapshot struct {
 	ans Answer
 	err error
+	at  time.Time // when ans was received from DNS (or the hosts file); zero for stale and empty answers
 }
 
 // flight is one resolution that Resolve callers wait for together.
@@ -261,13 +263,20 @@ func (r *Resolver) clampTTL(sec uint32) time.Duration {
 	return min(max(time.Duration(sec)*time.Second, r.opts.MinTTL), r.opts.MaxTTL)
 }
 
-// refreshDelay is when to refresh an answer used for ttl: at 90% of it, so
-// the new answer is normally in before the old one expires.
-func refreshDelay(ttl time.Duration) time.Duration { return ttl - ttl/10 }
+// refreshDelay is when to refresh an answer used for ttl: at a random
+// point between 80% and 100% of it (j in [0, 1) picks it), 90% on average,
+// so the new answer is normally in before the old one expires. The spread
+// keeps names that were answered together (every upstream name at
+// start-up, 200 names with TTL 1 say) from being asked again together
+// for ever: without it they were re-queried in one burst each TTL, and a
+// VPC resolver allows 1024 packets per second per interface.
+func refreshDelay(ttl time.Duration, j float64) time.Duration {
+	return ttl - ttl/5 + time.Duration(j*float64(ttl/5))
+}
 
 // backoff is the wait before retry n (1-based) of a failing name: MinTTL,
-// doubling, capped at retryCap (and, by apply, at the last good answer's
-// TTL).
+// doubling, capped at retryCap (and, by apply, at the TTL of the last good
+// answer the name ever had).
 func (r *Resolver) backoff(n int) time.Duration {
 	d := r.opts.MinTTL
 	for i := 1; i < n && d < r.retryCap; i++ {
@@ -289,7 +298,10 @@ func (r *Resolver) backoff(n int) time.Duration {
 //     first such answer (HAProxy's "hold nx").
 //
 // Failures are retried on backoff, never later than the moment the last
-// good answer must be dropped, so it is dropped on time.
+// good answer must be dropped, so it is dropped on time, and never less
+// often than the last good answer's TTL, also once the name has no
+// addresses left (a name without any TTL yet backs off to 30 s; requests
+// that find no address ask for a refresh through RefreshNow meanwhile).
 func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.Duration) {
 	var oldAddrs []netip.Addr
 	if old := e.snap.Load(); old != nil {
@@ -309,7 +321,8 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 		r.setStale(e, false)
 		e.failing, e.failures, e.negSince = false, 0, time.Time{}
 		e.good = Answer{Name: e.name, Addrs: addrs, TTL: ttl}
-		s, next = &snapshot{ans: e.good}, refreshDelay(ttl)
+		e.lastTTL = ttl
+		s, next = &snapshot{ans: e.good, at: now}, refreshDelay(ttl, r.jitter())
 	} else {
 		err := res.err
 		err.Name = e.name
@@ -322,11 +335,13 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 			e.negSince = now
 		}
 		next = r.backoff(e.failures)
-		if e.good.TTL > 0 {
+		if e.lastTTL > 0 {
 			// A failing name is retried at least as often as it was
-			// refreshed, so that once DNS is back a change is followed
-			// within the same TTL bound as ever.
-			next = min(next, e.good.TTL)
+			// refreshed, also after its last good answer was dropped:
+			// once DNS is back, or the record is there again (an ELB
+			// recreated), it is followed within the same TTL bound as
+			// ever, not after the backoff cap.
+			next = min(next, e.lastTTL)
 		}
 		if len(e.good.Addrs) > 0 {
 			keepUntil, reason := e.failSince.Add(r.opts.Stale), "stale_window_ended"
@@ -368,8 +383,13 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 	}
 	if !slices.Equal(oldAddrs, s.ans.Addrs) {
 		r.m.answerChanges.Inc()
+		src := res.source
+		if src == "" {
+			src = SourceDNS
+		}
 		r.log.Info("dns answer changed", zap.String("name", e.name),
-			zap.Stringers("old", oldAddrs), zap.Stringers("new", s.ans.Addrs), zap.Duration("ttl", s.ans.TTL))
+			zap.Stringers("old", oldAddrs), zap.Stringers("new", s.ans.Addrs), zap.Duration("ttl", s.ans.TTL),
+			zap.String("source", src))
 		r.scheduleDelivery(e)
 	} else if first {
 		// A first lookup that failed still reaches subscribers, as an

@@ -3,6 +3,7 @@ package resolver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -242,6 +243,87 @@ func TestStale_expires(t *testing.T) {
 		}
 		if got := h.metric(t, "webtier_resolver_stale_names"); got != 0 {
 			t.Errorf("stale_names after expiry = %v; want 0", got)
+		}
+	})
+}
+
+// TestRefreshSpread: 200 names with TTL 1, answered together at start-up,
+// are not re-queried together for ever: each refresh lands at a random
+// point between 80% and 100% of the TTL, so after a while the queries are
+// spread over time, at the same average rate as refreshes at 90%. Queries
+// are counted per 100 ms window of the fake clock.
+func TestRefreshSpread(t *testing.T) {
+	const names = 200
+	srv := startServer(t)
+	for i := range names {
+		srv.SetA(fmt.Sprintf("n%d.test", i), 1, addrs("10.0.0.1")...)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarnessSpread(t, resolver.Options{}, true, srv)
+		for i := range names {
+			defer h.r.Subscribe(fmt.Sprintf("n%d.test", i), func(resolver.Answer) {})()
+		}
+		sleep(30 * time.Second) // the spread grows with every refresh
+		const windows = 100     // 10 s
+		counts := make([]int64, windows)
+		for i := range counts {
+			before := srv.Queries()
+			sleep(100 * time.Millisecond)
+			counts[i] = srv.Queries() - before
+		}
+		var total, peak int64
+		for _, c := range counts {
+			total += c
+			peak = max(peak, c)
+		}
+		// Refreshes at 90% of 1 s on average: 200/0.9 queries a second.
+		want := float64(names) / 0.9 * 10
+		if d := float64(total)/want - 1; d < -0.05 || d > 0.05 {
+			t.Errorf("queries in 10 s = %d; want %.0f ± 5%% (the same average rate)", total, want)
+		}
+		mean := float64(total) / windows
+		if float64(peak) > 3*mean {
+			t.Errorf("busiest 100 ms window = %d queries; want at most 3× the mean %.1f (windows: %v)", peak, mean, counts)
+		}
+		t.Logf("queries per 100 ms: mean %.1f, peak %d", mean, peak)
+	})
+}
+
+// TestResolveFresh: the maintain pass's resolution takes an answer received
+// within maxAge and within its TTL as fresh (no query), and asks DNS again
+// for an older one.
+func TestResolveFresh(t *testing.T) {
+	srv := startServer(t)
+	srv.SetA("short.test", 1, addrs("10.0.0.1")...)
+	srv.SetA("long.test", 300, addrs("10.0.0.2")...)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, resolver.Options{}, srv)
+		for _, n := range []string{"short.test", "long.test"} {
+			defer h.r.Subscribe(n, func(resolver.Answer) {})()
+		}
+		sleep(500 * time.Millisecond)
+		for _, tt := range []struct {
+			name        string
+			wantQueries int64
+		}{
+			{"short.test", 0}, // 0.5 s old, TTL 1 s
+			{"long.test", 0},  // 0.5 s old, within 60 s
+		} {
+			before := srv.QueriesFor(tt.name)
+			if _, err := h.r.ResolveFresh(context.Background(), tt.name, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if got := srv.QueriesFor(tt.name) - before; got != tt.wantQueries {
+				t.Errorf("%s at 0.5 s: queries = %d; want %d", tt.name, got, tt.wantQueries)
+			}
+		}
+		sleep(61 * time.Second) // long.test's answer is now 61 s old
+		before := srv.QueriesFor("long.test")
+		if _, err := h.r.ResolveFresh(context.Background(), "long.test", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.QueriesFor("long.test") - before; got != 1 {
+			t.Errorf("long.test at 61 s: queries = %d; want 1", got)
 		}
 	})
 }

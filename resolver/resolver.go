@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -41,9 +42,12 @@ type Answer struct {
 type Resolver struct {
 	opts     Options // defaults applied
 	servers  []string
+	ns       []*nameserver // the health of servers, in the same order
 	search   []string
 	ndots    int
 	retryCap time.Duration
+	jitter   func() float64 // in [0, 1): where in its window a refresh lands (refreshDelay); tests fix it
+	hosts    *hostsFile
 	log      *zap.Logger
 	m        *metrics
 
@@ -96,7 +100,12 @@ func New(opts Options) (*Resolver, error) {
 			r.ndots = conf.ndots
 		}
 	}
+	for _, s := range r.servers {
+		r.ns = append(r.ns, &nameserver{addr: s})
+	}
 	r.retryCap = max(min(maxRetryBackoff, o.MaxTTL), o.MinTTL)
+	r.hosts = newHostsFile(o.HostsFile)
+	r.jitter = rand.Float64
 	r.log = o.Logger
 	if r.log == nil {
 		r.log = zap.NewNop()
@@ -131,6 +140,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ResolvConf == "" {
 		o.ResolvConf = DefaultResolvConf
+	}
+	if o.HostsFile == "" {
+		o.HostsFile = DefaultHostsFile
 	}
 	for _, d := range []struct {
 		name string
@@ -257,6 +269,22 @@ func (r *Resolver) Resolve(ctx context.Context, name string) (Answer, error) {
 			return Answer{Name: name}, waitError(name, ctx.Err())
 		}
 	}
+}
+
+// ResolveFresh is Resolve for a caller that takes an answer received
+// within maxAge (and within its own TTL) as fresh: such an answer is
+// returned without a query. The maintain pass uses it, so that names
+// refreshed a moment ago by their TTL are not asked again on top.
+func (r *Resolver) ResolveFresh(ctx context.Context, name string, maxAge time.Duration) (Answer, error) {
+	if e := (*r.names.Load())[name]; e != nil {
+		if s := e.snap.Load(); s != nil && s.err == nil && !s.at.IsZero() {
+			if age := time.Since(s.at); age < min(maxAge, s.ans.TTL) {
+				e.markUsed()
+				return s.ans, nil
+			}
+		}
+	}
+	return r.Resolve(ctx, name)
 }
 
 // Subscribe registers name for background refresh and calls fn with every

@@ -319,8 +319,8 @@ func TestAnswerChangedLog(t *testing.T) {
 
 		lines := h.logs.FilterMessage("dns answer changed").All()
 		want := []map[string]any{
-			{"name": "app.test", "old": []any{}, "new": []any{"10.0.0.1"}, "ttl": 10 * time.Second},
-			{"name": "app.test", "old": []any{"10.0.0.1"}, "new": []any{"10.0.0.2", "10.0.0.3"}, "ttl": 20 * time.Second},
+			{"name": "app.test", "old": []any{}, "new": []any{"10.0.0.1"}, "ttl": 10 * time.Second, "source": "dns"},
+			{"name": "app.test", "old": []any{"10.0.0.1"}, "new": []any{"10.0.0.2", "10.0.0.3"}, "ttl": 20 * time.Second, "source": "dns"},
 		}
 		if len(lines) != len(want) {
 			t.Fatalf("answer-changed lines = %d; want %d", len(lines), len(want))

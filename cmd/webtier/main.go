@@ -18,9 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -135,13 +137,50 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if code != proceed {
 		return code
 	}
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		fmt.Fprintf(stderr, "webtier: %s is not valid\n", path)
 		return 1
 	}
 	fmt.Fprintf(stdout, "webtier: %s is valid\n", path)
+	printTargetSources(cfg, stdout)
 	return 0
+}
+
+// printTargetSources says, for every named upstream target, where webtier
+// will find its addresses: the hosts file and localhost names are answered
+// now (as webtier would), other names by DNS at run time (validate sends
+// no query).
+func printTargetSources(cfg *config.Config, w io.Writer) {
+	seen := map[string]bool{}
+	for _, u := range cfg.Proxy.Upstreams {
+		for _, t := range u.Targets {
+			if _, err := netip.ParseAddr(t.Host); err == nil || seen[t.Host] {
+				continue
+			}
+			seen[t.Host] = true
+			addrs, src, err := resolver.LocalAnswer(cfg.Resolver, t.Host)
+			switch {
+			case err != nil:
+				fmt.Fprintf(w, "  %s: %v\n", t.Host, err)
+			case src == resolver.SourceDNS:
+				fmt.Fprintf(w, "  %s: resolved by DNS at run time\n", t.Host)
+			case src == resolver.SourceHosts:
+				fmt.Fprintf(w, "  %s: %s from the hosts file %s (no DNS query)\n", t.Host, joinAddrs(addrs), cfg.Resolver.HostsFile)
+			default:
+				fmt.Fprintf(w, "  %s: %s from the %s (no DNS query)\n", t.Host, joinAddrs(addrs), src)
+			}
+		}
+	}
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func runProxy(args []string, stdout, stderr io.Writer) int {

@@ -22,6 +22,8 @@ var toolPackages = map[string]string{
 	"dig":             "bind9-dnsutils",
 	"nft":             "nftables",
 	"ip":              "iproute2",
+	"unshare":         "util-linux",
+	"mount":           "mount",
 	"go":              "golang (or a Go toolchain on PATH)",
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,12 +193,36 @@ type Webtier struct {
 // 10 s) and waits; if the test failed, it logs the last 50 log lines.
 func StartWebtier(t testing.TB, bin, listenAddr, configYAML string) *Webtier {
 	t.Helper()
+	return startWebtier(t, nil, bin, listenAddr, configYAML)
+}
+
+// StartWebtierWithHosts is StartWebtier with webtier in a mount namespace
+// of its own where hostsPath is bind-mounted over /etc/hosts, so that it
+// reads a private hosts file at the default path. The file can be
+// rewritten in place (os.WriteFile) while webtier runs. It needs root and
+// unshare(1) from util-linux.
+func StartWebtierWithHosts(t testing.TB, bin, listenAddr, configYAML, hostsPath string) *Webtier {
+	t.Helper()
+	return startWebtier(t, WithHostsFile(hostsPath), bin, listenAddr, configYAML)
+}
+
+// WithHostsFile returns the argv prefix that runs a command in a mount
+// namespace of its own with hostsPath bind-mounted over /etc/hosts. The
+// command keeps the PID of the prefix (each step execs the next).
+func WithHostsFile(hostsPath string) []string {
+	return []string{"unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hostsPath}
+}
+
+func startWebtier(t testing.TB, prefix []string, bin, listenAddr, configYAML string) *Webtier {
+	t.Helper()
 	dir := t.TempDir()
 	w := &Webtier{listenAddr: listenAddr, configPath: filepath.Join(dir, "webtier.yaml")}
 	if err := os.WriteFile(w.configPath, []byte(configYAML), 0o644); err != nil {
 		t.Fatalf("StartWebtier: %v", err)
 	}
-	p, err := startProc(filepath.Join(dir, "webtier.log"), bin, "-config", w.configPath)
+	argv := append(append(slices.Clone(prefix), bin), "-config", w.configPath)
+	p, err := startProc(filepath.Join(dir, "webtier.log"), argv...)
 	if err != nil {
 		t.Fatalf("StartWebtier: %v", err)
 	}

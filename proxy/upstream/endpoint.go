@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,6 +46,36 @@ type Endpoint struct {
 
 	mu      sync.Mutex // guards waiting
 	waiting map[*attempt]struct{}
+
+	// gone ends the connects in progress to the address when it leaves
+	// the DNS answer, is ejected or put in standby (see abandonConnects).
+	gone atomic.Pointer[goneScope]
+}
+
+// goneScope is the context every connect to an endpoint runs under until
+// the endpoint leaves service.
+type goneScope struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+func newGoneScope() *goneScope {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &goneScope{ctx: ctx, cancel: cancel}
+}
+
+// errAddressGone is the cause of a connect abandoned because its address
+// left service while it waited: nothing was sent, so the request moves to
+// another address at once, whatever its method, instead of waiting out
+// connect_timeout on an address that will not take it.
+var errAddressGone = errors.New("upstream: address left service while connecting")
+
+// abandonConnects ends the connects in progress to e, and starts a new
+// scope for connects that come later (a probe may bring e back).
+func (e *Endpoint) abandonConnects() {
+	if old := e.gone.Swap(newGoneScope()); old != nil {
+		old.cancel(errAddressGone)
+	}
 }
 
 // backendTransport is what an endpoint sends requests with: *h1.Transport
@@ -107,10 +138,18 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	// dial connects to the fixed address. The dial outlives a request that
 	// gave up on it (a lost connect race, a client that left): it ends by
 	// connecting, and the connection is pooled, or by failing, and the
-	// failure counts against the address. ConnectTimeout bounds it.
-	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := e.dialer.DialContext(context.WithoutCancel(ctx), "tcp", e.hostport)
+	// failure counts against the address. ConnectTimeout bounds it. It
+	// ends early only when the address leaves service (abandonConnects):
+	// that is no failure of the address, and the request, which sent
+	// nothing, is retried elsewhere at once.
+	e.gone.Store(newGoneScope())
+	dial := func(context.Context) (net.Conn, error) {
+		scope := e.gone.Load()
+		c, err := e.dialer.DialContext(scope.ctx, "tcp", e.hostport)
 		if err != nil {
+			if cause := context.Cause(scope.ctx); cause != nil {
+				return nil, &DialError{Addr: ap, Err: fmt.Errorf("%w: %w", cause, err)}
+			}
 			p.connectFailed(e, err)
 			return nil, &DialError{Addr: ap, Err: err}
 		}

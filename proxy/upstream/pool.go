@@ -47,8 +47,9 @@ type Resolver interface {
 	Subscribe(name string, fn func(resolver.Answer)) (unsubscribe func())
 	// RefreshNow asks for a prompt, rate-limited re-resolution of name.
 	RefreshNow(name string)
-	// Resolve forces a fresh resolution of name and returns it.
-	Resolve(ctx context.Context, name string) (resolver.Answer, error)
+	// ResolveFresh returns an answer for name received within maxAge (and
+	// within its TTL), resolving it again if the cached one is older.
+	ResolveFresh(ctx context.Context, name string, maxAge time.Duration) (resolver.Answer, error)
 }
 
 var _ Resolver = (*resolver.Resolver)(nil)
@@ -110,6 +111,10 @@ type snapshot struct {
 	eps      []*Endpoint
 	primary  int // eps[:primary] are primaries, eps[primary:] backups
 	maxTotal uint64
+	// empty are the named targets whose current answer has no address: a
+	// request that finds no address asks the resolver to look them up
+	// again (see RoundTrip).
+	empty []string
 }
 
 // New builds the pool for opts and subscribes every hostname target to res.
@@ -304,6 +309,9 @@ func (p *Pool) publishLocked() {
 			if tg.Backup != backup {
 				continue
 			}
+			if len(tg.endpoints) == 0 && !tg.isLiteral {
+				s.empty = append(s.empty, tg.Host)
+			}
 			ips := make([]netip.Addr, 0, len(tg.endpoints))
 			for ip := range tg.endpoints {
 				ips = append(ips, ip)
@@ -345,9 +353,13 @@ func (p *Pool) setStateLocked(e *Endpoint, s State, reason string) {
 	case StateDraining, StateEjected:
 		// HAProxy's on-marked-down shutdown-sessions, for idle sessions:
 		// idle keep-alive connections close now, busy ones after their
-		// request; stuck idempotent requests are re-sent after the grace.
+		// request; stuck idempotent requests are re-sent after the grace;
+		// requests still connecting go elsewhere now.
+		e.abandonConnects()
 		e.closeIdle()
 		p.scheduleRescue(e)
+	case StateStandby:
+		e.abandonConnects()
 	}
 	switch s {
 	case StateRunning:
@@ -410,6 +422,20 @@ func (p *Pool) finishSlowStart(e *Endpoint) {
 // inDNSLocked reports whether e is in its target's current answer.
 func (p *Pool) inDNSLocked(e *Endpoint) bool {
 	return e.target.endpoints[e.addr.Addr()] == e
+}
+
+// refreshEmpty asks the resolver to look up again every named target that
+// has no address, for a request that found none: a name that lost its
+// addresses (an ELB recreated, a record added late) comes back at the next
+// request, rate-limited per name by resolver.refresh_now_min_gap, instead
+// of at the resolver's next retry.
+func (p *Pool) refreshEmpty() {
+	if p.res == nil {
+		return
+	}
+	for _, name := range p.active.Load().empty {
+		p.res.RefreshNow(name)
+	}
 }
 
 // connectFailed records a failed connect to e: the first makes it suspect,
@@ -596,17 +622,20 @@ func (p *Pool) maintainLoop() {
 	}
 }
 
-// Maintain forces a fresh resolution of every target name, applies it (so
+// Maintain gets a fresh answer for every target name, applies it (so
 // ejected addresses the answer no longer contains are forgotten), and
 // probes at once the ejected addresses it still contains. It never restores
-// an address on any other evidence. A name whose resolution fails is left as
-// it is.
+// an address on any other evidence. Fresh means received within the
+// maintain interval and within the answer's TTL: a name the resolver
+// refreshed a moment ago by its TTL is not asked again on top (a TTL-1
+// name never is); a longer-lived answer is asked again at most once per
+// interval. A name whose resolution fails is left as it is.
 func (p *Pool) Maintain(ctx context.Context) {
 	for _, tg := range p.targets {
 		if tg.isLiteral {
 			continue
 		}
-		a, err := p.res.Resolve(ctx, tg.Host)
+		a, err := p.res.ResolveFresh(ctx, tg.Host, p.opts.MaintainInterval)
 		if err != nil {
 			p.log.Warn("maintain: fresh resolution failed; nothing restored",
 				zap.String("target", tg.Host), zap.Error(err))

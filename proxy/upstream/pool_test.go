@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,10 +26,11 @@ type pushResolver struct {
 	subs     map[string]func(resolver.Answer)
 	last     map[string]resolver.Answer
 	resolves int
+	refresh  []string // names passed to RefreshNow, in order
 }
 
 // Resolve returns the last pushed answer, as a fresh resolution would.
-func (r *pushResolver) Resolve(_ context.Context, name string) (resolver.Answer, error) {
+func (r *pushResolver) ResolveFresh(_ context.Context, name string, _ time.Duration) (resolver.Answer, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.resolves++
@@ -53,7 +55,17 @@ func (r *pushResolver) Subscribe(name string, fn func(resolver.Answer)) func() {
 	}
 }
 
-func (r *pushResolver) RefreshNow(string) {}
+func (r *pushResolver) RefreshNow(name string) {
+	r.mu.Lock()
+	r.refresh = append(r.refresh, name)
+	r.mu.Unlock()
+}
+
+func (r *pushResolver) refreshed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.refresh)
+}
 
 func (r *pushResolver) push(t *testing.T, name string, ips ...string) {
 	t.Helper()
@@ -153,6 +165,46 @@ func TestPool_roundRobinAcrossAddresses(t *testing.T) {
 	}
 	if counts["a"] != 5 || counts["b"] != 5 {
 		t.Errorf("counts = %v; want 5 each", counts)
+	}
+}
+
+// TestPool_noAddressAsksForRefresh: a request that finds no address asks
+// the resolver to look up again the names that have none (and only those),
+// so that a name that lost its addresses comes back at the next request
+// rather than at the resolver's next retry.
+func TestPool_noAddressAsksForRefresh(t *testing.T) {
+	a := startBackend(t, "a", "127.0.0.2", 0)
+	res := &pushResolver{}
+	p, err := New(Options{Name: "app", Targets: []Target{
+		{Scheme: "http", Host: "gone.test", Port: uint16(a.port())},
+		{Scheme: "http", Host: "ejected.test", Port: uint16(a.port())},
+		{Scheme: "http", Host: "127.0.0.9", Port: uint16(a.port())},
+	}}, res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res.push(t, "gone.test")
+	res.push(t, "ejected.test", "127.0.0.2")
+	for _, e := range p.Endpoints() {
+		p.mu.Lock()
+		p.setStateLocked(e, StateStandby, "test")
+		p.mu.Unlock()
+	}
+	if got := res.refreshed(); len(got) != 0 {
+		t.Fatalf("RefreshNow before any request = %v; want none", got)
+	}
+	if _, err := get(t, p, "/"); !errors.Is(err, ErrNoAddress) {
+		t.Fatalf("err = %v; want ErrNoAddress", err)
+	}
+	if got := res.refreshed(); !slices.Equal(got, []string{"gone.test"}) {
+		t.Errorf("RefreshNow after a request found no address = %v; want [gone.test]", got)
+	}
+	res.push(t, "gone.test", "127.0.0.2")
+	if resp, err := get(t, p, "/"); err != nil {
+		t.Errorf("after the name came back: %v", err)
+	} else {
+		resp.Body.Close()
 	}
 }
 

@@ -757,3 +757,91 @@ func TestPool_retries503(t *testing.T) {
 		})
 	}
 }
+
+// A request still connecting to an address when the address leaves the
+// DNS answer, or is put in standby, does not wait out connect_timeout: the
+// connect is abandoned and the request, which sent nothing, goes to
+// another address at once, whatever its method (a POST here, with its
+// body). The abandoned connect is not counted against the address.
+func TestPool_abandonsConnectsToAnAddressThatLeaves(t *testing.T) {
+	for _, how := range []string{"left dns", "standby"} {
+		t.Run(how, func(t *testing.T) {
+			var got atomic.Value
+			ln, err := net.Listen("tcp", "127.0.0.3:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got.Store(string(body))
+				io.WriteString(w, "b")
+			}))
+			b.Listener = ln
+			b.Start()
+			defer b.Close()
+			port := ln.Addr().(*net.TCPAddr).Port
+			listenNoAccept(t, "127.0.0.2", port)
+			res := &pushResolver{}
+			logger, logs := observed()
+			p, err := New(Options{Name: "app", ConnectTimeout: time.Minute, RaceDelay: -1,
+				Targets: []Target{{Scheme: "http", Host: "elb.test", Port: uint16(port)}}}, res, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			res.push(t, "elb.test", "127.0.0.2")
+			done := make(chan error, 1)
+			go func() {
+				req, _ := http.NewRequest(http.MethodPost, "http://app/", strings.NewReader("payload"))
+				resp, err := p.RoundTrip(req)
+				if err == nil {
+					if g := body(t, resp); g != "b" {
+						err = fmt.Errorf("answered by %q; want b", g)
+					}
+				}
+				done <- err
+			}()
+			// Wait until the POST is connecting to the hung address.
+			deadline := time.Now().Add(10 * time.Second)
+			for inflight(p, "127.0.0.2") == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the POST never started connecting")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if how == "left dns" {
+				res.push(t, "elb.test", "127.0.0.3")
+			} else {
+				res.push(t, "elb.test", "127.0.0.2", "127.0.0.3")
+				if !p.SetStandby(netip.MustParseAddrPort(fmt.Sprintf("127.0.0.2:%d", port)), true) {
+					t.Fatal("SetStandby found no such address")
+				}
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("POST: %v", err)
+				}
+			case <-time.After(30 * time.Second): // a safety net: connect_timeout is a minute
+				t.Fatal("the POST still waits on the connect to the address that left")
+			}
+			if g := got.Load(); g != "payload" {
+				t.Errorf("backend b got body %q; want payload", g)
+			}
+			for _, l := range logs.FilterMessage("address state changed").All() {
+				if r := l.ContextMap()["reason"].(string); strings.HasPrefix(r, "connect failed") {
+					t.Errorf("state change %v: the abandoned connect counted as a failure", l.ContextMap())
+				}
+			}
+		})
+	}
+}
+
+func inflight(p *Pool, ip string) int64 {
+	for _, e := range p.Endpoints() {
+		if e.Addr().Addr() == netip.MustParseAddr(ip) {
+			return e.InFlight()
+		}
+	}
+	return 0
+}

@@ -59,6 +59,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			if lastErr != nil {
 				return nil, lastErr
 			}
+			p.refreshEmpty()
 			return nil, fmt.Errorf("%w: upstream %q", ErrNoAddress, p.opts.Name)
 		}
 		tried = append(tried, e)
