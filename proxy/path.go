@@ -25,7 +25,8 @@ var errPathEscape = errors.New("the path has a malformed %-escape")
 // cleanPath is webtier's one decision on request paths, taken before
 // routing so that the router and the backend see the same path:
 // percent-encoded unreserved characters (letters, digits, "-", ".", "_",
-// "~") are decoded, dot segments are removed (RFC 3986 5.2.4), and a path
+// "~") are decoded, dot segments are removed (RFC 3986 5.2.4), "//" is
+// merged into "/" (as httpd, nginx and Tomcat do), and a path
 // whose ".." climbs above the root is refused, and so is a dot segment
 // with path parameters ("..;x", which Tomcat reads as ".."). Every other
 // escape, "%2F"
@@ -41,7 +42,7 @@ var errPathEscape = errors.New("the path has a malformed %-escape")
 // dot segment; otherwise a copy whose Path (what the router matches) is
 // the decoding of RawPath (what the backend receives).
 func cleanPath(u *url.URL) (*url.URL, error) {
-	if u.RawPath == "" && !hasDotSegment(u.Path) {
+	if u.RawPath == "" && !needsCleaning(u.Path) {
 		// RawPath is empty when the request's path was exactly
 		// url.PathEscape-like encoding of Path: no unreserved character
 		// escaped, no kept escape that decoding would lose.
@@ -74,7 +75,7 @@ func cleanRawPath(p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return p, nil
 	}
-	change := hasDotSegment(p)
+	change := needsCleaning(p)
 	for i := 0; i < len(p) && !change; i++ {
 		switch c := p[i]; {
 		case c == '%':
@@ -150,6 +151,14 @@ func removeDotSegments(p []byte) ([]byte, error) {
 			if last {
 				out = append(out, '/')
 			}
+		case "":
+			// An empty segment: "//" is merged into one "/", as httpd
+			// (MergeSlashes), nginx (merge_slashes) and Tomcat do, so that
+			// "//admin" is routed as the "/admin" the backend serves. A
+			// trailing "/" stays.
+			if last {
+				out = append(out, '/')
+			}
 		default:
 			out = append(out, '/')
 			out = append(out, seg...)
@@ -160,6 +169,12 @@ func removeDotSegments(p []byte) ([]byte, error) {
 		out = append(out, '/')
 	}
 	return out, nil
+}
+
+// needsCleaning reports whether p has a dot segment or an empty one
+// ("//"), which cleanPath removes.
+func needsCleaning(p string) bool {
+	return hasDotSegment(p) || strings.Contains(p, "//")
 }
 
 // hasDotSegment reports whether p has a "." or ".." segment, or one of

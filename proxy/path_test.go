@@ -22,7 +22,10 @@ func TestCleanPath(t *testing.T) {
 		{"/public/%2e%2e/admin", "/admin", "/admin"},
 		{"/public/%2E./admin", "/admin", "/admin"},
 		{"/%61dmin", "/admin", "/admin"},
-		{"//admin", "//admin", "//admin"}, // empty segments are kept (RFC 3986)
+		{"//admin", "/admin", "/admin"}, // merged, as httpd, nginx and Tomcat do
+		{"/a//b///c/", "/a/b/c/", "/a/b/c/"},
+		{"//", "/", "/"},
+		{"/public//..//admin", "/admin", "/admin"},
 		{"/a/..", "/", "/"},
 		{"/a/.", "/a/", "/a/"},
 		{"/..", "", ""},
