@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -239,5 +242,64 @@ func serveAJP(c net.Conn, broken bool) {
 		if send(4, 0, 200, 0, 2, 'O', 'K', 0, 0, 0) != nil || send(5, 1) != nil {
 			return
 		}
+	}
+}
+
+// errBody is a request body that gives a few bytes, then err.
+type errBody struct {
+	sent bool
+	err  error
+}
+
+func (b *errBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, "abc"), nil
+	}
+	return 0, b.err
+}
+
+func (b *errBody) Close() error { return nil }
+
+// What the client gets when its request body fails: 400 for a body that
+// cannot be read, 408 when the front server's body read timed out, 413
+// when the body went over a limit (http.MaxBytesError); never 502 or 504,
+// and the address stays running.
+func TestHandler_requestBodyErrorStatus(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer backend.Close()
+	opts := oneUpstream(t, backend, func(u *UpstreamOptions) {
+		u.Consecutive5xx, u.FailuresToEject, u.MaxEjectedPercent = 1, 1, 100
+	})
+	opts.Listeners = []ListenerOptions{{Name: "test"}}
+	h, err := NewHandler(opts, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"unreadable", errors.New("invalid byte in chunk length"), http.StatusBadRequest},
+		{"cut off", io.ErrUnexpectedEOF, http.StatusBadRequest},
+		{"read timeout", fmt.Errorf("reading body: %w", os.ErrDeadlineExceeded), http.StatusRequestTimeout},
+		{"over a limit", &http.MaxBytesError{Limit: 10}, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "http://app/up", &errBody{err: tc.err})
+			req.ContentLength = -1
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want || rec.Header().Get("Connection") != "close" {
+				t.Errorf("status %d, Connection %q; want %d and close", rec.Code, rec.Header().Get("Connection"), tc.want)
+			}
+			if s := h.Pool("app").Endpoints()[0].State(); s != upstream.StateRunning {
+				t.Errorf("address is %v; want running", s)
+			}
+		})
 	}
 }
