@@ -76,3 +76,26 @@ func TestRequestBodyFailed_bodyGuard(t *testing.T) {
 		})
 	}
 }
+
+// A request the h1 client refuses to write (here a header value with a
+// control character) never reached the backend: it does not count either.
+func TestPool_invalidRequestNeverCounts(t *testing.T) {
+	b := startBackend(t, "a", "127.0.0.2", 0)
+	opts := fastOpts("app", Target{Scheme: "http", Host: "127.0.0.2", Port: uint16(b.port())})
+	opts.Consecutive5xx, opts.MaxEjectedPercent, opts.EjectBackoffBase = 1, 100, time.Hour
+	p, err := New(opts, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 12 {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://upstream/", nil)
+		req.Header.Set("X-Bad", "a\x01b")
+		if _, err := p.RoundTrip(req); err == nil {
+			t.Fatalf("request %d was sent; want it refused", i)
+		}
+	}
+	if s := stateOf(p, "127.0.0.2"); s != StateRunning {
+		t.Errorf("address is %v after 12 refused requests; want running", s)
+	}
+}
