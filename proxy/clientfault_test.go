@@ -153,6 +153,49 @@ func TestHandler_clientBodyFaultsNeverEject(t *testing.T) {
 	sendFailing(t, target(t, backend), "POST /broken HTTP/1.1\r\nHost: app\r\nContent-Length: 2\r\n\r\nok")
 }
 
+// A client that resets its connection in the middle of an upload (the
+// browser tab closed) is not answered, and not held against the backend:
+// logged at debug, the address stays running.
+func TestHandler_uploadResetByClientNeverEjects(t *testing.T) {
+	started := make(chan struct{}, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer backend.Close()
+	addr, p, logs := serveEjecting(t, target(t, backend))
+	for i := range 12 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: app\r\nContent-Length: 1000\r\n\r\nabc")
+		select { // the request is with the backend, its body still coming
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("upload %d never reached the backend", i)
+		}
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST
+		deadline := time.Now().Add(10 * time.Second)
+		// The proxy logs each ended request once, at debug (the client's
+		// fault) or at warn (an upstream failure).
+		for logs.FilterMessage("request body could not be read from the client").Len()+
+			logs.FilterMessage("upstream request failed").Len() <= i {
+			if time.Now().After(deadline) {
+				t.Fatalf("upload %d: the reset was not seen within 10 s", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if s := p.Endpoints()[0].State(); s != upstream.StateRunning {
+		t.Errorf("address is %v after 12 uploads reset by the client; want running", s)
+	}
+	if l := logs.FilterLevelExact(zapcore.WarnLevel).All(); len(l) != 0 {
+		t.Errorf("%d lines logged at warn, the first: %v %v; want none", len(l), l[0].Message, l[0].ContextMap())
+	}
+}
+
 // The same for an ajp:// upstream: the AJP client reads the request body
 // as the container asks for it.
 func TestHandler_clientBodyFaultsNeverEjectAJP(t *testing.T) {
