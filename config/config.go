@@ -32,6 +32,8 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -135,7 +137,7 @@ func readYAML(r *report, data []byte) *yaml.Node {
 		return nil
 	}
 	if err != nil {
-		l, msg := syntaxError(err)
+		l, msg := syntaxError(err, data)
 		r.errorf(l, "invalid YAML (at or just after this line): %s", msg)
 		return nil
 	}
@@ -143,7 +145,7 @@ func readYAML(r *report, data []byte) *yaml.Node {
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		l, msg := syntaxError(err)
+		l, msg := syntaxError(err, data)
 		r.errorf(l, "invalid YAML (at or just after this line): %s", msg)
 		return nil
 	default:
@@ -160,13 +162,39 @@ func readYAML(r *report, data []byte) *yaml.Node {
 // an error's text.
 var yamlLine = regexp.MustCompile(`(?s)^yaml: line (\d+): (.*)$`)
 
-// syntaxError turns a yaml parse error into a position and a message. The
-// line yaml reports is often that of the enclosing block, one or more lines
-// above the mistake (go-yaml/yaml#205); the message says so.
-func syntaxError(err error) (loc, string) {
+// syntaxError turns a yaml parse error in data into a position and a
+// message. The line yaml reports is often that of the enclosing block, one
+// or more lines above the mistake (go-yaml/yaml#205); the message says so.
+// yaml leaves the line out when it is the first (its marks count from 0,
+// and 0 reads as "unknown"), and for an encoding error, which it places by
+// byte offset only: then the line is that of the first character YAML
+// does not allow, or else 1 (found by FuzzParse: a file holding only `"`).
+func syntaxError(err error, data []byte) (loc, string) {
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return loc{Line: line}, m[2]
 	}
-	return loc{}, err.Error()
+	return loc{Line: badCharLine(data)}, strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// badCharLine returns the line of the first byte in data that is not
+// UTF-8 or is a character YAML 1.2 excludes (5.1: C0 controls other than
+// tab, LF and CR, DEL, C1 controls other than NEL, surrogates, U+FFFE and
+// U+FFFF), or 1 if there is none.
+func badCharLine(data []byte) int {
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1,
+			r < 0x20 && r != '\t' && r != '\n' && r != '\r',
+			r >= 0x7f && r <= 0x9f && r != 0x85,
+			r == 0xfffe || r == 0xffff:
+			return line
+		case r == '\n':
+			line++
+		}
+		i += size
+	}
+	return 1
 }

@@ -363,6 +363,18 @@ func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 		c.errorf(f.loc, "scheme %q is not supported; write http://, https:// or ajp://", scheme)
 		return t, false
 	}
+	if hasUserinfo(rest) {
+		// Before any other check: "user:pw@host:port" would read as an
+		// unbracketed IPv6 address or a bad port, and every other message
+		// echoes the URL, which holds a password. Not shown here either.
+		how := "webtier sends no credentials to backends; let the backend trust webtier's network address instead"
+		if t.Scheme == "ajp" {
+			how = "to authenticate to Tomcat's AJP connector, set ajp.secret (its secret attribute)"
+		}
+		c.errorf(f.loc, "has a user:password@ part (not shown), and userinfo is not supported in a target URL; write %s://host:port: %s",
+			t.Scheme, how)
+		return t, false
+	}
 	if hostport, _, _ := strings.Cut(rest, "/"); strings.Count(hostport, ":") > 1 && !strings.HasPrefix(hostport, "[") {
 		port := "8080"
 		if t.Scheme == "ajp" {
@@ -381,10 +393,6 @@ func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 		return t, false
 	}
 	switch {
-	case u.User != nil:
-		// Do not echo the URL: it holds a password.
-		c.errorf(f.loc, "has a user:password@ part; remove it: webtier does not send credentials to targets")
-		return t, false
 	case u.Path != "" && u.Path != "/":
 		c.errorf(f.loc, "%q has the path %q; a target is only scheme://host:port and webtier passes the request path through unchanged, so remove %q",
 			f.V, u.Path, u.Path)
@@ -438,6 +446,22 @@ func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 	}
 	t.Host = strings.ToLower(host)
 	return t, true
+}
+
+// hasUserinfo reports whether rest, a target URL after "scheme://", has a
+// "user@" or "user:password@" part: an "@" in the authority (before the
+// first "/", "?" or "#"), or a last "@" followed by a bare host and preceded
+// by a colon, as in a password holding "/", "?" or "#" that was not
+// percent-encoded.
+func hasUserinfo(rest string) bool {
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return false
+	}
+	if end := strings.IndexAny(rest, "/?#"); end < 0 || at < end {
+		return true
+	}
+	return !strings.ContainsAny(rest[at+1:], "/?#") && strings.Contains(rest[:at], ":")
 }
 
 // hostHeader checks host_header: a host name or IP, optionally with a port.

@@ -69,6 +69,9 @@ go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x ./proxy/h1/
 go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x ./proxy/
 go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x ./proxy/fieldname/
 
+section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20000x ./config/
+
 section "benchmarks compile and run once"
 go test -run '^$' -bench . -benchtime 1x ./resolver/ ./proxy/...
 

@@ -386,6 +386,10 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		w.WriteHeader(499)
 		return
 	}
+	if errors.Is(err, upstream.ErrRequestBody) {
+		f.requestBodyError(w, r, p, err)
+		return
+	}
 	status := http.StatusBadGateway
 	var dialErr *upstream.DialError
 	var netErr net.Error

@@ -17,7 +17,13 @@ const (
 	DefaultMaxIdlePerAddress     = upstream.DefaultMaxIdlePerAddress
 
 	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultClientIdleTimeout = 60 * time.Second
+	// DefaultClientIdleTimeout is above the 60 s idle timeout of an AWS
+	// load balancer (ALB and CLB default): the balancer, not webtier, must
+	// close an idle connection, or it may send a request on a connection
+	// webtier is closing and answer the client 502. 75 s is nginx's
+	// keepalive_timeout default (httpd's KeepAliveTimeout is 5 s, written
+	// for clients, not for a balancer in front).
+	DefaultClientIdleTimeout = 75 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
 )
 
@@ -46,7 +52,8 @@ type ListenerOptions struct {
 	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes a client keep-alive connection idle this long.
-	// Default 60s (set it above the load balancer's idle timeout).
+	// Default 75s (keep it above the load balancer's idle timeout, 60 s
+	// on AWS).
 	IdleTimeout time.Duration
 	// KeepUnderscoreHeaders forwards request header fields whose name
 	// contains "_". False (the default) drops them, as nginx's

@@ -22,7 +22,7 @@ import (
 const (
 	DefaultConnectTimeout        = 2 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
-	DefaultIdleTimeout           = 90 * time.Second
+	DefaultIdleTimeout           = 15 * time.Second // below Tomcat's stock 20 s keep-alive
 	DefaultMaxIdle               = 64
 	DefaultCPingIdle             = 10 * time.Second
 	DefaultCPingTimeout          = 2 * time.Second
@@ -53,7 +53,7 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration
 
 	// IdleTimeout is how long a pooled connection may stay idle before it
-	// is closed. Default 90s.
+	// is closed. Default 15s.
 	IdleTimeout time.Duration
 
 	// MaxIdle is the most idle connections kept. Default 64; negative: no

@@ -14,6 +14,20 @@ import (
 // request reaches the backend. Test for it with errors.Is.
 var ErrInvalidRequest = errors.New("h1: invalid request")
 
+// ErrRequestBody is matched (errors.Is) by the error RoundTrip returns when
+// the request body could not be read from its source: a read error (for a
+// proxy, the client's malformed chunked encoding, an upload the client cut
+// off or reset, a body read timeout), a body shorter than its
+// ContentLength, a source that makes no progress, or an invalid trailer.
+// The backend is not at fault; the error's text is the cause's.
+var ErrRequestBody = errors.New("h1: request body not readable")
+
+// requestBodyError is a failure of the request body's source.
+type requestBodyError struct{ err error }
+
+func (e *requestBodyError) Error() string   { return e.err.Error() }
+func (e *requestBodyError) Unwrap() []error { return []error{ErrRequestBody, e.err} }
+
 var (
 	// errBodyClosed is returned by reads after the response body was closed.
 	errBodyClosed = errors.New("h1: read on closed response body")

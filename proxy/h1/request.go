@@ -389,6 +389,7 @@ func (w *bodyWriter) flush() error {
 // source ends the write for a request body error, which also ends the
 // exchange: the backend waits for bytes that will not come.
 func (w *bodyWriter) source(err error) error {
+	err = &requestBodyError{err}
 	w.pc.failWrite(w, err)
 	return err
 }

@@ -15,7 +15,7 @@ import (
 // Defaults for Options.
 const (
 	DefaultResponseHeaderTimeout = 60 * time.Second
-	DefaultIdleTimeout           = 90 * time.Second
+	DefaultIdleTimeout           = 15 * time.Second // below Tomcat's stock 20 s keep-alive
 	DefaultMaxIdle               = 64
 )
 
@@ -61,7 +61,7 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration
 
 	// IdleTimeout is how long a pooled connection may stay idle before it
-	// is closed. Default 90s.
+	// is closed. Default 15s.
 	IdleTimeout time.Duration
 
 	// MaxIdle is the most idle connections kept; when the pool is full the

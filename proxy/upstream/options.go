@@ -13,9 +13,17 @@ const (
 	// address.
 	DefaultConnectTimeout        = 2 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
-	DefaultIdleConnTimeout       = 90 * time.Second
-	DefaultMaxIdlePerAddress     = 64
-	DefaultWeight                = 1
+	// DefaultIdleConnTimeout is below the keep-alive timeout of Tomcat's
+	// stock HTTP connector (keepAliveTimeout defaults to connectionTimeout,
+	// 20 s in the server.xml Tomcat ships): webtier must drop an idle
+	// connection before Tomcat does, or a request written as Tomcat closes
+	// it fails (and a POST cannot be re-sent). Tomcat's AJP connector keeps
+	// idle connections forever by default (connectionTimeout -1); 15 s
+	// holds for it too, and for an AJP connector given the HTTP one's
+	// connectionTimeout="20000", as is common.
+	DefaultIdleConnTimeout   = 15 * time.Second
+	DefaultMaxIdlePerAddress = 64
+	DefaultWeight            = 1
 
 	// DefaultFailuresToEject: one failed connect makes an address suspect
 	// (no new requests) and starts re-probing it; the third consecutive
@@ -78,7 +86,8 @@ type Options struct {
 	// request is written; expiry is answered 504. Default 60s.
 	ResponseHeaderTimeout time.Duration
 	// IdleConnTimeout closes a pooled backend connection idle this long.
-	// Default 90s; keep it below the backend's own keep-alive timeout.
+	// Default 15s; keep it below the backend's own keep-alive timeout
+	// (Tomcat's stock HTTP connector: 20 s).
 	IdleConnTimeout time.Duration
 	// MaxIdlePerAddress bounds pooled idle connections per backend address.
 	// Zero means the default, 64; a negative value keeps no idle connection

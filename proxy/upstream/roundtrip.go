@@ -33,6 +33,35 @@ func (e *deadConnError) Unwrap() error { return e.error }
 // errLostRace cancels the slower of two racing connects.
 var errLostRace = errors.New("upstream: another address connected first")
 
+// ErrRequestBody is matched (errors.Is) by the error of a request whose
+// body could not be read from the client, on any transport: malformed
+// chunked encoding, an upload the client cut off or reset, a body read
+// timeout or limit of the front server. It is the client's fault, not the
+// backend's: it never counts toward suspect, ejection or the 5xx outlier
+// count, and the proxy answers it 400 (408, 413) rather than 502. The
+// error's text is the cause's.
+var ErrRequestBody = errors.New("upstream: request body not readable")
+
+// requestBodyError marks a try that failed reading the request body.
+type requestBodyError struct{ error }
+
+func (e *requestBodyError) Unwrap() []error { return []error{ErrRequestBody, e.error} }
+
+// requestBodyFailed reports whether a failed try failed because the
+// request body could not be read: the h1 and AJP clients say so in their
+// errors; net/http's Transport (https targets) returns the body's error as
+// it is, which the try's bodyGuard noted.
+func requestBodyFailed(req *http.Request, err error) bool {
+	if errors.Is(err, h1.ErrRequestBody) {
+		return true
+	}
+	if ae := (*ajp.Error)(nil); errors.As(err, &ae) && ae.Kind == ajp.KindRequestBody {
+		return true
+	}
+	g, ok := req.Body.(*bodyGuard)
+	return ok && g.read.failed.Load()
+}
+
 // RoundTrip sends req to the upstream. The address is chosen by the
 // balancing algorithm; a try that fails is retried on another address when
 // that is provably safe (see retryable), up to RetryTries addresses within
@@ -146,8 +175,9 @@ func (p *Pool) retryable(err error, idempotent bool, body *bodyRead) bool {
 // the bytes read from it, so that a body partly consumed by a failed try is
 // never resent.
 type bodyRead struct {
-	real io.ReadCloser
-	n    atomic.Int64
+	real   io.ReadCloser
+	n      atomic.Int64
+	failed atomic.Bool // a read from real returned an error other than io.EOF
 }
 
 // bodyGuard is the body as one try's transport sees it. Close stops this
@@ -166,6 +196,9 @@ func (b *bodyGuard) Read(p []byte) (int, error) {
 	}
 	n, err := b.read.real.Read(p)
 	b.read.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.read.failed.Store(true)
+	}
 	return n, err
 }
 
@@ -418,10 +451,16 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 		var de *DialError
 		var ae *ajp.Error
 		switch {
+		case requestBodyFailed(req, err):
+			// The client's fault (issue 15: twelve POSTs with a malformed
+			// chunked body ejected a healthy address): nothing about the
+			// backend, and the proxy answers it as the client's.
+			err = &requestBodyError{err}
 		case errors.As(err, &de), errors.Is(err, errLostRace), errors.Is(err, errRescued), req.Context().Err() != nil:
-		case errors.Is(err, ajp.ErrUpgrade), errors.As(err, &ae) &&
-			(ae.Kind == ajp.KindHeadersTooLarge || ae.Kind == ajp.KindRequestBody):
-			// The request's own fault: it says nothing about the backend.
+		case errors.Is(err, ajp.ErrUpgrade), errors.Is(err, h1.ErrInvalidRequest),
+			errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
+			// The request's own fault, or webtier's own limit: it says
+			// nothing about the backend.
 		case errors.As(err, &ae) && ae.Kind == ajp.KindCPing:
 			// Tomcat accepted the connection but its AJP connector did not
 			// answer CPING: nothing was sent, and the address is as unusable
