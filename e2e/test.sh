@@ -69,6 +69,12 @@ go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x ./proxy/h1/
 go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x ./proxy/
 go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x ./proxy/fieldname/
 
+section "fuzz the HTTP/2 server's frame handling briefly (corpus in proxy/h2/testdata/fuzz)"
+# Frame sequences against a live server over net.Pipe: no panic, an answer
+# or the end of the connection, header lists within the limits, no stream
+# or handler left once the connection ends.
+go test -run '^$' -fuzz '^FuzzServerFrames$' -fuzztime 20000x ./proxy/h2/
+
 section "benchmarks compile and run once"
 go test -run '^$' -bench . -benchtime 1x ./resolver/ ./proxy/...
 

@@ -170,8 +170,10 @@ func (s *Server) serveTLS(hs *http.Server, tc *tls.Conn, h http.Handler) {
 	s.serveConn(ctx, hs, tc, &state, h)
 }
 
-// serveConn serves HTTP/2 on nc, whose TLS handshake (if any) is done.
-func (s *Server) serveConn(ctx context.Context, hs *http.Server, nc net.Conn, state *tls.ConnectionState, h http.Handler) {
+// serveConn serves HTTP/2 on nc, whose TLS handshake (if any) is done. It
+// returns the connection once its read loop ended (for tests: handlers may
+// still be returning), or nil when the server is shutting down.
+func (s *Server) serveConn(ctx context.Context, hs *http.Server, nc net.Conn, state *tls.ConnectionState, h http.Handler) *conn {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := &conn{
@@ -196,10 +198,11 @@ func (s *Server) serveConn(ctx context.Context, hs *http.Server, nc net.Conn, st
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	if !s.track(c, true) {
 		nc.Close()
-		return
+		return nil
 	}
 	defer s.track(c, false)
 	c.serve()
+	return c
 }
 
 // track adds or removes c; it reports false when the server is shutting
