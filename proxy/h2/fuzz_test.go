@@ -85,7 +85,7 @@ func fuzzFrames(data []byte) []byte {
 	enc := hpack.NewEncoder(&hb)
 	block := func() []byte {
 		hb.Reset()
-		for n := int(in.byte() % 12); n > 0; n-- {
+		for n := int(in.byte() % 24); n > 0; n-- {
 			name := fuzzNames[int(in.byte())%len(fuzzNames)]
 			var value string
 			switch v := in.byte(); {
@@ -280,9 +280,13 @@ func fuzzServe(t *testing.T, frames []byte) {
 		}
 	}()
 	cli.SetDeadline(time.Now().Add(fuzzSafety)) //nolint:errcheck // the safety net
-	var ping bytes.Buffer
+	// The preface, an empty SETTINGS (without it the server reads no
+	// further), the frames, and a PING.
+	var settings, ping bytes.Buffer
+	http2.NewFramer(&settings, nil).WriteSettings()                                               //nolint:errcheck // bytes.Buffer
 	http2.NewFramer(&ping, nil).WritePing(false, [8]byte{'f', 'u', 'z', 'z', 's', 'y', 'n', 'c'}) //nolint:errcheck // bytes.Buffer
-	msg := append([]byte(clientPreface), frames...)
+	msg := append([]byte(clientPreface), settings.Bytes()...)
+	msg = append(msg, frames...)
 	msg = append(msg, ping.Bytes()...)
 	go func() {
 		cli.Write(msg) //nolint:errcheck // the server may close first
