@@ -24,6 +24,9 @@ import (
 const (
 	fuzzMaxHeaderBytes  = 2048
 	fuzzMaxHeaderFields = 8
+	// fuzzWriteTimeout is short, so that responses waiting for window
+	// time out while the input's frames arrive.
+	fuzzWriteTimeout = 20 * time.Millisecond
 	// fuzzSafety bounds each wait: a server that neither answers nor
 	// ends, or a handler that never returns, fails the input.
 	fuzzSafety = 10 * time.Second
@@ -252,7 +255,7 @@ func (fh *fuzzHandlers) wait() bool {
 // connection; handlers saw header lists within the limits; once the
 // connection is closed no stream is left and every handler returns.
 func fuzzServe(t *testing.T, frames []byte) {
-	srv := &Server{MaxHeaderBytes: fuzzMaxHeaderBytes, MaxHeaderFields: fuzzMaxHeaderFields, WriteTimeout: fuzzSafety}
+	srv := &Server{MaxHeaderBytes: fuzzMaxHeaderBytes, MaxHeaderFields: fuzzMaxHeaderFields, WriteTimeout: fuzzWriteTimeout}
 	hs := &http.Server{ErrorLog: log.New(io.Discard, "", 0)}
 	fh := &fuzzHandlers{}
 	fh.zero.L = &fh.mu
@@ -268,6 +271,10 @@ func fuzzServe(t *testing.T, frames []byte) {
 		for {
 			f, err := fr.ReadFrame()
 			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					answered <- "no answer: " + err.Error()
+					return
+				}
 				answered <- "closed"
 				io.Copy(io.Discard, cli) //nolint:errcheck // until our Close
 				return
@@ -292,7 +299,10 @@ func fuzzServe(t *testing.T, frames []byte) {
 		cli.Write(msg) //nolint:errcheck // the server may close first
 	}()
 	select {
-	case <-answered:
+	case how := <-answered:
+		if strings.HasPrefix(how, "no answer") {
+			t.Fatalf("the server neither answered the PING nor closed the connection: %s", how)
+		}
 	case <-time.After(fuzzSafety):
 		t.Fatalf("the server neither answered the PING nor closed the connection")
 	}

@@ -24,9 +24,9 @@ import (
 var (
 	errStreamReset = errors.New("h2: stream reset")
 	errBodyLength  = errors.New("h2: request body length does not match Content-Length")
+	errHeaderLimit = errors.New("h2: request trailers over the header limits")
 	// errWriteTimeout: a response write waited for flow-control window
 	// for the write timeout.
-	errHeaderLimit  = errors.New("h2: request trailers over the header limits")
 	errWriteTimeout = errors.New("h2: response write timed out waiting for flow-control window")
 )
 
