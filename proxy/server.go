@@ -234,8 +234,17 @@ func (s *Server) Listen() error {
 		}
 		if tlsConf != nil {
 			// HTTP/2 by webtier's own server (proxy/h2): one write per
-			// response where net/http's takes two or more.
-			(&h2.Server{IdleTimeout: srv.IdleTimeout, ReadHeaderTimeout: srv.ReadHeaderTimeout}).Configure(srv)
+			// response where net/http's takes two or more. The listener's
+			// limits belong here (keys max_header_size, max_header_fields,
+			// write_timeout); until they exist, proxy/h2's defaults, the
+			// same as the HTTP/1 paths'.
+			(&h2.Server{
+				IdleTimeout:       srv.IdleTimeout,
+				ReadHeaderTimeout: srv.ReadHeaderTimeout,
+				MaxHeaderBytes:    h2.DefaultMaxHeaderBytes,
+				MaxHeaderFields:   h2.DefaultMaxHeaderFields,
+				WriteTimeout:      h2.DefaultWriteTimeout,
+			}).Configure(srv)
 		}
 		s.servers = append(s.servers, srv)
 	}

@@ -18,11 +18,14 @@
 // Limits (RFC 9113 and the attacks on HTTP/2 servers): at most
 // MaxConcurrentStreams open streams and handlers per connection (a stream
 // over it is refused, and a client that keeps opening refused or reset
-// streams is sent away: rapid reset, CVE-2023-44487); header lists up to
-// MaxHeaderListSize (CONTINUATION floods end at the Framer's limit,
-// CVE-2024-27316); request bodies buffered only within the flow-control
-// windows this server grants (1 MiB per connection); writes that make no
-// progress for writeTimeout end the connection; how the client's last
+// streams is sent away: rapid reset, CVE-2023-44487); decoded header lists
+// up to MaxHeaderBytes and MaxHeaderFields (an HPACK block expands a few
+// bytes on the wire into a large list; CONTINUATION floods end at the
+// Framer's limit, CVE-2024-27316); request bodies buffered only within the
+// flow-control windows this server grants (1 MiB per connection); a
+// response write that waits for the client's flow-control window for
+// WriteTimeout resets its stream, and socket writes that make no progress
+// for WriteTimeout end the connection; how the client's last
 // streamRecord streams ended, to answer frames on closed streams (RFC 9113
 // 5.1), 8 bytes a stream.
 package h2
@@ -35,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -50,9 +54,20 @@ const (
 
 	// DefaultMaxConcurrentStreams is net/http's default.
 	DefaultMaxConcurrentStreams = 250
-	// DefaultMaxHeaderListSize is net/http's default MaxHeaderBytes (1 MiB)
-	// as net/http advertises it.
-	DefaultMaxHeaderListSize = 1<<20 + 32*10
+	// DefaultMaxHeaderBytes bounds a decoded request header list, counted
+	// as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2: names,
+	// values and 32 bytes a field): 64 KiB, the whole-head limit of the
+	// HTTP/1 listeners (max_header_size).
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxHeaderFields bounds the fields of a request header list,
+	// pseudo-header fields and cookie crumbs after the first not counted
+	// (they become the request line and one Cookie field): httpd's
+	// LimitRequestFields.
+	DefaultMaxHeaderFields = 100
+	// DefaultWriteTimeout is how long a response write may wait for the
+	// client's flow-control window, or a socket write make no progress
+	// (nginx's send_timeout, httpd's Timeout).
+	DefaultWriteTimeout = 60 * time.Second
 
 	// streamWindow and connWindow are the receive windows granted to the
 	// client: what one stream, and all of them, may have buffered here.
@@ -69,9 +84,6 @@ const (
 	// keepWriteBuf is the largest write buffer a connection keeps between
 	// writes.
 	keepWriteBuf = 16 << 10
-	// writeTimeout ends a connection whose writes make no progress: a client
-	// that stops reading must not hold the handlers writing to it.
-	writeTimeout = 30 * time.Second
 	// maxRefused is how many streams a connection may have refused or reset
 	// while its handlers are still busy before it is sent away.
 	maxRefused = 1000
@@ -82,9 +94,20 @@ type Server struct {
 	// MaxConcurrentStreams bounds open streams and running handlers per
 	// connection (0: DefaultMaxConcurrentStreams).
 	MaxConcurrentStreams uint32
-	// MaxHeaderListSize bounds a request's header list (0:
-	// DefaultMaxHeaderListSize).
-	MaxHeaderListSize uint32
+	// MaxHeaderBytes bounds a request's decoded header list as
+	// SETTINGS_MAX_HEADER_LIST_SIZE counts it, and is advertised so (0:
+	// DefaultMaxHeaderBytes). Fields past it are not kept; the block is
+	// still decoded, so the HPACK table stays in step, and the stream is
+	// answered 431.
+	MaxHeaderBytes uint32
+	// MaxHeaderFields bounds the fields of a request's header list (0:
+	// DefaultMaxHeaderFields); over it the stream is answered 431.
+	MaxHeaderFields int
+	// WriteTimeout is how long a response write may wait for flow-control
+	// window before its stream is reset (RST_STREAM CANCEL, the handler's
+	// write failing), and how long a write to the socket may make no
+	// progress before the connection ends (0: DefaultWriteTimeout).
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection that has had no open stream for this
 	// long (0: never).
 	IdleTimeout time.Duration
@@ -115,11 +138,25 @@ func (s *Server) maxStreams() int {
 	return int(s.MaxConcurrentStreams)
 }
 
-func (s *Server) maxHeaderList() uint32 {
-	if s.MaxHeaderListSize == 0 {
-		return DefaultMaxHeaderListSize
+func (s *Server) maxHeaderBytes() uint32 {
+	if s.MaxHeaderBytes == 0 {
+		return DefaultMaxHeaderBytes
 	}
-	return s.MaxHeaderListSize
+	return s.MaxHeaderBytes
+}
+
+func (s *Server) maxHeaderFields() int {
+	if s.MaxHeaderFields <= 0 {
+		return DefaultMaxHeaderFields
+	}
+	return s.MaxHeaderFields
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout <= 0 {
+		return DefaultWriteTimeout
+	}
+	return s.WriteTimeout
 }
 
 // serveTLS is the TLSNextProto hook. h is net/http's wrapper around the
@@ -129,19 +166,28 @@ func (s *Server) serveTLS(hs *http.Server, tc *tls.Conn, h http.Handler) {
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		ctx = bc.BaseContext()
 	}
+	state := tc.ConnectionState()
+	s.serveConn(ctx, hs, tc, &state, h)
+}
+
+// serveConn serves HTTP/2 on nc, whose TLS handshake (if any) is done. It
+// returns the connection once its read loop ended (for tests: handlers may
+// still be returning), or nil when the server is shutting down.
+func (s *Server) serveConn(ctx context.Context, hs *http.Server, nc net.Conn, state *tls.ConnectionState, h http.Handler) *conn {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	state := tc.ConnectionState()
 	c := &conn{
-		srv:        s,
-		hs:         hs,
-		tc:         tc,
-		handler:    h,
-		ctx:        ctx,
-		remoteAddr: tc.RemoteAddr().String(),
-		tlsState:   &state,
-		streams:    make(map[uint32]*stream),
-		maxStreams: s.maxStreams(),
+		srv:          s,
+		hs:           hs,
+		tc:           nc,
+		handler:      h,
+		ctx:          ctx,
+		remoteAddr:   nc.RemoteAddr().String(),
+		tlsState:     state,
+		streams:      make(map[uint32]*stream),
+		maxStreams:   s.maxStreams(),
+		maxFields:    s.maxHeaderFields(),
+		writeTimeout: s.writeTimeout(),
 
 		sendWindow:     initialWindow,
 		peerInitWindow: initialWindow,
@@ -151,11 +197,12 @@ func (s *Server) serveTLS(hs *http.Server, tc *tls.Conn, h http.Handler) {
 	c.wcond.L = &c.wmu
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	if !s.track(c, true) {
-		tc.Close()
-		return
+		nc.Close()
+		return nil
 	}
 	defer s.track(c, false)
 	c.serve()
+	return c
 }
 
 // track adds or removes c; it reports false when the server is shutting
@@ -197,13 +244,17 @@ func (s *Server) goAwayAll() {
 type conn struct {
 	srv        *Server
 	hs         *http.Server
-	tc         *tls.Conn
+	tc         net.Conn // a *tls.Conn but in tests
 	handler    http.Handler
 	ctx        context.Context
 	remoteAddr string
 	tlsState   *tls.ConnectionState
 	maxStreams int
-	fr         *http2.Framer
+	maxFields  int
+	// writeTimeout bounds a response write's wait for window and a socket
+	// write's lack of progress.
+	writeTimeout time.Duration
+	fr           *http2.Framer
 
 	// Owned by the read loop.
 	maxStreamID uint32 // highest stream the client opened
@@ -226,15 +277,18 @@ type conn struct {
 	// wmu guards everything written to the client and the send windows.
 	// lockW/unlockW: the last goroutine to leave with needFlush set writes
 	// the buffer.
-	wmu            sync.Mutex
-	wcond          sync.Cond // window grew, stream reset or connection failed
-	waiters        atomic.Int32
-	running        atomic.Int32 // handlers running: c.handlers, read without smu
-	wbuf           []byte
-	needFlush      bool
-	werr           error
-	wdeadline      time.Time
-	sendWindow     int32 // connection send window
+	wmu        sync.Mutex
+	wcond      sync.Cond // window grew, stream reset or connection failed
+	waiters    atomic.Int32
+	running    atomic.Int32 // handlers running: c.handlers, read without smu
+	wbuf       []byte
+	needFlush  bool
+	werr       error
+	wdeadline  time.Time
+	sendWindow int32 // connection send window
+	// connBlockedAt is when a response write found the connection send
+	// window closed (zero: open since); see stream.windowTimeout.
+	connBlockedAt  time.Time
 	peerInitWindow int32
 	peerMaxFrame   int
 	henc           *hpack.Encoder
@@ -265,7 +319,12 @@ func (c *conn) serve() {
 	}
 	c.fr = http2.NewFramer(nil, c.tc)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = c.srv.maxHeaderList()
+	// The Framer stops keeping fields past this size but decodes the rest
+	// of the block (indexed fields cost no allocation then), so that the
+	// HPACK table stays in step and the stream can be answered 431 (RFC
+	// 9113 4.3, 10.5.1). A CONTINUATION after the limit is reached ends
+	// the connection (PROTOCOL_ERROR): nothing of it would be kept.
+	c.fr.MaxHeaderListSize = c.srv.maxHeaderBytes()
 	c.fr.SetMaxReadFrameSize(maxReadFrame)
 	c.fr.SetReuseFrames()
 
@@ -480,6 +539,9 @@ func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
 		c.sendWindow = int32(w)
+		if c.sendWindow > 0 {
+			c.connBlockedAt = time.Time{}
+		}
 		c.wcond.Broadcast()
 		return nil
 	}
@@ -756,10 +818,10 @@ func (c *conn) flushLocked() {
 		c.wbuf = c.wbuf[:0]
 		return
 	}
-	// The deadline moves once a second at most: a timer update per write
-	// would cost more than the check.
-	if now := time.Now(); c.wdeadline.Sub(now) < writeTimeout-time.Second {
-		c.wdeadline = now.Add(writeTimeout)
+	// The deadline moves once a second at most (less with a write timeout
+	// under 2 s): a timer update per write would cost more than the check.
+	if now := time.Now(); c.wdeadline.Sub(now) < c.writeTimeout-min(time.Second, c.writeTimeout/2) {
+		c.wdeadline = now.Add(c.writeTimeout)
 		c.tc.SetWriteDeadline(c.wdeadline) //nolint:errcheck // a failed write reports it
 	}
 	_, err := c.tc.Write(c.wbuf)

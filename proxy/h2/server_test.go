@@ -65,7 +65,7 @@ type h2tEnv struct {
 
 // h2tStart serves h over TLS on 127.0.0.1 with a fresh self-signed
 // certificate, HTTP/2 by s.
-func h2tStart(t *testing.T, s *Server, h http.Handler) *h2tEnv {
+func h2tStart(t testing.TB, s *Server, h http.Handler) *h2tEnv {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -120,7 +120,7 @@ func h2tStart(t *testing.T, s *Server, h http.Handler) *h2tEnv {
 }
 
 // client is Go's HTTP/2 client for e.
-func (e *h2tEnv) client(t *testing.T) *http.Client {
+func (e *h2tEnv) client(t testing.TB) *http.Client {
 	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: h2tSafety}

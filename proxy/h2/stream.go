@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/webtier/webtier/proxy/fieldname"
 )
@@ -23,6 +24,10 @@ import (
 var (
 	errStreamReset = errors.New("h2: stream reset")
 	errBodyLength  = errors.New("h2: request body length does not match Content-Length")
+	errHeaderLimit = errors.New("h2: request trailers over the header limits")
+	// errWriteTimeout: a response write waited for flow-control window
+	// for the write timeout.
+	errWriteTimeout = errors.New("h2: response write timed out waiting for flow-control window")
 )
 
 // stream is one request and its response.
@@ -56,6 +61,17 @@ type stream struct {
 	// Under c.wmu.
 	sendWindow int32
 	reset      bool // RST_STREAM sent or received: nothing more is written
+	// wait is set at the response write's first wait for window (nil for
+	// a stream that never waited: one pointer is all it costs).
+	wait *windowWait
+}
+
+// windowWait is how a response write waits for flow-control window. Under
+// c.wmu.
+type windowWait struct {
+	since time.Time   // when the wait began (zero: not waiting)
+	timer *time.Timer // runs stream.windowTimeout
+	armed bool        // timer armed
 }
 
 // streamEnd is how a stream the client opened was closed: it decides what a
@@ -206,8 +222,10 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		c.writeReset(id, http2.ErrCodeProtocol) // RFC 9113 5.3.1
 		return nil
 	}
-	if f.Truncated {
-		c.writeSimpleResponse(id, http.StatusRequestHeaderFieldsTooLarge)
+	if f.Truncated || c.tooManyFields(f.RegularFields()) {
+		// Over MaxHeaderBytes (the Framer kept none past it) or
+		// MaxHeaderFields: answered without a handler (RFC 9113 10.5.1).
+		c.writeSimpleResponse(id, http.StatusRequestHeaderFieldsTooLarge, !f.StreamEnded())
 		return nil
 	}
 	st := &stream{c: c, id: id, declared: -1, recvAvail: streamWindow}
@@ -229,6 +247,25 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.smu.Unlock()
 	runHandler(st)
 	return nil
+}
+
+// tooManyFields reports a header list over maxFields. Cookie crumbs (RFC
+// 9113 8.2.3) count as one field, the Cookie field they are joined into.
+func (c *conn) tooManyFields(fields []hpack.HeaderField) bool {
+	if len(fields) <= c.maxFields {
+		return false
+	}
+	n, cookie := 0, false
+	for _, hf := range fields {
+		if hf.Name == "cookie" {
+			if cookie {
+				continue
+			}
+			cookie = true
+		}
+		n++
+	}
+	return n > c.maxFields
 }
 
 // processHeadersOld answers a HEADERS frame on a stream the client opened
@@ -289,6 +326,13 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	}
 	if len(f.PseudoFields()) > 0 {
 		st.abort(errStreamReset, true, http2.ErrCodeProtocol)
+		return nil
+	}
+	if f.Truncated || c.tooManyFields(f.RegularFields()) {
+		// Trailers over the header limits: the request cannot be
+		// answered 431 any more (its handler runs); the stream is
+		// abandoned.
+		st.abort(errHeaderLimit, true, http2.ErrCodeCancel)
 		return nil
 	}
 	c.smu.Lock()
@@ -558,6 +602,9 @@ func (c *conn) handlerDone(st *stream) {
 		st.remoteClosed = true
 		c.smu.Unlock()
 	}
+	if st.wait != nil {
+		st.wait.timer.Stop() // set by this goroutine, which writes no more
+	}
 	c.forget(st)
 	c.grant(nil, 0)
 	st.cancel()
@@ -580,11 +627,15 @@ func (c *conn) writeReset(id uint32, code http2.ErrCode) {
 }
 
 // writeSimpleResponse answers a stream that never started with an empty
-// response of status code.
-func (c *conn) writeSimpleResponse(id uint32, code int) {
+// response of status code; with reset, the request body the client is
+// still sending is declined (RST_STREAM NO_ERROR, RFC 9113 8.1).
+func (c *conn) writeSimpleResponse(id uint32, code int, reset bool) {
 	c.lockW()
 	if c.werr == nil {
 		c.appendHeaders(id, code, nil, true, false)
+		if reset {
+			c.wbuf = appendRSTStream(c.wbuf, id, http2.ErrCodeNo)
+		}
 		c.needFlush = true
 	}
 	c.unlockW()

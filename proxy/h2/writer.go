@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -240,8 +241,9 @@ func (w *responseWriter) trailerValues() http.Header {
 }
 
 // appendData appends p to the write buffer as DATA frames within the
-// windows, waiting (and writing what is buffered) while they are closed.
-// Called with wmu held.
+// windows, waiting (and writing what is buffered) while they are closed,
+// for at most writeTimeout without progress (see waitWindow). Called with
+// wmu held.
 func (c *conn) appendData(st *stream, p []byte, end bool) error {
 	for {
 		if st.reset {
@@ -252,9 +254,11 @@ func (c *conn) appendData(st *stream, p []byte, end bool) error {
 		}
 		n := min(len(p), c.peerMaxFrame, int(c.sendWindow), int(st.sendWindow))
 		if n <= 0 && len(p) > 0 {
-			c.flushLocked()
-			c.wcond.Wait()
+			c.waitWindow(st)
 			continue
+		}
+		if st.wait != nil {
+			st.wait.since = time.Time{} // progress: windowTimeout stands down
 		}
 		last := end && n == len(p)
 		var flags http2.Flags
@@ -273,6 +277,73 @@ func (c *conn) appendData(st *stream, p []byte, end bool) error {
 			c.flushLocked()
 		}
 	}
+}
+
+// waitWindow waits for st's windows to grow (or the stream or connection
+// to end), writing what is buffered first. The first wait of a stream
+// creates its timer and later ones re-arm it; a stream that never waits
+// has none. Progress is not reported to the timer: windowTimeout looks at
+// wait.since when it fires. Called with wmu held.
+func (c *conn) waitWindow(st *stream) {
+	w := st.wait
+	if w == nil {
+		w = &windowWait{since: time.Now(), armed: true}
+		st.wait = w
+		w.timer = time.AfterFunc(c.writeTimeout, st.windowTimeout) // runs once we wait, unlocking wmu
+	} else if w.since.IsZero() {
+		w.since = time.Now()
+		if !w.armed {
+			w.timer.Reset(c.writeTimeout)
+			w.armed = true
+		}
+	}
+	if c.sendWindow <= 0 && c.connBlockedAt.IsZero() {
+		c.connBlockedAt = w.since
+	}
+	c.flushLocked()
+	c.wcond.Wait()
+}
+
+// windowTimeout runs when a response write of st may have waited for window
+// for writeTimeout. The stream is reset with CANCEL: the client broke no
+// rule (FLOW_CONTROL_ERROR is for a peer that did), the server abandons the
+// stream, and the handler's write fails, so that the proxy closes its
+// backend connection. When the connection window has been closed all that
+// time, new streams would only wait again: the connection is sent away
+// (GOAWAY ENHANCE_YOUR_CALM) and closed.
+func (st *stream) windowTimeout() {
+	c := st.c
+	c.lockW()
+	w := st.wait // set before the timer was created
+	if st.reset || c.werr != nil || w.since.IsZero() {
+		w.armed = false
+		c.unlockW()
+		return
+	}
+	now := time.Now()
+	if left := c.writeTimeout - now.Sub(w.since); left > 0 {
+		w.timer.Reset(left)
+		c.unlockW()
+		return
+	}
+	w.armed = false
+	starved := c.sendWindow <= 0 && !c.connBlockedAt.IsZero() && now.Sub(c.connBlockedAt) >= c.writeTimeout
+	c.unlockW()
+	if !starved {
+		st.abort(errWriteTimeout, true, http2.ErrCodeCancel)
+		return
+	}
+	c.logf("h2: %s: connection flow-control window closed for %v, closing", c.remoteAddr, c.writeTimeout)
+	c.smu.Lock() // maxStreamID changes under smu
+	last := c.maxStreamID
+	c.smu.Unlock()
+	c.lockW()
+	if c.werr == nil {
+		c.wbuf = appendGoAway(c.wbuf, last, http2.ErrCodeEnhanceYourCalm)
+		c.needFlush = true
+	}
+	c.unlockW()
+	c.close(errWriteTimeout)
 }
 
 // appendHeaders HPACK-encodes a response (status, h, Date) or trailers and
@@ -333,7 +404,7 @@ func (c *conn) appendSettings() {
 	settings := []http2.Setting{
 		{ID: http2.SettingMaxConcurrentStreams, Val: uint32(c.maxStreams)},
 		{ID: http2.SettingInitialWindowSize, Val: streamWindow},
-		{ID: http2.SettingMaxHeaderListSize, Val: c.srv.maxHeaderList()},
+		{ID: http2.SettingMaxHeaderListSize, Val: c.srv.maxHeaderBytes()},
 	}
 	c.wbuf = appendFrameHeader(c.wbuf, 6*len(settings), http2.FrameSettings, 0, 0)
 	for _, s := range settings {
