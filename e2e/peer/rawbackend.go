@@ -220,6 +220,12 @@ func (b *RawBackend) WaitOpen(max int, timeout time.Duration) bool {
 	return poll(timeout, func() bool { return b.Open() <= max })
 }
 
+// WaitReceived waits until the backend has received at least n bytes, for
+// up to timeout, and reports whether it has.
+func (b *RawBackend) WaitReceived(n int, timeout time.Duration) bool {
+	return poll(timeout, func() bool { return len(b.Received()) >= n })
+}
+
 // Addr returns "127.0.0.1:port".
 func (b *RawBackend) Addr() string { return b.ln.Addr().String() }
 
