@@ -201,6 +201,11 @@ loop:
 	if !b.WaitOpen(0, resourceWait) {
 		t.Errorf("%d backend connections still open after the slow body was cut off; want 0 (freed)", b.Open())
 	}
+	for _, r := range b.Requests() {
+		if r.BodyLen >= size {
+			t.Errorf("backend received a complete %d-byte body; the client never sent its last byte", r.BodyLen)
+		}
+	}
 }
 
 // A client that asks for 20 MiB and never reads: with write_timeout 1s
@@ -222,6 +227,11 @@ func TestAttackNeverReadingClient(t *testing.T) {
 	if !b.WaitReceived(1, resourceWait) {
 		t.Fatal("the request did not reach the backend")
 	}
+	defer func() {
+		if rs := b.Requests(); len(rs) != 1 || rs[0].RequestURI != "/big" {
+			t.Errorf("backend received %s; want GET /big once", describeReqs(rs))
+		}
+	}()
 	if !b.WaitOpen(0, resourceWait) {
 		t.Errorf("%d backend connections still open while the client does not read; want 0 (freed by write_timeout)", b.Open())
 	}
@@ -271,6 +281,9 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 			len(reset), streams, resourceWait)
 	}
 	t.Logf("zero window: %d streams reset, connection: %q; backend got %d requests", len(reset), ended, len(b.Requests()))
+	if n := len(b.Requests()); n > streams {
+		t.Errorf("backend received %d requests from %d streams", n, streams)
+	}
 	if !b.WaitOpen(0, resourceWait) {
 		t.Errorf("%d backend connections still open after the streams were reset; want 0 (freed)", b.Open())
 	}
