@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/e2e/peer"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // The attack suite: what an attacker sends over raw sockets to the real
@@ -64,7 +66,13 @@ func (h attackHeard) first() int {
 // read everything (a 431 after part of a big head) is still seen.
 func attack(t *testing.T, addr, raw string, untilClose bool) attackHeard {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return attackDial(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, raw, untilClose)
+}
+
+// attackDial is attack on a connection from dial.
+func attackDial(t *testing.T, dial func() (net.Conn, error), raw string, untilClose bool) attackHeard {
+	t.Helper()
+	c, err := dial()
 	if err != nil {
 		t.Fatalf("dial webtier: %v", err)
 	}
@@ -336,10 +344,11 @@ func h1Vectors() []h1Vector {
 }
 
 // tableConfig routes /admin to admin, /hh to pub with host_header
-// app.internal, everything else to pub; defaults otherwise.
-func tableConfig(listen string, pub, admin *peer.RawBackend) string {
+// app.internal, everything else to pub; defaults otherwise. listenerYAML
+// is the listener's keys (address, tls).
+func tableConfig(listenerYAML string, pub, admin *peer.RawBackend) string {
 	return fmt.Sprintf(`listeners:
-  - address: %q
+  - %s
 routes:
   - path: /admin
     upstream: admin
@@ -358,18 +367,39 @@ upstreams:
 logging:
   level: info
   format: json
-`, listen, pub.URL(), admin.URL(), pub.URL())
+`, listenerYAML, pub.URL(), admin.URL(), pub.URL())
 }
 
 // TestAttackHTTP1 runs the HTTP/1 table against webtier's plain listener
-// with the default config: each row on a new connection, checking what the
-// attacker got and what each backend received.
+// (its own HTTP/1 server) with the default config: each row on a new
+// connection, checking what the attacker got and what each backend
+// received.
 func TestAttackHTTP1(t *testing.T) {
+	runH1Table(t, false)
+}
+
+// TestAttackHTTP1TLS runs the same table over TLS with ALPN http/1.1,
+// which net/http's server reads: the limits, framing and header rules must
+// hold on that path too.
+func TestAttackHTTP1TLS(t *testing.T) {
+	runH1Table(t, true)
+}
+
+func runH1Table(t *testing.T, overTLS bool) {
 	pub := peer.StartRawBackend(t, nil)
 	admin := peer.StartRawBackend(t, nil)
 	backends := map[string]*peer.RawBackend{"pub": pub, "admin": admin}
 	listen := peer.FreeAddr(t, "127.0.0.1")
-	w := peer.StartWebtier(t, peer.Build(t), listen, tableConfig(listen, pub, admin))
+	listener := fmt.Sprintf("address: %q", listen)
+	dial := func() (net.Conn, error) { return net.Dial("tcp", listen) }
+	if overTLS {
+		certFile, keyFile, _ := proxytest.WriteCert(t, t.TempDir(), "webtier-attack")
+		listener += fmt.Sprintf("\n    tls: {cert_file: %q, key_file: %q}", certFile, keyFile)
+		dial = func() (net.Conn, error) {
+			return tls.Dial("tcp", listen, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		}
+	}
+	peer.StartWebtier(t, peer.Build(t), listen, tableConfig(listener, pub, admin))
 
 	for _, v := range h1Vectors() {
 		t.Run(v.name, func(t *testing.T) {
@@ -377,7 +407,7 @@ func TestAttackHTTP1(t *testing.T) {
 			for name, b := range backends {
 				mark[name] = markOf(b)
 			}
-			heard := attack(t, w.Addr(), v.send, v.closed)
+			heard := attackDial(t, dial, v.send, v.closed)
 			t.Logf("attacker got %s", heard)
 			if st := heard.first(); st != v.status && !slices.Contains(v.alt, st) {
 				t.Errorf("attacker got %s; want first status %d%s", heard, v.status, orAlso(v.alt))
