@@ -28,7 +28,7 @@ import (
 // attackRead bounds waiting for webtier's answer to one attack, and for the
 // connection to be closed when it must be. It bounds a wait for a signal
 // (an answer, EOF); no assertion measures time.
-const attackRead = 5 * time.Second
+const attackRead = 10 * time.Second
 
 // smuggled is a complete request hidden in an attack; it must never reach
 // a backend as a request of its own.
