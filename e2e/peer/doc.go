@@ -7,6 +7,8 @@
 //     nsupdate binary the way Route 53 changes an ELB's record (StartBIND);
 //   - HTTP backends in this process on loopback addresses (StartBackend,
 //     StartBackends);
+//   - a raw TCP backend that records the exact bytes of every connection,
+//     for the attack tests (StartRawBackend);
 //   - the webtier binary built from ./cmd/webtier (Build, StartWebtier).
 //
 // Every helper takes a testing.TB, picks free ports per run, waits for

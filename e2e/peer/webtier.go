@@ -59,6 +59,10 @@ func Build(t testing.TB) string {
 	return build.path
 }
 
+// RaceBuilt reports whether Build builds webtier with the race detector,
+// whose shadow memory a test bounding webtier's RSS must allow for.
+func RaceBuilt() bool { return raceEnabled && os.Getenv(BinEnv) == "" }
+
 // HasMain reports whether the module has a main package at MainPackage
 // whose imports all resolve (other packages may still be being written).
 // When not, it returns what is missing.
