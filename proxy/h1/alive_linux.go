@@ -45,7 +45,7 @@ func (pc *persistConn) send(fd uintptr) bool {
 	pc.sent = true
 	if pc.unchecked {
 		pc.unchecked = false
-		if !pc.judge(pc.probe.Look(fd)) {
+		if !pc.probe.Fit(pc.probe.Look(fd), pc.t.o.OnUnsolicited) {
 			pc.sendErr = errStale
 			return true
 		}

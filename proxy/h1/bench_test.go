@@ -137,7 +137,7 @@ func BenchmarkReuseCheck(b *testing.B) {
 		b.ReportAllocs()
 		pc.probe.Raw(conn).Read(func(fd uintptr) bool {
 			for b.Loop() {
-				if !pc.judge(pc.probe.Look(fd)) {
+				if !pc.probe.Fit(pc.probe.Look(fd), nil) {
 					b.Fatal("idle connection found unfit")
 				}
 			}

@@ -102,15 +102,7 @@ func (pc *persistConn) Write(p []byte) (int, error) {
 // connection is dropped and they are reported.
 func (pc *persistConn) fit() bool {
 	pc.unchecked = false
-	return pc.judge(pc.probe.Check(pc.conn))
-}
-
-// judge turns what a probe found into fit's answer, reporting stray bytes.
-func (pc *persistConn) judge(u idlepool.Unread) bool {
-	if u == idlepool.Stray {
-		pc.t.unsolicited(pc.probe.Head())
-	}
-	return u == idlepool.Nothing
+	return pc.probe.Fit(pc.probe.Check(pc.conn), pc.t.o.OnUnsolicited)
 }
 
 // alive reports whether a pooled connection has nothing to read, without

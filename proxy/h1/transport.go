@@ -268,21 +268,11 @@ func (t *Transport) popIdle() (pc *persistConn, now time.Time, idle time.Duratio
 // CloseIdleConnections, or when it holds bytes nobody asked for. The
 // oldest connection makes room when the pool is full.
 func (t *Transport) putIdle(pc *persistConn) {
-	if n := pc.br.Buffered(); n != 0 {
-		// The backend sent more than the response: never reuse.
-		head, _ := pc.br.Peek(min(n, 64))
-		t.unsolicited(head)
-		pc.close()
+	if idlepool.Leftover(pc.br, t.o.OnUnsolicited) {
+		pc.close() // never reused: Options.OnUnsolicited says why
 		return
 	}
 	t.idle.Put(pc)
-}
-
-// unsolicited reports bytes nobody asked for (see Options.OnUnsolicited).
-func (t *Transport) unsolicited(head []byte) {
-	if t.o.OnUnsolicited != nil {
-		t.o.OnUnsolicited(head)
-	}
 }
 
 // idleCount returns the number of pooled connections (for tests).

@@ -1,6 +1,7 @@
 package idlepool
 
 import (
+	"bufio"
 	"net"
 	"syscall"
 )
@@ -72,6 +73,28 @@ func (p *Probe) look(fd uintptr) bool {
 	return true
 }
 
+// Fit reports whether u, a check's result, lets the connection carry a
+// request. For Stray it passes the first bytes seen to report, if not
+// nil, before the caller drops the connection.
+func (p *Probe) Fit(u Unread, report func(head []byte)) bool {
+	if u == Stray && report != nil {
+		report(p.Head())
+	}
+	return u == Nothing
+}
+
 // Head returns the first stray bytes the last Stray result saw (up to
 // 64), for the log. It is valid until the next check.
 func (p *Probe) Head() []byte { return p.buf[:p.n] }
+
+// Leftover reports whether br, a connection's read buffer at the end of a
+// response, holds more bytes: the connection must then not be pooled. It
+// passes up to 64 of them to report, if not nil.
+func Leftover(br *bufio.Reader, report func(head []byte)) bool {
+	n := br.Buffered()
+	if n != 0 && report != nil {
+		head, _ := br.Peek(min(n, headLen))
+		report(head)
+	}
+	return n != 0
+}
