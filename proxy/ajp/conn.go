@@ -37,16 +37,40 @@ type persistConn struct {
 
 	closeOnce sync.Once
 
-	// For sendAwait, which runs only on the goroutine that owns pc. The
-	// callback is a method value made once: making it per call would
-	// allocate.
-	raw     syscall.RawConn
-	noRaw   bool // the connection has no RawConn
-	sendFn  func(fd uintptr) bool
-	out     []byte // what send writes
-	sent    bool
-	sentN   int
-	sendErr error
+	// For the reuse check and sendAwait, which run only on the goroutine
+	// that owns pc. The callback is a method value made once: making it
+	// per call would allocate.
+	probe     idlepool.Probe
+	unchecked bool // taken from the pool: check before the request goes out
+	sendFn    func(fd uintptr) bool
+	out       []byte // what send writes
+	sent      bool
+	sentN     int
+	sendErr   error
+}
+
+// errStale: a connection taken from the pool was found closed by Tomcat,
+// or holding bytes nobody asked for, before anything was written to it.
+// The request goes to the next pooled connection, or a new one.
+var errStale = errors.New("ajp: pooled connection closed or holding unsolicited bytes")
+
+// fit checks a connection taken from the pool: it may carry a request
+// only if nothing is readable on it. Tomcat closing it while idle sends
+// FIN or RST; bytes after END_RESPONSE (a broken or hostile container)
+// would be read as the answer to this request, so the connection is
+// dropped and they are reported.
+func (pc *persistConn) fit() bool {
+	pc.unchecked = false
+	return pc.probe.Fit(pc.probe.Check(pc.conn), pc.t.o.OnUnsolicited)
+}
+
+// write writes p, checking a connection just taken from the pool first
+// (sendAwait checks in its own callback where it can).
+func (pc *persistConn) write(p []byte) (int, error) {
+	if pc.unchecked && !pc.fit() {
+		return 0, errStale
+	}
+	return pc.conn.Write(p)
 }
 
 func newPersistConn(t *Transport, conn net.Conn) *persistConn {

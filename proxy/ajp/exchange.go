@@ -37,7 +37,8 @@ type exchange struct {
 // one turns out to be dead (see RoundTrip), and returns the response.
 func (ex *exchange) run() (*http.Response, error) {
 	ctx := ex.req.Context()
-	for attempt := 0; ; attempt++ {
+	retried, packed := false, false
+	for {
 		pc, reused, err := ex.t.getConn(ctx)
 		if err != nil {
 			// Nothing was read from the body and nothing sent, so the
@@ -46,7 +47,8 @@ func (ex *exchange) run() (*http.Response, error) {
 			ex.rb.close()
 			return nil, err
 		}
-		if attempt == 0 && ex.rb.length > 0 {
+		if !packed && ex.rb.length > 0 {
+			packed = true
 			// With a known length, the first body packet follows the
 			// Forward Request unasked. It is read only now that there is
 			// a connection that answered CPING, so a failed connect leaves
@@ -65,7 +67,11 @@ func (ex *exchange) run() (*http.Response, error) {
 		if e == nil {
 			return resp, nil
 		}
-		if retry && attempt == 0 && e.Kind != KindCanceled {
+		if retry && errors.Is(e, errStale) {
+			continue // nothing was sent: the next pooled connection, or a new one
+		}
+		if retry && !retried && e.Kind != KindCanceled {
+			retried = true
 			continue
 		}
 		ex.rb.close()

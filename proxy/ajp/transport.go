@@ -83,6 +83,14 @@ type Options struct {
 	// Kind (never KindCanceled), for metrics. It must be fast and must not
 	// block.
 	OnError func(kind string)
+
+	// OnUnsolicited, if set, is called when a connection is found holding
+	// bytes after END_RESPONSE: at the end of a response, or on a pooled
+	// connection about to be reused. The connection is closed instead, so
+	// those bytes are never read as the answer to another request; this
+	// reports them, for the log. head is up to 64 of the first of them,
+	// valid only during the call. It must not block.
+	OnUnsolicited func(head []byte)
 }
 
 // Transport is an http.RoundTripper that speaks AJP13 to one backend
@@ -179,6 +187,11 @@ func (t *Transport) CPing(ctx context.Context) error {
 // reuse=0 RoundTrip returns an *Error of KindSecret or KindPacketSize and
 // no response; otherwise (reuse=1, or a longer body: the application's
 // answer) the response is returned with its body intact.
+//
+// A pooled connection is checked with a non-blocking peek right before
+// the request is written to it: one that Tomcat closed, or that holds
+// bytes after the last END_RESPONSE (see Options.OnUnsolicited), is
+// closed, and the next pooled connection or a new one is used.
 //
 // A request is retried once, transparently, on a new connection when a
 // pooled connection turns out to be dead: only if nothing came back on it,
@@ -411,9 +424,18 @@ func (t *Transport) getConn(ctx context.Context) (pc *persistConn, reused bool, 
 		if !ok {
 			break
 		}
+		// Checked right before the request goes out (sendAwait), in the
+		// same step as the write.
+		pc.unchecked = true
 		if t.o.CPingIdle < 0 || idle <= t.o.CPingIdle {
 			return pc, true, nil
 		}
+		// Stray bytes would be read as the CPONG: look first, to name them.
+		if !pc.fit() {
+			pc.close()
+			continue
+		}
+		pc.unchecked = true
 		if err := pc.cping(ctx, t.o.CPingTimeout); err != nil {
 			pc.close() // not giving it back: stale
 			if ctx.Err() != nil {
@@ -465,8 +487,13 @@ func (t *Transport) dial(ctx context.Context) (*persistConn, error) {
 	return newPersistConn(t, conn), nil
 }
 
-// putIdle pools pc (see idlepool.Pool.Put), unless it was interrupted.
+// putIdle pools pc (see idlepool.Pool.Put), unless it was interrupted or
+// holds bytes after END_RESPONSE.
 func (t *Transport) putIdle(pc *persistConn) {
+	if idlepool.Leftover(pc.br, t.o.OnUnsolicited) {
+		pc.close() // never reused: Options.OnUnsolicited says why
+		return
+	}
 	if !pc.clearDeadlines() {
 		pc.close()
 		return

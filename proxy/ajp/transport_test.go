@@ -673,6 +673,9 @@ func TestRetryDeadPooledConnection(t *testing.T) {
 			}
 			return c.respond(200, nil, body, 8184, true)
 		}
+		if req.URI == "/drop" {
+			return errCloseConn // read it, close unanswered
+		}
 		if err := c.respond(200, nil, []byte(req.Method), 8184, true); err != nil {
 			return err
 		}
@@ -711,10 +714,9 @@ func TestRetryDeadPooledConnection(t *testing.T) {
 		t.Errorf("%d connections; want 3 (the PUT retried once)", a)
 	}
 
-	closeAfter.Add(1)
-	roundTrip(t, tr, httptest.NewRequest("GET", "http://example.com/then-close", nil))
-	closeAfter.Wait()
-	_, err := tr.RoundTrip(httptest.NewRequest("POST", "http://example.com/", strings.NewReader("data")))
+	// A POST that reached Tomcat on a pooled connection, which then
+	// closed it unanswered, is not sent again.
+	_, err := tr.RoundTrip(httptest.NewRequest("POST", "http://example.com/drop", strings.NewReader("data")))
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != KindReset {
 		t.Errorf("POST on a dead pooled connection: err = %v; want *Error of kind reset, not a retry", err)

@@ -1,53 +1,5 @@
 package h1
 
-import "syscall"
-
-// rawConn returns pc's syscall.RawConn, made once; nil if the connection
-// has none (a wrapped net.Conn).
-func (pc *persistConn) rawConn() syscall.RawConn {
-	if pc.raw == nil && !pc.noRaw {
-		sc, ok := pc.conn.(syscall.Conn)
-		if !ok {
-			pc.noRaw = true
-			return nil
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			pc.noRaw = true
-			return nil
-		}
-		pc.raw = raw
-		pc.peekFn = pc.peek
-		pc.sendFn = pc.send
-	}
-	return pc.raw
-}
-
-// alive reports whether a pooled connection is still open: a non-blocking
-// peek finds nothing to read. A backend that closed the connection while
-// it was idle has sent FIN (the peek reads EOF) or RST (an error); bytes
-// that nobody asked for make the connection unusable too. It costs one
-// system call, so only requests that could not be sent again on a new
-// connection pay for it.
-func (pc *persistConn) alive() bool {
-	raw := pc.rawConn()
-	if raw == nil {
-		return true
-	}
-	if err := raw.Read(pc.peekFn); err != nil {
-		return false
-	}
-	return pc.peekErr == syscall.EAGAIN
-}
-
-// peek is the raw read of alive: EAGAIN means nothing to read, while
-// EOF (no error, no byte), a byte or another error all mean the connection
-// cannot carry a request. Returning true tells the runtime not to wait.
-func (pc *persistConn) peek(fd uintptr) bool {
-	_, _, pc.peekErr = syscall.Recvfrom(int(fd), pc.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return true
-}
-
 // flushAwait writes the buffered request and returns once the connection
 // has something to read, has failed, or its read deadline has passed,
 // leaving the read itself to the caller. It returns the write's error
@@ -60,10 +12,17 @@ func (pc *persistConn) peek(fd uintptr) bool {
 // after the poller has reset its readiness state for this wait, so the
 // response's arrival cannot be missed, and waiting before the first read
 // skips the empty one.
+//
+// A connection just taken from the pool is checked in the same callback,
+// right before the write: one non-blocking peek, the only cost of the
+// check (see fit).
 func (pc *persistConn) flushAwait() error {
-	raw := pc.rawConn()
+	raw := pc.probe.Raw(pc.conn)
 	if raw == nil {
 		return pc.bw.Flush()
+	}
+	if pc.sendFn == nil {
+		pc.sendFn = pc.send
 	}
 	pc.sent, pc.sendErr = false, nil
 	if err := raw.Read(pc.sendFn); err != nil && !pc.sent {
@@ -76,13 +35,21 @@ func (pc *persistConn) flushAwait() error {
 	return pc.sendErr
 }
 
-// send is flushAwait's callback: the first call writes and asks the
-// runtime to wait for readability (false), the next one ends the wait.
-func (pc *persistConn) send(uintptr) bool {
+// send is flushAwait's callback: the first call checks a pooled
+// connection, writes and asks the runtime to wait for readability
+// (false), the next one ends the wait.
+func (pc *persistConn) send(fd uintptr) bool {
 	if pc.sent {
 		return true
 	}
 	pc.sent = true
+	if pc.unchecked {
+		pc.unchecked = false
+		if !pc.probe.Fit(pc.probe.Look(fd), pc.t.o.OnUnsolicited) {
+			pc.sendErr = errStale
+			return true
+		}
+	}
 	pc.sendErr = pc.bw.Flush()
 	return pc.sendErr != nil
 }

@@ -110,3 +110,38 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReuseCheck is the check of a pooled connection before its
+// reuse (an idle loopback connection with nothing to read): "separate" is
+// the check on its own (a RawConn round trip and a peek), as a request
+// with a body pays it; "in-flush" is the peek alone, as flushAwait pays it
+// inside the callback that writes the request.
+func BenchmarkReuseCheck(b *testing.B) {
+	addr := benchPeer(b)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	tr := NewTransport(Options{Dial: func(context.Context) (net.Conn, error) { return conn, nil }})
+	pc := newPersistConn(tr, conn)
+	b.Run("separate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !pc.fit() {
+				b.Fatal("idle connection found unfit")
+			}
+		}
+	})
+	b.Run("in-flush", func(b *testing.B) {
+		b.ReportAllocs()
+		pc.probe.Raw(conn).Read(func(fd uintptr) bool {
+			for b.Loop() {
+				if !pc.probe.Fit(pc.probe.Look(fd), nil) {
+					b.Fatal("idle connection found unfit")
+				}
+			}
+			return true
+		})
+	})
+}

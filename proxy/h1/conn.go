@@ -3,10 +3,10 @@ package h1
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/webtier/webtier/proxy/idlepool"
@@ -41,17 +41,14 @@ type persistConn struct {
 	waiting bool       // a response head is awaited: body writes extend the read deadline
 	owner   *exchange  // the exchange whose body reads it; nil otherwise
 
-	// For alive and flushAwait, which run only on the goroutine that owns
-	// pc (out of the pool, no body writer). The callbacks are method
-	// values made once: making them per call would allocate.
-	raw     syscall.RawConn
-	noRaw   bool // the connection has no RawConn
-	peekFn  func(fd uintptr) bool
-	peekBuf [1]byte
-	peekErr error
-	sendFn  func(fd uintptr) bool
-	sent    bool
-	sendErr error
+	// For the reuse check and flushAwait, which run only on the goroutine
+	// that owns pc (out of the pool, no body writer yet). The callback is
+	// a method value made once: making it per call would allocate.
+	probe     idlepool.Probe
+	unchecked bool // taken from the pool: check before the first byte goes out
+	sendFn    func(fd uintptr) bool
+	sent      bool
+	sendErr   error
 
 	closed atomic.Bool
 }
@@ -59,7 +56,7 @@ type persistConn struct {
 func newPersistConn(t *Transport, conn net.Conn) *persistConn {
 	pc := &persistConn{t: t, conn: conn, limit: -1}
 	pc.br = bufio.NewReaderSize(pc, readBufSize)
-	pc.bw = bufio.NewWriterSize(conn, writeBufSize)
+	pc.bw = bufio.NewWriterSize(pc, writeBufSize)
 	pc.interruptFn = pc.interrupt
 	t.idle.Track(pc)
 	return pc
@@ -80,6 +77,37 @@ func (pc *persistConn) Read(p []byte) (int, error) {
 	pc.limit -= int64(n)
 	return n, err
 }
+
+// errStale: a connection taken from the pool was found closed by the
+// backend, or holding bytes nobody asked for, before anything was written
+// to it. The request goes to the next pooled connection, or a new one.
+var errStale = errors.New("h1: pooled connection closed or holding unsolicited bytes")
+
+// Write writes to the connection for bw. The first write after pc left
+// the pool checks it first (see fit); flushAwait does the same check in
+// its own callback, so a request that fits the buffer pays no second
+// RawConn round trip. Here it catches a head larger than the buffer,
+// which bw writes out in part before the flush.
+func (pc *persistConn) Write(p []byte) (int, error) {
+	if pc.unchecked && !pc.fit() {
+		return 0, errStale
+	}
+	return pc.conn.Write(p)
+}
+
+// fit checks a connection taken from the pool: it may carry a request
+// only if nothing is readable on it. A backend that closed it while idle
+// has sent FIN or RST; bytes nobody asked for (a backend that sent more
+// than its response) would be read as the answer to this request, so the
+// connection is dropped and they are reported.
+func (pc *persistConn) fit() bool {
+	pc.unchecked = false
+	return pc.probe.Fit(pc.probe.Check(pc.conn), pc.t.o.OnUnsolicited)
+}
+
+// alive reports whether a pooled connection has nothing to read, without
+// reporting anything (for tests).
+func (pc *persistConn) alive() bool { return pc.probe.Check(pc.conn) == idlepool.Nothing }
 
 // IdleEntry and Close make pc an idlepool.Conn.
 func (pc *persistConn) IdleEntry() *idlepool.Entry { return &pc.idle }

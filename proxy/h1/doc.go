@@ -26,6 +26,10 @@
 //   - A pooled connection the backend closed while it was idle is replaced
 //     by a new one, and the request is sent again, once, when that is safe
 //     (see Transport.RoundTrip).
+//   - A pooled connection holding bytes no request asked for (a backend
+//     that sent more than its response) is closed, never read from for the
+//     next request, as net/http's "Unsolicited response received on idle
+//     HTTP channel"; every reuse checks with one non-blocking peek (on unix).
 //   - httptrace's GotConn is called when a connection is obtained.
 //
 // What it does not do: TLS (https:// backends keep net/http's Transport),

@@ -70,6 +70,9 @@ func (ex *exchange) run() (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
+		if retry && errors.Is(err, errStale) {
+			continue // nothing was sent: the next pooled connection, or a new one
+		}
 		if retry && !ex.ended() {
 			fresh = true
 			continue

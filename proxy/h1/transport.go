@@ -68,6 +68,14 @@ type Options struct {
 	// oldest is closed. Default 64; negative: no keep-alive (every request
 	// says "Connection: close" and its connection is closed after it).
 	MaxIdle int
+
+	// OnUnsolicited, if set, is called when a connection is found holding
+	// bytes that no request asked for: at the end of a response, or on a
+	// pooled connection about to be reused. The connection is closed
+	// instead, so those bytes are never read as the answer to another
+	// request; this reports them, for the log. head is up to 64 of the
+	// first of them, valid only during the call. It must not block.
+	OnUnsolicited func(head []byte)
 }
 
 // Transport is an http.RoundTripper that speaks HTTP/1.1 to one backend
@@ -119,9 +127,12 @@ func NewTransport(o Options) *Transport {
 // request body had been read, or when reading the response got EOF or a
 // reset before any byte of it, no byte of the request body had been read
 // and the request is replayable (GET, HEAD, OPTIONS, TRACE, or an
-// Idempotency-Key header). Requests that could not be sent again (a body,
-// or a non-replayable method) check a pooled connection with a
-// non-blocking peek before they use it.
+// Idempotency-Key header).
+//
+// Every request checks a pooled connection with a non-blocking peek
+// before it writes to it: one that the backend closed, or that holds bytes
+// no request asked for (see Options.OnUnsolicited), is closed, and the
+// next pooled connection or a new one is used.
 //
 // A timeout waiting for the response head is a net.Error whose Timeout
 // is true. When req's context ends, a blocked read or write is
@@ -147,16 +158,17 @@ func (t *Transport) CloseIdleConnections() { t.idle.CloseIdle() }
 // is fit, unless fresh is set, or a new one. reused reports which. It
 // calls httptrace's GotConn.
 func (t *Transport) getConn(ex *exchange, fresh bool) (pc *persistConn, reused bool, err error) {
-	// A request that could not be sent again on a new connection checks a
-	// pooled one before it writes anything.
-	check := ex.reqBody != nil || !ex.replayable
 	for !fresh {
 		pc, now, idle := t.popIdle()
 		if pc == nil {
 			break
 		}
-		if check && !pc.alive() {
-			pc.close() // not giving it back: the backend closed it
+		// Checked before the first byte goes out: a request without a
+		// body by its flush (flushAwait), in the same step as the write;
+		// one with a body here, before its writer can read any of it.
+		pc.unchecked = true
+		if ex.reqBody != nil && !pc.fit() {
+			pc.close() // not giving it back: closed, or holding stray bytes
 			continue
 		}
 		ex.start = now
@@ -256,8 +268,8 @@ func (t *Transport) popIdle() (pc *persistConn, now time.Time, idle time.Duratio
 // CloseIdleConnections, or when it holds bytes nobody asked for. The
 // oldest connection makes room when the pool is full.
 func (t *Transport) putIdle(pc *persistConn) {
-	if pc.br.Buffered() != 0 {
-		pc.close() // the backend sent more than the response: never reuse
+	if idlepool.Leftover(pc.br, t.o.OnUnsolicited) {
+		pc.close() // never reused: Options.OnUnsolicited says why
 		return
 	}
 	t.idle.Put(pc)

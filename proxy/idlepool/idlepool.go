@@ -7,6 +7,10 @@
 // The idle timer of a connection is armed once, when it first becomes
 // idle, and re-armed from its own expiry for whatever is left, instead of
 // being reset on every request: a busy connection costs no timer work.
+//
+// A Probe checks an idle connection before its reuse: a backend may have
+// sent bytes after its response, which must never be read as the answer
+// to the next request.
 package idlepool
 
 import (

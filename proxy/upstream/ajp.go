@@ -12,7 +12,7 @@ import (
 // idle limits. Tomcat refusing a request (wrong secret, packet size) comes
 // back as an *ajp.Error naming the setting to fix; the proxy answers 502
 // and logs it, and it counts as a gateway failure of the address.
-func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error)) *ajp.Transport {
+func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error), unsolicited func(head []byte)) *ajp.Transport {
 	return ajp.NewTransport(ajp.Options{
 		Secret:                p.opts.AJP.Secret,
 		PacketSize:            p.opts.AJP.PacketSize,
@@ -25,5 +25,6 @@ func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error)) *aj
 		OnError: func(kind string) {
 			p.m.ajpErrors.WithLabelValues(p.opts.Name, kind).Inc()
 		},
+		OnUnsolicited: unsolicited,
 	})
 }

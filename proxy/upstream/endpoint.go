@@ -8,9 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy/h1"
 	"github.com/webtier/webtier/proxy/interrupt"
@@ -157,7 +160,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	switch tg.Scheme {
 	case "ajp":
-		at := p.newAJPTransport(dial)
+		at := p.newAJPTransport(dial, p.unsolicitedLogger(e))
 		e.transport, e.intrT = at, at
 		return e
 	case "http":
@@ -171,6 +174,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 			ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 			IdleTimeout:           p.opts.IdleConnTimeout,
 			MaxIdle:               p.opts.MaxIdlePerAddress, // negative: no keep-alive
+			OnUnsolicited:         p.unsolicitedLogger(e),
 		})
 		e.transport, e.intrT = ht, ht
 		return e
@@ -200,6 +204,19 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.transport = tr
 	return e
+}
+
+// unsolicitedLogger returns the OnUnsolicited hook of e's transport: a
+// backend that sends bytes after a complete response (a wrong
+// Content-Length, a body on a 204, 304 or HEAD response, a response split
+// by the application) would have them served to another client; the
+// transport closes the connection and this says which backend did it.
+func (p *Pool) unsolicitedLogger(e *Endpoint) func(head []byte) {
+	return func(head []byte) {
+		p.log.Warn("backend sent bytes after a complete response; connection closed, not reused",
+			zap.String("target", e.target.Host), zap.Stringer("address", e.addr),
+			zap.String("bytes", strconv.Quote(string(head))))
+	}
 }
 
 // Addr returns the endpoint's address.
