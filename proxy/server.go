@@ -177,8 +177,13 @@ func mergeListeners(running, next []ListenerOptions) (merged []ListenerOptions, 
 		if !sameTLS(nl.TLS, lo.TLS) {
 			what = append(what, "tls")
 		}
-		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout {
+		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout ||
+			nl.BodyTimeout != lo.BodyTimeout || nl.BodyMinRate != lo.BodyMinRate || nl.WriteTimeout != lo.WriteTimeout {
 			what = append(what, "timeouts")
+		}
+		if nl.MaxRequestLine != lo.MaxRequestLine || nl.MaxHeaderFieldSize != lo.MaxHeaderFieldSize ||
+			nl.MaxHeaderFields != lo.MaxHeaderFields || nl.MaxHeaderSize != lo.MaxHeaderSize {
+			what = append(what, "limits")
 		}
 		if len(what) > 0 {
 			restartNeeded = append(restartNeeded, lo.Name+": "+strings.Join(what, ", ")+" changed")
