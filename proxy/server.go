@@ -31,6 +31,7 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
 	listeners []net.Listener
 	servers   []*http.Server
+	fast      []http.Handler        // per listener: the handler without netHTTPGuard
 	certs     []*certSource         // per listener; nil for a plain one
 	closed    bool                  // Serve has ended; Reload refuses
 	retiring  map[*Handler]struct{} // swapped out, still serving requests
@@ -218,18 +219,26 @@ func (s *Server) Listen() error {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners, s.certs = nil, nil
+			s.listeners, s.certs, s.fast = nil, nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
 		s.certs = append(s.certs, cs)
 		idx := i
+		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := s.acquire()
+			defer h.release()
+			h.fronts[idx].ServeHTTP(w, r)
+		})
+		s.fast = append(s.fast, inner)
+		lim := newHeadLimits(lo)
 		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				h := s.acquire()
-				defer h.release()
-				h.fronts[idx].ServeHTTP(w, r)
-			}),
+			// net/http's server (TLS listeners, connections the fast
+			// path hands off) gets the limits and timeouts it lacks
+			// from the guard; the fast path has them built in.
+			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
+				writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout)},
+			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
@@ -262,7 +271,7 @@ func (s *Server) Addrs() []net.Addr {
 // upstream pools are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns, srvs := s.listeners, s.servers
+	lns, srvs, fast := s.listeners, s.servers, s.fast
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve called before Listen")
@@ -278,7 +287,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for i := range lns {
 		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
 		if srvs[i].TLSConfig == nil {
-			fs, err := newFastServer(lns[i], srvs[i], s.log.Named("http"))
+			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
 				units[i] = fs
 			} else {
