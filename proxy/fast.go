@@ -512,7 +512,10 @@ func (r *headReader) endBody() bool {
 }
 
 var (
-	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadSize) }}
+	// Two bytes over fastHeadSize: a request line of the default
+	// max_request_line (8 KiB) with its CRLF fits, and one longer shows
+	// it is over the limit without a hand-off to net/http.
+	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadSize+2) }}
 	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
 )
 
