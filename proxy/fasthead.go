@@ -117,10 +117,13 @@ func partialLimits(buf []byte, lim *headLimits) fastHead {
 	}
 	for n := 1; whole; n++ {
 		line, rest, whole = bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
 		switch {
+		case whole && len(line) == 0:
+			return fastHead{} // the end of a head with mixed line endings: net/http's
 		case whole && n > lim.fields:
 			return fastHead{status: http.StatusRequestHeaderFieldsTooLarge, bad: msgFields}
-		case len(bytes.TrimSuffix(line, []byte("\r"))) > lim.fieldSize:
+		case len(line) > lim.fieldSize:
 			return fastHead{status: http.StatusRequestHeaderFieldsTooLarge, bad: msgFieldSize}
 		}
 	}
@@ -136,12 +139,12 @@ func classifyHead(head []byte, lim *headLimits) (fastHead, error) {
 		return h, nil
 	}
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	if bytes.IndexByte(line, '\n') >= 0 {
+		return h, errNotFast
+	}
 	if len(line) > lim.requestLine {
 		h.status, h.bad = http.StatusRequestURITooLong, msgRequestLine
 		return h, nil
-	}
-	if bytes.IndexByte(line, '\n') >= 0 {
-		return h, errNotFast
 	}
 	switch {
 	case bytes.HasSuffix(line, []byte(" HTTP/1.1")):
@@ -163,6 +166,9 @@ func classifyHead(head []byte, lim *headLimits) (fastHead, error) {
 		if len(line) == 0 {
 			break
 		}
+		if line[0] == ' ' || line[0] == '\t' || bytes.IndexByte(line, '\n') >= 0 {
+			return h, errNotFast // obs-fold or a bare LF
+		}
 		if fields++; fields > lim.fields {
 			h.status, h.bad = http.StatusRequestHeaderFieldsTooLarge, msgFields
 			return h, nil
@@ -170,9 +176,6 @@ func classifyHead(head []byte, lim *headLimits) (fastHead, error) {
 		if len(line) > lim.fieldSize {
 			h.status, h.bad = http.StatusRequestHeaderFieldsTooLarge, msgFieldSize
 			return h, nil
-		}
-		if line[0] == ' ' || line[0] == '\t' || bytes.IndexByte(line, '\n') >= 0 {
-			return h, errNotFast // obs-fold or a bare LF
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {

@@ -10,8 +10,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy/proxytest"
 )
@@ -300,5 +303,84 @@ func TestLimits_framingConflictCloses(t *testing.T) {
 		if p == "/smuggled" {
 			t.Errorf("the bytes after a framing conflict reached the backend as a request")
 		}
+	}
+}
+
+// deadlineCounter is a listener whose connections count deadline updates
+// (timer operations).
+type deadlineCounter struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *deadlineCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{TCPConn: c.(*net.TCPConn), n: &l.n}, nil
+}
+
+type countingConn struct {
+	*net.TCPConn
+	n *atomic.Int64
+}
+
+func (c *countingConn) SetDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.TCPConn.SetDeadline(t)
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// The body and write timeouts cost an ordinary keep-alive request no
+// timer operation: a GET, and a POST whose body comes with its head, set
+// no deadline on the client socket; a body that needs reads of its own
+// does (so the count is not blind).
+func TestFast_timeoutsCostNoTimersOnKeepAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := &deadlineCounter{Listener: ln}
+	s, err := newFastServer(dl, &http.Server{}, http.HandlerFunc(echoPath), ListenerOptions{}, zap.NewNop())
+	if err != nil {
+		t.Skip(err) // no epoll here
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	defer func() {
+		s.Close()
+		<-done
+	}()
+	c := dialRaw(t, ln.Addr().String())
+	for range 50 {
+		c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.read("GET")
+		c.send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+		c.read("POST")
+	}
+	if n := dl.n.Load(); n != 0 {
+		t.Errorf("%d deadline updates for 100 keep-alive requests; want 0", n)
+	}
+	// A body that is not there with its head: the body deadline goes on
+	// the socket when the handler waits for it.
+	c.send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+	for deadline := time.Now().Add(10 * time.Second); dl.n.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no body deadline set while the handler waits for the body")
+		}
+	}
+	c.send("hello")
+	if resp, _ := c.read("POST"); resp.Header.Get("X-Body-Length") != "5" {
+		t.Fatalf("body length %s; want 5", resp.Header.Get("X-Body-Length"))
 	}
 }
