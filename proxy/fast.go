@@ -587,6 +587,9 @@ func (fc *fastConn) handle(wk *worker) (out outcome) {
 		case errors.Is(err, errNotReady) && br.Buffered() == 0:
 			return notYet
 		case errors.Is(err, errNotFast):
+			if !wk.cw.disarm() {
+				return closeConn
+			}
 			if fc.s.handoff(fc, br) {
 				return handedOff
 			}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -25,8 +26,9 @@ import (
 //   - the write timeout, progress-based per handler write (each write and
 //     flush gets write_timeout from its start).
 //
-// HTTP/2 requests pass through: proxy/h2 has its own limits. Upgrade
-// requests get no deadlines (the hijacked connection would keep them).
+// HTTP/2 requests pass through: proxy/h2 has its own limits. A connection
+// hijacked for an upgrade (WebSocket) leaves without deadlines: every
+// request gets the guard, an Upgrade header does not turn it off.
 type netHTTPGuard struct {
 	next         http.Handler
 	lim          headLimits
@@ -45,12 +47,6 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	if r.Header["Upgrade"] != nil {
-		// A deadline an earlier request on this connection left.
-		rc.SetWriteDeadline(time.Time{}) //nolint:errcheck // best effort
-		g.next.ServeHTTP(w, r)
-		return
-	}
 	gw := &guardWriter{ResponseWriter: w, rc: rc, timeout: g.writeTimeout}
 	if r.Body != nil && r.Body != http.NoBody {
 		gw.body = &rateBody{r: r.Body, rc: rc, lim: &g.body}
@@ -96,13 +92,24 @@ func (l *headLimits) checkRequest(r *http.Request) (int, string) {
 // guardWriter puts write_timeout on each write to the client.
 type guardWriter struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	body    *rateBody // nil if the request has none
+	rc       *http.ResponseController
+	timeout  time.Duration
+	body     *rateBody // nil if the request has none
+	hijacked bool
 }
 
 func (w *guardWriter) arm() {
-	w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) //nolint:errcheck // a writer without deadlines (tests) has none
+	if !w.hijacked {
+		w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) //nolint:errcheck // a writer without deadlines (tests) has none
+	}
+}
+
+// Hijack hands the connection over (an upgrade). net/http clears its
+// deadlines; the guard sets none after (a tunnel has its own life).
+func (w *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.rc.Hijack()
+	w.hijacked = err == nil
+	return c, brw, err
 }
 
 func (w *guardWriter) WriteHeader(code int) {

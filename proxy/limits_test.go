@@ -384,3 +384,33 @@ func TestFast_timeoutsCostNoTimersOnKeepAlive(t *testing.T) {
 		t.Fatalf("body length %s; want 5", resp.Header.Get("X-Body-Length"))
 	}
 }
+
+// An upgraded connection (handed to net/http, hijacked by the proxy)
+// leaves the write and body deadlines behind: a tunnel quiet for longer
+// than write_timeout still carries bytes.
+func TestLimits_upgradeKeepsNoDeadline(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(proxytest.UpgradeEcho))
+	defer backend.Close()
+	o := oneUpstream(t, backend, nil)
+	o.Listeners = []ListenerOptions{{Name: "test", Address: "127.0.0.1:0",
+		WriteTimeout: 50 * time.Millisecond, BodyTimeout: 50 * time.Millisecond}}
+	c := dialRaw(t, serve(t, o)[0].String())
+	// A first request, handed to net/http (Expect), whose response
+	// writes put the write deadline on the connection.
+	c.send("GET /first HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")
+	if resp, _ := c.readFinal("GET"); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("first request: %d; want the backend's 400", resp.StatusCode)
+	}
+	c.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// The one wait here is the point: a deadline left on the tunnel
+	// would have passed by now.
+	time.Sleep(200 * time.Millisecond)
+	c.send("ping\n")
+	if line, err := c.br.ReadString('\n'); line != "echo: ping\n" {
+		t.Errorf("after a quiet spell read %q, %v; want \"echo: ping\\n\"", line, err)
+	}
+}
