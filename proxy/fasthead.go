@@ -88,11 +88,17 @@ func readHead(br *bufio.Reader, lim *headLimits) (fastHead, error) {
 			h.size = from + i + 4
 			return h, err
 		}
-		if bytes.Contains(buf, lflf) {
+		if bytes.Contains(buf[from:], lflf) {
 			return fastHead{}, errNotFast // bare-LF line endings
 		}
-		if h := partialLimits(buf, lim); h.status != 0 {
-			return h, nil
+		// The limits of a head not yet whole are looked at only once
+		// enough has come to be over one (a client sending a byte at a
+		// time does not make each read scan the buffer again), and
+		// before a hand-off.
+		if len(buf) >= br.Size() || len(buf) > min(lim.requestLine, lim.fieldSize, lim.headSize-1) {
+			if h := partialLimits(buf, lim); h.status != 0 {
+				return h, nil
+			}
 		}
 		if len(buf) >= br.Size() {
 			return fastHead{}, errNotFast // a head too large for the fast path
