@@ -48,6 +48,7 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 
 			KeepUnderscoreHeaders: r.KeepUnderscoreHeaders.V,
 		}
+		c.listenerLimits(r, &l)
 		if l.Name == "" {
 			l.Name = l.Address
 		}
@@ -83,6 +84,25 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 		out = append(out, l)
 	}
 	return out
+}
+
+// Bounds of the listener limits: below the minimum no ordinary request
+// fits; above the maximum a limit stops bounding memory.
+const (
+	minHeadLimit = 256
+	maxHeadLimit = 1 << 20
+)
+
+// listenerLimits sets the request head limits and the body and write
+// timeouts of a listener.
+func (c *checker) listenerLimits(r rawListener, l *proxy.ListenerOptions) {
+	l.MaxRequestLine = c.intRange(r.MaxRequestLine, minHeadLimit, maxHeadLimit, proxy.DefaultMaxRequestLine)
+	l.MaxHeaderFieldSize = c.intRange(r.MaxHeaderFieldSize, minHeadLimit, maxHeadLimit, proxy.DefaultMaxHeaderFieldSize)
+	l.MaxHeaderFields = c.intRange(r.MaxHeaderFields, 1, 10000, proxy.DefaultMaxHeaderFields)
+	l.MaxHeaderSize = c.intRange(r.MaxHeaderSize, minHeadLimit, maxHeadLimit, proxy.DefaultMaxHeaderSize)
+	l.BodyTimeout = c.duration(r.BodyTimeout, proxy.DefaultBodyTimeout)
+	l.BodyMinRate = c.intRange(r.BodyMinRate, 1, 1<<30, proxy.DefaultBodyMinRate)
+	l.WriteTimeout = c.duration(r.WriteTimeout, proxy.DefaultWriteTimeout)
 }
 
 // listenAddress checks a listener address and returns its lowercased host

@@ -21,12 +21,19 @@ type rawFile struct {
 // rawListener is one item of listeners.
 type rawListener struct {
 	loc
-	Address           field[string]          `yaml:"address"`             // required, host:port
-	Name              field[string]          `yaml:"name"`                // default: the address
-	TrustedProxies    field[[]field[string]] `yaml:"trusted_proxies"`     // CIDRs or IPs
-	ReadHeaderTimeout field[time.Duration]   `yaml:"read_header_timeout"` // default proxy.DefaultReadHeaderTimeout
-	IdleTimeout       field[time.Duration]   `yaml:"idle_timeout"`        // default proxy.DefaultClientIdleTimeout
-	TLS               field[rawTLS]          `yaml:"tls"`                 // absent: plain HTTP
+	Address            field[string]          `yaml:"address"`               // required, host:port
+	Name               field[string]          `yaml:"name"`                  // default: the address
+	TrustedProxies     field[[]field[string]] `yaml:"trusted_proxies"`       // CIDRs or IPs
+	ReadHeaderTimeout  field[time.Duration]   `yaml:"read_header_timeout"`   // default proxy.DefaultReadHeaderTimeout
+	IdleTimeout        field[time.Duration]   `yaml:"idle_timeout"`          // default proxy.DefaultClientIdleTimeout
+	MaxRequestLine     field[int]             `yaml:"max_request_line"`      // default proxy.DefaultMaxRequestLine
+	MaxHeaderFieldSize field[int]             `yaml:"max_header_field_size"` // default proxy.DefaultMaxHeaderFieldSize
+	MaxHeaderFields    field[int]             `yaml:"max_header_fields"`     // default proxy.DefaultMaxHeaderFields
+	MaxHeaderSize      field[int]             `yaml:"max_header_size"`       // default proxy.DefaultMaxHeaderSize
+	BodyTimeout        field[time.Duration]   `yaml:"body_timeout"`          // default proxy.DefaultBodyTimeout
+	BodyMinRate        field[int]             `yaml:"body_min_rate"`         // default proxy.DefaultBodyMinRate
+	WriteTimeout       field[time.Duration]   `yaml:"write_timeout"`         // default proxy.DefaultWriteTimeout
+	TLS                field[rawTLS]          `yaml:"tls"`                   // absent: plain HTTP
 	// default false: header names with "_" are dropped
 	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
 }

@@ -66,9 +66,10 @@ section "fuzz the AJP codec briefly (corpus in proxy/ajp/testdata/fuzz)"
 go test -run '^$' -fuzz '^FuzzReadResponse$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/ajp/
 go test -run '^$' -fuzz '^FuzzForwardRequest$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/ajp/
 
-section "fuzz the HTTP/1 head parsers and field names against net/http's briefly"
+section "fuzz the HTTP/1 head parsers, the head classifier and field names against net/http's briefly"
 go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/h1/
 go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/
+go test -run '^$' -fuzz '^FuzzClassifyHead$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/
 go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/fieldname/
 
 section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"

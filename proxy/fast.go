@@ -48,6 +48,11 @@ type fastServer struct {
 	log         *zap.Logger
 	headTimeout time.Duration
 	idleTimeout time.Duration
+	lim         headLimits
+	body        bodyLimits
+	// writeTimeout ends a response write that makes no progress this
+	// long (rawWriter).
+	writeTimeout time.Duration
 
 	work    chan *fastConn // idle workers wait here
 	closing atomic.Bool
@@ -75,18 +80,23 @@ const workerIdle = 10 * time.Second
 // timeouts: idle_timeout and read_header_timeout hold to within it.
 const sweepEvery = time.Second
 
-func newFastServer(ln net.Listener, srv *http.Server, log *zap.Logger) (*fastServer, error) {
+// newFastServer serves ln with handler; srv serves the connections it
+// hands off. lo gives the limits and timeouts (zero: the defaults).
+func newFastServer(ln net.Listener, srv *http.Server, handler http.Handler, lo ListenerOptions, log *zap.Logger) (*fastServer, error) {
 	s := &fastServer{
-		ln:          ln,
-		handler:     srv.Handler,
-		srv:         srv,
-		hand:        newHandoffListener(ln.Addr()),
-		log:         log,
-		headTimeout: orDefault(srv.ReadHeaderTimeout, DefaultReadHeaderTimeout),
-		idleTimeout: orDefault(srv.IdleTimeout, DefaultClientIdleTimeout),
-		work:        make(chan *fastConn),
-		stop:        make(chan struct{}),
-		conns:       map[*fastConn]struct{}{},
+		ln:           ln,
+		handler:      handler,
+		srv:          srv,
+		hand:         newHandoffListener(ln.Addr()),
+		log:          log,
+		headTimeout:  orDefault(srv.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		idleTimeout:  orDefault(srv.IdleTimeout, DefaultClientIdleTimeout),
+		lim:          newHeadLimits(lo),
+		body:         newBodyLimits(lo),
+		writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout),
+		work:         make(chan *fastConn),
+		stop:         make(chan struct{}),
+		conns:        map[*fastConn]struct{}{},
 	}
 	p, err := newIdlePoller(s.dispatch)
 	if err != nil {
@@ -387,6 +397,7 @@ type worker struct {
 	rw  fastWriter
 	hr  headReader
 	raw rawReader
+	cw  rawWriter
 	req http.Request // parseRequest's result, which WithContext copies
 }
 
@@ -394,7 +405,8 @@ type worker struct {
 // first read does not wait (see park). It puts the request-head timeout on
 // the socket only when a head needs a second read: most heads arrive in
 // one segment, and that saves two deadline updates (timer operations) per
-// request.
+// request. Likewise the body timeout is put on the socket only when a body
+// needs a read of its own: a body that came with its head costs nothing.
 type headReader struct {
 	c       net.Conn
 	rc      syscall.RawConn
@@ -403,12 +415,40 @@ type headReader struct {
 	first   bool // no read yet this turn
 	head    bool // reading a request head
 	armed   bool // the head deadline is set
+
+	lim          *bodyLimits
+	body         bool      // reading a request body
+	bodyArmed    bool      // a body deadline is set on the socket
+	bodyDeadline time.Time // when the body must have come, as far as it has
+}
+
+// bodyLimits are mod_reqtimeout's body=TIMEOUT,MinRate=RATE: the body's
+// first bytes must come within timeout, and each byte received then
+// pushes the deadline back by 1/rate seconds.
+type bodyLimits struct {
+	timeout time.Duration
+	rate    int64 // bytes per second
+}
+
+func newBodyLimits(lo ListenerOptions) bodyLimits {
+	return bodyLimits{
+		timeout: orDefault(lo.BodyTimeout, DefaultBodyTimeout),
+		rate:    int64(orDefaultInt(lo.BodyMinRate, DefaultBodyMinRate)),
+	}
+}
+
+// extend returns the deadline d pushed back for n bytes received.
+func (l *bodyLimits) extend(d time.Time, n int) time.Time {
+	return d.Add(time.Duration(int64(n) * int64(time.Second) / l.rate))
 }
 
 func (r *headReader) Read(p []byte) (int, error) {
 	if r.first {
 		r.first = false
 		return r.raw.read(r.rc, p)
+	}
+	if r.body {
+		return r.readBody(p)
 	}
 	if r.head && !r.armed {
 		if err := r.c.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
@@ -419,8 +459,35 @@ func (r *headReader) Read(p []byte) (int, error) {
 	return r.c.Read(p)
 }
 
-// endHead marks the head read: body reads have no deadline of their own
-// (the handler's, the backend's and the client's timeouts bound them).
+// readBody reads body bytes from the socket within the body deadline. The
+// deadline on the socket is set once, at the body's first read; the
+// extensions the bytes earn are put on the socket only when it expires
+// (then the read is tried again), so that a steady body costs no timer
+// operation per read.
+func (r *headReader) readBody(p []byte) (int, error) {
+	if !r.bodyArmed {
+		r.bodyDeadline = time.Now().Add(r.lim.timeout)
+		if err := r.c.SetReadDeadline(r.bodyDeadline); err != nil {
+			return 0, err
+		}
+		r.bodyArmed = true
+	}
+	for {
+		n, err := r.c.Read(p)
+		if n > 0 {
+			r.bodyDeadline = r.lim.extend(r.bodyDeadline, n)
+		}
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(r.bodyDeadline) {
+			if err := r.c.SetReadDeadline(r.bodyDeadline); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+// endHead marks the head read. It reports false if the socket failed.
 func (r *headReader) endHead() bool {
 	r.head = false
 	if !r.armed {
@@ -430,8 +497,25 @@ func (r *headReader) endHead() bool {
 	return r.c.SetReadDeadline(time.Time{}) == nil
 }
 
+// startBody makes the following reads a request body's.
+func (r *headReader) startBody() { r.body = true }
+
+// endBody ends the body's reads and its deadline. It reports false if the
+// socket failed.
+func (r *headReader) endBody() bool {
+	r.body = false
+	if !r.bodyArmed {
+		return true
+	}
+	r.bodyArmed = false
+	return r.c.SetReadDeadline(time.Time{}) == nil
+}
+
 var (
-	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadSize) }}
+	// Two bytes over fastHeadSize: a request line of the default
+	// max_request_line (8 KiB) with its CRLF fits, and one longer shows
+	// it is over the limit without a hand-off to net/http.
+	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadSize+2) }}
 	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
 )
 
@@ -476,12 +560,13 @@ func (s *fastServer) worker(fc *fastConn) {
 
 // handle serves the requests the client has sent (several when it
 // pipelines) and reports what to do with the connection.
-func (fc *fastConn) handle(wk *worker) outcome {
-	wk.hr = headReader{c: fc.c, rc: fc.rc, raw: &wk.raw, timeout: fc.s.headTimeout, first: true}
+func (fc *fastConn) handle(wk *worker) (out outcome) {
+	wk.hr = headReader{c: fc.c, rc: fc.rc, raw: &wk.raw, timeout: fc.s.headTimeout, first: true, lim: &fc.s.body}
+	wk.cw.reset(fc.c, fc.rc, fc.s.writeTimeout)
 	br := fastReaders.Get().(*bufio.Reader)
 	br.Reset(&wk.hr)
 	bw := fastWriters.Get().(*bufio.Writer)
-	bw.Reset(fc.c)
+	bw.Reset(&wk.cw)
 	wk.br, wk.bw = br, bw
 	defer func() {
 		br.Reset(nil)
@@ -490,15 +575,21 @@ func (fc *fastConn) handle(wk *worker) outcome {
 		fastWriters.Put(bw)
 		wk.br, wk.bw = nil, nil
 		wk.hr = headReader{} // no reference to the connection while the worker waits
+		if !wk.cw.disarm() {
+			out = closeConn
+		}
 		wk.req = http.Request{}
 	}()
 	for {
 		wk.hr.head = true
-		head, err := readHead(br)
+		head, err := readHead(br, &fc.s.lim)
 		switch {
 		case errors.Is(err, errNotReady) && br.Buffered() == 0:
 			return notYet
 		case errors.Is(err, errNotFast):
+			if !wk.cw.disarm() {
+				return closeConn
+			}
 			if fc.s.handoff(fc, br) {
 				return handedOff
 			}
@@ -509,8 +600,12 @@ func (fc *fastConn) handle(wk *worker) outcome {
 			}
 			return closeConn
 		}
-		if msg := head.check(); msg != "" {
-			fc.reject(bw, http.StatusBadRequest, msg)
+		if status, msg := head.check(); status != 0 {
+			fc.reject(bw, status, msg)
+			if status != http.StatusBadRequest {
+				// Over a limit: the client is likely still sending.
+				fc.lingerClose()
+			}
 			return closeConn
 		}
 		req := &wk.req
@@ -529,7 +624,7 @@ func (fc *fastConn) handle(wk *worker) outcome {
 		}
 		req = req.WithContext(fc.ctx)
 		req.RemoteAddr = fc.remote
-		if !fc.serveRequest(wk, req) {
+		if !fc.serveRequest(wk, req, head.closeAfter) {
 			return closeConn
 		}
 		if br.Buffered() == 0 {
@@ -540,10 +635,11 @@ func (fc *fastConn) handle(wk *worker) outcome {
 
 // serveRequest runs the handler for req and finishes the response. It
 // reports whether the connection can carry another request.
-func (fc *fastConn) serveRequest(wk *worker, req *http.Request) (keep bool) {
+func (fc *fastConn) serveRequest(wk *worker, req *http.Request, closeAfter bool) (keep bool) {
 	bw := wk.bw
 	w := &wk.rw
 	w.reset(bw, req, &fc.s.closing)
+	w.closeAfter = w.closeAfter || closeAfter
 	defer func() {
 		if v := recover(); v != nil {
 			// Send what the handler got out, as net/http does: the
@@ -564,12 +660,14 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request) (keep bool) {
 		// then find this body closed, not the next request's.
 		body = &fastBody{r: req.Body}
 		req.Body = body
+		w.body = body
+		wk.hr.startBody()
 	}
 	fc.s.handler.ServeHTTP(w, req)
 	if !w.finish() {
 		return false
 	}
-	if body != nil && !body.drain() {
+	if body != nil && (!body.drain() || !wk.hr.endBody()) {
 		return false
 	}
 	return !w.closeAfter
@@ -580,10 +678,11 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request) (keep bool) {
 // after the handler, drain reads what is left up to net/http's limit so
 // that the next request can be parsed, and beyond it the connection closes.
 type fastBody struct {
-	mu     sync.Mutex // a transport may still read while the proxy closes
-	r      io.ReadCloser
-	eof    bool
-	closed bool
+	mu      sync.Mutex // a transport may still read while the proxy closes
+	r       io.ReadCloser
+	eof     bool
+	closed  bool
+	expired atomic.Bool // the body timeout ran out (the response says 408)
 }
 
 func (b *fastBody) Read(p []byte) (int, error) {
@@ -593,11 +692,19 @@ func (b *fastBody) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.r.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		b.expired.Store(true)
+		err = errBodyTimeout
 	}
 	return n, err
 }
+
+// errBodyTimeout is the error of a request body read when the client sent
+// it too slowly (body_timeout, body_min_rate).
+var errBodyTimeout = errors.New("proxy: request body timeout: the client sent it too slowly")
 
 func (b *fastBody) Close() error {
 	b.mu.Lock()
@@ -631,6 +738,29 @@ func (fc *fastConn) reject(bw *bufio.Writer, status int, msg string) {
 		status, http.StatusText(status), status, http.StatusText(status), sanitizeLine(msg))
 	bw.Flush()
 }
+
+// lingerClose ends a connection whose client may still be sending: the
+// write side is shut (the answer is out), and what the client sends
+// meanwhile is read and thrown away for a short while, so that closing
+// does not reset the connection before the client has read the answer
+// (net/http's server does the same). The caller closes.
+func (fc *fastConn) lingerClose() {
+	tc, ok := fc.c.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	if fc.c.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	io.CopyN(io.Discard, fc.c, lingerMax) //nolint:errcheck // best effort
+}
+
+// lingerTime and lingerMax bound lingerClose: it holds a worker at most
+// this long, for at most this many bytes.
+const (
+	lingerTime = 500 * time.Millisecond
+	lingerMax  = 4 << 20
+)
 
 // sanitizeLine keeps a message on one line of printable ASCII.
 func sanitizeLine(s string) string {

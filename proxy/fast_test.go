@@ -114,7 +114,7 @@ func TestFast_connectionHandling(t *testing.T) {
 			methods: []string{"POST", "GET"}, bodies: []string{"/p", "/after"}},
 		{name: "bare-lf-handed-to-net-http", requests: "GET /lf HTTP/1.1\nHost: x\n\n",
 			methods: []string{"GET"}, bodies: []string{"/lf"}},
-		{name: "big-head-handed-to-net-http", requests: "GET /big HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 20<<10) + "\r\n\r\n",
+		{name: "big-head-handed-to-net-http", requests: "GET /big HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 6<<10) + "\r\nX-A: " + strings.Repeat("a", 6<<10) + "\r\nX-B: " + strings.Repeat("b", 6<<10) + "\r\n\r\n",
 			methods: []string{"GET"}, bodies: []string{"/big"}},
 	}
 	for _, tt := range tests {
@@ -404,7 +404,7 @@ func TestFast_firstRequestAfterConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newFastServer(ln, &http.Server{Handler: http.HandlerFunc(echoPath)}, zap.NewNop())
+	s, err := newFastServer(ln, &http.Server{}, http.HandlerFunc(echoPath), ListenerOptions{}, zap.NewNop())
 	if err != nil {
 		t.Skip(err) // no epoll here
 	}

@@ -21,6 +21,7 @@ type fastWriter struct {
 	bw      *bufio.Writer
 	req     *http.Request
 	closing *atomic.Bool // the server is shutting down
+	body    *fastBody    // the request body, nil if none
 
 	header http.Header
 	status int // 0 until WriteHeader
@@ -34,6 +35,7 @@ type fastWriter struct {
 	written    int64
 	pending    []byte   // body held back to measure it (no length declared)
 	trailers   []string // announced in the Trailer header
+	discard    bool     // the handler's body is not sent (a 408 replaced its answer)
 }
 
 // fastPendingMax is how much of a body without Content-Length is held to
@@ -76,6 +78,10 @@ func (w *fastWriter) WriteHeader(code int) {
 		}
 		return
 	}
+	if w.body != nil && w.body.expired.Load() {
+		w.answerBodyTimeout()
+		return
+	}
 	w.status = code
 	if cl := w.header["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
@@ -98,9 +104,28 @@ func (w *fastWriter) WriteHeader(code int) {
 	}
 }
 
+// answerBodyTimeout replaces the handler's answer (a 502 when the backend
+// request failed on the body) with 408: the client sent its body too
+// slowly. The connection closes after it.
+func (w *fastWriter) answerBodyTimeout() {
+	const msg = "408 Request Timeout: the request body did not come in time\n"
+	clear(w.header)
+	w.header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	w.header["Content-Length"] = []string{strconv.Itoa(len(msg))}
+	w.status = http.StatusRequestTimeout
+	w.length = int64(len(msg))
+	w.closeAfter = true
+	w.sendHead()
+	w.writeBody([]byte(msg))
+	w.discard = true
+}
+
 func (w *fastWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		return len(p), nil
 	}
 	if w.noBody {
 		if w.req.Method == http.MethodHead {

@@ -103,7 +103,7 @@ func TestForward_matchesReverseProxy(t *testing.T) {
 			"Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
 			backend: answerOK, wantStatus: 200, want1xx: 1},
 		{name: "net-http-server-early-hints-trailers", req: "GET / HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: difftest\r\n" +
-			"Cookie: " + strings.Repeat("c", fastHeadSize) + "\r\n\r\n",
+			"Cookie: " + strings.Repeat("c", fastHeadSize/2) + "\r\nX-Pad: " + strings.Repeat("p", fastHeadSize/2) + "\r\n\r\n",
 			backend: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Link", "</a.css>; rel=preload")
 				w.WriteHeader(http.StatusEarlyHints)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -258,4 +259,96 @@ func (r *rawReader) read(rc syscall.RawConn, p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// rawWriter writes responses to a client socket. It puts the write
+// timeout on the socket only when a write cannot complete at once (the
+// socket buffer is full: the client is not reading as fast as the
+// response comes), so a response the buffer takes costs no timer
+// operation. The timeout counts from the last progress, as nginx's
+// send_timeout: each wait that follows some bytes written starts it again.
+// A worker keeps one, so that the function handed to RawConn.Write is made
+// once, not per write.
+type rawWriter struct {
+	c        net.Conn
+	rc       syscall.RawConn
+	timeout  time.Duration
+	armed    bool // a write deadline is on the socket
+	progress bool // bytes written since it was set
+
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func (w *rawWriter) reset(c net.Conn, rc syscall.RawConn, timeout time.Duration) {
+	w.c, w.rc, w.timeout = c, rc, timeout
+}
+
+func (w *rawWriter) writeFD(fd uintptr) bool {
+	for len(w.p) > 0 {
+		n, err := syscall.Write(int(fd), w.p)
+		if n > 0 {
+			w.n += n
+			w.p = w.p[n:]
+			w.progress = true
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			if !w.armed || w.progress {
+				// The client is behind: the wait that follows is
+				// bounded, from now.
+				if w.err = w.c.SetWriteDeadline(time.Now().Add(w.timeout)); w.err != nil {
+					return true
+				}
+				w.armed, w.progress = true, false
+			}
+			return false // wait until writable (or the deadline)
+		case err != nil:
+			w.err = os.NewSyscallError("write", err)
+			return true
+		case n == 0:
+			w.err = io.ErrShortWrite
+			return true
+		}
+	}
+	return true
+}
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	if w.fn == nil {
+		w.fn = w.writeFD
+	}
+	if w.armed {
+		// A deadline from an earlier wait may have passed; this write
+		// gets its own.
+		if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+			return 0, err
+		}
+		w.progress = false
+	}
+	w.p = p
+	rerr := w.rc.Write(w.fn)
+	n, err := w.n, w.err
+	w.p, w.n, w.err = nil, 0, nil
+	if err == nil && rerr != nil {
+		err = rerr
+	}
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return n, err
+}
+
+// disarm clears the write deadline if a write set one, and forgets the
+// connection. It reports false if the socket failed.
+func (w *rawWriter) disarm() bool {
+	ok := true
+	if w.armed {
+		ok = w.c.SetWriteDeadline(time.Time{}) == nil
+	}
+	*w = rawWriter{fn: w.fn}
+	return ok
 }

@@ -4,7 +4,9 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"syscall"
+	"time"
 )
 
 // idlePoller needs epoll; elsewhere plain-HTTP listeners use net/http's
@@ -27,3 +29,9 @@ var errNotReady = errors.New("proxy: no request yet")
 type rawReader struct{}
 
 func (*rawReader) read(syscall.RawConn, []byte) (int, error) { return 0, errNoIdlePoller }
+
+type rawWriter struct{}
+
+func (*rawWriter) reset(net.Conn, syscall.RawConn, time.Duration) {}
+func (*rawWriter) Write([]byte) (int, error)                      { return 0, errNoIdlePoller }
+func (*rawWriter) disarm() bool                                   { return true }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/webtier/webtier/proxy/h2"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -25,6 +26,21 @@ const (
 	// for clients, not for a balancer in front).
 	DefaultClientIdleTimeout = 75 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
+
+	// Request head limits, as httpd's LimitRequestLine (8190),
+	// LimitRequestFieldSize (8190) and LimitRequestFields (100); the whole
+	// head is bounded too, and with it the memory a connection holds while
+	// its head is read.
+	DefaultMaxRequestLine     = 8192
+	DefaultMaxHeaderFieldSize = 8192
+	DefaultMaxHeaderFields    = h2.DefaultMaxHeaderFields // 100
+	DefaultMaxHeaderSize      = h2.DefaultMaxHeaderBytes  // 64 KiB
+
+	// Request body and response write timeouts: mod_reqtimeout's
+	// body=20,MinRate=500, and nginx's send_timeout (httpd's Timeout).
+	DefaultBodyTimeout  = 20 * time.Second
+	DefaultBodyMinRate  = 500
+	DefaultWriteTimeout = h2.DefaultWriteTimeout // 60 s
 )
 
 // Options is the validated, runtime form of the proxy part of a config file.
@@ -61,6 +77,32 @@ type ListenerOptions struct {
 	// X_Forwarded_For and X-Forwarded-For as one variable, so a client
 	// could forge what the backend takes for webtier's header.
 	KeepUnderscoreHeaders bool
+	// MaxRequestLine bounds the request line in bytes (CRLF not counted):
+	// beyond it the answer is 414 and the connection closes. Default 8192.
+	MaxRequestLine int
+	// MaxHeaderFieldSize bounds one header field line ("Name: value") in
+	// bytes: beyond it, 431. Default 8192.
+	MaxHeaderFieldSize int
+	// MaxHeaderFields bounds the number of header fields: beyond it, 431.
+	// Default 100.
+	MaxHeaderFields int
+	// MaxHeaderSize bounds the whole request head (request line, fields
+	// and the empty line) in bytes: beyond it, 431. It also bounds what a
+	// connection buffers while its head is read. Default 64 KiB.
+	MaxHeaderSize int
+	// BodyTimeout is how long the first request body bytes may take to
+	// come; each bytes received then extend the deadline by
+	// len/BodyMinRate seconds (mod_reqtimeout's body=20,MinRate=500).
+	// Expiry: 408 if no response has started, and the connection closes.
+	// Default 20s.
+	BodyTimeout time.Duration
+	// BodyMinRate is the request body rate, bytes per second, that keeps
+	// pushing the body deadline back. Default 500.
+	BodyMinRate int
+	// WriteTimeout ends a connection whose response write makes no
+	// progress this long (nginx's send_timeout): a client that stops
+	// reading frees its backend connection. Default 60s.
+	WriteTimeout time.Duration
 	// TLS, when set, makes the listener serve HTTPS only: TLS 1.2 or later,
 	// with HTTP/2 and HTTP/1.1 offered by ALPN. Nil: plain HTTP/1.1.
 	TLS *TLSOptions

@@ -31,6 +31,7 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
 	listeners []net.Listener
 	servers   []*http.Server
+	fast      []http.Handler        // per listener: the handler without netHTTPGuard
 	certs     []*certSource         // per listener; nil for a plain one
 	closed    bool                  // Serve has ended; Reload refuses
 	retiring  map[*Handler]struct{} // swapped out, still serving requests
@@ -178,8 +179,13 @@ func mergeListeners(running, next []ListenerOptions) (merged []ListenerOptions, 
 		if !sameTLS(nl.TLS, lo.TLS) {
 			what = append(what, "tls")
 		}
-		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout {
+		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout ||
+			nl.BodyTimeout != lo.BodyTimeout || nl.BodyMinRate != lo.BodyMinRate || nl.WriteTimeout != lo.WriteTimeout {
 			what = append(what, "timeouts")
+		}
+		if nl.MaxRequestLine != lo.MaxRequestLine || nl.MaxHeaderFieldSize != lo.MaxHeaderFieldSize ||
+			nl.MaxHeaderFields != lo.MaxHeaderFields || nl.MaxHeaderSize != lo.MaxHeaderSize {
+			what = append(what, "limits")
 		}
 		if len(what) > 0 {
 			restartNeeded = append(restartNeeded, lo.Name+": "+strings.Join(what, ", ")+" changed")
@@ -215,18 +221,26 @@ func (s *Server) Listen() error {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners, s.certs = nil, nil
+			s.listeners, s.certs, s.fast = nil, nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
 		s.certs = append(s.certs, cs)
 		idx := i
+		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := s.acquire()
+			defer h.release()
+			h.fronts[idx].ServeHTTP(w, r)
+		})
+		s.fast = append(s.fast, inner)
+		lim := newHeadLimits(lo)
 		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				h := s.acquire()
-				defer h.release()
-				h.fronts[idx].ServeHTTP(w, r)
-			}),
+			// net/http's server (TLS listeners, connections the fast
+			// path hands off) gets the limits and timeouts it lacks
+			// from the guard; the fast path has them built in.
+			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
+				writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout)},
+			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
@@ -235,15 +249,15 @@ func (s *Server) Listen() error {
 		if tlsConf != nil {
 			// HTTP/2 by webtier's own server (proxy/h2): one write per
 			// response where net/http's takes two or more. The listener's
-			// limits belong here (keys max_header_size, max_header_fields,
-			// write_timeout); until they exist, proxy/h2's defaults, the
-			// same as the HTTP/1 paths'.
+			// head limits bound the decoded header list (max_header_size
+			// as SETTINGS_MAX_HEADER_LIST_SIZE counts it), and
+			// write_timeout the streams waiting for flow-control window.
 			(&h2.Server{
 				IdleTimeout:       srv.IdleTimeout,
 				ReadHeaderTimeout: srv.ReadHeaderTimeout,
-				MaxHeaderBytes:    h2.DefaultMaxHeaderBytes,
-				MaxHeaderFields:   h2.DefaultMaxHeaderFields,
-				WriteTimeout:      h2.DefaultWriteTimeout,
+				MaxHeaderBytes:    uint32(lim.headSize),
+				MaxHeaderFields:   lim.fields,
+				WriteTimeout:      orDefault(lo.WriteTimeout, DefaultWriteTimeout),
 			}).Configure(srv)
 		}
 		s.servers = append(s.servers, srv)
@@ -268,7 +282,7 @@ func (s *Server) Addrs() []net.Addr {
 // upstream pools are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns, srvs := s.listeners, s.servers
+	lns, srvs, fast := s.listeners, s.servers, s.fast
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve called before Listen")
@@ -284,7 +298,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for i := range lns {
 		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
 		if srvs[i].TLSConfig == nil {
-			fs, err := newFastServer(lns[i], srvs[i], s.log.Named("http"))
+			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
 				units[i] = fs
 			} else {
