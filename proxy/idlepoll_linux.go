@@ -336,6 +336,15 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 	if err == nil && rerr != nil {
 		err = rerr
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// write_timeout: the client stopped reading. What is queued for
+		// it in the kernel (megabytes, with autotuned buffers) would be
+		// kept until the orphaned socket gives up; end the connection
+		// with a reset instead, as nginx's reset_timedout_connection.
+		if tc, ok := w.c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
 	}
