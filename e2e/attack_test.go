@@ -245,7 +245,12 @@ type h1Vector struct {
 	// the close: 1 for a framing conflict, whose leftover bytes must not
 	// be read as another request.
 	answers int
-	backend backendCheck
+	// tlsAnswers, if not 0, replaces answers on the TLS listener, where
+	// net/http's server parses HTTP/1.1: it ignores Transfer-Encoding on
+	// HTTP/1.0 (Go issue 12785), so the leftover chunked bytes are
+	// answered 400 before the close. The backend check is the same.
+	tlsAnswers int
+	backend    backendCheck
 }
 
 // post is a request with a body made of the given header lines.
@@ -304,7 +309,7 @@ func h1Vectors() []h1Vector {
 			status: 200, closed: true, answers: 1, backend: oneRequest("pub", "POST", "/conflict")},
 		{name: "HTTP/1.0 with Transfer-Encoding then a pipelined request",
 			send:   "POST /h10-te HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get("/second"),
-			status: 200, closed: true, answers: 1, backend: noSmuggling()},
+			status: 200, closed: true, answers: 1, tlsAnswers: 2, backend: noSmuggling()},
 
 		// Header hygiene.
 		{name: "underscore header names dropped", send: "GET /underscore HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nFoo_Bar: 1\r\n\r\n",
@@ -412,8 +417,12 @@ func runH1Table(t *testing.T, overTLS bool) {
 			if st := heard.first(); st != v.status && !slices.Contains(v.alt, st) {
 				t.Errorf("attacker got %s; want first status %d%s", heard, v.status, orAlso(v.alt))
 			}
-			if v.answers > 0 && len(heard.statuses) != v.answers {
-				t.Errorf("attacker got %s; want %d answer(s), then the connection closed", heard, v.answers)
+			answers := v.answers
+			if overTLS && v.tlsAnswers > 0 {
+				answers = v.tlsAnswers
+			}
+			if answers > 0 && len(heard.statuses) != answers {
+				t.Errorf("attacker got %s; want %d answer(s), then the connection closed", heard, answers)
 			}
 			if v.closed && !heard.closed {
 				t.Errorf("attacker got %s; want the connection closed after the answer", heard)

@@ -46,6 +46,16 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg, status)
 		return
 	}
+	if len(r.TransferEncoding) > 0 {
+		// net/http has dropped a Content-Length sent beside
+		// Transfer-Encoding before the guard can see it, so a framing
+		// conflict (RFC 9112 6.1, 6.3) cannot be told from a plain
+		// chunked upload here: every chunked request ends its
+		// connection, so that bytes a proxy in front framed otherwise
+		// are never read as a next request. (The fast path closes on
+		// the conflict only.)
+		w.Header().Set("Connection", "close")
+	}
 	rc := http.NewResponseController(w)
 	gw := &guardWriter{ResponseWriter: w, rc: rc, timeout: g.writeTimeout}
 	if r.Body != nil && r.Body != http.NoBody {
