@@ -104,8 +104,9 @@ const soakUpstream = resilienceUpstream + `    maintain_interval: 5s
 //     the same allowance.
 //   - RSS: the garbage collector's sawtooth at GOGC 200 under this load is
 //     a few MiB; 16 MiB over the first third's peak catches a leak of
-//     16 MiB / (the requests between the thirds): about 800 bytes per
-//     request in the 3-minute form, 70 in the 30-minute one.
+//     16 MiB / (the requests between the end of the first third and the
+//     middle of the last): about 1 KiB per request in the 3-minute form,
+//     100 bytes in the 30-minute one.
 var soakLimits = map[string]float64{
 	"rss_mib":       16,
 	"goroutines":    2 * 16,
