@@ -752,14 +752,17 @@ func project(samples []soakSample, f func(soakSample) float64) []point {
 	return out
 }
 
-// perSecond turns a cumulative counter into a rate per second between
-// samples.
+// perSecond turns a cumulative counter into a rate per second, over
+// windows of at least one sample period: after a stalled sample the ticker
+// fires again at once, and a rate over that sliver would be meaningless.
 func perSecond(samples []soakSample, f func(soakSample) int64) []point {
 	var out []point
+	prev := 0
 	for i := 1; i < len(samples); i++ {
-		dt := (samples[i].at - samples[i-1].at).Seconds()
-		if dt > 0 {
-			out = append(out, point{samples[i].at, float64(f(samples[i])-f(samples[i-1])) / dt})
+		dt := samples[i].at - samples[prev].at
+		if dt >= soakSampleEvery*9/10 {
+			out = append(out, point{samples[i].at, float64(f(samples[i])-f(samples[prev])) / dt.Seconds()})
+			prev = i
 		}
 	}
 	return out

@@ -22,7 +22,6 @@ var (
 	plotCurve   = color.RGBA{20, 70, 170, 255}
 	plotFail    = color.RGBA{210, 30, 30, 255}
 	plotHole    = color.RGBA{255, 222, 222, 255}
-	plotWarm    = color.RGBA{236, 236, 236, 255}
 	plotLimit   = color.RGBA{230, 120, 0, 255}
 	plotOK      = color.RGBA{20, 140, 40, 255}
 	plotTextCol = color.RGBA{20, 20, 20, 255}
@@ -76,11 +75,11 @@ func writeSoakPNG(path, title string, series []soakSeries, fails []point, holes 
 		hi = math.Ceil(hi/step) * step
 		yOf := func(v float64) int { return y1 - int(float64(y1-y0)*(v-lo)/(hi-lo)) }
 
-		// Background: warm-up, black holes, grid.
-		fill(img, image.Rect(x0, y0, xOf(warm), y1), plotWarm)
+		// Background: black holes, the warm-up darkened over them, grid.
 		for _, hs := range holes {
 			fill(img, image.Rect(xOf(hs[0]), y0, max(xOf(hs[1]), xOf(hs[0])+1), y1), plotHole)
 		}
+		darken(img, image.Rect(x0, y0, xOf(warm), y1))
 		for v := lo; v <= hi+step/2; v += step {
 			y := yOf(v)
 			hline(img, x0, x1, y, plotGrid, 1)
@@ -182,6 +181,17 @@ func fill(img *image.RGBA, r image.Rectangle, c color.RGBA) {
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
 			img.SetRGBA(x, y, c)
+		}
+	}
+}
+
+// darken tints r grey, keeping what is drawn there visible.
+func darken(img *image.RGBA, r image.Rectangle) {
+	r = r.Intersect(img.Bounds())
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := img.RGBAAt(x, y)
+			img.SetRGBA(x, y, color.RGBA{c.R / 8 * 7, c.G / 8 * 7, c.B / 8 * 7, c.A})
 		}
 	}
 }
