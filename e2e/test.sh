@@ -36,6 +36,9 @@ fi
 
 # Missing peers now fail tests instead of skipping them.
 export WEBTIER_E2E_REQUIRE=1
+# ... and TestSoak runs, for 3 minutes unless WT_SOAK says otherwise; its
+# CSV and PNG of the curves go to WT_ARTIFACTS.
+export WT_ARTIFACTS=${WT_ARTIFACTS:-$PWD/.cache/artifacts}
 
 section "go version"
 go version
