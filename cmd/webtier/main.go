@@ -51,7 +51,8 @@ const usage = `usage:
   webtier version                 print the version
 
   kill -HUP PID                   reload the config file: routes, upstreams,
-                                  trusted_proxies and logging.level change
+                                  trusted_proxies, keep_underscore_headers and
+                                  logging.level change
                                   without failing a request; a config that
                                   does not load is logged and the old one kept;
                                   listener, resolver and logging.format
