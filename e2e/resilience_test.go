@@ -305,6 +305,39 @@ func TestResilienceOneOfTwo(t *testing.T) {
 	}
 }
 
+// A backend stops acknowledging (black-holed, DNS unchanged) while
+// requests wait on pooled keep-alive connections to it. webtier sees a
+// request left unacknowledged through two retransmissions and re-sends it
+// to the other address, well before the kernel's TCP_USER_TIMEOUT (10 s
+// here, from connect_timeout) would break the connection: the first state
+// change of the address says so. Before the stall watch, the first change
+// came from TCP_USER_TIMEOUT or a failed connect, 10 s after the fault.
+func TestResilienceStalledRequest(t *testing.T) {
+	if !peer.InNetns(t) {
+		return
+	}
+	ips := []string{"127.0.0.21", "127.0.0.22"}
+	s := &stack{backends: peer.StartBackends(t, ips...)}
+	s.webtier = startWebtier(t, s.startBIND(t, ips), "elb.proxy.test", s.backends[0].Port(),
+		"    connect_timeout: 10s\n    ejection: {backoff_base: 200ms, backoff_cap: 1s}\n", 30*time.Second)
+	a := s.backends[0]
+	results, lat := timedStream(t, s.webtier.URL(), false)
+	warmUp(t, results, 100, ips...)
+
+	failed := time.Now()
+	peer.Blackhole(t, a.IP(), a.Port())
+	awaitState(t, results, s.webtier, a.Addr(), "suspect", 0)
+	suspect := time.Now()
+	if first := stateChanges(s.webtier, a.Addr())[0]; first.Reason != "backend stopped acknowledging a request" {
+		t.Errorf("first state change of %s: %s->%s (%s); want it made suspect because it stopped acknowledging a request",
+			a.Addr(), first.From, first.To, first.Reason)
+	}
+	until := suspect.Add(2 * time.Second)
+	consumeFor(t, results, "after "+a.Addr()+" was suspect", until, nil)
+	t.Logf("suspect %v after the fault", suspect.Sub(failed).Round(time.Millisecond))
+	t.Logf("fault to +%v: %s", until.Sub(failed).Round(time.Second), lat.window(failed, until))
+}
+
 // httpd's maintain pass gave workers their stale start-up addresses back.
 // Here an address is black-holed until webtier ejects it, then leaves DNS,
 // then comes back to life: several maintain passes later it has still not

@@ -52,14 +52,24 @@ func loadFault(t testing.TB, what, ip string, port int, verdict string) func() {
 		family = "ip6"
 	}
 	table := fmt.Sprintf("wt_%s_%d", what, faultSeq.Add(1))
-	// Output hook: on lo every packet, in both directions, is locally
-	// generated and passes it once. The dropped replies matter for
-	// Blackhole: a vanished host sends nothing either.
+	// Blackhole drops in the input hook: on lo every packet, in both
+	// directions, passes it once, after the sender's TCP counted it as
+	// sent. That is how a vanished host looks: the sender retransmits
+	// unacknowledged bytes (what webtier's stall watch reads in TCP_INFO),
+	// and the replies never come, since a vanished host sends nothing
+	// either. A drop in the output hook would instead fail the send
+	// locally, which the kernel treats as a send not yet made. Reject
+	// answers with a reset from the output hook, where the reply is
+	// generated for the local sender at once.
+	hook := "output"
+	if verdict == "drop" {
+		hook = "input"
+	}
 	rules := fmt.Sprintf(`table inet %[1]s {
-  chain output {
-    type filter hook output priority filter; policy accept;
+  chain %[6]s {
+    type filter hook %[6]s priority filter; policy accept;
     %[2]s daddr %[3]s tcp dport %[4]d %[5]s
-`, table, family, addr.Unmap(), port, verdict)
+`, table, family, addr.Unmap(), port, verdict, hook)
 	if verdict == "drop" {
 		rules += fmt.Sprintf("    %s saddr %s tcp sport %d drop\n", family, addr.Unmap(), port)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/proxy/idlepool"
+	"github.com/webtier/webtier/proxy/interrupt"
 )
 
 // aLongTimeAgo is a deadline in the past, set to wake a blocked read or
@@ -103,6 +104,10 @@ func (pc *persistConn) interrupt() {
 // Interrupt is interrupt, for an interrupt.Interrupt (an
 // interrupt.Target).
 func (pc *persistConn) Interrupt() { pc.interrupt() }
+
+// Stalled reports whether Tomcat left the bytes sent on pc unacknowledged
+// (an interrupt.Staller; see the h1 client's).
+func (pc *persistConn) Stalled() bool { return interrupt.Unacknowledged(pc.conn) }
 
 // setOwner records which exchange uses pc (nil: none).
 func (pc *persistConn) setOwner(ex *exchange) {

@@ -69,3 +69,19 @@ func (in *Interrupt) Detach() bool {
 	in.target = nil
 	return in.cause == nil
 }
+
+// Staller is a Target that can tell whether its peer stopped
+// acknowledging what was sent on it (see Unacknowledged).
+type Staller interface {
+	Stalled() bool
+}
+
+// Stalled reports whether the attached connection is a Staller whose peer
+// stopped acknowledging the request; false once Fire came, or with no
+// connection attached.
+func (in *Interrupt) Stalled() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	s, ok := in.target.(Staller)
+	return ok && in.cause == nil && s.Stalled()
+}

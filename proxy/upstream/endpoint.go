@@ -47,8 +47,10 @@ type Endpoint struct {
 	ejections int  // consecutive ejections, the backoff exponent
 	probing   bool // a probe loop runs for this endpoint
 
-	mu      sync.Mutex // guards waiting
+	mu      sync.Mutex // guards waiting and watched
 	waiting map[*attempt]struct{}
+	watched bool        // in watch's list
+	watch   *stallWatch // the pool's
 
 	// gone ends the connects in progress to the address when it leaves
 	// the DNS answer, is ejected or put in standby (see abandonConnects).
@@ -127,6 +129,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		weight:   tg.Weight,
 		target:   tg,
 		waiting:  map[*attempt]struct{}{},
+		watch:    p.stall,
 		dialer: &net.Dialer{Timeout: p.opts.ConnectTimeout, KeepAlive: 30 * time.Second,
 			Control: userTimeoutControl(max(p.opts.ConnectTimeout, time.Second))},
 	}
@@ -257,7 +260,15 @@ func (e *Endpoint) done() {
 func (e *Endpoint) track(a *attempt) {
 	e.mu.Lock()
 	e.waiting[a] = struct{}{}
+	watch := a.cancel == nil && e.watch != nil // an interruptible try: the stall watch looks at it
+	first := watch && !e.watched
+	if first {
+		e.watched = true
+	}
 	e.mu.Unlock()
+	if watch {
+		e.watch.tracked(e, first)
+	}
 }
 
 func (e *Endpoint) untrack(a *attempt) {

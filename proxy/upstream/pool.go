@@ -92,6 +92,8 @@ type Pool struct {
 	answered   chan struct{}
 	unanswered int
 
+	stall *stallWatch
+
 	testHookAwait func() // if set (by tests, before any request), runs when a request starts waiting for answered
 }
 
@@ -134,7 +136,7 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 		m = NewMetrics(nil)
 	}
 	p := &Pool{opts: opts, res: res, log: log.With(zap.String("upstream", opts.Name)), m: m, now: time.Now,
-		answered: make(chan struct{})}
+		answered: make(chan struct{}), stall: newStallWatch()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.active.Store(&snapshot{})
 	for i, t := range opts.Targets {
@@ -175,6 +177,7 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 	if opts.HealthCheck != nil {
 		p.goBackground("health", p.healthLoop)
 	}
+	p.goBackground("stall watch", p.watchStalls)
 	return p, nil
 }
 

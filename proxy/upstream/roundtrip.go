@@ -439,8 +439,10 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	}
 	if err != nil {
 		e.done()
-		if a != nil && a.cancel == nil && a.intr.Cause() == errRescued && !errors.Is(err, errRescued) {
-			err = fmt.Errorf("%w: %w", errRescued, err)
+		if a != nil && a.cancel == nil {
+			if cause := a.intr.Cause(); (cause == errRescued || cause == errStalled) && !errors.Is(err, cause) {
+				err = fmt.Errorf("%w: %w", cause, err)
+			}
 		}
 		if cancel != nil {
 			if cause := context.Cause(out.Context()); cause == errRescued || cause == errLostRace {
@@ -470,13 +472,19 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			}
 			p.failure(e, p.opts.FailuresToEject, "no answer to AJP CPING: "+err.Error())
 			err = &notSentError{err}
-		case errors.Is(err, syscall.ETIMEDOUT):
-			// The backend stopped acknowledging (TCP_USER_TIMEOUT): the
-			// address is as dead as one that refuses connects.
+		case errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, errStalled):
+			// The backend stopped acknowledging: the kernel gave up
+			// (TCP_USER_TIMEOUT), or the stall watch saw the request
+			// unacknowledged through two retransmissions. The address is
+			// as dead as one that refuses connects.
 			if p.res != nil && !e.target.isLiteral {
 				p.res.RefreshNow(e.target.Host)
 			}
-			p.failure(e, p.opts.FailuresToEject, "connection timed out: "+err.Error())
+			reason := "connection timed out: " + err.Error()
+			if errors.Is(err, errStalled) {
+				reason = "backend stopped acknowledging a request"
+			}
+			p.failure(e, p.opts.FailuresToEject, reason)
 			err = &deadConnError{err}
 		default:
 			p.gatewayFailure(e, "request failed: "+err.Error())

@@ -1,0 +1,83 @@
+package upstream
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// stallTarget is a backend connection as the stall watch sees it.
+type stallTarget struct {
+	stalled     bool
+	interrupted atomic.Int32
+}
+
+func (s *stallTarget) Interrupt()    { s.interrupted.Add(1) }
+func (s *stallTarget) Stalled() bool { return s.stalled }
+
+// The stall watch ends the tries whose connection stalled once they are
+// old enough, leaves the others (a slow backend that acknowledges is not
+// a dead one), and says whether any try still waits.
+func TestPool_checkStallsEndsOnlyStalledTries(t *testing.T) {
+	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	e := p.active.Load().eps[0]
+	start := time.Now()
+	try := func(stalled bool, age time.Duration) (*attempt, *stallTarget) {
+		a, c := &attempt{start: start.Add(-age)}, &stallTarget{stalled: stalled}
+		a.intr.Attach(c)
+		e.track(a)
+		return a, c
+	}
+	stuck, stuckConn := try(true, stallAge)
+	young, youngConn := try(true, stallAge/2)
+	slow, slowConn := try(false, 10*stallAge)
+
+	if busy := p.checkStalls(start); !busy {
+		t.Error("checkStalls reported no waiting try; want busy")
+	}
+	if n := stuckConn.interrupted.Load(); n != 1 || stuck.intr.Cause() != errStalled {
+		t.Errorf("stalled try: interrupted %d times, cause %v; want once, %v", n, stuck.intr.Cause(), errStalled)
+	}
+	for name, c := range map[string]*stallTarget{"young": youngConn, "acknowledged": slowConn} {
+		if n := c.interrupted.Load(); n != 0 {
+			t.Errorf("%s try interrupted %d times; want left alone", name, n)
+		}
+	}
+	e.mu.Lock()
+	_, stuckWaits := e.waiting[stuck]
+	n := len(e.waiting)
+	e.mu.Unlock()
+	if stuckWaits || n != 2 {
+		t.Errorf("after the check %d tries wait (stalled one among them: %v); want the 2 others", n, stuckWaits)
+	}
+
+	e.untrack(young)
+	e.untrack(slow)
+	if busy := p.checkStalls(start); busy {
+		t.Error("checkStalls reported busy with no try waiting")
+	}
+}
+
+// A try the stall watch ended is re-sent only when it is idempotent (the
+// watch only looks at tries the rescue path tracks, which are), and counts
+// as a dead connection.
+func TestPool_stalledTryRetriedOnlyIfIdempotent(t *testing.T) {
+	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.retryable(&deadConnError{errStalled}, true, nil) {
+		t.Error("a stalled idempotent try is not retryable")
+	}
+	if p.retryable(&deadConnError{errStalled}, false, nil) {
+		t.Error("a stalled non-idempotent try is retryable")
+	}
+	if got := retryReason(&deadConnError{errStalled}); got != "dead_connection" {
+		t.Errorf("retry reason %q; want dead_connection", got)
+	}
+}
