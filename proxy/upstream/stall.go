@@ -131,9 +131,24 @@ func (p *Pool) checkStalls(now time.Time) (busy bool) {
 		e.mu.Unlock()
 		kept = append(kept, e)
 		busy = busy || waiting
-		n := 0
+		n, other := 0, -1
 		for _, a := range old {
 			if !a.intr.Stalled() {
+				continue
+			}
+			if other < 0 {
+				other = 0
+				if p.otherTakesRequests(e) {
+					other = 1
+				} else if p.res != nil && !e.target.isLiteral {
+					// Nowhere to re-send it yet: an ELB node that vanished
+					// as its record moved is found here before the new
+					// answer. Ask for it now; the try is ended at the first
+					// check after another address takes requests.
+					p.res.RefreshNow(e.target.Host)
+				}
+			}
+			if other == 0 {
 				continue
 			}
 			e.mu.Lock()
@@ -156,4 +171,15 @@ func (p *Pool) checkStalls(now time.Time) (busy bool) {
 	clear(w.eps[len(kept):])
 	w.eps = kept
 	return busy
+}
+
+// otherTakesRequests reports whether an address other than e takes new
+// requests: a stalled try is ended only when it can be re-sent.
+func (p *Pool) otherTakesRequests(e *Endpoint) bool {
+	for _, o := range p.active.Load().eps {
+		if o != e && o.State().takesRequests() {
+			return true
+		}
+	}
+	return false
 }

@@ -19,7 +19,8 @@ func (s *stallTarget) Stalled() bool { return s.stalled }
 // old enough, leaves the others (a slow backend that acknowledges is not
 // a dead one), and says whether any try still waits.
 func TestPool_checkStallsEndsOnlyStalledTries(t *testing.T) {
-	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9}), nil, nil)
+	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9},
+		Target{Scheme: "http", Host: "127.0.0.2", Port: 9}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +60,33 @@ func TestPool_checkStallsEndsOnlyStalledTries(t *testing.T) {
 	e.untrack(slow)
 	if busy := p.checkStalls(start); busy {
 		t.Error("checkStalls reported busy with no try waiting")
+	}
+}
+
+// A stalled try with no other address to go to is left waiting (ended at
+// the first check after one appears), so that it is not answered 502 while
+// DNS is about to name the address that replaced the dead one.
+func TestPool_checkStallsKeepsTryWithNowhereToGo(t *testing.T) {
+	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9},
+		Target{Scheme: "http", Host: "127.0.0.2", Port: 9}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	eps := p.active.Load().eps
+	e, other := eps[0], eps[1]
+	other.state.Store(uint32(StateEjected))
+	a, c := &attempt{start: time.Now().Add(-stallAge)}, &stallTarget{stalled: true}
+	a.intr.Attach(c)
+	e.track(a)
+	p.checkStalls(time.Now())
+	if n := c.interrupted.Load(); n != 0 {
+		t.Fatalf("stalled try with no other address interrupted %d times; want it left waiting", n)
+	}
+	other.state.Store(uint32(StateRunning))
+	p.checkStalls(time.Now())
+	if n := c.interrupted.Load(); n != 1 {
+		t.Errorf("stalled try interrupted %d times once another address runs; want once", n)
 	}
 }
 
