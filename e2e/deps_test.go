@@ -64,8 +64,8 @@ func TestDependencyRules(t *testing.T) {
 			case strings.HasPrefix(imp, "github.com/miekg/dns") &&
 				!strings.HasPrefix(name, "resolver") && !strings.HasPrefix(name, "e2e"):
 				t.Errorf("%s imports miekg/dns; only resolver may (miekg/dns v1 gets fixes only)", name)
-			case name == "proxy/ajp" && thirdParty(imp) && !stdOnly[imp]:
-				t.Errorf("proxy/ajp imports %s; the AJP codec uses only the standard library", imp)
+			case name == "proxy/upstream/ajp" && thirdParty(imp) && !stdOnly[imp]:
+				t.Errorf("proxy/upstream/ajp imports %s; the AJP codec uses only the standard library", imp)
 			}
 		}
 	}

@@ -14,9 +14,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/webtier/webtier/proxy/fieldname"
-	"github.com/webtier/webtier/proxy/h1"
+	"github.com/webtier/webtier/proxy/internal/httplex"
 	"github.com/webtier/webtier/proxy/upstream"
+	"github.com/webtier/webtier/proxy/upstream/h1"
 )
 
 // forward proxies one request to p the way httputil.ReverseProxy with our
@@ -248,7 +248,7 @@ func connectionTokens(h http.Header, buf []string) []string {
 	for _, v := range h["Connection"] {
 		for sf := range strings.SplitSeq(v, ",") {
 			if sf = textproto.TrimString(sf); sf != "" {
-				buf = append(buf, fieldname.Canonical(sf))
+				buf = append(buf, httplex.Canonical(sf))
 			}
 		}
 	}

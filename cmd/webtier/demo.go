@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/resolver"
 	"github.com/webtier/webtier/resolver/resolvertest"
 )
@@ -82,7 +83,7 @@ func runDemo(duration, flip time.Duration, listen string, out io.Writer) error {
 			Targets: []proxy.TargetOptions{{Scheme: "http", Host: demoName, Port: uint16(port), Weight: 1}},
 		}},
 	}
-	srv, err := proxy.NewServer(opts, res, zap.NewNop())
+	srv, err := frontend.NewServer(opts, res, zap.NewNop())
 	if err != nil {
 		return err
 	}

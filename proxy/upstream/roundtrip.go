@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/webtier/webtier/proxy/ajp"
-	"github.com/webtier/webtier/proxy/h1"
-	"github.com/webtier/webtier/proxy/interrupt"
+	"github.com/webtier/webtier/proxy/internal/interrupt"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
+	"github.com/webtier/webtier/proxy/upstream/h1"
 )
 
 // notSentError marks a try that failed before any of the request was sent,
