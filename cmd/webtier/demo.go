@@ -17,7 +17,7 @@ import (
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 // demo shows the point of webtier on one machine with nothing installed: an
@@ -62,7 +62,7 @@ func runDemo(duration, flip time.Duration, listen string, out io.Writer) error {
 		defer srv.Close()
 	}
 
-	dns, err := resolvertest.Start("127.0.0.1:0")
+	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("starting demo DNS server: %w", err)
 	}

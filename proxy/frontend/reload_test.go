@@ -19,7 +19,7 @@ import (
 
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 // startServer listens and serves s until the test ends and returns its
@@ -309,7 +309,7 @@ func TestServer_reloadListeners(t *testing.T) {
 // moment got 502 "no backend could be reached". A name that gets no answer
 // delays the swap until ctx ends and is logged.
 func TestServer_reloadNamedTarget(t *testing.T) {
-	dns, err := resolvertest.Start("127.0.0.1:0")
+	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package resolvertest
+package dnsserver
 
 import (
 	"errors"

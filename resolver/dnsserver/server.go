@@ -1,16 +1,17 @@
-// Package resolvertest provides an in-process authoritative DNS server for
-// tests of the resolver and of code built on it, and for `webtier demo`.
+// Package dnsserver is a small in-process authoritative DNS server: the
+// names `webtier demo` resolves, and the DNS peer of the resolver's tests
+// and of code built on it. It is part of the binary, not a test helper.
 //
 // The server listens on UDP and TCP on the same loopback port, answers from
-// records the test sets and changes while it runs, and counts the queries it
+// records its user sets and changes while it runs, and counts the queries it
 // gets. Like BIND inside one zone, it follows CNAME chains within its own
 // data in one answer, answers NXDOMAIN for names it does not have and NODATA
-// for names without records of the asked type. Faults are switches: a forced
+// for names without records of the asked type. Faults, for tests, are switches: a forced
 // rcode, dropped queries, truncated UDP replies and a delay.
 //
 // It is not a general DNS server: there is one class (IN), no zones, no SOA
 // in negative answers, no wildcards and no DNSSEC.
-package resolvertest
+package dnsserver
 
 import (
 	"errors"
@@ -68,12 +69,12 @@ func Start(addr string) (*Server, error) {
 	for range 10 {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("resolvertest: listen udp %s: %w", addr, err)
+			return nil, fmt.Errorf("dnsserver: listen udp %s: %w", addr, err)
 		}
 		ln, err := net.Listen("tcp", pc.LocalAddr().String())
 		if err != nil {
 			pc.Close()
-			lastErr = fmt.Errorf("resolvertest: listen tcp %s: %w", pc.LocalAddr(), err)
+			lastErr = fmt.Errorf("dnsserver: listen tcp %s: %w", pc.LocalAddr(), err)
 			if _, port, _ := net.SplitHostPort(addr); port != "0" {
 				break
 			}
@@ -105,7 +106,7 @@ func serve(pc net.PacketConn, ln net.Listener) (*Server, error) {
 		case <-started:
 		case err := <-errc:
 			s.Close()
-			return nil, fmt.Errorf("resolvertest: serve %s: %w", s.addr, err)
+			return nil, fmt.Errorf("dnsserver: serve %s: %w", s.addr, err)
 		}
 	}
 	return s, nil
