@@ -188,24 +188,24 @@ func classifyHead(head []byte, lim *headLimits) (fastHead, error) {
 		if !ok {
 			return h, errNotFast // net/http's parser words the error
 		}
-		if !validToken(name) {
+		if !httplex.ValidToken(name) {
 			// net/http's parser lets a space before the colon through;
 			// its server refuses it, and so does this one.
 			h.bad = "invalid header name"
 		}
 		switch {
-		case equalFold(name, "host"):
+		case httplex.EqualFold(name, "host"):
 			h.hosts++
 			if !validHost(bytes.Trim(value, " \t")) {
 				h.badHost = true
 			}
-		case equalFold(name, "content-length"):
+		case httplex.EqualFold(name, "content-length"):
 			length = true
-		case equalFold(name, "transfer-encoding"):
+		case httplex.EqualFold(name, "transfer-encoding"):
 			te = true
-		case equalFold(name, "upgrade"), equalFold(name, "expect"), equalFold(name, "http2-settings"):
+		case httplex.EqualFold(name, "upgrade"), httplex.EqualFold(name, "expect"), httplex.EqualFold(name, "http2-settings"):
 			return h, errNotFast
-		case equalFold(name, "connection") && containsFold(value, "upgrade"):
+		case httplex.EqualFold(name, "connection") && containsFold(value, "upgrade"):
 			return h, errNotFast
 		}
 	}
@@ -232,28 +232,11 @@ func (h fastHead) check() (int, string) {
 	return 0, ""
 }
 
-// equalFold reports whether b equals the lower-case ASCII s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // containsFold reports whether b contains the lower-case ASCII s, ignoring
 // case.
 func containsFold(b []byte, s string) bool {
 	for i := 0; i+len(s) <= len(b); i++ {
-		if equalFold(b[i:i+len(s)], s) {
+		if httplex.EqualFold(b[i:i+len(s)], s) {
 			return true
 		}
 	}
@@ -265,19 +248,6 @@ func containsFold(b []byte, s string) bool {
 func validHost(v []byte) bool {
 	for _, c := range v {
 		if !hostByte[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken reports whether b is an RFC 9110 token (a header name).
-func validToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !httplex.IsTokenByte(c) {
 			return false
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/webtier/webtier/proxy/internal/httplex"
-	"github.com/webtier/webtier/proxy/upstream/h1"
 )
 
 // parseRequest reads the request head that fills the first size bytes of
@@ -51,7 +50,7 @@ func parseRequest(br *bufio.Reader, size int, req *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	h, ok := h1.ParseFields(fields)
+	h, ok := httplex.ParseFields(fields)
 	if !ok || h["Transfer-Encoding"] != nil || h["Trailer"] != nil || h["Pragma"] != nil {
 		return false
 	}
@@ -60,7 +59,7 @@ func parseRequest(br *bufio.Reader, size int, req *http.Request) bool {
 		return false
 	}
 	if cl, ok := h["Content-Length"]; ok {
-		if n, ok := h1.ParseLength(cl[0]); !ok || n != 0 || len(cl) > 1 {
+		if n, ok := httplex.ParseLength(cl[0]); !ok || n != 0 || len(cl) > 1 {
 			return false // a body, or a length http.ReadRequest words
 		}
 	}
@@ -72,7 +71,7 @@ func parseRequest(br *bufio.Reader, size int, req *http.Request) bool {
 		ProtoMinor: minor,
 		Header:     h,
 		Body:       http.NoBody,
-		Close:      h1.Closes(h, minor),
+		Close:      httplex.Closes(h, minor),
 		Host:       u.Host,
 		RequestURI: target,
 	}

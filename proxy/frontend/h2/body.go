@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // body is a request body: the read loop writes DATA into it, the handler
@@ -30,27 +32,11 @@ func newBody(st *stream, expect []string) *body {
 	b := &body{st: st}
 	b.cond.L = &b.mu
 	for _, v := range expect {
-		if equalFoldASCII(v, "100-continue") {
+		if httplex.EqualFold(v, "100-continue") {
 			b.sendContinue = true
 		}
 	}
 	return b
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 func (b *body) Read(p []byte) (int, error) {

@@ -81,8 +81,8 @@ func Canonical(s string) string {
 
 // ValidToken reports whether s is an RFC 9110 token (a method or a field
 // name): not empty, tchar bytes only.
-func ValidToken(s string) bool {
-	if s == "" {
+func ValidToken[T ~string | ~[]byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // decodedRequest is a Forward Request as a container sees it.
@@ -42,7 +44,7 @@ type attr struct {
 
 func (r *decodedRequest) header(name string) (string, bool) {
 	for _, h := range r.Headers {
-		if equalFoldASCII(h.Name, toLower(name)) {
+		if httplex.EqualFold(h.Name, toLower(name)) {
 			return h.Value, true
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // Packet sizes, counted as on Tomcat's AJP Connector (packetSize): the whole
@@ -214,7 +216,7 @@ func headerCode(name string) HeaderCode {
 		return 0
 	}
 	for i := 1; i < len(requestHeaderNames); i++ {
-		if equalFoldASCII(name, requestHeaderNames[i]) {
+		if httplex.EqualFold(name, requestHeaderNames[i]) {
 			return HeaderCode(0xA000 + i)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+
+	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // ForwardRequest is the content of an AJP13 Forward Request packet.
@@ -151,7 +153,7 @@ func appendForwardRequestPayload(b []byte, r *ForwardRequest) ([]byte, error) {
 		case HeaderHost, HeaderContentLength:
 			continue // sent from Host and ContentLength above
 		case 0:
-			if equalFoldASCII(k, "transfer-encoding") {
+			if httplex.EqualFold(k, "transfer-encoding") {
 				continue // framing is AJP's business, not a header's
 			}
 			// A name string whose length reads as 0xA0xx would be taken for

@@ -120,7 +120,7 @@ func parseSendHeaders(p []byte) (*SendHeadersPacket, error) {
 		if !ok {
 			return nil, bad("header value")
 		}
-		if !validHeaderName(name) || !validHeaderValue(value) {
+		if !httplex.ValidToken(name) || !validHeaderValue(value) {
 			continue
 		}
 		name = httplex.Canonical(name)
@@ -165,55 +165,12 @@ var statusLines = func() []string {
 	return s
 }()
 
-// validHeaderName reports whether s is a non-empty RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
 // validHeaderValue rejects the bytes that would split or truncate a header
 // line. Other control characters are left to net/http's writer.
 func validHeaderValue(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '\r', '\n', 0:
-			return false
-		}
-	}
-	return true
-}
-
-// equalFoldASCII reports whether s equals lower, a lower-case ASCII string,
-// ignoring ASCII case in s.
-func equalFoldASCII(s, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
 			return false
 		}
 	}

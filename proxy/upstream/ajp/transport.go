@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/httplex"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
@@ -271,7 +272,7 @@ func isUpgrade(req *http.Request) bool {
 	}
 	for _, v := range req.Header["Connection"] {
 		for tok := range strings.SplitSeq(v, ",") {
-			if equalFoldASCII(strings.TrimSpace(tok), "upgrade") {
+			if httplex.EqualFold(strings.TrimSpace(tok), "upgrade") {
 				return true
 			}
 		}

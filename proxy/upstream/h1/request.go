@@ -8,7 +8,6 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -77,7 +76,7 @@ func (ex *exchange) init() error {
 
 	conn := req.Header["Connection"]
 	keepAlive := !req.Close && ex.t.o.MaxIdle >= 0
-	saysClose := len(conn) > 0 && HasToken(conn, "close")
+	saysClose := len(conn) > 0 && httplex.HasToken(conn, "close")
 	ex.sendClose = !keepAlive && !saysClose
 	ex.noReuse = !keepAlive || saysClose
 	ex.replayable = replayable(ex.method, req.Header)
@@ -104,15 +103,15 @@ func replayable(method string, h http.Header) bool {
 func skipHeader(k string, vv []string) bool {
 	switch len(k) {
 	case 4:
-		return equalFoldASCII(k, "Host")
+		return httplex.EqualFold(k, "Host")
 	case 7:
-		return equalFoldASCII(k, "Trailer")
+		return httplex.EqualFold(k, "Trailer")
 	case 10:
-		return equalFoldASCII(k, "User-Agent") && (len(vv) == 0 || vv[0] == "")
+		return httplex.EqualFold(k, "User-Agent") && (len(vv) == 0 || vv[0] == "")
 	case 14:
-		return equalFoldASCII(k, "Content-Length")
+		return httplex.EqualFold(k, "Content-Length")
 	case 17:
-		return equalFoldASCII(k, "Transfer-Encoding")
+		return httplex.EqualFold(k, "Transfer-Encoding")
 	}
 	return false
 }
@@ -123,7 +122,7 @@ func validField(k string, vv []string) error {
 		return fmt.Errorf("%w: invalid header name %q", ErrInvalidRequest, k)
 	}
 	for _, v := range vv {
-		if !validValue(v) {
+		if !httplex.ValidValue(v) {
 			return fmt.Errorf("%w: invalid value for header %q", ErrInvalidRequest, k)
 		}
 	}
@@ -394,17 +393,6 @@ func (w *bodyWriter) source(err error) error {
 	return err
 }
 
-// validValue reports whether s may be written as a field value: no
-// control character but HTAB (so no CR, LF or NUL), as net/http checks.
-func validValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // validHost reports whether s may be written as the Host header: not
 // empty, visible ASCII only.
 func validHost(s string) bool {
@@ -425,55 +413,6 @@ func validHost(s string) bool {
 func validTarget(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// HasToken reports whether the comma-separated header values vv contain
-// the token tok, ignoring ASCII case only (as httpguts'
-// HeaderValuesContainsToken: "trailerſ" is not "trailers"). The proxy's
-// reverse-proxy rules use it too.
-func HasToken(vv []string, tok string) bool {
-	for _, v := range vv {
-		for v != "" {
-			var part string
-			part, v, _ = strings.Cut(v, ",")
-			if equalFoldASCII(trimOWS(part), tok) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
 			return false
 		}
 	}

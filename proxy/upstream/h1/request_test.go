@@ -250,22 +250,3 @@ func TestRequestBodyClosed(t *testing.T) {
 		})
 	}
 }
-
-func TestHasToken(t *testing.T) {
-	tests := []struct {
-		vv   []string
-		want bool
-	}{
-		{[]string{"close"}, true},
-		{[]string{"Keep-Alive, CLOSE"}, true},
-		{[]string{"upgrade", " close "}, true},
-		{[]string{"closed"}, false},
-		{[]string{"keep-alive,upgrade"}, false},
-		{nil, false},
-	}
-	for _, tt := range tests {
-		if got := HasToken(tt.vv, "close"); got != tt.want {
-			t.Errorf("HasToken(%q, close) = %v; want %v", tt.vv, got, tt.want)
-		}
-	}
-}

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+
+	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // parseHead parses the response head already whole in br's buffer into
@@ -36,7 +38,7 @@ func (ex *exchange) parseHead(br *bufio.Reader) (*http.Response, bool) {
 	if !ok || code < 200 {
 		return nil, false // 1xx: ReadResponse, in the loop that skips them
 	}
-	h, ok := ParseFields(rest)
+	h, ok := httplex.ParseFields(rest)
 	if !ok {
 		return nil, false // obs-fold, a bare CR or malformed: ReadResponse words it
 	}
@@ -59,7 +61,7 @@ func (ex *exchange) parseHead(br *bufio.Reader) (*http.Response, bool) {
 	} else {
 		resp.Proto = "HTTP/1.0"
 	}
-	resp.Close = Closes(h, minor)
+	resp.Close = httplex.Closes(h, minor)
 	if resp.Close && minor == 1 {
 		delete(h, "Connection") // as ReadResponse does
 	}
@@ -69,7 +71,7 @@ func (ex *exchange) parseHead(br *bufio.Reader) (*http.Response, bool) {
 		return nil, false // equal duplicates are merged, others refused: ReadResponse does both
 	}
 	if hasCL {
-		if n, ok = ParseLength(cl[0]); !ok {
+		if n, ok = httplex.ParseLength(cl[0]); !ok {
 			return nil, false
 		}
 	}

@@ -1,10 +1,8 @@
-package h1
+package httplex
 
 import (
 	"net/http"
 	"strings"
-
-	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // ParseFields parses the field lines of an HTTP/1 head (each line ending
@@ -26,12 +24,12 @@ func ParseFields(lines string) (http.Header, bool) {
 		var line string
 		line, lines, _ = strings.Cut(lines, "\r\n")
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !httplex.ValidToken(name) || !validValue(value) {
+		if !ok || !ValidToken(name) || !ValidValue(value) {
 			return nil, false
 		}
-		value = trimOWS(value)
+		value = TrimOWS(value)
 		if !isCanonical(name) {
-			name = httplex.Canonical(name)
+			name = Canonical(name)
 		}
 		if vv, ok := h[name]; ok {
 			h[name] = append(vv, value)
