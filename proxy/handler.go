@@ -1,8 +1,9 @@
-// Package proxy is webtier's client-facing side: listeners, routing by Host
-// and path prefix, and the reverse-proxy rules (hop-by-hop headers,
+// Package proxy is webtier's Handler: routing by Host and path prefix,
+// path cleaning, and the reverse-proxy rules (hop-by-hop headers,
 // X-Forwarded-*, streaming, 502/504 answers). Backend addresses come only from
 // proxy/upstream pools, which follow the shared resolver; nothing here looks
-// up a name.
+// up a name. The listeners and the servers that call the Handler are
+// proxy/frontend's.
 package proxy
 
 import (

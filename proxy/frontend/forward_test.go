@@ -70,7 +70,7 @@ func TestForward_matchesReverseProxy(t *testing.T) {
 		{name: "forwarding-headers-from-untrusted-peer", req: "GET / HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: difftest\r\n" +
 			"X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nForwarded: for=203.0.113.9\r\n\r\n",
 			backend: answerOK, wantStatus: 200},
-		// Only a differential check here: proxy/h1 (http targets) never adds
+		// Only a differential check here: upstream/h1 (http targets) never adds
 		// a default User-Agent, so this cannot tell a missing one from the
 		// empty one; net/http's Transport (https targets) would.
 		{name: "no-user-agent", req: "GET / HTTP/1.1\r\nHost: www.example.test\r\n\r\n",

@@ -26,7 +26,7 @@ import (
 //   - the write timeout, progress-based per handler write (each write and
 //     flush gets write_timeout from its start).
 //
-// HTTP/2 requests pass through: proxy/h2 has its own limits. A connection
+// HTTP/2 requests pass through: frontend/h2 has its own limits. A connection
 // hijacked for an upgrade (WebSocket) leaves without deadlines: every
 // request gets the guard, an Upgrade header does not turn it off.
 type netHTTPGuard struct {

@@ -248,7 +248,7 @@ func (s *Server) Listen() error {
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
 		if tlsConf != nil {
-			// HTTP/2 by webtier's own server (proxy/h2): one write per
+			// HTTP/2 by webtier's own server (frontend/h2): one write per
 			// response where net/http's takes two or more. The listener's
 			// head limits bound the decoded header list (max_header_size
 			// as SETTINGS_MAX_HEADER_LIST_SIZE counts it), and
@@ -293,7 +293,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("listening", zap.String("listener", s.opts.Listeners[i].Name),
 			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil))
 	}
-	// Plain-HTTP listeners use the fast HTTP/1 path (fast.go); TLS ones,
+	// Plain-HTTP listeners use webtier's own HTTP/1 server (http1.go); TLS ones,
 	// where HTTP/2 is negotiated, net/http's server.
 	units := make([]serveUnit, len(lns))
 	for i := range lns {

@@ -1,9 +1,15 @@
-// Package fieldname puts HTTP field names in canonical form, as
-// http.CanonicalHeaderKey does, without allocating for the names most
-// messages carry. net/textproto copies every name that is not canonical
-// already into a new byte slice, even when the result is one it interns;
-// on a proxy's hot path that is an allocation per "ETag", per
-// "Connection: keep-alive" token and per HTTP/2 (lower-case) name.
+// Package httplex is the HTTP lexing that webtier's servers (HTTP/1 and
+// HTTP/2) and backend clients (HTTP/1.1 and AJP) share, so that each rule
+// is written once: tokens, field values and lengths, Connection tokens,
+// the hop-by-hop list, ASCII case folding, and field names in canonical
+// form.
+//
+// Canonical puts a field name in the form http.CanonicalHeaderKey gives
+// it, without allocating for the names most messages carry. net/textproto
+// copies every name that is not canonical already into a new byte slice,
+// even when the result is one it interns; on a proxy's hot path that is an
+// allocation per "ETag", per "Connection: keep-alive" token and per HTTP/2
+// (lower-case) name.
 package httplex
 
 import (

@@ -1,5 +1,6 @@
 // Package idlepool keeps the idle connections of a backend client (the
-// HTTP/1.1 client in proxy/h1 and the AJP one in proxy/ajp): the most
+// HTTP/1.1 client in proxy/upstream/h1 and the AJP one in
+// proxy/upstream/ajp): the most
 // recently used goes out first, so that few connections stay warm and the
 // rest age out; the oldest makes room when the pool is full; and each is
 // closed once it has been idle for the timeout.

@@ -29,5 +29,6 @@
 //   - Log. Errors carry a Kind and an operator-facing message; metrics and
 //     logging hook in through Options.OnError and the errors returned.
 //
-// It needs only the standard library.
+// It needs only the standard library and proxy/internal (httplex,
+// idlepool, interrupt).
 package ajp

@@ -11,7 +11,7 @@
 // from its bufio.Reader (parseHead for the common kind of head, else
 // http.ReadResponse), and push the connection back into the pool when the
 // body reaches EOF, before EOF is returned.
-// It has the shape of the AJP transport (proxy/ajp): synchronous, a LIFO
+// It has the shape of the AJP transport (proxy/upstream/ajp): synchronous, a LIFO
 // pool of idle connections, net/http's CloseIdleConnections contract.
 //
 // What it does like net/http:
@@ -39,5 +39,6 @@
 // token or a value with CR, LF, NUL or another control character is
 // refused (ErrInvalidRequest), never written.
 //
-// It needs only the standard library.
+// It needs only the standard library and proxy/internal (httplex,
+// idlepool, interrupt).
 package h1
