@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/webtier/webtier/proxy/ajp"
 	"github.com/webtier/webtier/proxy/upstream"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
 )
 
 // This file checks what is particular to ajp:// targets: that an upstream

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/webtier/webtier/proxy"
-	"github.com/webtier/webtier/proxy/fieldname"
+	"golang.org/x/net/http/httpguts"
 )
 
 // defaultWeight is a target's weight when none is written.
@@ -206,7 +206,7 @@ func (c *checker) upgrades(f field[[]field[string]]) []string {
 		switch {
 		case v == "h2c":
 			c.errorf(s.loc, "h2c cannot be forwarded: after the backend's 101 the connection would be an HTTP/2 tunnel whose requests skip routing, X-Forwarded-* and every rule; clients get HTTP/2 from a listener with tls:")
-		case !fieldname.ValidToken(v):
+		case !httpguts.ValidHeaderFieldName(v): // a token, as RFC 9110 defines one
 			c.errorf(s.loc, "%q is not a protocol name; write one as clients send it in Upgrade, like websocket", s.V)
 		default:
 			out = append(out, v)

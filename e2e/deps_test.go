@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,30 +14,10 @@ import (
 // config is the only package that knows YAML and no runtime package imports
 // it; miekg/dns stays behind resolver (and the test servers); the AJP codec
 // needs only the standard library (and this module's packages that need
-// only it, such as proxy/fieldname); nothing imports cmd or e2e; every
+// only it, such as proxy/internal/httplex); nothing imports cmd or e2e; every
 // package has a doc comment.
 func TestDependencyRules(t *testing.T) {
-	out, err := exec.Command("go", "list", "-json", "github.com/webtier/webtier/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	type pkg struct {
-		ImportPath string
-		Doc        string
-		Imports    []string
-		Standard   bool
-	}
-	var pkgs []pkg
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	for {
-		var p pkg
-		if err := dec.Decode(&p); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		pkgs = append(pkgs, p)
-	}
+	pkgs := listPackages(t)
 	const mod = "github.com/webtier/webtier/"
 	rel := func(path string) string { return strings.TrimPrefix(path, mod) }
 	thirdParty := func(imp string) bool { return strings.Contains(strings.Split(imp, "/")[0], ".") }
@@ -64,8 +46,119 @@ func TestDependencyRules(t *testing.T) {
 			case strings.HasPrefix(imp, "github.com/miekg/dns") &&
 				!strings.HasPrefix(name, "resolver") && !strings.HasPrefix(name, "e2e"):
 				t.Errorf("%s imports miekg/dns; only resolver may (miekg/dns v1 gets fixes only)", name)
-			case name == "proxy/ajp" && thirdParty(imp) && !stdOnly[imp]:
-				t.Errorf("proxy/ajp imports %s; the AJP codec uses only the standard library", imp)
+			case name == "proxy/upstream/ajp" && thirdParty(imp) && !stdOnly[imp]:
+				t.Errorf("proxy/upstream/ajp imports %s; the AJP codec uses only the standard library", imp)
+			}
+		}
+	}
+}
+
+// pkg is one package of this module as go list describes it.
+type pkg struct {
+	ImportPath string
+	Doc        string
+	Imports    []string
+	Standard   bool
+}
+
+// listPackages lists this module's packages with their (non-test) imports.
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", "github.com/webtier/webtier/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// layers is the request's way through the tree, top to bottom: a package
+// imports only packages of its own layer or below. Packages not listed
+// (e2e, test helpers) are outside the rule.
+var layers = []struct {
+	prefix string // the package, or a folder with the trailing "/"
+	layer  int
+}{
+	{"cmd/", 0},
+	{"config", 1},
+	{"proxy/frontend", 2}, {"proxy/frontend/", 2},
+	{"proxy", 3},
+	{"proxy/upstream", 4}, {"proxy/upstream/", 4},
+	{"proxy/internal/", 5}, {"resolver", 5}, {"resolver/", 5},
+}
+
+// layerOf returns the layer of the package name (module-relative), or -1.
+// The longest matching prefix wins.
+func layerOf(name string) int {
+	best, layer := -1, -1
+	for _, l := range layers {
+		match := name == l.prefix || strings.HasSuffix(l.prefix, "/") && strings.HasPrefix(name, l.prefix)
+		if match && len(l.prefix) > best {
+			best, layer = len(l.prefix), l.layer
+		}
+	}
+	return layer
+}
+
+// upwardAllowed are the imports against the layers that are known and
+// waiting for their fix, each with the reason.
+var upwardAllowed = map[[2]string]string{
+	// The listener head limits and write timeout default to the HTTP/2
+	// server's; they move with the defaults (issue 17, point 4).
+	{"proxy", "proxy/frontend/h2"}: "listener defaults",
+}
+
+// configAllowed are the packages config may import from this module: the
+// ones that define the option types it fills in and the defaults and
+// limits it checks against.
+var configAllowed = map[string]bool{
+	"proxy":              true, // Options, ListenerOptions, RouteOptions, Default*
+	"proxy/upstream":     true, // upstream.Options, Target, AJPOptions, Default*
+	"proxy/upstream/ajp": true, // DefaultPacketSize, MaxPacketSize, DefaultCPingIdle
+	"resolver":           true, // resolver.Options, Default*
+}
+
+// TestLayoutRules keeps the tree the map README's Layout section draws:
+// imports go down the request's way (cmd, config, frontend, proxy,
+// upstream, internal); nothing client-facing imports a backend client;
+// config imports only the packages of the option types; the binary links
+// no test package; proxy/internal is proxy's.
+func TestLayoutRules(t *testing.T) {
+	const mod = "github.com/webtier/webtier/"
+	for _, p := range listPackages(t) {
+		name := strings.TrimPrefix(p.ImportPath, mod)
+		for _, full := range p.Imports {
+			ours := strings.HasPrefix(full, mod)
+			imp := strings.TrimPrefix(full, mod)
+			if ours && layerOf(name) >= 0 && layerOf(imp) >= 0 && layerOf(imp) < layerOf(name) &&
+				upwardAllowed[[2]string{name, imp}] == "" {
+				t.Errorf("%s imports %s, a layer above it; imports go cmd → config → proxy/frontend → proxy → proxy/upstream → proxy/internal", name, imp)
+			}
+			if ours && strings.HasPrefix(name, "proxy/frontend") &&
+				(imp == "proxy/upstream/h1" || imp == "proxy/upstream/ajp") {
+				t.Errorf("%s imports the backend client %s; what client-facing code needs from it belongs in proxy/internal", name, imp)
+			}
+			if ours && name == "config" && !configAllowed[imp] {
+				t.Errorf("config imports %s; config imports only the packages of the option types (%v)", imp, slices.Sorted(maps.Keys(configAllowed)))
+			}
+			if strings.HasPrefix(name, "cmd/") {
+				last := full[strings.LastIndex(full, "/")+1:]
+				if full == "testing" || strings.HasSuffix(last, "test") || strings.HasPrefix(imp, "e2e") {
+					t.Errorf("%s imports %s; the binary links no test package", name, full)
+				}
+			}
+			if ours && strings.HasPrefix(imp, "proxy/internal/") && name != "proxy" && !strings.HasPrefix(name, "proxy/") {
+				t.Errorf("%s imports %s; proxy/internal is for proxy/... only", name, imp)
 			}
 		}
 	}

@@ -46,7 +46,7 @@ go version
 section "go vet ./..."
 go vet ./...
 
-# h2spec checks proxy/h2 against RFC 9113 and RFC 7541 (TestH2Spec, skipped
+# h2spec checks proxy/frontend/h2 against RFC 9113 and RFC 7541 (TestH2Spec, skipped
 # without WT_H2SPEC). The module does not depend on it: it is built once into
 # .cache/bin, through the Go module proxy, at the versions pinned in
 # e2e/tools/h2spec/go.mod.
@@ -60,29 +60,29 @@ echo "WT_H2SPEC=$WT_H2SPEC"
 section "go test -race -timeout 25m ./... $*"
 go test -race -timeout 25m ./... "$@"
 
-section "fuzz the AJP codec briefly (corpus in proxy/ajp/testdata/fuzz)"
+section "fuzz the AJP codec briefly (corpus in proxy/upstream/ajp/testdata/fuzz)"
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration expires while a worker
 # is mid-call (go.dev/issue/75804, fixed in Go 1.27). A count has no deadline.
 # -fuzzminimizetime bounds the minimisation of each new input (60 s by
 # default), so that a run that finds much new coverage stays short.
-go test -run '^$' -fuzz '^FuzzReadResponse$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/ajp/
-go test -run '^$' -fuzz '^FuzzForwardRequest$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/ajp/
+go test -run '^$' -fuzz '^FuzzReadResponse$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/upstream/ajp/
+go test -run '^$' -fuzz '^FuzzForwardRequest$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/upstream/ajp/
 
 section "fuzz the HTTP/1 head parsers, the head classifier and field names against net/http's briefly"
-go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/h1/
-go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/
-go test -run '^$' -fuzz '^FuzzClassifyHead$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/
-go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/fieldname/
+go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/upstream/h1/
+go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
+go test -run '^$' -fuzz '^FuzzClassifyHead$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
+go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/internal/httplex/
 
 section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20000x -fuzzminimizetime 200x ./config/
 
-section "fuzz the HTTP/2 server's frame handling briefly (corpus in proxy/h2/testdata/fuzz)"
+section "fuzz the HTTP/2 server's frame handling briefly (corpus in proxy/frontend/h2/testdata/fuzz)"
 # Frame sequences against a live server over net.Pipe: no panic, an answer
 # or the end of the connection, header lists within the limits, no stream
 # or handler left once the connection ends.
-go test -run '^$' -fuzz '^FuzzServerFrames$' -fuzztime 20000x -fuzzminimizetime 200x ./proxy/h2/
+go test -run '^$' -fuzz '^FuzzServerFrames$' -fuzztime 20000x -fuzzminimizetime 200x ./proxy/frontend/h2/
 
 section "benchmarks compile and run once"
 go test -run '^$' -bench . -benchtime 1x ./resolver/ ./proxy/...

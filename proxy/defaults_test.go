@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtier/webtier/proxy/ajp"
-	"github.com/webtier/webtier/proxy/h1"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
+	"github.com/webtier/webtier/proxy/upstream/h1"
 )
 
 // Issue 15, defaults review: the side that closes an idle keep-alive

@@ -14,8 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/webtier/webtier/proxy/fieldname"
-	"github.com/webtier/webtier/proxy/h1"
+	"github.com/webtier/webtier/proxy/internal/httplex"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -208,7 +207,7 @@ func isEventStream(ct []string) bool {
 // a request for one protocol can be allowed.
 func requestedUpgrade(h http.Header) string {
 	up := h["Upgrade"]
-	if up == nil || !h1.HasToken(h["Connection"], "Upgrade") {
+	if up == nil || !httplex.HasToken(h["Connection"], "Upgrade") {
 		return ""
 	}
 	if len(up) != 1 || strings.IndexByte(up[0], ',') >= 0 {
@@ -216,21 +215,6 @@ func requestedUpgrade(h http.Header) string {
 	}
 	return up[0]
 }
-
-// isHopByHop reports whether k (canonical) is a header a proxy never
-// forwards: RFC 9110 7.6.1, the RFC 2616 list ReverseProxy keeps, and
-// HTTP2-Settings, which belongs to an h2c upgrade (RFC 7540 3.2.1).
-func isHopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings":
-		return true
-	}
-	return false
-}
-
-var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings"}
 
 // isForwarding reports whether k is a forwarding header, which
 // setForwarded rewrites.
@@ -248,7 +232,7 @@ func connectionTokens(h http.Header, buf []string) []string {
 	for _, v := range h["Connection"] {
 		for sf := range strings.SplitSeq(v, ",") {
 			if sf = textproto.TrimString(sf); sf != "" {
-				buf = append(buf, fieldname.Canonical(sf))
+				buf = append(buf, httplex.Canonical(sf))
 			}
 		}
 	}
@@ -272,7 +256,7 @@ func outboundHeader(in http.Header, keepUnderscores bool) http.Header {
 	sv := make([]string, nv)
 	out := make(http.Header, len(in)+4)
 	for k, vv := range in {
-		if isHopByHop(k) || isForwarding(k) || contains(conn, k) ||
+		if httplex.IsHopByHop(k) || isForwarding(k) || contains(conn, k) ||
 			!keepUnderscores && strings.IndexByte(k, '_') >= 0 {
 			continue
 		}
@@ -284,7 +268,7 @@ func outboundHeader(in http.Header, keepUnderscores bool) http.Header {
 		out[k] = sv[:n:n]
 		sv = sv[n:]
 	}
-	if h1.HasToken(in["Te"], "trailers") {
+	if httplex.HasToken(in["Te"], "trailers") {
 		out["Te"] = []string{"trailers"}
 	}
 	if _, ok := out["User-Agent"]; !ok {
@@ -308,7 +292,7 @@ func removeHopByHop(h http.Header) {
 	for _, k := range connectionTokens(h, tokBuf[:0]) {
 		delete(h, k)
 	}
-	for _, k := range hopByHop {
+	for _, k := range httplex.HopByHop {
 		delete(h, k)
 	}
 }
@@ -327,7 +311,7 @@ func moveHeader(dst, src http.Header) {
 }
 
 func upgradeType(h http.Header) string {
-	if !h1.HasToken(h["Connection"], "Upgrade") {
+	if !httplex.HasToken(h["Connection"], "Upgrade") {
 		return ""
 	}
 	return h.Get("Upgrade")

@@ -1,8 +1,9 @@
-// Package proxy is webtier's client-facing side: listeners, routing by Host
-// and path prefix, and the reverse-proxy rules (hop-by-hop headers,
+// Package proxy is webtier's Handler: routing by Host and path prefix,
+// path cleaning, and the reverse-proxy rules (hop-by-hop headers,
 // X-Forwarded-*, streaming, 502/504 answers). Backend addresses come only from
 // proxy/upstream pools, which follow the shared resolver; nothing here looks
-// up a name.
+// up a name. The listeners and the servers that call the Handler are
+// proxy/frontend's.
 package proxy
 
 import (
@@ -19,8 +20,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/webtier/webtier/proxy/ajp"
 	"github.com/webtier/webtier/proxy/upstream"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/resolver"
 )
 
@@ -144,7 +145,7 @@ func (h *Handler) Close() {
 	})
 }
 
-func (h *Handler) isClosed() bool {
+func (h *Handler) IsClosed() bool {
 	select {
 	case <-h.closed:
 		return true
@@ -153,8 +154,8 @@ func (h *Handler) isClosed() bool {
 	}
 }
 
-// release drops one reference; the last one closes the handler.
-func (h *Handler) release() {
+// Release drops one reference; the last one closes the handler.
+func (h *Handler) Release() {
 	if h.refs.Add(-1) == 0 {
 		// Not on this goroutine: it may be a request's, whose response
 		// is not finished until the handler returns.
@@ -162,13 +163,13 @@ func (h *Handler) release() {
 	}
 }
 
-// waitAnswers waits until every pool has applied a DNS answer with
+// WaitAnswers waits until every pool has applied a DNS answer with
 // addresses for each of its named targets, or until ctx is done. A pool built moments
 // ago has no address for a named target until then: the resolver delivers
 // answers on its own goroutines, even when the name is already in its
 // cache, and a new name needs a query. It returns "upstream: host" for each
 // target still without an answer.
-func (h *Handler) waitAnswers(ctx context.Context) (missing []string) {
+func (h *Handler) WaitAnswers(ctx context.Context) (missing []string) {
 	for i, waits := range h.answers {
 		for _, w := range waits {
 			select {
@@ -426,4 +427,29 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 	default:
 		fmt.Fprintln(w, "502 Bad Gateway: no backend could be reached")
 	}
+}
+
+// Hold takes a reference: the Server takes one while h is its current
+// handler, and one per request it serves with h; Release drops it.
+func (h *Handler) Hold() { h.refs.Add(1) }
+
+// Front returns the handler as listener i of Options.Listeners serves it
+// (with that listener's trusted proxies).
+func (h *Handler) Front(i int) http.Handler { return h.fronts[i] }
+
+// Done is closed when the handler has been closed.
+func (h *Handler) Done() <-chan struct{} { return h.closed }
+
+// ReverseProxyFront is Front(i) with net/http's httputil.ReverseProxy in
+// place of forward, routed the same way (path and Host rules too): the
+// reference the frontend's differential test compares forward with.
+func (h *Handler) ReverseProxyFront(i int) http.Handler {
+	f := h.fronts[i]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, rt := f.route(w, r)
+		if rt == nil {
+			return
+		}
+		f.rps[rt.pool].ServeHTTP(w, r)
+	})
 }

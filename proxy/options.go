@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/webtier/webtier/proxy/h2"
+	"github.com/webtier/webtier/proxy/frontend/h2"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 

@@ -5,14 +5,14 @@ import (
 	"testing"
 
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 // benchResolver returns a resolver with app.test cached for 5 minutes, so
 // the benchmark measures only the hit path.
 func benchResolver(b *testing.B) *resolver.Resolver {
 	b.Helper()
-	srv, err := resolvertest.Start("127.0.0.1:0")
+	srv, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}

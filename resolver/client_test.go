@@ -13,12 +13,12 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 func TestCNAME(t *testing.T) {
-	chain := func(n int) func(*resolvertest.Server) {
-		return func(s *resolvertest.Server) {
+	chain := func(n int) func(*dnsserver.Server) {
+		return func(s *dnsserver.Server) {
 			for i := range n {
 				s.SetCNAME(fmt.Sprintf("c%d.test", i), fmt.Sprintf("c%d.test", i+1), 300)
 			}
@@ -28,7 +28,7 @@ func TestCNAME(t *testing.T) {
 	tests := []struct {
 		name          string
 		noFollow      bool // the server answers a CNAME alone, as across zones
-		setup         func(*resolvertest.Server)
+		setup         func(*dnsserver.Server)
 		lookup        string
 		wantAddrs     []string
 		wantTTL       time.Duration
@@ -37,7 +37,7 @@ func TestCNAME(t *testing.T) {
 	}{
 		{
 			name: "chain-in-one-answer-min-ttl-on-cname",
-			setup: func(s *resolvertest.Server) {
+			setup: func(s *dnsserver.Server) {
 				s.SetCNAME("www.test", "lb.test", 300)
 				s.SetCNAME("lb.test", "node.test", 30)
 				s.SetA("node.test", 60, addrs("10.0.0.1", "10.0.0.2")...)
@@ -49,7 +49,7 @@ func TestCNAME(t *testing.T) {
 		},
 		{
 			name: "chain-in-one-answer-min-ttl-on-address",
-			setup: func(s *resolvertest.Server) {
+			setup: func(s *dnsserver.Server) {
 				s.SetCNAME("www.test", "node.test", 300)
 				s.SetA("node.test", 20, addrs("10.0.0.1")...)
 			},
@@ -60,7 +60,7 @@ func TestCNAME(t *testing.T) {
 		{
 			name:     "chain-continued-by-second-query",
 			noFollow: true,
-			setup: func(s *resolvertest.Server) {
+			setup: func(s *dnsserver.Server) {
 				s.SetCNAME("www.test", "elb.other.test", 20)
 				s.SetA("elb.other.test", 100, addrs("10.0.0.7")...)
 			},
@@ -86,7 +86,7 @@ func TestCNAME(t *testing.T) {
 		},
 		{
 			name: "loop",
-			setup: func(s *resolvertest.Server) {
+			setup: func(s *dnsserver.Server) {
 				s.SetCNAME("a.test", "b.test", 60)
 				s.SetCNAME("b.test", "a.test", 60)
 			},
@@ -95,7 +95,7 @@ func TestCNAME(t *testing.T) {
 		},
 		{
 			name:    "dangling-target",
-			setup:   func(s *resolvertest.Server) { s.SetCNAME("www.test", "missing.test", 60) },
+			setup:   func(s *dnsserver.Server) { s.SetCNAME("www.test", "missing.test", 60) },
 			lookup:  "www.test",
 			wantErr: resolver.ErrNoSuchHost,
 		},
@@ -159,8 +159,8 @@ func TestTruncatedRetriesOverTCP(t *testing.T) {
 func TestNameservers(t *testing.T) {
 	tests := []struct {
 		name        string
-		first       func(*resolvertest.Server)
-		second      func(*resolvertest.Server)
+		first       func(*dnsserver.Server)
+		second      func(*dnsserver.Server)
 		wantAddrs   []string
 		wantRcode   int // when wantAddrs is nil
 		wantNotFnd  bool
@@ -169,35 +169,35 @@ func TestNameservers(t *testing.T) {
 	}{
 		{
 			name:        "refused-then-second-server",
-			first:       func(s *resolvertest.Server) { s.SetRcode(dns.RcodeRefused) },
+			first:       func(s *dnsserver.Server) { s.SetRcode(dns.RcodeRefused) },
 			wantAddrs:   []string{"10.0.0.2"},
 			wantQueries: [2]int64{1, 1},
 			wantResult:  "refused",
 		},
 		{
 			name:        "servfail-then-second-server",
-			first:       func(s *resolvertest.Server) { s.SetRcode(dns.RcodeServerFailure) },
+			first:       func(s *dnsserver.Server) { s.SetRcode(dns.RcodeServerFailure) },
 			wantAddrs:   []string{"10.0.0.2"},
 			wantQueries: [2]int64{1, 1},
 			wantResult:  "servfail",
 		},
 		{
 			name:        "formerr-then-second-server",
-			first:       func(s *resolvertest.Server) { s.SetRcode(dns.RcodeFormatError) },
+			first:       func(s *dnsserver.Server) { s.SetRcode(dns.RcodeFormatError) },
 			wantAddrs:   []string{"10.0.0.2"},
 			wantQueries: [2]int64{1, 1},
 			wantResult:  "error",
 		},
 		{
 			name:        "timeout-then-second-server",
-			first:       func(s *resolvertest.Server) { s.SetDrop(true) },
+			first:       func(s *dnsserver.Server) { s.SetDrop(true) },
 			wantAddrs:   []string{"10.0.0.2"},
 			wantQueries: [2]int64{1, 1},
 			wantResult:  "timeout",
 		},
 		{
 			name:        "nxdomain-is-final",
-			first:       func(s *resolvertest.Server) { s.Delete("app.test") },
+			first:       func(s *dnsserver.Server) { s.Delete("app.test") },
 			wantRcode:   dns.RcodeNameError,
 			wantNotFnd:  true,
 			wantQueries: [2]int64{1, 0},
@@ -205,8 +205,8 @@ func TestNameservers(t *testing.T) {
 		},
 		{
 			name:        "all-refused-two-rounds",
-			first:       func(s *resolvertest.Server) { s.SetRcode(dns.RcodeRefused) },
-			second:      func(s *resolvertest.Server) { s.SetRcode(dns.RcodeRefused) },
+			first:       func(s *dnsserver.Server) { s.SetRcode(dns.RcodeRefused) },
+			second:      func(s *dnsserver.Server) { s.SetRcode(dns.RcodeRefused) },
 			wantRcode:   dns.RcodeRefused,
 			wantQueries: [2]int64{2, 2},
 		},

@@ -6,11 +6,11 @@ import (
 	"net/netip"
 
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 func ExampleResolver_Lookup() {
-	dns, err := resolvertest.Start("127.0.0.1:0")
+	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +32,7 @@ func ExampleResolver_Lookup() {
 }
 
 func ExampleResolver_Subscribe() {
-	dns, err := resolvertest.Start("127.0.0.1:0")
+	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}

@@ -15,17 +15,17 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
-// startServer starts a resolvertest server and closes it when t ends. Call
+// startServer starts a dnsserver server and closes it when t ends. Call
 // it outside a synctest bubble: the server's goroutines must not belong to
 // the bubble.
-func startServer(t *testing.T) *resolvertest.Server {
+func startServer(t *testing.T) *dnsserver.Server {
 	t.Helper()
-	s, err := resolvertest.Start("127.0.0.1:0")
+	s, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("resolvertest.Start: %v", err)
+		t.Fatalf("dnsserver.Start: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -40,7 +40,7 @@ type harness struct {
 
 // newHarness builds a Resolver asking servers in order (unless
 // opts.Nameservers is set) and closes it when t ends.
-func newHarness(t *testing.T, opts resolver.Options, servers ...*resolvertest.Server) *harness {
+func newHarness(t *testing.T, opts resolver.Options, servers ...*dnsserver.Server) *harness {
 	t.Helper()
 	return newHarnessSpread(t, opts, false, servers...)
 }
@@ -48,7 +48,7 @@ func newHarness(t *testing.T, opts resolver.Options, servers ...*resolvertest.Se
 // newHarnessSpread is newHarness where spread keeps the random spread of
 // refresh times (TestRefreshSpread); newHarness has every refresh at 90%
 // of the TTL, so that tests can name the moment.
-func newHarnessSpread(t *testing.T, opts resolver.Options, spread bool, servers ...*resolvertest.Server) *harness {
+func newHarnessSpread(t *testing.T, opts resolver.Options, spread bool, servers ...*dnsserver.Server) *harness {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &harness{reg: prometheus.NewRegistry(), logs: logs}

@@ -12,19 +12,19 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 // negativeCases are the two ways a name can stop having addresses while the
 // server keeps answering.
 var negativeCases = []struct {
 	name      string
-	make      func(s *resolvertest.Server, name string)
+	make      func(s *dnsserver.Server, name string)
 	wantRcode int
 	wantErr   error
 }{
-	{name: "nxdomain", make: func(s *resolvertest.Server, name string) { s.Delete(name) }, wantRcode: dns.RcodeNameError, wantErr: resolver.ErrNoSuchHost},
-	{name: "nodata", make: func(s *resolvertest.Server, name string) { s.SetA(name, 10) }, wantRcode: dns.RcodeSuccess, wantErr: resolver.ErrNoAddress},
+	{name: "nxdomain", make: func(s *dnsserver.Server, name string) { s.Delete(name) }, wantRcode: dns.RcodeNameError, wantErr: resolver.ErrNoSuchHost},
+	{name: "nodata", make: func(s *dnsserver.Server, name string) { s.SetA(name, 10) }, wantRcode: dns.RcodeSuccess, wantErr: resolver.ErrNoAddress},
 }
 
 func TestNegative_firstAnswer(t *testing.T) {
@@ -116,12 +116,12 @@ func TestNegative_recoversAtLastTTL(t *testing.T) {
 	tests := []struct {
 		name string
 		opts resolver.Options
-		lose func(s *resolvertest.Server)
+		lose func(s *dnsserver.Server)
 	}{
 		{"deleted past negative_hold", resolver.Options{NegativeHold: 5 * time.Second},
-			func(s *resolvertest.Server) { s.Delete("app.test") }},
+			func(s *dnsserver.Server) { s.Delete("app.test") }},
 		{"servfail past stale", resolver.Options{Stale: 5 * time.Second},
-			func(s *resolvertest.Server) { s.SetRcode(dns.RcodeServerFailure) }},
+			func(s *dnsserver.Server) { s.SetRcode(dns.RcodeServerFailure) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,8 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/resolver"
-	"github.com/webtier/webtier/resolver/resolvertest"
+	"github.com/webtier/webtier/resolver/dnsserver"
 )
 
 // demo shows the point of webtier on one machine with nothing installed: an
@@ -61,7 +62,7 @@ func runDemo(duration, flip time.Duration, listen string, out io.Writer) error {
 		defer srv.Close()
 	}
 
-	dns, err := resolvertest.Start("127.0.0.1:0")
+	dns, err := dnsserver.Start("127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("starting demo DNS server: %w", err)
 	}
@@ -82,7 +83,7 @@ func runDemo(duration, flip time.Duration, listen string, out io.Writer) error {
 			Targets: []proxy.TargetOptions{{Scheme: "http", Host: demoName, Port: uint16(port), Weight: 1}},
 		}},
 	}
-	srv, err := proxy.NewServer(opts, res, zap.NewNop())
+	srv, err := frontend.NewServer(opts, res, zap.NewNop())
 	if err != nil {
 		return err
 	}

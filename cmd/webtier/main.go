@@ -31,7 +31,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/webtier/webtier/config"
-	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
 )
@@ -241,7 +241,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	popts := cfg.Proxy
 	// Registered once: every Handler a reload builds counts into them.
 	popts.Metrics = upstream.NewMetrics(reg)
-	srv, err := proxy.NewServer(popts, res, log.Named("proxy"))
+	srv, err := frontend.NewServer(popts, res, log.Named("proxy"))
 	if err != nil {
 		return fmt.Errorf("building proxy: %w", err)
 	}
@@ -277,7 +277,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 // parts built from it that a reload reuses or changes.
 type running struct {
 	started *config.Config
-	srv     *proxy.Server
+	srv     *frontend.Server
 	res     *resolver.Resolver // kept: one DNS cache for every Handler
 	metrics *upstream.Metrics  // kept: registered once per process
 	level   zap.AtomicLevel
@@ -285,7 +285,7 @@ type running struct {
 }
 
 // dnsWait bounds how long a reload waits for the first DNS answers of the
-// new upstreams' names before swapping them in (proxy.Server.Reload): as
+// new upstreams' names before swapping them in (frontend.Server.Reload): as
 // long as the resolver may take to answer a name or give up on it.
 func dnsWait(o resolver.Options) time.Duration {
 	return o.QueryTimeout*time.Duration(o.Attempts) + time.Second

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net"
 
-	"github.com/webtier/webtier/proxy/ajp"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
 )
 
 // newAJPTransport builds the AJP13 client of an ajp:// endpoint. It shares

@@ -15,8 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/webtier/webtier/proxy/h1"
-	"github.com/webtier/webtier/proxy/interrupt"
+	"github.com/webtier/webtier/proxy/internal/interrupt"
+	"github.com/webtier/webtier/proxy/upstream/h1"
 )
 
 // Endpoint is one backend address of one target, with its own keep-alive

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/webtier/webtier/proxy/ajp"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
 )
 
 // healthLoop runs the active health check of every address in DNS every

@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/webtier/webtier/proxy/ajp"
-	"github.com/webtier/webtier/proxy/h1"
-	"github.com/webtier/webtier/proxy/interrupt"
+	"github.com/webtier/webtier/proxy/internal/interrupt"
+	"github.com/webtier/webtier/proxy/upstream/ajp"
+	"github.com/webtier/webtier/proxy/upstream/h1"
 )
 
 // notSentError marks a try that failed before any of the request was sent,
@@ -150,7 +150,7 @@ func (p *Pool) retry503(req *http.Request, resp *http.Response, idempotent bool,
 //
 // A non-idempotent request whose bytes may have reached a backend is never
 // retried. (A pooled connection found dead before anything was written is
-// retried by the transport itself (proxy/h1, net/http, proxy/ajp) on a
+// retried by the transport itself (upstream/h1, net/http, upstream/ajp) on a
 // fresh connection to the same address.)
 func (p *Pool) retryable(err error, idempotent bool, body *bodyRead) bool {
 	var de *DialError

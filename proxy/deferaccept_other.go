@@ -1,8 +1,0 @@
-//go:build !linux
-
-package proxy
-
-import "syscall"
-
-// deferAccept does nothing where TCP_DEFER_ACCEPT does not exist.
-func deferAccept(_, _ string, _ syscall.RawConn) error { return nil }

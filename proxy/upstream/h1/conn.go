@@ -1,0 +1,230 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/webtier/webtier/proxy/internal/idlepool"
+)
+
+// aLongTimeAgo is a deadline in the past, set to wake a blocked read or
+// write at once (net/http and miekg/dns use the same trick).
+var aLongTimeAgo = time.Unix(1, 0)
+
+// persistConn is one connection to the backend. It is owned by exactly
+// one of: the pool (t.idle), an exchange in progress (RoundTrip, then the
+// response body; a request body writer shares it, writing through bw), a
+// 101 response's body, or nobody once closed.
+type persistConn struct {
+	t    *Transport
+	conn net.Conn
+	br   *bufio.Reader // reads through pc.Read
+	bw   *bufio.Writer // writes to conn
+
+	// limit is what Read may still return while a response head is read,
+	// -1 otherwise. Only the reading side touches it.
+	limit int64
+
+	idle idlepool.Entry
+
+	// interruptFn is pc.interrupt, made once: a method value passed to
+	// context.AfterFunc would allocate on every request.
+	interruptFn func()
+
+	dmu     sync.Mutex // guards broken, waiting, owner and every deadline change
+	broken  bool       // a past deadline was set to interrupt it: never reuse
+	waiting bool       // a response head is awaited: body writes extend the read deadline
+	owner   *exchange  // the exchange whose body reads it; nil otherwise
+
+	// For the reuse check and flushAwait, which run only on the goroutine
+	// that owns pc (out of the pool, no body writer yet). The callback is
+	// a method value made once: making it per call would allocate.
+	probe     idlepool.Probe
+	unchecked bool // taken from the pool: check before the first byte goes out
+	sendFn    func(fd uintptr) bool
+	sent      bool
+	sendErr   error
+
+	closed atomic.Bool
+}
+
+func newPersistConn(t *Transport, conn net.Conn) *persistConn {
+	pc := &persistConn{t: t, conn: conn, limit: -1}
+	pc.br = bufio.NewReaderSize(pc, readBufSize)
+	pc.bw = bufio.NewWriterSize(pc, writeBufSize)
+	pc.interruptFn = pc.interrupt
+	t.idle.Track(pc)
+	return pc
+}
+
+// Read reads from the connection for br, enforcing limit.
+func (pc *persistConn) Read(p []byte) (int, error) {
+	if pc.limit < 0 {
+		return pc.conn.Read(p)
+	}
+	if pc.limit == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > pc.limit {
+		p = p[:pc.limit]
+	}
+	n, err := pc.conn.Read(p)
+	pc.limit -= int64(n)
+	return n, err
+}
+
+// errStale: a connection taken from the pool was found closed by the
+// backend, or holding bytes nobody asked for, before anything was written
+// to it. The request goes to the next pooled connection, or a new one.
+var errStale = errors.New("h1: pooled connection closed or holding unsolicited bytes")
+
+// Write writes to the connection for bw. The first write after pc left
+// the pool checks it first (see fit); flushAwait does the same check in
+// its own callback, so a request that fits the buffer pays no second
+// RawConn round trip. Here it catches a head larger than the buffer,
+// which bw writes out in part before the flush.
+func (pc *persistConn) Write(p []byte) (int, error) {
+	if pc.unchecked && !pc.fit() {
+		return 0, errStale
+	}
+	return pc.conn.Write(p)
+}
+
+// fit checks a connection taken from the pool: it may carry a request
+// only if nothing is readable on it. A backend that closed it while idle
+// has sent FIN or RST; bytes nobody asked for (a backend that sent more
+// than its response) would be read as the answer to this request, so the
+// connection is dropped and they are reported.
+func (pc *persistConn) fit() bool {
+	pc.unchecked = false
+	return pc.probe.Fit(pc.probe.Check(pc.conn), pc.t.o.OnUnsolicited)
+}
+
+// alive reports whether a pooled connection has nothing to read, without
+// reporting anything (for tests).
+func (pc *persistConn) alive() bool { return pc.probe.Check(pc.conn) == idlepool.Nothing }
+
+// IdleEntry and Close make pc an idlepool.Conn.
+func (pc *persistConn) IdleEntry() *idlepool.Entry { return &pc.idle }
+func (pc *persistConn) Close()                     { pc.close() }
+
+func (pc *persistConn) close() {
+	if pc.closed.CompareAndSwap(false, true) {
+		pc.idle.StopTimer()
+		pc.conn.Close()
+	}
+}
+
+// interrupt wakes any blocked read or write and marks pc broken. It runs
+// when the request's context ends.
+func (pc *persistConn) interrupt() {
+	pc.dmu.Lock()
+	pc.broken = true
+	pc.conn.SetDeadline(aLongTimeAgo)
+	pc.dmu.Unlock()
+}
+
+// interruptFor interrupts pc only if ex still owns it: a response body
+// closed late must not break the connection after it went back to the
+// pool and on to another request.
+func (pc *persistConn) interruptFor(ex *exchange) {
+	pc.dmu.Lock()
+	if pc.owner == ex {
+		pc.broken = true
+		pc.conn.SetDeadline(aLongTimeAgo)
+	}
+	pc.dmu.Unlock()
+}
+
+// alwaysStopped is the stop function of a context that never ends.
+func alwaysStopped() bool { return true }
+
+// watch interrupts pc when ctx ends, until the returned stop is called.
+// stop reports false if the interruption happened (or is happening).
+func (pc *persistConn) watch(ctx context.Context) (stop func() bool) {
+	if ctx.Done() == nil {
+		return alwaysStopped
+	}
+	return context.AfterFunc(ctx, pc.interruptFn)
+}
+
+// awaitHeaders sets the read deadline for the response head, unless pc
+// was interrupted; it reports whether it did.
+func (pc *persistConn) awaitHeaders(deadline time.Time) bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	if pc.broken {
+		return false
+	}
+	pc.waiting = true
+	pc.conn.SetReadDeadline(deadline)
+	return true
+}
+
+// extendHeaderWait restarts the response head clock after a body write,
+// if the head is still awaited.
+func (pc *persistConn) extendHeaderWait(d time.Duration) {
+	pc.dmu.Lock()
+	if pc.waiting && !pc.broken {
+		pc.conn.SetReadDeadline(time.Now().Add(d))
+	}
+	pc.dmu.Unlock()
+}
+
+// gotHeaders clears the read deadline once the response head is in and
+// makes ex the owner; false if pc was interrupted.
+func (pc *persistConn) gotHeaders(ex *exchange) bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	pc.waiting = false
+	if pc.broken {
+		return false
+	}
+	pc.owner = ex
+	pc.conn.SetReadDeadline(time.Time{})
+	return true
+}
+
+// release ends the ownership of the exchange; it reports whether pc is
+// still fit for another request.
+func (pc *persistConn) release() bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	pc.owner = nil
+	return !pc.broken
+}
+
+// setReadDeadline sets the read deadline unless pc was interrupted; it
+// reports whether it did. Guarding it keeps a late change from undoing an
+// interruption.
+func (pc *persistConn) setReadDeadline(t time.Time) bool {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	if pc.broken {
+		return false
+	}
+	pc.conn.SetReadDeadline(t)
+	return true
+}
+
+// failWrite records that reading the request body failed and interrupts
+// pc: the backend waits for bytes that will never come.
+func (pc *persistConn) failWrite(w *bodyWriter, err error) {
+	pc.dmu.Lock()
+	w.srcErr = err
+	pc.broken = true
+	pc.conn.SetDeadline(aLongTimeAgo)
+	pc.dmu.Unlock()
+}
+
+// sourceError returns the request body error recorded by failWrite.
+func (pc *persistConn) sourceError(w *bodyWriter) error {
+	pc.dmu.Lock()
+	defer pc.dmu.Unlock()
+	return w.srcErr
+}
