@@ -155,15 +155,13 @@ func tomcatVersion() string {
 	return fmt.Sprintf("%s; %s; JAVA_OPTS %s", tc, j, tomcatJavaOpts)
 }
 
-// writeWebtierAJP: as writeWebtier (one listener, one route, pool of 64),
-// with one ajp:// target and the connector's secret. Everything else in
-// the ajp mapping is the default: packet_size 8192 (= Tomcat's),
-// cping_idle 10s.
+// writeWebtierAJP: as writeWebtier (one listener, one route, webtier's
+// defaults), with one ajp:// target and the connector's secret. Everything
+// else in the ajp mapping is the default: packet_size 8192 (= Tomcat's),
+// cping_idle 10s. -webtier-upstream keys apply here too.
 func writeWebtierAJP(e *env, dir string, port, _ int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`listeners:
   - address: "127.0.0.1:%d"
-    name: bench-ajp
-    idle_timeout: 120s
 routes:
   - path: /
     upstream: tomcat
@@ -172,12 +170,10 @@ upstreams:
     targets: ["ajp://127.0.0.1:%d"]
     ajp:
       secret: %q
-    max_idle_per_address: 64  # pooled AJP connections (default 64; httpd's pool is its 64 threads)
-    idle_timeout: 10m         # outlives the ~6 min between AJP rounds of a full run, as httpd's pool (no ttl) does
-logging:
+%slogging:
   level: warn
   format: json
-`, port, e.ajpPort, ajpSecret)
+`, port, e.ajpPort, ajpSecret, upstreamExtra(e.webtierUpstream))
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
