@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -93,4 +94,30 @@ func TestScaleTable(t *testing.T) {
 		"| | | | 19000 | skipped: needs 19512 open files | | | | | |",
 		"| nginx | n/a: nginx not installed | | | | | | | | |",
 	)
+}
+
+// TestPeerFdLimits: with the idle-at-scale step's connections above half
+// the file limit, HAProxy gets "no strict-limits" (it would refuse to
+// start) and nginx workers do not ask for more than the limit.
+func TestPeerFdLimits(t *testing.T) {
+	for _, c := range []struct {
+		connCap      int
+		nofile       uint64
+		strict       bool
+		nginxRlimits int
+	}{
+		{4096, 20000, true, 8256},
+		{20024, 20000, false, 20000},
+		{20024, 0, true, 40112}, // limit unknown
+		{20024, 1 << 20, true, 40112},
+	} {
+		e := &env{connCap: c.connCap, nofile: c.nofile}
+		hl := haproxyLimits(e)
+		if !strings.HasPrefix(hl, fmt.Sprintf("maxconn %d ", c.connCap)) || strings.Contains(hl, "no strict-limits") == c.strict {
+			t.Errorf("haproxyLimits(connCap %d, nofile %d) = %q, want strict limits %v", c.connCap, c.nofile, hl, c.strict)
+		}
+		if got := nginxRlimit(e); got != c.nginxRlimits {
+			t.Errorf("nginxRlimit(connCap %d, nofile %d) = %d, want %d", c.connCap, c.nofile, got, c.nginxRlimits)
+		}
+	}
 }

@@ -254,6 +254,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	lim := raiseNofile(uint64(2*e.connCap + 1024))
+	e.nofile = lim
 	if lim < uint64(o.idle+256) {
 		logf("RLIMIT_NOFILE is %d: lowering -idle from %d to %d", lim, o.idle, lim-256)
 		o.idle = int(lim) - 256

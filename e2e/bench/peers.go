@@ -16,6 +16,7 @@ type env struct {
 	keyFile     string // its key (PKCS#8 PEM)
 	comboFile   string // cert+key in one file (HAProxy's crt)
 	connCap     int    // client connections each proxy must be able to hold (idle test + load)
+	nofile      uint64 // RLIMIT_NOFILE in force, which the peers inherit (0: unknown)
 	webtierBin  string
 	ajpPort     int // Tomcat's AJP connector (the "ajp" suite)
 	// webtierUpstream are extra "key: value" lines for webtier's upstream
@@ -152,7 +153,7 @@ http {
     location / { return 404; }
   }
 }
-`, dir, port, tlsPort, e.connCap, 2*e.connCap+64, nginxTempPaths(dir), e.certFile, e.keyFile, www)
+`, dir, port, tlsPort, e.connCap, nginxRlimit(e), nginxTempPaths(dir), e.certFile, e.keyFile, www)
 	cfg := filepath.Join(dir, "nginx.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -234,6 +235,37 @@ var upstreamKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // --- HAProxy ------------------------------------------------------------------
 
+// haproxyLimits is the global section's connection limit: maxconn
+// e.connCap, and "no strict-limits" when RLIMIT_NOFILE is below what
+// HAProxy reserves for it. HAProxy counts two descriptors per connection
+// (the client's and the server's: maxsock = 2 × maxconn + a few) and by
+// default refuses to start below that ("FD limit (20000) too low for
+// maxconn=20024/maxsock=40065"); an idle client connection holds one, so
+// with no strict-limits it still holds the idle-at-scale step's 19,000
+// under a limit of 20,000.
+func haproxyLimits(e *env) string {
+	s := fmt.Sprintf("maxconn %d              # room for the idle-connection tests", e.connCap)
+	if e.nofile != 0 && uint64(2*e.connCap+haproxyFdOverhead) > e.nofile {
+		s += fmt.Sprintf("\n  no strict-limits           # RLIMIT_NOFILE %d < 2 x maxconn: start anyway (idle clients need 1 fd each)", e.nofile)
+	}
+	return s
+}
+
+// haproxyFdOverhead covers HAProxy's descriptors besides 2 × maxconn
+// (listeners, pollers, pipes per thread), with room to spare.
+const haproxyFdOverhead = 64
+
+// nginxRlimit is worker_rlimit_nofile: two descriptors per connection, at
+// most the limit in force (a worker cannot raise it above the hard limit
+// without CAP_SYS_RESOURCE; it would log an alert for every start).
+func nginxRlimit(e *env) int {
+	want := 2*e.connCap + 64
+	if e.nofile != 0 && uint64(want) > e.nofile {
+		return int(e.nofile)
+	}
+	return want
+}
+
 // writeHAProxy: one process (-db, foreground), nbthread 2 = the 2 cores;
 // no "log" lines, so no logging; http-keep-alive (default) on both sides
 // with "http-reuse always" for the upstream (see below); X-Forwarded-For
@@ -241,7 +273,7 @@ var upstreamKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 func writeHAProxy(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`global
   nbthread 2                 # one thread per core
-  maxconn %[4]d              # room for the idle-connection test
+  %[4]s
   ssl-default-bind-options ssl-min-ver TLSv1.2
 
 defaults
@@ -264,7 +296,7 @@ frontend fe
 
 backend be
   server s1 127.0.0.1:%[3]d
-`, port, tlsPort, e.backendPort, e.connCap, e.comboFile)
+`, port, tlsPort, e.backendPort, haproxyLimits(e), e.comboFile)
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -313,7 +345,7 @@ http {
     }
   }
 }
-`, dir, port, tlsPort, e.backendPort, e.connCap, 2*e.connCap+64, nginxTempPaths(dir), e.certFile, e.keyFile)
+`, dir, port, tlsPort, e.backendPort, e.connCap, nginxRlimit(e), nginxTempPaths(dir), e.certFile, e.keyFile)
 	cfg := filepath.Join(dir, "nginx.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
