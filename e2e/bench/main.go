@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/e2e/peer"
 )
 
 // Per-run overheads used for the runtime estimate printed up front.
@@ -232,7 +234,7 @@ func run(ctx context.Context, o options) (err error) {
 			return fmt.Errorf("%s is required for scenarios %q (apt-get install %s)", t.pkg, t.suite, t.pkg)
 		}
 		if t.name == "tomcat" && !installedTomcat() {
-			return fmt.Errorf("%s or java is missing (apt-get install tomcat10)", tomcatCatalinaSh)
+			return fmt.Errorf("%s or java is missing (apt-get install tomcat10)", peer.TomcatCatalinaSh)
 		}
 	}
 	if needH2 && !installed("nghttp2-client") {

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/webtier/webtier/e2e/peer"
 )
 
 // env is what every peer config needs to know about the run.
@@ -75,7 +77,7 @@ var targets = []*target{
 	// The "ajp" suite (ajp.go): Tomcat's HTTP connector is the ceiling;
 	// webtier and httpd (mod_proxy_ajp) reach it over its AJP connector.
 	{name: "tomcat", suite: "ajp", direct: true, label: "direct (Tomcat HTTP connector, no proxy)", pkg: "tomcat10",
-		bin: tomcatCatalinaSh, versionFn: tomcatVersion, write: writeTomcat, bodies: tomcatBodies,
+		bin: peer.TomcatCatalinaSh, versionFn: tomcatVersion, write: writeTomcat, bodies: tomcatBodies,
 		readyTimeout: tomcatReadyTimeout, ready: tomcatAJPReady, noTLS: "n/a"},
 	{name: "webtier-ajp", suite: "ajp", proxy: "webtier", label: "webtier → Tomcat AJP", bin: "webtier",
 		version: []string{"webtier", "version"}, write: writeWebtierAJP, bodies: tomcatBodies, noTLS: "n/a"},
