@@ -3,14 +3,17 @@
 // of one fast fixed-response nginx backend, loads each in interleaved rounds
 // with wrk (and h2load for HTTP/2 over TLS), and prints Markdown tables of
 // throughput, latency, CPU-seconds per 100k requests and memory, plus the
-// memory cost of idle keep-alive client connections. The "ajp" scenario
+// memory cost of idle keep-alive client connections, then holds 10,000 and
+// 19,000 idle connections against each freshly restarted proxy (RSS per
+// connection, idle CPU; idlescale.go). webtier runs at its defaults, as a
+// user following README.md runs it. The "ajp" scenario
 // has columns of its own: webtier and httpd (mod_proxy_ajp) in front of a
 // Tomcat 10 AJP connector, and Tomcat's HTTP connector direct. The
 // "failover" scenario (failover.go) moves an upstream name's DNS record
 // under load while the old backend vanishes, for every proxy that can
 // follow DNS, in network and mount namespaces of its own.
 //
-//	go run ./e2e/bench                  # defaults: 3 rounds of 10 s runs (~17 min)
+//	go run ./e2e/bench                  # defaults: 3 rounds of 10 s runs, idle-at-scale, failover (~25 min)
 //	go run ./e2e/bench -quick           # smoke run: 1 round of 3 s runs
 //	go run ./e2e/bench -scenarios ajp   # the AJP leg only (~3 min)
 //	go run ./e2e/bench -scenarios failover  # the DNS failover only (~4 min)
