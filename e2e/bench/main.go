@@ -492,7 +492,7 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 	}
-	if len(o.scale) > 0 {
+	if len(o.scale) > 0 && nIdle > 0 { // the HTTP suite ran
 		if err := runScale(ctx, e, o, insts, rep, lim); err != nil {
 			return err
 		}
