@@ -2,27 +2,24 @@ package main
 
 // The "ajp" suite: a private Tomcat 10 with an HTTP connector (the ceiling,
 // "direct") and an AJP connector with a secret, and webtier and httpd
-// (mod_proxy_ajp) in front of the AJP connector. The Tomcat setup follows
-// shared/PEERS.md section 1 and e2e/peer/tomcat.go (which is not imported:
-// it is a test helper package), with benchmark JVM flags instead of the
-// fast-start ones, and a static file instead of the echo JSP.
+// (mod_proxy_ajp) in front of the AJP connector. The CATALINA_BASE is
+// e2e/peer's (peer.TomcatBase, as the e2e tests' Tomcat, shared/PEERS.md
+// section 1), with benchmark JVM flags instead of the fast-start ones,
+// connector settings for load, and a static file instead of the echo JSP;
+// the benchmark starts and stops it itself, as its other peers.
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/webtier/webtier/e2e/peer"
 )
 
 const (
-	tomcatHome       = "/usr/share/tomcat10" // CATALINA_HOME of the Debian package tomcat10
-	tomcatCatalinaSh = tomcatHome + "/bin/catalina.sh"
 	// ajpSecret is the AJP connector's secret (secretRequired="true"),
 	// given to webtier (ajp.secret) and httpd (ProxyPass ... secret=).
 	ajpSecret = "bench-ajp-s3cret"
@@ -42,128 +39,56 @@ const (
 var tomcatBodies = map[string]int{"/100.txt": 100}
 
 // writeTomcat writes a private CATALINA_BASE under dir (port: the HTTP
-// connector; e.ajpPort: the AJP one) and returns `env -u ... catalina.sh
-// run`: catalina.sh execs java in the foreground, so the PID is the JVM's.
-// JAVA_OPTS/CATALINA_OPTS from the caller's environment are dropped; ours
-// are in bin/setenv.sh.
+// connector; e.ajpPort: the AJP one) and returns its command line
+// (peer.TomcatBase.Command: catalina.sh run, which execs java in the
+// foreground, so the PID is the JVM's; the caller's JAVA_OPTS and
+// CATALINA_OPTS are dropped, ours are in bin/setenv.sh).
+//
+// server.xml: no shutdown port (stopped with SIGTERM), no access log
+// valve. HTTP connector: maxKeepAliveRequests="-1" (the default 100 would
+// make wrk reconnect every 100 requests, unlike every other column) and a
+// keep-alive timeout above the pause between runs. AJP connector as in
+// PEERS.md; AJP connections have no request limit and no idle timeout by
+// default (connectionTimeout -1). Both connectors keep Tomcat's default
+// NIO thread pool (maxThreads 200) and packetSize 8192 (webtier's and
+// httpd's default too). web.xml maps only the default (static file)
+// servlet, which is all the suite uses.
 func writeTomcat(e *env, dir string, port, _ int) ([]string, []string, error) {
-	for _, d := range []string{"conf", "bin", "logs", "temp", "work", "webapps/ROOT"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, nil, err
-		}
+	base := peer.TomcatBase{
+		Dir: dir, IP: "127.0.0.1", HTTPPort: port, AJPPort: e.ajpPort, Secret: ajpSecret,
+		HTTPAttrs: `keepAliveTimeout="120000" maxKeepAliveRequests="-1" acceptCount="4096"`,
+		AJPAttrs:  `acceptCount="4096"`,
+		JavaOpts:  tomcatJavaOpts,
+		Files:     map[string]string{"/100.txt": strings.Repeat("x", 99) + "\n"},
 	}
-	// server.xml: no shutdown port (stopped with SIGTERM), no access log
-	// valve. HTTP connector: maxKeepAliveRequests="-1" (the default 100
-	// would make wrk reconnect every 100 requests, unlike every other
-	// column) and a keep-alive timeout above the pause between runs. AJP
-	// connector as in PEERS.md; AJP connections have no request limit and
-	// no idle timeout by default (connectionTimeout -1). Both connectors
-	// keep Tomcat's default NIO thread pool (maxThreads 200) and
-	// packetSize 8192 (webtier's and httpd's default too).
-	serverXML := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
-<!-- Written by webtier's e2e/bench. No shutdown port: stop with SIGTERM. -->
-<Server port="-1" shutdown="SHUTDOWN">
-  <Service name="Catalina">
-    <Connector address="127.0.0.1" port="%d" protocol="HTTP/1.1" connectionTimeout="20000"
-               keepAliveTimeout="120000" maxKeepAliveRequests="-1" acceptCount="4096"/>
-    <Connector address="127.0.0.1" port="%d" protocol="AJP/1.3"
-               secretRequired="true" secret="%s"
-               tomcatAuthentication="false"
-               acceptCount="4096"/>
-    <Engine name="Catalina" defaultHost="localhost">
-      <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false"/>
-    </Engine>
-  </Service>
-</Server>
-`, port, e.ajpPort, ajpSecret)
-	// web.xml: only the default (static file) servlet, which is all the
-	// suite uses; the stock 4,700-line file also maps Jasper.
-	webXML := `<?xml version="1.0" encoding="UTF-8"?>
-<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee"
-         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-         xsi:schemaLocation="https://jakarta.ee/xml/ns/jakartaee https://jakarta.ee/xml/ns/jakartaee/web-app_6_0.xsd"
-         version="6.0">
-  <servlet>
-    <servlet-name>default</servlet-name>
-    <servlet-class>org.apache.catalina.servlets.DefaultServlet</servlet-class>
-    <init-param><param-name>listings</param-name><param-value>false</param-value></init-param>
-    <load-on-startup>1</load-on-startup>
-  </servlet>
-  <servlet-mapping><servlet-name>default</servlet-name><url-pattern>/</url-pattern></servlet-mapping>
-</web-app>
-`
-	files := map[string]string{
-		"conf/server.xml": serverXML,
-		"conf/web.xml":    webXML,
-		// Jar scanning off: halves the start time (PEERS.md).
-		"conf/context.xml": `<?xml version="1.0" encoding="UTF-8"?>
-<Context><JarScanner scanClassPath="false" scanManifest="false"/></Context>
-`,
-		"conf/logging.properties": `handlers = java.util.logging.ConsoleHandler
-.level = INFO
-java.util.logging.ConsoleHandler.level = FINE
-java.util.logging.ConsoleHandler.formatter = org.apache.juli.OneLineFormatter
-`,
-		"bin/setenv.sh":        `JAVA_OPTS="` + tomcatJavaOpts + `"` + "\n",
-		"webapps/ROOT/100.txt": strings.Repeat("x", 99) + "\n",
+	if err := base.Write(); err != nil {
+		return nil, nil, err
 	}
-	for name, content := range files {
-		if err := writeFile(filepath.Join(dir, name), content); err != nil {
-			return nil, nil, err
-		}
-	}
-	argv := []string{"env", "-u", "JAVA_OPTS", "-u", "CATALINA_OPTS", "-u", "JAVA_TOOL_OPTIONS", "-u", "JDK_JAVA_OPTIONS",
-		"CATALINA_HOME=" + tomcatHome, "CATALINA_BASE=" + dir, "CATALINA_TMPDIR=" + filepath.Join(dir, "temp"),
-		tomcatCatalinaSh, "run"}
-	return argv, nil, nil
+	return base.Command(), nil, nil
 }
 
 // tomcatAJPReady: the HTTP connector answering is not enough, a
 // misconfigured AJP connector keeps its port bound and never answers
 // (PEERS.md); CPING/CPONG shows it works.
 func tomcatAJPReady(e *env) error {
-	return ajpPing(fmt.Sprintf("127.0.0.1:%d", e.ajpPort), 2*time.Second)
-}
-
-// ajpPing sends an AJP13 CPING (12 34 00 01 0A) on a new connection and
-// expects CPONG (41 42 00 01 09). It needs no secret.
-func ajpPing(addr string, timeout time.Duration) error {
-	c, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{0x12, 0x34, 0x00, 0x01, 0x0A}); err != nil {
-		return fmt.Errorf("cping %s: %w", addr, err)
-	}
-	got := make([]byte, 5)
-	if _, err := io.ReadFull(c, got); err != nil {
-		return fmt.Errorf("cping %s: no cpong: %w", addr, err)
-	}
-	if want := []byte{0x41, 0x42, 0x00, 0x01, 0x09}; !bytes.Equal(got, want) {
-		return fmt.Errorf("cping %s: got % x, want cpong % x", addr, got, want)
-	}
-	return nil
+	return peer.AJPPing(fmt.Sprintf("127.0.0.1:%d", e.ajpPort), 2*time.Second)
 }
 
 // tomcatVersion is Tomcat's and the JVM's version for the versions table.
 func tomcatVersion() string {
-	tc := versionOf([]string{"java", "-cp", tomcatHome + "/lib/catalina.jar", "org.apache.catalina.util.ServerInfo"})
+	tc := versionOf([]string{"java", "-cp", peer.TomcatHome + "/lib/catalina.jar", "org.apache.catalina.util.ServerInfo"})
 	tc = strings.TrimPrefix(tc, "Server version: ")
 	j := versionOf([]string{"java", "-version"})
 	return fmt.Sprintf("%s; %s; JAVA_OPTS %s", tc, j, tomcatJavaOpts)
 }
 
-// writeWebtierAJP: as writeWebtier (one listener, one route, pool of 64),
-// with one ajp:// target and the connector's secret. Everything else in
-// the ajp mapping is the default: packet_size 8192 (= Tomcat's),
-// cping_idle 10s.
+// writeWebtierAJP: as writeWebtier (one listener, one route, webtier's
+// defaults), with one ajp:// target and the connector's secret. Everything
+// else in the ajp mapping is the default: packet_size 8192 (= Tomcat's),
+// cping_idle 10s. -webtier-upstream keys apply here too.
 func writeWebtierAJP(e *env, dir string, port, _ int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`listeners:
   - address: "127.0.0.1:%d"
-    name: bench-ajp
-    idle_timeout: 120s
 routes:
   - path: /
     upstream: tomcat
@@ -172,12 +97,10 @@ upstreams:
     targets: ["ajp://127.0.0.1:%d"]
     ajp:
       secret: %q
-    max_idle_per_address: 64  # pooled AJP connections (default 64; httpd's pool is its 64 threads)
-    idle_timeout: 10m         # outlives the ~6 min between AJP rounds of a full run, as httpd's pool (no ttl) does
-logging:
+%slogging:
   level: warn
   format: json
-`, port, e.ajpPort, ajpSecret)
+`, port, e.ajpPort, ajpSecret, upstreamExtra(e.webtierUpstream))
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -313,10 +236,4 @@ func newConns(before, after connSample) int64 {
 }
 
 // installedTomcat reports whether Tomcat and a JVM are there.
-func installedTomcat() bool {
-	if _, err := os.Stat(tomcatCatalinaSh); err != nil {
-		return false
-	}
-	_, err := exec.LookPath("java")
-	return err == nil
-}
+func installedTomcat() bool { return len(peer.InstalledTomcat()) == 0 }

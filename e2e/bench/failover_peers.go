@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webtier/webtier/e2e/peer"
 )
 
 const (
@@ -45,7 +47,9 @@ const (
 // --- BIND -------------------------------------------------------------------
 
 // foBIND is a private named, authoritative for foZone, that takes dynamic
-// updates from 127.0.0.1 without TSIG (shared/PEERS.md section 3).
+// updates from 127.0.0.0/8 without TSIG: e2e/peer's BIND configuration
+// (peer.BINDConfig, shared/PEERS.md section 3) on port 53, started and
+// stopped by the benchmark as its other peers.
 type foBIND struct {
 	dir string
 	d   *daemon
@@ -55,44 +59,17 @@ func startFoBIND(ctx context.Context, dir string) (*foBIND, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	conf := fmt.Sprintf(`options {
-	directory %[1]q;
-	pid-file %[2]q;
-	session-keyfile %[3]q;
-	listen-on port 53 { 127.0.0.1; };
-	listen-on-v6 { none; };
-	recursion no;
-	allow-query { any; };
-	dnssec-validation no;
-	notify no;
-	querylog yes;
-	minimal-responses yes;
-};
-controls { };
-zone %[4]q {
-	type primary;
-	file "zone.db";
-	allow-update { 127.0.0.1; };
-};
-`, dir, filepath.Join(dir, "named.pid"), filepath.Join(dir, "session.key"), foZone)
-	zone := fmt.Sprintf(`$ORIGIN %[1]s.
-$TTL %[2]d
-@ IN SOA ns1.%[1]s. hostmaster.%[1]s. 1 3600 600 86400 0
-@ IN NS ns1.%[1]s.
-ns1 IN A 127.0.0.1
-app %[2]d IN A %[3]s
-`, foZone, foTTL, foOldIP)
-	cfg := filepath.Join(dir, "named.conf")
-	if err := writeFile(cfg, conf); err != nil {
+	_, port, _ := net.SplitHostPort(foDNSAddr)
+	p, _ := strconv.Atoi(port)
+	cfg := peer.BINDConfig{Dir: dir, Port: p, Zone: foZone + ".",
+		Records: []peer.Record{{Name: "app", TTL: foTTL, Type: "A", Value: foOldIP}}}
+	if err := cfg.Write(); err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(dir, "zone.db"), zone); err != nil {
+	if err := cfg.Check(ctx); err != nil {
 		return nil, err
 	}
-	if out, err := exec.CommandContext(ctx, "named-checkconf", "-z", cfg).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("named-checkconf -z %s: %v: %s", cfg, err, out)
-	}
-	d, err := startDaemon("named", dir, nil, "named", "-g", "-4", "-n", "1", "-c", cfg)
+	d, err := startDaemon("named", dir, nil, cfg.Command()...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,14 +135,11 @@ func (b *foBIND) setA(ctx context.Context, ip string) (served time.Time, err err
 }
 
 func (b *foBIND) update(ctx context.Context, ip string) error {
-	script := fmt.Sprintf("server 127.0.0.1 53\nzone %[1]s\nupdate delete %[2]s. A\nupdate add %[2]s. %[3]d A %[4]s\nsend\n",
-		foZone, foName, foTTL, ip)
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, "nsupdate", "-t", "5")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nsupdate (%s A %s): %v: %s", foName, ip, err, out)
+	if err := peer.NSUpdate(cctx, foDNSAddr, foZone, fmt.Sprintf("update delete %s. A", foName),
+		fmt.Sprintf("update add %s. %d A %s", foName, foTTL, ip)); err != nil {
+		return fmt.Errorf("%s A %s: %w", foName, ip, err)
 	}
 	for {
 		got, err := lookupA(cctx)

@@ -122,8 +122,15 @@ feed:
 }
 
 // openIdle dials addr and completes one keep-alive request on it.
-func openIdle(addr, path string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func openIdle(addr, path string) (net.Conn, error) { return openIdleFrom(nil, addr, path) }
+
+// openIdleFrom is openIdle from the source address local (nil: any).
+func openIdleFrom(local *net.TCPAddr, addr, path string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != nil {
+		d.LocalAddr = local
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

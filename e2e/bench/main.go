@@ -3,14 +3,17 @@
 // of one fast fixed-response nginx backend, loads each in interleaved rounds
 // with wrk (and h2load for HTTP/2 over TLS), and prints Markdown tables of
 // throughput, latency, CPU-seconds per 100k requests and memory, plus the
-// memory cost of idle keep-alive client connections. The "ajp" scenario
+// memory cost of idle keep-alive client connections, then holds 10,000 and
+// 19,000 idle connections against each freshly restarted proxy (RSS per
+// connection, idle CPU; idlescale.go). webtier runs at its defaults, as a
+// user following README.md runs it. The "ajp" scenario
 // has columns of its own: webtier and httpd (mod_proxy_ajp) in front of a
 // Tomcat 10 AJP connector, and Tomcat's HTTP connector direct. The
 // "failover" scenario (failover.go) moves an upstream name's DNS record
 // under load while the old backend vanishes, for every proxy that can
 // follow DNS, in network and mount namespaces of its own.
 //
-//	go run ./e2e/bench                  # defaults: 3 rounds of 10 s runs (~17 min)
+//	go run ./e2e/bench                  # defaults: 3 rounds of 10 s runs, idle-at-scale, failover (~25 min)
 //	go run ./e2e/bench -quick           # smoke run: 1 round of 3 s runs
 //	go run ./e2e/bench -scenarios ajp   # the AJP leg only (~3 min)
 //	go run ./e2e/bench -scenarios failover  # the DNS failover only (~4 min)
@@ -29,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/webtier/webtier/e2e/peer"
 )
 
 // Per-run overheads used for the runtime estimate printed up front.
@@ -56,6 +61,9 @@ type inst struct {
 	// (/proc/net/tcp) are the "backend conns" of a run (the ajp suite);
 	// 0: the nginx backend's stub_status.
 	connPort int
+	// argv and extraEnv are its command line, kept to restart it fresh
+	// (the idle-at-scale step).
+	argv, extraEnv []string
 }
 
 type options struct {
@@ -69,6 +77,15 @@ type options struct {
 	noInstall bool
 	webtier   string
 	keep      bool
+	// webtierUpstream is -webtier-upstream: keys added to webtier's
+	// upstreams (none: webtier at its defaults).
+	webtierUpstream string
+	// scale is -idle-scale: the idle-at-scale step's connection counts
+	// (none: skipped); scaleWindow the idle CPU window of each level.
+	scale       []int
+	scaleWindow time.Duration
+	// cmdline is how the benchmark was started, for the summary table.
+	cmdline string
 }
 
 func main() {
@@ -89,6 +106,9 @@ func main() {
 	flag.BoolVar(&o.noInstall, "no-install", false, "do not apt-get install missing peers")
 	flag.StringVar(&o.webtier, "webtier", "", "use this webtier binary instead of building ./cmd/webtier")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs) for inspection")
+	flag.StringVar(&o.webtierUpstream, "webtier-upstream", "", `extra keys for webtier's upstreams, "key: value" separated by ";" (default none: webtier at its defaults), e.g. "max_idle_per_address: 1024"`)
+	scale := flag.String("idle-scale", "10000,19000", "idle-at-scale step: connection counts held idle against each freshly started proxy (\"\" or 0: skip; -quick skips it unless given)")
+	flag.DurationVar(&o.scaleWindow, "idle-cpu-window", 10*time.Second, "idle-at-scale step: how long idle CPU is measured with 1 and with N connections")
 	flag.BoolVar(&oneSession, "one-session", false, "start every peer and load tool in the benchmark's own session instead of one session each (as systemd starts services); see childAttr")
 	flag.Parse()
 	if o.quick { // flags given explicitly win over -quick
@@ -103,13 +123,22 @@ func main() {
 		if !set["idle"] {
 			o.idle = 200
 		}
+		if !set["idle-scale"] {
+			*scale = ""
+		}
 	}
-	if o.rounds < 1 || o.load.duration < time.Second || o.load.conns < o.load.threads || o.load.threads < 1 || o.idle < 0 || o.load.h2Streams < 1 {
-		fmt.Fprintln(os.Stderr, "bench: need -rounds >= 1, -duration >= 1s, -t >= 1, -c >= -t, -idle >= 0, -h2-streams >= 1")
+	var err error
+	if o.scale, err = parseScale(*scale); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	o.cmdline = commandLine(os.Args[1:])
+	if o.rounds < 1 || o.load.duration < time.Second || o.load.conns < o.load.threads || o.load.threads < 1 || o.idle < 0 || o.load.h2Streams < 1 || o.scaleWindow < time.Second {
+		fmt.Fprintln(os.Stderr, "bench: need -rounds >= 1, -duration >= 1s, -t >= 1, -c >= -t, -idle >= 0, -h2-streams >= 1, -idle-cpu-window >= 1s")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	err = run(ctx, o)
 	stop()
 	if err != nil {
 		logf("error: %v", err)
@@ -208,7 +237,7 @@ func run(ctx context.Context, o options) (err error) {
 			return fmt.Errorf("%s is required for scenarios %q (apt-get install %s)", t.pkg, t.suite, t.pkg)
 		}
 		if t.name == "tomcat" && !installedTomcat() {
-			return fmt.Errorf("%s or java is missing (apt-get install tomcat10)", tomcatCatalinaSh)
+			return fmt.Errorf("%s or java is missing (apt-get install tomcat10)", peer.TomcatCatalinaSh)
 		}
 	}
 	if needH2 && !installed("nghttp2-client") {
@@ -221,10 +250,24 @@ func run(ctx context.Context, o options) (err error) {
 		})
 	}
 
-	e := &env{connCap: max(4096, o.idle+1024)}
-	if lim := raiseNofile(uint64(2*e.connCap + 1024)); lim < uint64(o.idle+256) {
+	held := o.idle // the most client connections a proxy must hold at once
+	if len(o.scale) > 0 {
+		held = max(held, o.scale[len(o.scale)-1])
+	}
+	e := &env{connCap: max(4096, held+1024)}
+	if e.webtierUpstream, err = parseUpstreamKeys(o.webtierUpstream); err != nil {
+		return err
+	}
+	lim := raiseNofile(uint64(2*e.connCap + 1024))
+	e.nofile = lim
+	if lim < uint64(o.idle+256) {
 		logf("RLIMIT_NOFILE is %d: lowering -idle from %d to %d", lim, o.idle, lim-256)
 		o.idle = int(lim) - 256
+	}
+	for _, n := range o.scale {
+		if why := scaleFdLimit(n, lim); why != "" {
+			logf("idle-at-scale, %d connections: %s", n, why)
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "webtier-bench-")
@@ -298,30 +341,17 @@ func run(ctx context.Context, o options) (err error) {
 		if in.na != "" {
 			continue
 		}
-		argv, extra, err := in.t.write(e, in.dir, in.port, in.tlsPort)
-		if err != nil {
+		if in.argv, in.extraEnv, err = in.t.write(e, in.dir, in.port, in.tlsPort); err != nil {
 			return err
 		}
-		if in.d, err = startDaemon(in.t.name, in.dir, extra, argv...); err != nil {
+		if in.d, err = startDaemon(in.t.name, in.dir, in.extraEnv, in.argv...); err != nil {
 			if in.t.direct {
 				return err
 			}
 			in.na = "n/a: " + err.Error()
 			continue
 		}
-		base := fmt.Sprintf("http://127.0.0.1:%d", in.port)
-		bodies, timeout := in.t.bodies, in.t.readyTimeout
-		if bodies == nil {
-			bodies = backendBodies
-		}
-		if timeout == 0 {
-			timeout = 20 * time.Second
-		}
-		var ready func() error
-		if in.t.ready != nil {
-			ready = func() error { return in.t.ready(e) }
-		}
-		if err := waitReady(ctx, in.d, base, bodies, timeout, ready); err != nil {
+		if err := in.waitReady(ctx, e); err != nil {
 			if in.t.direct || ctx.Err() != nil {
 				return err
 			}
@@ -330,7 +360,7 @@ func run(ctx context.Context, o options) (err error) {
 			continue
 		}
 		if in.naTLS == "" {
-			if err := checkHTTP(fmt.Sprintf("https://127.0.0.1:%d", in.tlsPort), true, bodies); err != nil {
+			if err := checkHTTP(fmt.Sprintf("https://127.0.0.1:%d", in.tlsPort), true, in.t.bodiesOrDefault()); err != nil {
 				logf("%s: HTTP/2 over TLS check failed: %v", in.t.name, err)
 				in.naTLS = "n/a: HTTP/2+TLS check failed"
 			}
@@ -371,6 +401,9 @@ func run(ctx context.Context, o options) (err error) {
 	est := time.Duration(o.rounds*nRuns)*perRun + warmTotal
 	if o.idle > 0 {
 		est += time.Duration(nIdle) * (3*time.Second + time.Duration(o.idle)*time.Millisecond)
+	}
+	if len(o.scale) > 0 && nIdle > 1 {
+		est += time.Duration(nIdle-1) * scaleEstimate(o.scale, o.scaleWindow)
 	}
 	if failover {
 		est += failoverEstimate(o.rounds, len(failoverProxies(o.only)))
@@ -459,6 +492,11 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 	}
+	if len(o.scale) > 0 && nIdle > 0 { // the HTTP suite ran
+		if err := runScale(ctx, e, o, insts, rep, lim); err != nil {
+			return err
+		}
+	}
 	if failover {
 		rep.failover = runFailover(ctx, o, e.webtierBin, dir)
 		if ctx.Err() != nil {
@@ -487,6 +525,90 @@ func run(ctx context.Context, o options) (err error) {
 		logf("wrote %s", o.out)
 	}
 	return nil
+}
+
+// bodiesOrDefault are the paths checked at start-up and their sizes.
+func (t *target) bodiesOrDefault() map[string]int {
+	if t.bodies == nil {
+		return backendBodies
+	}
+	return t.bodies
+}
+
+// waitReady waits until the started target answers its bodies (and its
+// extra readiness check passes).
+func (in *inst) waitReady(ctx context.Context, e *env) error {
+	timeout := in.t.readyTimeout
+	if timeout == 0 {
+		timeout = 20 * time.Second
+	}
+	var ready func() error
+	if in.t.ready != nil {
+		ready = func() error { return in.t.ready(e) }
+	}
+	return waitReady(ctx, in.d, fmt.Sprintf("http://127.0.0.1:%d", in.port), in.t.bodiesOrDefault(), timeout, ready)
+}
+
+// restart stops the target by PID and starts it again with the same
+// command line: a fresh process, as after a deploy.
+func (in *inst) restart(ctx context.Context, e *env) error {
+	in.d.stop()
+	d, err := startDaemon(in.t.name, in.dir, in.extraEnv, in.argv...)
+	if err != nil {
+		return err
+	}
+	in.d = d
+	return in.waitReady(ctx, e)
+}
+
+// runScale runs the idle-at-scale step against every proxy of the HTTP
+// suite in turn, each restarted first.
+func runScale(ctx context.Context, e *env, o options, insts []*inst, rep *report, lim uint64) error {
+	rep.scale = map[string]scaleResult{}
+	for _, in := range insts {
+		if in.na != "" || in.t.suite != "" || in.t.direct {
+			continue
+		}
+		var r scaleResult
+		if err := in.restart(ctx, e); err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			r.err = fmt.Errorf("restart: %w", err)
+			in.na = "n/a: did not restart for the idle-at-scale step"
+		} else {
+			r = measureScale(ctx, in.d.pid(), fmt.Sprintf("127.0.0.1:%d", in.port), o.scale, o.scaleWindow, lim)
+		}
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		rep.scale[in.t.name] = r
+		if r.err != nil {
+			logf("idle-at-scale %s: %v", in.t.name, r.err)
+			continue
+		}
+		logf("idle-at-scale %s: fresh RSS %.1f MiB, idle CPU with 1 connection %.2f ms/s", in.t.name, float64(r.freshRSS)/1024, r.oneCPU)
+		for _, lv := range r.levels {
+			switch {
+			case lv.skipped != "":
+				logf("idle-at-scale %s %d: %s", in.t.name, lv.want, lv.skipped)
+			case lv.err != nil:
+				logf("idle-at-scale %s %d: %v", in.t.name, lv.want, lv.err)
+			default:
+				logf("idle-at-scale %s %d: %d held (%d closed by server), RSS %+.2f KiB/conn, PSS %+.2f KiB/conn, idle CPU %.2f ms/s",
+					in.t.name, lv.want, lv.held, lv.closedByServer, lv.rssPerConnKiB, lv.pssPerConnKiB, lv.cpuMsPerSec)
+			}
+		}
+	}
+	return nil
+}
+
+// scaleEstimate is the idle-at-scale step's time per proxy: restart,
+// settles, one CPU window per count plus one, and about 2,000 connections
+// opened per second.
+func scaleEstimate(levels []int, window time.Duration) time.Duration {
+	n := levels[len(levels)-1]
+	return 5*time.Second + time.Duration(len(levels)+1)*(window+scaleSettle) + time.Duration(n)*time.Second/2000
 }
 
 // warmScenario is the load of a suite's warm-up: its first scenario.

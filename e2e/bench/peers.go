@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/webtier/webtier/e2e/peer"
 )
 
 // env is what every peer config needs to know about the run.
@@ -15,8 +18,12 @@ type env struct {
 	keyFile     string // its key (PKCS#8 PEM)
 	comboFile   string // cert+key in one file (HAProxy's crt)
 	connCap     int    // client connections each proxy must be able to hold (idle test + load)
+	nofile      uint64 // RLIMIT_NOFILE in force, which the peers inherit (0: unknown)
 	webtierBin  string
 	ajpPort     int // Tomcat's AJP connector (the "ajp" suite)
+	// webtierUpstream are extra "key: value" lines for webtier's upstream
+	// (-webtier-upstream); none by default: webtier runs at its defaults.
+	webtierUpstream []string
 }
 
 // target is one column of the tables: a proxy, or a backend measured
@@ -70,7 +77,7 @@ var targets = []*target{
 	// The "ajp" suite (ajp.go): Tomcat's HTTP connector is the ceiling;
 	// webtier and httpd (mod_proxy_ajp) reach it over its AJP connector.
 	{name: "tomcat", suite: "ajp", direct: true, label: "direct (Tomcat HTTP connector, no proxy)", pkg: "tomcat10",
-		bin: tomcatCatalinaSh, versionFn: tomcatVersion, write: writeTomcat, bodies: tomcatBodies,
+		bin: peer.TomcatCatalinaSh, versionFn: tomcatVersion, write: writeTomcat, bodies: tomcatBodies,
 		readyTimeout: tomcatReadyTimeout, ready: tomcatAJPReady, noTLS: "n/a"},
 	{name: "webtier-ajp", suite: "ajp", proxy: "webtier", label: "webtier → Tomcat AJP", bin: "webtier",
 		version: []string{"webtier", "version"}, write: writeWebtierAJP, bodies: tomcatBodies, noTLS: "n/a"},
@@ -148,7 +155,7 @@ http {
     location / { return 404; }
   }
 }
-`, dir, port, tlsPort, e.connCap, 2*e.connCap+64, nginxTempPaths(dir), e.certFile, e.keyFile, www)
+`, dir, port, tlsPort, e.connCap, nginxRlimit(e), nginxTempPaths(dir), e.certFile, e.keyFile, www)
 	cfg := filepath.Join(dir, "nginx.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -167,19 +174,17 @@ func nginxTempPaths(dir string) string {
 // --- webtier ----------------------------------------------------------------
 
 // writeWebtier: a plain listener and a TLS one (HTTP/2 and HTTP/1.1 by
-// ALPN, TLS 1.2+), one route, one upstream by IP (no DNS). GOMAXPROCS is
-// not set: webtier picks its threads by load, up to the 2 cores. Upstream
-// keep-alive is webtier's default pool
-// (max_idle_per_address 64, the same 64 as nginx's keepalive). webtier has
-// no access log. Logging at warn keeps stderr quiet.
+// ALPN, TLS 1.2+), one route, one upstream by IP (no DNS), written as the
+// README's Configuration section has a user write it: every key that
+// tunes performance (listener and upstream timeouts, the backend pool,
+// GOMAXPROCS) is left at webtier's default, so the tables show what a user
+// gets. Only -webtier-upstream adds keys to the upstream (e.g. to compare
+// a pool size). webtier has no access log; logging at warn keeps stderr
+// quiet (any line is a finding, quoted in the report).
 func writeWebtier(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`listeners:
   - address: "127.0.0.1:%d"
-    name: bench
-    idle_timeout: 120s        # idle-connection test must not race the idle timeout
   - address: "127.0.0.1:%d"
-    name: bench-tls
-    idle_timeout: 120s
     tls: {cert_file: %q, key_file: %q}
 routes:
   - path: /
@@ -187,12 +192,10 @@ routes:
 upstreams:
   backend:
     targets: ["http://127.0.0.1:%d"]
-    max_idle_per_address: 64  # upstream keep-alive pool (default 64)
-    idle_timeout: 90s
-logging:
+%slogging:
   level: warn
   format: json
-`, port, tlsPort, e.certFile, e.keyFile, e.backendPort)
+`, port, tlsPort, e.certFile, e.keyFile, e.backendPort, upstreamExtra(e.webtierUpstream))
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -200,7 +203,70 @@ logging:
 	return []string{e.webtierBin, "-config", cfg}, nil, nil
 }
 
+// upstreamExtra renders the -webtier-upstream keys as lines of the
+// upstream mapping ("" when there are none).
+func upstreamExtra(kv []string) string {
+	var b strings.Builder
+	for _, l := range kv {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}
+
+// parseUpstreamKeys parses -webtier-upstream: "key: value" items separated
+// by ";" (a value may hold commas, as in a flow list). It checks only the
+// form; webtier itself rejects unknown keys and bad values at start-up.
+func parseUpstreamKeys(s string) ([]string, error) {
+	var out []string
+	for _, item := range strings.Split(s, ";") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(item, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || v == "" || strings.ContainsAny(v, "\r\n") || !upstreamKeyRE.MatchString(k) {
+			return nil, fmt.Errorf("-webtier-upstream: %q is not \"key: value\" (items separated by \";\", e.g. \"max_idle_per_address: 1024; idle_timeout: 90s\")", item)
+		}
+		out = append(out, k+": "+v)
+	}
+	return out, nil
+}
+
+var upstreamKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
 // --- HAProxy ------------------------------------------------------------------
+
+// haproxyLimits is the global section's connection limit: maxconn
+// e.connCap, and "no strict-limits" when RLIMIT_NOFILE is below what
+// HAProxy reserves for it. HAProxy counts two descriptors per connection
+// (the client's and the server's: maxsock = 2 × maxconn + a few) and by
+// default refuses to start below that ("FD limit (20000) too low for
+// maxconn=20024/maxsock=40065"); an idle client connection holds one, so
+// with no strict-limits it still holds the idle-at-scale step's 19,000
+// under a limit of 20,000.
+func haproxyLimits(e *env) string {
+	s := fmt.Sprintf("maxconn %d              # room for the idle-connection tests", e.connCap)
+	if e.nofile != 0 && uint64(2*e.connCap+haproxyFdOverhead) > e.nofile {
+		s += fmt.Sprintf("\n  no strict-limits           # RLIMIT_NOFILE %d < 2 x maxconn: start anyway (idle clients need 1 fd each)", e.nofile)
+	}
+	return s
+}
+
+// haproxyFdOverhead covers HAProxy's descriptors besides 2 × maxconn
+// (listeners, pollers, pipes per thread), with room to spare.
+const haproxyFdOverhead = 64
+
+// nginxRlimit is worker_rlimit_nofile: two descriptors per connection, at
+// most the limit in force (a worker cannot raise it above the hard limit
+// without CAP_SYS_RESOURCE; it would log an alert for every start).
+func nginxRlimit(e *env) int {
+	want := 2*e.connCap + 64
+	if e.nofile != 0 && uint64(want) > e.nofile {
+		return int(e.nofile)
+	}
+	return want
+}
 
 // writeHAProxy: one process (-db, foreground), nbthread 2 = the 2 cores;
 // no "log" lines, so no logging; http-keep-alive (default) on both sides
@@ -209,7 +275,7 @@ logging:
 func writeHAProxy(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`global
   nbthread 2                 # one thread per core
-  maxconn %[4]d              # room for the idle-connection test
+  %[4]s
   ssl-default-bind-options ssl-min-ver TLSv1.2
 
 defaults
@@ -232,7 +298,7 @@ frontend fe
 
 backend be
   server s1 127.0.0.1:%[3]d
-`, port, tlsPort, e.backendPort, e.connCap, e.comboFile)
+`, port, tlsPort, e.backendPort, haproxyLimits(e), e.comboFile)
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -281,7 +347,7 @@ http {
     }
   }
 }
-`, dir, port, tlsPort, e.backendPort, e.connCap, 2*e.connCap+64, nginxTempPaths(dir), e.certFile, e.keyFile)
+`, dir, port, tlsPort, e.backendPort, e.connCap, nginxRlimit(e), nginxTempPaths(dir), e.certFile, e.keyFile)
 	cfg := filepath.Join(dir, "nginx.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err

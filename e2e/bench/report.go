@@ -19,7 +19,9 @@ type report struct {
 	h2Version  string
 	results    map[string]map[string][]runRec // scenario key -> target -> runs
 	idle       map[string]idleResult
-	elapsed    time.Duration
+	// scale is the idle-at-scale step by target name, nil when skipped.
+	scale   map[string]scaleResult
+	elapsed time.Duration
 	// webtierLogs: what each webtier column logged (level warn and up).
 	webtierLogs []webtierLog
 	// failover is the failover scenario's section (failover.go), nil when
@@ -149,6 +151,8 @@ func (r *report) markdown() string {
 	for _, sc := range r.scs {
 		r.scenarioTable(&b, sc)
 	}
+	r.peerRatioTable(&b)
+	r.connectsTable(&b)
 	if r.failover != nil {
 		r.failover.markdown(&b)
 	}
@@ -190,6 +194,8 @@ func (r *report) markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	r.scaleTable(&b)
+	r.summaryTable(&b)
 	for _, l := range r.webtierLogs {
 		if l.lines == 0 {
 			fmt.Fprintf(&b, "%s logged nothing (level warn and above).\n\n", l.name)

@@ -33,14 +33,7 @@ func (r *report) targetsTable(b *strings.Builder) {
 		if wm <= 0 || pm <= 0 {
 			return
 		}
-		var per []string
-		for i := 0; i < len(w) && i < len(p); i++ {
-			if w[i].failed != "" || p[i].failed != "" || get(p[i]) <= 0 {
-				per = append(per, "—")
-				continue
-			}
-			per = append(per, fmt.Sprintf("%.2fx", get(w[i])/get(p[i])))
-		}
+		per := perRound(w, p, get)
 		ratio := wm / pm
 		met := "no"
 		if ratio <= max {
@@ -49,8 +42,7 @@ func (r *report) targetsTable(b *strings.Builder) {
 		rows = append(rows, fmt.Sprintf("| %s | %s | %.2fx | %s | ≤ %.1fx (%s) | %s |",
 			what, test, ratio, strings.Join(per, ", "), max, stage, met))
 	}
-	cpu := func(x runRec) float64 { return x.cpuPer100k }
-	p99 := func(x runRec) float64 { return float64(x.res.p99) }
+	cpu, p99 := cpuOf, p99Of
 	for _, sc := range r.scs {
 		if sc.suite != "" {
 			continue

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,6 +114,7 @@ type BIND struct {
 	confPath string
 	logPath  string
 	nonce    string // TXT data of readyName, unique to this instance
+	cfg      BINDConfig
 
 	mu sync.Mutex // guards p: the current named process, nil before the first start
 	p  *proc
@@ -135,14 +137,13 @@ func StartBIND(t testing.TB, opts BINDOptions) *BIND {
 		dir:   t.TempDir(),
 		nonce: randomHex(8),
 	}
-	b.confPath = filepath.Join(b.dir, "named.conf")
+	b.confPath = BINDConfig{Dir: b.dir}.ConfPath()
 	b.logPath = filepath.Join(b.dir, "named.log")
 
-	zoneText, err := b.zoneFile(opts)
-	if err != nil {
-		t.Fatalf("StartBIND: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(b.dir, "zone.db"), []byte(zoneText), 0o644); err != nil {
+	// The readiness record first, then the caller's.
+	b.cfg = BINDConfig{Dir: b.dir, Zone: b.zone, ZoneLines: opts.ZoneLines,
+		Records: append([]Record{{Name: b.readyName(), TTL: 0, Type: "TXT", Value: strconv.Quote(b.nonce)}}, opts.Records...)}
+	if err := b.cfg.WriteZone(); err != nil {
 		t.Fatalf("StartBIND: %v", err)
 	}
 
@@ -155,13 +156,13 @@ func StartBIND(t testing.TB, opts BINDOptions) *BIND {
 
 	for attempt := 1; ; attempt++ {
 		b.port = freeUDPTCPPort(t, bindIP)
-		if err := os.WriteFile(b.confPath, []byte(b.namedConf()), 0o644); err != nil {
+		b.cfg.Port = b.port
+		if err := b.cfg.WriteConf(); err != nil {
 			t.Fatalf("StartBIND: %v", err)
 		}
 		if attempt == 1 {
-			out, err := exec.Command("named-checkconf", "-z", b.confPath).CombinedOutput()
-			if err != nil {
-				t.Fatalf("StartBIND: named-checkconf -z %s: %v\n%s\nzone file:\n%s", b.confPath, err, out, zoneText)
+			if err := b.cfg.Check(context.Background()); err != nil {
+				t.Fatalf("StartBIND: %v", err)
 			}
 		}
 		err := b.start()
@@ -185,14 +186,17 @@ func (b *BIND) Zone() string { return b.zone }
 // FQDN returns name made absolute within the zone: "www" becomes
 // "www.proxy.test.", "@" and "" the zone, and names ending in a dot are
 // returned lower-cased.
-func (b *BIND) FQDN(name string) string {
+func (b *BIND) FQDN(name string) string { return fqdnIn(b.zone, name) }
+
+// fqdnIn is name made absolute within zone (see BIND.FQDN).
+func fqdnIn(zone, name string) string {
 	switch {
 	case name == "" || name == "@":
-		return b.zone
+		return zone
 	case strings.HasSuffix(name, "."):
 		return strings.ToLower(name)
 	default:
-		return strings.ToLower(name) + "." + b.zone
+		return strings.ToLower(name) + "." + zone
 	}
 }
 
@@ -346,14 +350,10 @@ func (b *BIND) Delete(t testing.TB, name string) {
 // qtype over TCP until done accepts the answer.
 func (b *BIND) update(t testing.TB, cmds []string, what string, done func(Answer) bool, fqdn, qtype string) {
 	t.Helper()
-	script := fmt.Sprintf("server %s %d\nlocal %s\nzone %s\n%s\nsend\n",
-		bindIP, b.port, harnessIP, b.zone, strings.Join(cmds, "\n"))
 	ctx, cancel := context.WithTimeout(context.Background(), updateTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsupdate", "-t", "10")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nsupdate (%s): %v\n%s\nscript:\n%s", what, err, out, script)
+	if err := NSUpdate(ctx, b.Addr(), b.zone, cmds...); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 	var last Answer
 	var lastErr error
@@ -457,7 +457,7 @@ func (b *BIND) signal(t testing.TB, sig syscall.Signal) {
 // start runs named and waits until it answers the readiness record.
 func (b *BIND) start() error {
 	logStart := fileSize(b.logPath)
-	p, err := startProc(b.logPath, "named", "-g", "-4", "-n", "1", "-c", b.confPath)
+	p, err := startProc(b.logPath, b.cfg.Command()...)
 	if err != nil {
 		return err
 	}
@@ -496,7 +496,66 @@ func (b *BIND) start() error {
 // by this instance answering, not by whatever else might hold the port.
 func (b *BIND) readyName() string { return "_webtier-peer-ready." + b.zone }
 
-func (b *BIND) namedConf() string {
+// BINDConfig is a private named: named.conf and zone.db in Dir, named
+// authoritative for Zone on 127.0.0.1:Port (UDP and TCP), taking dynamic
+// updates from 127.0.0.0/8 without TSIG (shared/PEERS.md section 3), with
+// its query log on. StartBIND writes one for the tests; e2e/bench writes
+// one for its failover scenario (port 53 in a network namespace of its
+// own) and starts Command itself.
+type BINDConfig struct {
+	Dir  string
+	Port int
+	// Zone is the zone's absolute name ("proxy.test.").
+	Zone string
+	// Records and ZoneLines are the zone's records besides SOA, NS and
+	// ns1's A record (see BINDOptions). The zone's default TTL is 1 s and
+	// its negative-caching TTL 0.
+	Records   []Record
+	ZoneLines []string
+}
+
+// ConfPath is named.conf's path.
+func (c BINDConfig) ConfPath() string { return filepath.Join(c.Dir, "named.conf") }
+
+// Write writes named.conf and the zone file.
+func (c BINDConfig) Write() error {
+	if err := c.WriteZone(); err != nil {
+		return err
+	}
+	return c.WriteConf()
+}
+
+// WriteConf writes named.conf, which holds the port.
+func (c BINDConfig) WriteConf() error {
+	return os.WriteFile(c.ConfPath(), []byte(c.namedConf()), 0o644)
+}
+
+// WriteZone writes the zone file, zone.db.
+func (c BINDConfig) WriteZone() error {
+	z, err := c.zoneFile()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(c.Dir, "zone.db"), []byte(z), 0o644)
+}
+
+// Check runs named-checkconf -z on the written files.
+func (c BINDConfig) Check(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "named-checkconf", "-z", c.ConfPath()).CombinedOutput()
+	if err != nil {
+		z, _ := os.ReadFile(filepath.Join(c.Dir, "zone.db"))
+		return fmt.Errorf("named-checkconf -z %s: %v\n%s\nzone file:\n%s", c.ConfPath(), err, out, z)
+	}
+	return nil
+}
+
+// Command is named's command line: in the foreground, logging to stderr,
+// IPv4 only, one worker thread.
+func (c BINDConfig) Command() []string {
+	return []string{"named", "-g", "-4", "-n", "1", "-c", c.ConfPath()}
+}
+
+func (c BINDConfig) namedConf() string {
 	return fmt.Sprintf(`options {
 	directory %[1]q;
 	pid-file %[2]q;
@@ -516,27 +575,46 @@ zone %[6]q {
 	file "zone.db";
 	allow-update { 127.0.0.0/8; };
 };
-`, b.dir, filepath.Join(b.dir, "named.pid"), filepath.Join(b.dir, "session.key"),
-		b.port, bindIP, strings.TrimSuffix(b.zone, "."))
+`, c.Dir, filepath.Join(c.Dir, "named.pid"), filepath.Join(c.Dir, "session.key"),
+		c.Port, bindIP, strings.TrimSuffix(c.Zone, "."))
 }
 
-func (b *BIND) zoneFile(opts BINDOptions) (string, error) {
+func (c BINDConfig) zoneFile() (string, error) {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "$ORIGIN %s\n$TTL 1\n", b.zone)
-	fmt.Fprintf(&sb, "@ IN SOA ns1.%[1]s hostmaster.%[1]s 1 3600 600 86400 0\n", b.zone)
-	fmt.Fprintf(&sb, "@ IN NS ns1.%s\n", b.zone)
+	fmt.Fprintf(&sb, "$ORIGIN %s\n$TTL 1\n", c.Zone)
+	fmt.Fprintf(&sb, "@ IN SOA ns1.%[1]s hostmaster.%[1]s 1 3600 600 86400 0\n", c.Zone)
+	fmt.Fprintf(&sb, "@ IN NS ns1.%s\n", c.Zone)
 	fmt.Fprintf(&sb, "ns1 IN A %s\n", bindIP)
-	fmt.Fprintf(&sb, "%s 0 IN TXT %q\n", b.readyName(), b.nonce)
-	for _, r := range opts.Records {
+	for _, r := range c.Records {
 		if r.Type == "" || r.Value == "" {
 			return "", fmt.Errorf("record %+v: Type and Value are required", r)
 		}
-		fmt.Fprintf(&sb, "%s %d IN %s %s\n", b.FQDN(r.Name), r.TTL, strings.ToUpper(r.Type), r.Value)
+		fmt.Fprintf(&sb, "%s %d IN %s %s\n", fqdnIn(c.Zone, r.Name), r.TTL, strings.ToUpper(r.Type), r.Value)
 	}
-	for _, l := range opts.ZoneLines {
+	for _, l := range c.ZoneLines {
 		sb.WriteString(l + "\n")
 	}
 	return sb.String(), nil
+}
+
+// NSUpdate runs the real nsupdate against the BIND at addr ("ip:port")
+// with cmds ("update delete ...", "update add ...") for zone, sent from
+// this package's own source address (BIND.Queries leaves its queries out),
+// bounded by ctx. It returns once BIND accepted the update; whether BIND
+// serves it yet is the caller's to check.
+func NSUpdate(ctx context.Context, addr, zone string, cmds ...string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	script := fmt.Sprintf("server %s %s\nlocal %s\nzone %s\n%s\nsend\n",
+		host, port, harnessIP, zone, strings.Join(cmds, "\n"))
+	cmd := exec.CommandContext(ctx, "nsupdate", "-t", "10")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nsupdate: %v\n%s\nscript:\n%s", err, out, script)
+	}
+	return nil
 }
 
 // sameRRset reports whether a holds exactly want (type, data and TTL) as the

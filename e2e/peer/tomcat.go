@@ -23,8 +23,8 @@ import (
 // default-jre-headless). CATALINA_HOME holds Jasper and its JDT compiler, so
 // JSPs compile with the JRE alone.
 const (
-	tomcatHome       = "/usr/share/tomcat10"
-	tomcatCatalinaSh = tomcatHome + "/bin/catalina.sh"
+	TomcatHome       = "/usr/share/tomcat10"
+	TomcatCatalinaSh = TomcatHome + "/bin/catalina.sh"
 )
 
 // Defaults of TomcatOptions.
@@ -194,14 +194,7 @@ func StartTomcat(t testing.TB, o TomcatOptions) *Tomcat {
 // runtime is missing.
 func requireTomcat(t testing.TB) {
 	t.Helper()
-	var missing []string
-	if _, err := os.Stat(tomcatCatalinaSh); err != nil {
-		missing = append(missing, tomcatCatalinaSh+" (apt package tomcat10)")
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		missing = append(missing, "java (apt package default-jre-headless, a dependency of tomcat10)")
-	}
-	if len(missing) > 0 {
+	if missing := InstalledTomcat(); len(missing) > 0 {
 		unavailable(t, "missing tools: %s; e2e/test.sh installs them (run it as root)", strings.Join(missing, ", "))
 	}
 }
@@ -279,12 +272,7 @@ func (tc *Tomcat) Restart(t testing.TB) {
 // start runs catalina.sh and waits for readiness.
 func (tc *Tomcat) start() error {
 	logStart := fileSize(tc.logPath)
-	p, err := startProc(tc.logPath, "env",
-		"-u", "JAVA_OPTS", "-u", "CATALINA_OPTS", "-u", "JAVA_TOOL_OPTIONS", "-u", "JDK_JAVA_OPTIONS",
-		"CATALINA_HOME="+tomcatHome,
-		"CATALINA_BASE="+tc.base,
-		"CATALINA_TMPDIR="+filepath.Join(tc.base, "temp"),
-		tomcatCatalinaSh, "run")
+	p, err := startProc(tc.logPath, tc.baseConfig().Command()...)
 	if err != nil {
 		return err
 	}
@@ -382,54 +370,154 @@ func AJPPing(addr string, timeout time.Duration) error {
 	return nil
 }
 
+// baseConfig is the CATALINA_BASE StartTomcat writes for tc's options.
+func (tc *Tomcat) baseConfig() TomcatBase {
+	ajp := fmt.Sprintf(`allowedRequestAttributesPattern="%s"
+               maxPostSize="-1"`, xmlAttr(tc.opts.AllowedAttributes))
+	if tc.opts.PacketSize != 0 {
+		ajp += fmt.Sprintf("\n               packetSize=\"%d\"", tc.opts.PacketSize)
+	}
+	var engine string
+	if tc.opts.JvmRoute != "" {
+		engine = `jvmRoute="` + xmlAttr(tc.opts.JvmRoute) + `"`
+	}
+	return TomcatBase{
+		Dir: tc.base, IP: tc.ip, HTTPPort: tc.httpPort, AJPPort: tc.ajpPort, Secret: tc.opts.Secret,
+		AJPAttrs: ajp, EngineAttrs: engine, JavaOpts: TomcatFastStartJavaOpts, JSP: true,
+		Files: map[string]string{EchoPath: string(echoJSP)},
+	}
+}
+
 // writeBase writes everything in CATALINA_BASE except server.xml, which
 // holds the ports (writeServerXML).
-func (tc *Tomcat) writeBase() error {
+func (tc *Tomcat) writeBase() error { return tc.baseConfig().WriteFiles() }
+
+func (tc *Tomcat) writeServerXML() error { return tc.baseConfig().WriteServerXML() }
+
+// TomcatBase is a private CATALINA_BASE for the Debian tomcat10 package:
+// conf/server.xml with an HTTP/1.1 and an AJP/1.3 connector and no
+// shutdown port (stop Tomcat with SIGTERM to the JVM's PID), a web.xml
+// with the default servlet (and Jasper when JSP is set), context.xml with
+// jar scanning off, console logging, bin/setenv.sh with JavaOpts, and
+// Files under webapps/ROOT. StartTomcat writes one for the tests; e2e/bench
+// writes one with benchmark JVM flags and starts Command itself.
+type TomcatBase struct {
+	Dir string // CATALINA_BASE
+	// IP is the address both connectors listen on.
+	IP                string
+	HTTPPort, AJPPort int
+	// Secret is the AJP connector's secret (secretRequired="true" always;
+	// tomcatAuthentication="false": the proxy's REMOTE_USER is trusted).
+	Secret string
+	// HTTPAttrs, AJPAttrs and EngineAttrs are extra XML attributes of the
+	// HTTP connector, the AJP connector and the Engine (written as given).
+	HTTPAttrs, AJPAttrs, EngineAttrs string
+	// JavaOpts is JAVA_OPTS in bin/setenv.sh.
+	JavaOpts string
+	// JSP maps *.jsp to Jasper's JspServlet in web.xml (and sets a 30
+	// minute session timeout); without it only the default servlet
+	// (static files, listings off) is mapped.
+	JSP bool
+	// Files are written under webapps/ROOT, by path ("/echo.jsp").
+	Files map[string]string
+}
+
+// TomcatFastStartJavaOpts make the JVM start faster (C1 only, serial GC);
+// the urandom seed source keeps session id generation from waiting on
+// entropy. StartTomcat uses them.
+const TomcatFastStartJavaOpts = "-Djava.awt.headless=true -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k -Djava.security.egd=file:/dev/./urandom"
+
+// Write writes the whole CATALINA_BASE.
+func (b TomcatBase) Write() error {
+	if err := b.WriteFiles(); err != nil {
+		return err
+	}
+	return b.WriteServerXML()
+}
+
+// WriteFiles writes everything in CATALINA_BASE except conf/server.xml,
+// which holds the ports (WriteServerXML).
+func (b TomcatBase) WriteFiles() error {
 	for _, d := range []string{"conf", "bin", "logs", "temp", "work", "webapps/ROOT"} {
-		if err := os.MkdirAll(filepath.Join(tc.base, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(b.Dir, d), 0o755); err != nil {
 			return err
 		}
 	}
+	webXML := tomcatWebXML
+	if !b.JSP {
+		webXML = tomcatStaticWebXML
+	}
 	files := map[string]string{
-		"conf/web.xml":            tomcatWebXML,
+		"conf/web.xml":            webXML,
 		"conf/context.xml":        tomcatContextXML,
 		"conf/logging.properties": tomcatLogging,
-		"bin/setenv.sh":           tomcatSetenv,
-		"webapps/ROOT" + EchoPath: string(echoJSP),
+		"bin/setenv.sh":           `JAVA_OPTS="` + b.JavaOpts + `"` + "\n",
+	}
+	for path, content := range b.Files {
+		files["webapps/ROOT/"+strings.TrimPrefix(path, "/")] = content
 	}
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(tc.base, name), []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b.Dir, name), []byte(content), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (tc *Tomcat) writeServerXML() error {
-	var ajpExtra, engineExtra string
-	if tc.opts.PacketSize != 0 {
-		ajpExtra = fmt.Sprintf("\n               packetSize=\"%d\"", tc.opts.PacketSize)
+// WriteServerXML writes conf/server.xml.
+func (b TomcatBase) WriteServerXML() error {
+	attrs := func(a string) string {
+		if a == "" {
+			return ""
+		}
+		return "\n               " + a
 	}
-	if tc.opts.JvmRoute != "" {
-		engineExtra = ` jvmRoute="` + xmlAttr(tc.opts.JvmRoute) + `"`
+	engine := ""
+	if b.EngineAttrs != "" {
+		engine = " " + b.EngineAttrs
 	}
 	conf := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
-<!-- Written by webtier's e2e/peer.StartTomcat. No shutdown port: stop with SIGTERM. -->
+<!-- Written by webtier's e2e/peer.TomcatBase. No shutdown port: stop with SIGTERM. -->
 <Server port="-1" shutdown="SHUTDOWN">
   <Service name="Catalina">
-    <Connector address="%s" port="%d" protocol="HTTP/1.1" connectionTimeout="20000"/>
+    <Connector address="%s" port="%d" protocol="HTTP/1.1" connectionTimeout="20000"%s/>
     <Connector address="%s" port="%d" protocol="AJP/1.3"
                secretRequired="true" secret="%s"
-               tomcatAuthentication="false"
-               allowedRequestAttributesPattern="%s"
-               maxPostSize="-1"%s/>
+               tomcatAuthentication="false"%s/>
     <Engine name="Catalina" defaultHost="localhost"%s>
       <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false"/>
     </Engine>
   </Service>
 </Server>
-`, tc.ip, tc.httpPort, tc.ip, tc.ajpPort, xmlAttr(tc.opts.Secret), xmlAttr(tc.opts.AllowedAttributes), ajpExtra, engineExtra)
-	return os.WriteFile(filepath.Join(tc.base, "conf", "server.xml"), []byte(conf), 0o644)
+`, b.IP, b.HTTPPort, attrs(b.HTTPAttrs), b.IP, b.AJPPort, xmlAttr(b.Secret), attrs(b.AJPAttrs), engine)
+	return os.WriteFile(filepath.Join(b.Dir, "conf", "server.xml"), []byte(conf), 0o644)
+}
+
+// Command is Tomcat's command line: `catalina.sh run` with CATALINA_HOME,
+// CATALINA_BASE and CATALINA_TMPDIR set and the caller's JAVA_OPTS,
+// CATALINA_OPTS, JAVA_TOOL_OPTIONS and JDK_JAVA_OPTIONS dropped (ours are in
+// bin/setenv.sh). catalina.sh execs java in the foreground, so the started
+// process's PID is the JVM's.
+func (b TomcatBase) Command() []string {
+	return []string{"env",
+		"-u", "JAVA_OPTS", "-u", "CATALINA_OPTS", "-u", "JAVA_TOOL_OPTIONS", "-u", "JDK_JAVA_OPTIONS",
+		"CATALINA_HOME=" + TomcatHome,
+		"CATALINA_BASE=" + b.Dir,
+		"CATALINA_TMPDIR=" + filepath.Join(b.Dir, "temp"),
+		TomcatCatalinaSh, "run"}
+}
+
+// InstalledTomcat returns what is missing to run Tomcat 10 (catalina.sh of
+// the tomcat10 package, a java on PATH), nil when nothing is.
+func InstalledTomcat() []string {
+	var missing []string
+	if _, err := os.Stat(TomcatCatalinaSh); err != nil {
+		missing = append(missing, TomcatCatalinaSh+" (apt package tomcat10)")
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		missing = append(missing, "java (apt package default-jre-headless, a dependency of tomcat10)")
+	}
+	return missing
 }
 
 func xmlAttr(s string) string {
@@ -480,6 +568,22 @@ const tomcatWebXML = `<?xml version="1.0" encoding="UTF-8"?>
 </web-app>
 `
 
+// tomcatStaticWebXML maps only the default (static file) servlet.
+const tomcatStaticWebXML = `<?xml version="1.0" encoding="UTF-8"?>
+<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee"
+         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="https://jakarta.ee/xml/ns/jakartaee https://jakarta.ee/xml/ns/jakartaee/web-app_6_0.xsd"
+         version="6.0">
+  <servlet>
+    <servlet-name>default</servlet-name>
+    <servlet-class>org.apache.catalina.servlets.DefaultServlet</servlet-class>
+    <init-param><param-name>listings</param-name><param-value>false</param-value></init-param>
+    <load-on-startup>1</load-on-startup>
+  </servlet>
+  <servlet-mapping><servlet-name>default</servlet-name><url-pattern>/</url-pattern></servlet-mapping>
+</web-app>
+`
+
 // tomcatContextXML turns off jar scanning for TLDs and fragments, which
 // halves the start time.
 const tomcatContextXML = `<?xml version="1.0" encoding="UTF-8"?>
@@ -491,11 +595,6 @@ const tomcatLogging = `handlers = java.util.logging.ConsoleHandler
 java.util.logging.ConsoleHandler.level = FINE
 java.util.logging.ConsoleHandler.formatter = org.apache.juli.OneLineFormatter
 # For AJP protocol detail:  org.apache.coyote.ajp.level = FINE
-`
-
-// tomcatSetenv makes the JVM start faster (C1 only, serial GC); the
-// urandom seed source keeps session id generation from waiting on entropy.
-const tomcatSetenv = `JAVA_OPTS="-Djava.awt.headless=true -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k -Djava.security.egd=file:/dev/./urandom"
 `
 
 // Echo is the JSON object /echo.jsp answers (see StartTomcat). Fields that
