@@ -257,9 +257,12 @@ func (b *foBackend) close() {
 const foBlackholeTable = "webtier_bench_vanish"
 
 // blackhole drops every TCP packet to and from addr ("ip:port"), as an ELB
-// node that vanishes: connects time out, established connections hang (the
-// output hook sees every packet on lo once, in both directions). It
-// refuses to run outside the scenario's namespace.
+// node that vanishes: connects time out, established connections hang. It
+// drops in the input hook, which sees every packet on lo once in both
+// directions after the sender's TCP counted it as sent, so the sender
+// retransmits as it would towards a vanished host (an output-hook drop
+// fails the send locally instead; see peer.Blackhole). It refuses to run
+// outside the scenario's namespace.
 func blackhole(addr, hostNetns string) error {
 	if err := checkOwnNetns(hostNetns); err != nil {
 		return fmt.Errorf("refusing to run nft: %w", err)
@@ -269,8 +272,8 @@ func blackhole(addr, hostNetns string) error {
 		return err
 	}
 	rules := fmt.Sprintf(`table inet %[1]s {
-  chain output {
-    type filter hook output priority filter; policy accept;
+  chain input {
+    type filter hook input priority filter; policy accept;
     ip daddr %[2]s tcp dport %[3]s drop
     ip saddr %[2]s tcp sport %[3]s drop
   }
