@@ -2,7 +2,7 @@
 # without privileges.
 #
 #   docker build -t webtier --build-arg VERSION=$(git describe --tags --always) .
-#   docker run -d --name webtier -p 80:8080 \
+#   docker run -d --name webtier -p 80:8080 --stop-timeout 60 \
 #       -v $PWD/webtier.yaml:/etc/webtier/webtier.yaml:ro webtier
 #
 # The build stage runs deploy/build.sh, the same script CI runs
@@ -31,7 +31,8 @@ USER 65532:65532
 EXPOSE 8080
 # SIGTERM starts webtier's drain: the health endpoint answers 503, the
 # listeners keep serving for drain.wait, then in-flight requests finish
-# within drain.timeout. Give docker stop that long: docker stop -t 60.
+# within drain.timeout. Docker kills after 10 s unless told otherwise:
+# docker run --stop-timeout 60 (compose: stop_grace_period: 60s).
 STOPSIGNAL SIGTERM
 # No shell in the image: webtier asks its own health endpoint, 200 while
 # serving, 503 while draining.
