@@ -135,7 +135,7 @@ func manifests(t *testing.T) map[string]object {
 		}
 		f.Close()
 	}
-	for _, kind := range []string{"ConfigMap", "Deployment", "Service"} {
+	for _, kind := range []string{"ConfigMap", "Deployment", "Service", "PodDisruptionBudget"} {
 		if _, ok := byKind[kind]; !ok {
 			t.Fatalf("no %s in deploy/kubernetes", kind)
 		}
@@ -168,7 +168,7 @@ func loadConfig(t *testing.T, name, file string) (*config.Config, int) {
 // given the time its drain takes, and locked down.
 func TestKubernetesManifests(t *testing.T) {
 	objs := manifests(t)
-	cm, dep, svc := objs["ConfigMap"], objs["Deployment"], objs["Service"]
+	cm, dep, svc, pdb := objs["ConfigMap"], objs["Deployment"], objs["Service"], objs["PodDisruptionBudget"]
 
 	const key = "webtier.yaml"
 	src, ok := cm.Data[key]
@@ -279,14 +279,20 @@ func TestKubernetesManifests(t *testing.T) {
 		MatchLabels map[string]string `yaml:"matchLabels"`
 	}
 	var svcSel map[string]string
+	var pdbSel struct {
+		MatchLabels map[string]string `yaml:"matchLabels"`
+	}
 	if err := dep.Spec.Selector.Decode(&depSel); err != nil {
 		t.Fatalf("%s: selector: %v", dep.file, err)
+	}
+	if err := pdb.Spec.Selector.Decode(&pdbSel); err != nil {
+		t.Fatalf("%s: selector: %v", pdb.file, err)
 	}
 	if err := svc.Spec.Selector.Decode(&svcSel); err != nil {
 		t.Fatalf("%s: selector: %v", svc.file, err)
 	}
 	labels := dep.Spec.Template.Metadata.Labels
-	for name, sel := range map[string]map[string]string{dep.file: depSel.MatchLabels, svc.file: svcSel} {
+	for name, sel := range map[string]map[string]string{dep.file: depSel.MatchLabels, svc.file: svcSel, pdb.file: pdbSel.MatchLabels} {
 		if len(sel) == 0 {
 			t.Errorf("%s: empty selector", name)
 		}
