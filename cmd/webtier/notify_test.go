@@ -8,13 +8,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/config"
 	"github.com/webtier/webtier/internal/sdnotify"
+	"github.com/webtier/webtier/internal/sdnotify/sdnotifytest"
 )
 
 // Under systemd (Type=notify) webtier says READY=1 once it listens,
@@ -22,29 +22,7 @@ import (
 // as it is told to stop: what `systemctl start`, `reload` and `stop` wait
 // for.
 func TestServeNotifiesSystemd(t *testing.T) {
-	dir, err := os.MkdirTemp("", "wtn") // socket paths are limited to 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	next := func(step string) string {
-		t.Helper()
-		if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 4096)
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("%s: no notification: %v", step, err)
-		}
-		return string(buf[:n])
-	}
+	sock := sdnotifytest.Listen(t)
 
 	// The config wants a port: take a free one.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,7 +48,7 @@ upstreams:
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("NOTIFY_SOCKET", sock.Name)
 	hup := make(chan os.Signal, 1)
 	rl := reloader{hup: hup, level: zap.NewAtomicLevel(), notify: sdnotify.FromEnv()}
 	ctx, stop := context.WithCancel(context.Background())
@@ -78,18 +56,18 @@ upstreams:
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, zap.NewNop(), prometheus.NewRegistry(), rl) }()
 
-	if got := next("start"); got != "READY=1" {
+	if got := sock.Next(t, "start"); got != "READY=1" {
 		t.Fatalf("after start: %q; want READY=1", got)
 	}
 	hup <- syscall.SIGHUP
-	if got := next("reload"); !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
+	if got := sock.Next(t, "reload"); !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
 		t.Fatalf("at SIGHUP: %q; want RELOADING=1 with MONOTONIC_USEC", got)
 	}
-	if got := next("reloaded"); got != "READY=1" {
+	if got := sock.Next(t, "reloaded"); got != "READY=1" {
 		t.Fatalf("after the reload: %q; want READY=1", got)
 	}
 	stop()
-	if got := next("stop"); got != "STOPPING=1" {
+	if got := sock.Next(t, "stop"); got != "STOPPING=1" {
 		t.Fatalf("at stop: %q; want STOPPING=1", got)
 	}
 	if err := <-done; err != nil {

@@ -2,49 +2,16 @@ package sdnotify
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/webtier/webtier/internal/sdnotify/sdnotifytest"
 )
-
-// listen opens a unixgram socket as systemd's notification socket and
-// returns its name for NOTIFY_SOCKET. Socket paths are limited to 108
-// bytes, so it lives in a short temporary directory, not t.TempDir.
-func listen(t *testing.T) (name string, conn *net.UnixConn) {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sdn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	name = filepath.Join(dir, "notify")
-	conn, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return name, conn
-}
-
-// receive reads one datagram, as systemd does.
-func receive(t *testing.T, conn *net.UnixConn) string {
-	t.Helper()
-	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatalf("no datagram on the notification socket: %v", err)
-	}
-	return string(buf[:n])
-}
 
 func monotonicUsec(t *testing.T) int64 {
 	t.Helper()
@@ -56,8 +23,8 @@ func monotonicUsec(t *testing.T) int64 {
 }
 
 func TestStates(t *testing.T) {
-	name, conn := listen(t)
-	t.Setenv("NOTIFY_SOCKET", name)
+	sock := sdnotifytest.Listen(t)
+	t.Setenv("NOTIFY_SOCKET", sock.Name)
 	n := FromEnv()
 	if !n.Enabled() {
 		t.Fatal("FromEnv with NOTIFY_SOCKET set is not enabled")
@@ -75,7 +42,7 @@ func TestStates(t *testing.T) {
 			if err := tc.send(); err != nil {
 				t.Fatal(err)
 			}
-			if got := receive(t, conn); got != tc.want {
+			if got := sock.Next(t, tc.name); got != tc.want {
 				t.Errorf("datagram = %q; want %q", got, tc.want)
 			}
 		})
@@ -85,14 +52,14 @@ func TestStates(t *testing.T) {
 // RELOADING=1 carries the monotonic time at which the reload began, which
 // systemd (Type=notify-reload) compares with the time it asked for one.
 func TestReloadingCarriesMonotonicTime(t *testing.T) {
-	name, conn := listen(t)
-	n := Notifier{socket: name}
+	sock := sdnotifytest.Listen(t)
+	n := Notifier{socket: sock.Name}
 	before := monotonicUsec(t)
 	if err := n.Reloading(); err != nil {
 		t.Fatal(err)
 	}
 	after := monotonicUsec(t)
-	got := receive(t, conn)
+	got := sock.Next(t, "reloading")
 	lines := strings.Split(got, "\n")
 	if len(lines) != 2 || lines[0] != "RELOADING=1" || !strings.HasPrefix(lines[1], "MONOTONIC_USEC=") {
 		t.Fatalf("datagram = %q; want RELOADING=1 then MONOTONIC_USEC=N", got)
@@ -108,16 +75,11 @@ func TestReloadingCarriesMonotonicTime(t *testing.T) {
 
 // systemd may hand out an abstract socket ("@name").
 func TestAbstractSocket(t *testing.T) {
-	name := fmt.Sprintf("@webtier-sdnotify-test-%d", os.Getpid())
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
+	sock := sdnotifytest.ListenAt(t, fmt.Sprintf("@webtier-sdnotify-test-%d", os.Getpid()))
+	if err := (Notifier{socket: sock.Name}).Ready(); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if err := (Notifier{socket: name}).Ready(); err != nil {
-		t.Fatal(err)
-	}
-	if got := receive(t, conn); got != "READY=1" {
+	if got := sock.Next(t, "ready"); got != "READY=1" {
 		t.Errorf("datagram = %q; want READY=1", got)
 	}
 }
