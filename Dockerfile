@@ -26,8 +26,9 @@ COPY deploy/webtier.yaml /etc/webtier/webtier.yaml
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 65532:65532
 # The example config's listener. Ports below 1024 need root or
-# CAP_NET_BIND_SERVICE, which Kubernetes' restricted profile drops: publish
-# 8080 as 80 instead (docker run -p 80:8080; a Service's targetPort).
+# CAP_NET_BIND_SERVICE, which drop: [ALL] (Kubernetes' restricted profile)
+# removes: publish 8080 as 80 instead (docker run -p 80:8080; a Service's
+# targetPort). README's Deploy section weighs the other ways.
 EXPOSE 8080
 # SIGTERM starts webtier's drain: the health endpoint answers 503, the
 # listeners keep serving for drain.wait, then in-flight requests finish
