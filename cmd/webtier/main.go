@@ -8,6 +8,7 @@
 //	webtier -config FILE            run the proxy
 //	webtier validate -config FILE   check a config file and exit 0 or 1
 //	webtier demo                    watch requests follow a DNS change
+//	webtier health [-url URL]       ask a health endpoint (exit 0 on 2xx)
 //	webtier version                 print the version
 //	kill -HUP PID                   reload the config file (routes, upstreams)
 package main
@@ -31,6 +32,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/webtier/webtier/config"
+	"github.com/webtier/webtier/internal/sdnotify"
 	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
@@ -48,6 +50,10 @@ const usage = `usage:
   webtier -config FILE            run the proxy
   webtier validate -config FILE   check a config file (exit 0 when valid, 1 otherwise)
   webtier demo [-duration 20s]    watch requests follow a DNS change (needs nothing installed)
+  webtier health [-url URL] [-timeout 3s]
+                                  GET a health endpoint (default
+                                  http://127.0.0.1:8080/health_check.html):
+                                  exit 0 on 2xx, 1 otherwise (Docker HEALTHCHECK)
   webtier version                 print the version
 
   kill -HUP PID                   reload the config file: routes, upstreams,
@@ -73,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args, stdout, stderr)
 	case "demo":
 		return demo(args, stdout, stderr)
+	case "health":
+		return health(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "webtier", versionString())
 		return 0
@@ -211,7 +219,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go runProcs(ctx, log.Named("procs"))
-	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, level: level}); err != nil {
+	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, level: level, notify: sdnotify.FromEnv()}); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
 		return 1
 	}
@@ -225,6 +233,9 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 type reloader struct {
 	hup   <-chan os.Signal
 	level zap.AtomicLevel
+	// notify tells systemd (Type=notify) that webtier listens, reloads and
+	// stops; its zero value, as outside systemd, tells no one.
+	notify sdnotify.Notifier
 }
 
 // serve wires resolver and proxy together and serves until ctx is done.
@@ -250,6 +261,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		return err
 	}
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
+	notified(log, rl.notify.Ready())
 	live := &running{started: cfg, srv: srv, res: res, metrics: popts.Metrics, level: rl.level, log: log}
 	// The reload loop ends before serve returns, so that no reload builds
 	// pools on the resolver closed by the deferred res.Close.
@@ -260,9 +272,14 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		for {
 			select {
 			case <-loopCtx.Done():
+				if ctx.Err() != nil { // SIGTERM or SIGINT: a drain, if any, starts now
+					notified(log, rl.notify.Stopping())
+				}
 				return
 			case <-rl.hup:
+				notified(log, rl.notify.Reloading())
 				live.reload(loopCtx)
+				notified(log, rl.notify.Ready()) // the old config or the new: serving
 			}
 		}
 	}()
@@ -270,6 +287,14 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	stopLoop()
 	<-loopDone
 	return err
+}
+
+// notified logs a notification to systemd that failed: the service goes on,
+// but systemctl may wait for it or show the wrong state.
+func notified(log *zap.Logger, err error) {
+	if err != nil {
+		log.Warn("systemd notification failed", zap.Error(err))
+	}
 }
 
 // running is what a reload works on: the config the process started with
