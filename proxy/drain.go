@@ -57,7 +57,7 @@ func (s *Server) Drain() (undrained <-chan struct{}) {
 	}
 	d.undrained = make(chan struct{})
 	d.on.Store(true)
-	spread := s.DrainOptions().wait()
+	spread := s.DrainOptions().WaitTime()
 	for _, u := range d.units {
 		u.drain(true, spread)
 	}
@@ -132,7 +132,7 @@ func (s *Server) serveDrain(units []drainer) {
 	}
 	if d.on.Load() {
 		for _, u := range units {
-			u.drain(true, s.DrainOptions().wait())
+			u.drain(true, s.DrainOptions().WaitTime())
 		}
 	}
 }

@@ -92,8 +92,8 @@ type DrainOptions struct {
 	Timeout time.Duration
 }
 
-// wait returns Wait with its default applied (0: no wait).
-func (d DrainOptions) wait() time.Duration {
+// WaitTime returns Wait with its default applied (0: no wait).
+func (d DrainOptions) WaitTime() time.Duration {
 	switch {
 	case d.Wait == 0:
 		return DefaultDrainWait
