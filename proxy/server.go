@@ -239,6 +239,11 @@ func (s *Server) Listen() error {
 		s.certs = append(s.certs, cs)
 		idx := i
 		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.drain.on.Load() && r.ProtoMajor == 1 {
+				// Draining: the client reconnects through the
+				// balancer (the fast path says it on its own).
+				w.Header().Set("Connection", "close")
+			}
 			h := s.acquire()
 			defer h.release()
 			h.fronts[idx].ServeHTTP(w, r)
@@ -380,16 +385,34 @@ type netHTTPUnit struct {
 	srv *http.Server
 	ln  net.Listener
 	h2  *h2.Server // nil on a plain listener
+
+	mu  sync.Mutex
+	gen int // drain generation: a half-time timer of an older one does nothing
 }
 
-// drain turns keep-alive off (net/http closes its idle connections at
-// once: it has no way to close some of them) and sends HTTP/2
-// connections away.
-func (u *netHTTPUnit) drain(on bool, _ time.Duration) {
-	u.srv.SetKeepAlivesEnabled(!on)
+// drain sends HTTP/2 connections away at once; HTTP/1 responses say
+// Connection: close from the start (Listen's handler), and at half of
+// spread keep-alive is turned off, which closes net/http's idle
+// connections (all at once: net/http cannot close some of them).
+func (u *netHTTPUnit) drain(on bool, spread time.Duration) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.gen++
 	if u.h2 != nil {
 		u.h2.Drain(on)
 	}
+	u.srv.SetKeepAlivesEnabled(true)
+	if !on {
+		return
+	}
+	gen := u.gen
+	time.AfterFunc(spread/2, func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.gen == gen {
+			u.srv.SetKeepAlivesEnabled(false)
+		}
+	})
 }
 
 func (u *netHTTPUnit) Serve() error                       { return u.srv.Serve(u.ln) }
