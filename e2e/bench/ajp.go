@@ -174,6 +174,8 @@ upstreams:
       secret: %q
     max_idle_per_address: 64  # pooled AJP connections (default 64; httpd's pool is its 64 threads)
     idle_timeout: 10m         # outlives the ~6 min between AJP rounds of a full run, as httpd's pool (no ttl) does
+drain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
 logging:
   level: warn
   format: json

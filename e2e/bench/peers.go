@@ -189,6 +189,8 @@ upstreams:
     targets: ["http://127.0.0.1:%d"]
     max_idle_per_address: 64  # upstream keep-alive pool (default 64)
     idle_timeout: 90s
+drain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
 logging:
   level: warn
   format: json
