@@ -260,7 +260,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	u, _ := url.Parse(backend.URL)
 	port, _ := strconv.Atoi(u.Port())
 	addrs := serveWith(b, Options{
-		Listeners: []ListenerOptions{{Name: "bench", Address: "127.0.0.1:0"}},
+		Listeners: []ListenerOptions{{Name: "bench", Address: "127.0.0.1:0", HealthPath: DefaultHealthPath}},
 		Routes:    []RouteOptions{{PathPrefix: "/", Upstream: "app"}},
 		Upstreams: []UpstreamOptions{{Name: "app", Targets: []TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: uint16(port)}}}},
 	}, zap.NewNop())
