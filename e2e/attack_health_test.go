@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
+
+	"golang.org/x/net/http2"
 
 	"github.com/webtier/webtier/e2e/peer"
 	"github.com/webtier/webtier/proxy/proxytest"
@@ -106,6 +109,83 @@ logging:
 	for _, r := range b.Requests() {
 		if r.RequestURI == "/smuggled" {
 			t.Errorf("backend received the smuggled request")
+		}
+	}
+}
+
+// During a drain (issue 19), what an attacker sends still goes through
+// every rule, and a drain gives nothing more: the health endpoint says
+// 503; pipelined HTTP/1 requests get one answer, with Connection: close,
+// and the rest are never read as requests (nor forwarded); on a new
+// HTTP/2 connection the first stream is answered, a GOAWAY names it as the
+// last, the streams sent after it are never forwarded, and the connection
+// closes.
+func TestAttackDuringDrain(t *testing.T) {
+	b := peer.StartRawBackend(t, nil)
+	certFile, keyFile, _ := proxytest.WriteCert(t, t.TempDir(), "webtier-attack")
+	plain, tlsAddr := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
+	w := peer.StartWebtier(t, peer.Build(t), plain, fmt.Sprintf(`listeners:
+  - address: %q
+  - address: %q
+    tls: {cert_file: %q, key_file: %q}
+routes:
+  - path: /
+    upstream: app
+upstreams:
+  app:
+    targets: [%q]
+drain:
+  wait: 10m
+logging:
+  level: info
+  format: json
+`, plain, tlsAddr, certFile, keyFile, b.URL()))
+	if err := w.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	w.WaitLog(t, "draining")
+
+	heard := attack(t, w.Addr(), "GET /health_check.html HTTP/1.1\r\nHost: a\r\n\r\n", true)
+	if heard.first() != 503 || heard.bodies[0] != "draining\n" || !heard.closed {
+		t.Errorf("health during the drain: %s %q; want 503 draining, then the close", heard, heard.bodies)
+	}
+
+	before := len(b.Requests())
+	heard = attack(t, w.Addr(), "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"+smuggled+smuggled, true)
+	got := b.Requests()[before:]
+	if len(heard.statuses) != 1 || heard.first() != 200 || !heard.closed {
+		t.Errorf("pipelined during the drain: %s; want one 200, then the close", heard)
+	}
+	if len(got) != 1 || got[0].RequestURI != "/first" {
+		t.Errorf("backend received %s; want only GET /first", describeReqs(got))
+	}
+
+	before = len(b.Requests())
+	h := dialH2(t, tlsAddr, false)
+	for _, id := range []uint32{1, 3, 5} {
+		if err := h.get(id, fmt.Sprintf("/h2-%d", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var goAway bool
+	statuses := map[uint32]string{}
+	for e := range h.events { // until the connection ends; dialH2's deadline bounds it
+		switch {
+		case e.typ == http2.FrameGoAway:
+			goAway = e.code == http2.ErrCodeNo
+		case e.typ == http2.FrameHeaders:
+			statuses[e.stream] = e.status
+		}
+	}
+	if !goAway || statuses[1] != "200" || len(statuses) != 1 {
+		t.Errorf("h2 during the drain: GOAWAY NO_ERROR %v, answers %v; want both, stream 1 answered 200 and no other", goAway, statuses)
+	}
+	if got := b.Requests()[before:]; len(got) != 1 || got[0].RequestURI != "/h2-1" {
+		t.Errorf("backend received %s over HTTP/2; want only GET /h2-1", describeReqs(got))
+	}
+	for _, r := range b.Requests() {
+		if r.RequestURI == "/smuggled" {
+			t.Error("backend received a pipelined request sent during the drain")
 		}
 	}
 }

@@ -336,3 +336,49 @@ func (h *h2Raw) waitGoAway() error {
 		}
 	}
 }
+
+// Issue 19, health_requires: the health endpoint fails while a required
+// upstream has no address that takes requests (here: every address put in
+// standby), and answers 200 again once one does; a reload changes the
+// health path and what it requires.
+func TestServer_healthRequires(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	opts := oneUpstream(t, backend, nil)
+	opts.Listeners = []ListenerOptions{{Name: "http", Address: "127.0.0.1:0", HealthPath: "/ping", HealthRequires: []string{"app"}}}
+	s, err := NewServer(opts, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveServer(t, s)
+	addr := s.Addrs()[0].String()
+	health := func(path string) (int, string) {
+		resp, body := dialDrain(t, addr, nil).get(t, path, "")
+		return resp.StatusCode, body
+	}
+	if code, body := health("/ping"); code != 200 {
+		t.Fatalf("with a usable address: %d %q; want 200", code, body)
+	}
+	ep := s.Handler().Pool("app").Endpoints()[0]
+	s.Handler().Pool("app").SetStandby(ep.Addr(), true)
+	if code, body := health("/ping"); code != 503 || body != "upstream app has no usable address\n" {
+		t.Errorf("with every address in standby: %d %q; want 503 naming app", code, body)
+	}
+	s.Handler().Pool("app").SetStandby(ep.Addr(), false)
+	if code, body := health("/ping"); code != 200 {
+		t.Errorf("out of standby: %d %q; want 200", code, body)
+	}
+
+	next := oneUpstream(t, backend, nil)
+	next.Listeners = []ListenerOptions{{Name: "http", Address: "127.0.0.1:0", HealthPath: "/lb", HealthFailStatus: 404}}
+	if _, err := s.Reload(context.Background(), next, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Drain()
+	if code, body := health("/lb"); code != 404 || body != "draining\n" {
+		t.Errorf("after a reload to /lb with status 404, draining: %d %q", code, body)
+	}
+	if code, body := health("/ping"); code != 200 || body != "" {
+		t.Errorf("after the reload, the old path /ping: %d %q; want it proxied", code, body)
+	}
+}
