@@ -239,9 +239,10 @@ func (s *Server) Listen() error {
 		s.certs = append(s.certs, cs)
 		idx := i
 		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s.drain.on.Load() && r.ProtoMajor == 1 {
+			if s.drain.on.Load() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
 				// Draining: the client reconnects through the
-				// balancer (the fast path says it on its own).
+				// balancer (the fast path says it on its own; an
+				// upgrade's 101 keeps its Connection: Upgrade).
 				w.Header().Set("Connection", "close")
 			}
 			h := s.acquire()

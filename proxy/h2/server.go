@@ -128,7 +128,7 @@ type Server struct {
 func (s *Server) Drain(on bool) {
 	s.draining.Store(on)
 	if on {
-		s.goAway(false)
+		s.goAway(false, true)
 	}
 }
 
@@ -238,11 +238,13 @@ func (s *Server) track(c *conn, add bool) bool {
 
 // goAwayAll sends every connection away: no new streams, close once the
 // open ones are done (http.Server.Shutdown waits for that).
-func (s *Server) goAwayAll() { s.goAway(true) }
+func (s *Server) goAwayAll() { s.goAway(true, false) }
 
 // goAway sends every connection away; with shutdown, the connections
-// still to come are refused.
-func (s *Server) goAway(shutdown bool) {
+// still to come are refused. With async the GOAWAYs are sent from a
+// goroutine per connection, so that a client that does not read delays
+// no other and not the caller.
+func (s *Server) goAway(shutdown, async bool) {
 	s.mu.Lock()
 	s.shutdown = s.shutdown || shutdown
 	conns := make([]*conn, 0, len(s.conns))
@@ -251,7 +253,11 @@ func (s *Server) goAway(shutdown bool) {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAway(http2.ErrCodeNo)
+		if async {
+			go c.goAway(http2.ErrCodeNo)
+		} else {
+			c.goAway(http2.ErrCodeNo)
+		}
 	}
 }
 
