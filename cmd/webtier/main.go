@@ -293,7 +293,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 }
 
 // stopOnSignals stops srv on SIGTERM the way a balancer in front needs
-// (README, Operations): the health endpoints fail at once and keep-alive
+// (README, "Health endpoint and drain"): the health endpoints fail at once and keep-alive
 // connections are closed, while everything is still served for
 // drain.wait, long enough for the balancer to take webtier out; then
 // srv.Stop closes the listeners. A second SIGTERM, or a SIGINT, during the
