@@ -48,9 +48,11 @@ type Config struct {
 	// Proxy has every default filled in. Routes and upstreams are in file
 	// order. Where the file writes 0 to turn something off, the option holds
 	// -1, because zero selects the default: MaxIdlePerAddress (keep-alive
-	// off), RescueGrace and RaceDelay (0s: rescue and racing off),
+	// off), RescueGrace and RaceDelay (0s: rescue and racing off), Drain.Wait
+	// (0s: the listeners close at once on SIGTERM),
 	// Consecutive5xx (passive ejection off) and MaxEjectedPercent (passive
-	// health ejects nothing). SlowStart is 0 when off. HealthCheck is nil
+	// health ejects nothing). SlowStart is 0 when off; a listener's
+	// HealthPath is "" when health_path: "" turns its endpoint off. HealthCheck is nil
 	// unless the file has a health_check key; StickyCookie is filled in
 	// whatever the balance. An upstream's targets are all ajp:// or all
 	// http(s)://. AJP is zero unless they are ajp://; then PacketSize and

@@ -18,11 +18,14 @@ import (
 const defaultWeight = 1
 
 func (c *checker) proxy(raw *rawFile) proxy.Options {
-	return proxy.Options{
+	opts := proxy.Options{
 		Listeners: c.listeners(raw.Listeners),
 		Routes:    c.routes(raw.Routes, raw.Upstreams.V),
 		Upstreams: c.upstreams(raw.Upstreams),
+		Drain:     c.drain(&raw.Drain),
 	}
+	c.listenersHealth(raw.Listeners.V, opts.Listeners, raw.Upstreams.V)
+	return opts
 }
 
 func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {

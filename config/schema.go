@@ -16,6 +16,7 @@ type rawFile struct {
 	Upstreams field[entries[rawUpstream]] `yaml:"upstreams"`
 	Resolver  rawResolver                 `yaml:"resolver"`
 	Logging   rawLogging                  `yaml:"logging"`
+	Drain     rawDrain                    `yaml:"drain"`
 }
 
 // rawListener is one item of listeners.
@@ -36,6 +37,11 @@ type rawListener struct {
 	TLS                field[rawTLS]          `yaml:"tls"`                   // absent: plain HTTP
 	// default false: header names with "_" are dropped
 	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
+
+	// The health endpoint for the balancer in front (config/health.go).
+	HealthPath       field[string]          `yaml:"health_path"`        // default proxy.DefaultHealthPath; "": none
+	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
+	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
 }
 
 func (rawListener) noun() string { return "listener" }
@@ -162,6 +168,13 @@ type rawResolver struct {
 	Family           field[string]          `yaml:"family"`
 	RefreshNowMinGap field[time.Duration]   `yaml:"refresh_now_min_gap"`
 	IdleTimeout      field[time.Duration]   `yaml:"idle_timeout"`
+}
+
+// rawDrain is the drain section: what SIGTERM does.
+type rawDrain struct {
+	loc
+	Wait    field[time.Duration] `yaml:"wait"`    // default proxy.DefaultDrainWait; 0s: no wait
+	Timeout field[time.Duration] `yaml:"timeout"` // default proxy.DefaultDrainTimeout
 }
 
 // rawLogging is the logging section.

@@ -66,6 +66,7 @@ type front struct {
 	// keepUnderscores forwards header fields with "_" in their name
 	// (ListenerOptions.KeepUnderscoreHeaders).
 	keepUnderscores bool
+	health          health
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -113,6 +114,11 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
 		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders}
+		var err error
+		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
+			h.Close()
+			return nil, err
+		}
 		for _, p := range h.pools {
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
@@ -253,6 +259,10 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 	u, err := cleanPath(r.URL)
 	if err != nil {
 		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return r, nil
+	}
+	if f.health.matches(u.Path) {
+		f.health.serve(w, r)
 		return r, nil
 	}
 	rt := f.h.router.match(r.Host, u.Path)

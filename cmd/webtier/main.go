@@ -11,6 +11,7 @@
 //	webtier health [-url URL]       ask a health endpoint (exit 0 on 2xx)
 //	webtier version                 print the version
 //	kill -HUP PID                   reload the config file (routes, upstreams)
+//	kill -TERM PID                  drain (health endpoints fail), then stop
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,6 +65,12 @@ const usage = `usage:
                                   does not load is logged and the old one kept;
                                   listener, resolver and logging.format
                                   changes are logged and wait for a restart
+  kill -TERM PID                  drain: the health endpoints fail at once,
+                                  keep-alive connections are closed, and the
+                                  listeners close after drain.wait (a second
+                                  SIGTERM, or SIGINT, closes them now); then
+                                  requests in flight get drain.timeout
+  kill -INT PID (Ctrl-C)          stop without the drain wait
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -216,10 +224,15 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGTERM drains, SIGINT stops (stopOnSignals); caught from here
+	// on, as their default action ends the process at once.
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(term)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go runProcs(ctx, log.Named("procs"))
-	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, level: level, notify: sdnotify.FromEnv()}); err != nil {
+	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, term: term, level: level, notify: sdnotify.FromEnv()}); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
 		return 1
 	}
@@ -228,10 +241,12 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 }
 
 // reloader is what serve needs to reload the config: the signal that asks
-// for it and the logger's level, which a reload may change. Its zero value
-// never reloads.
+// for it and the logger's level, which a reload may change; and the
+// signals that drain and stop (stopOnSignals). Its zero value never
+// reloads and stops only when serve's context is done.
 type reloader struct {
 	hup   <-chan os.Signal
+	term  <-chan os.Signal // SIGTERM and SIGINT
 	level zap.AtomicLevel
 	// notify tells systemd (Type=notify) that webtier listens, reloads and
 	// stops; its zero value, as outside systemd, tells no one.
@@ -266,14 +281,15 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	// The reload loop ends before serve returns, so that no reload builds
 	// pools on the resolver closed by the deferred res.Close.
 	loopCtx, stopLoop := context.WithCancel(ctx)
+	stopping := sync.OnceFunc(func() { notified(log, rl.notify.Stopping()) })
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
 		for {
 			select {
 			case <-loopCtx.Done():
-				if ctx.Err() != nil { // SIGTERM or SIGINT: a drain, if any, starts now
-					notified(log, rl.notify.Stopping())
+				if ctx.Err() != nil { // stopped by the caller rather than a signal
+					stopping()
 				}
 				return
 			case <-rl.hup:
@@ -283,9 +299,15 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 			}
 		}
 	}()
+	drainDone := make(chan struct{})
+	go func() {
+		defer close(drainDone)
+		stopOnSignals(loopCtx, rl.term, srv, log, stopping)
+	}()
 	err = srv.Serve(ctx)
 	stopLoop()
 	<-loopDone
+	<-drainDone
 	return err
 }
 
@@ -294,6 +316,60 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 func notified(log *zap.Logger, err error) {
 	if err != nil {
 		log.Warn("systemd notification failed", zap.Error(err))
+	}
+}
+
+// stopOnSignals stops srv on SIGTERM the way a balancer in front needs
+// (README, "Health endpoint and drain"): the health endpoints fail at once and keep-alive
+// connections are closed, while everything is still served for
+// drain.wait, long enough for the balancer to take webtier out; then
+// srv.Stop closes the listeners. A second SIGTERM, or a SIGINT, during the
+// wait closes them at once; a SIGINT first, or drain.wait 0s, skips the
+// wait. An Undrain during the wait (the admin API) keeps webtier serving,
+// and the next SIGTERM drains again. It returns once srv is stopping or
+// ctx is done. stopping (if not nil) runs once, at the first signal:
+// systemd hears STOPPING=1 as the drain starts.
+func stopOnSignals(ctx context.Context, term <-chan os.Signal, srv *frontend.Server, log *zap.Logger, stopping func()) {
+	for {
+		var sig os.Signal
+		select {
+		case <-ctx.Done():
+			return
+		case sig = <-term:
+		}
+		if stopping != nil {
+			stopping()
+			stopping = nil
+		}
+		wait := srv.DrainOptions().WaitTime()
+		if sig == os.Interrupt || wait == 0 {
+			log.Info("stopping: closing the listeners", zap.Stringer("signal", sig))
+			srv.Stop()
+			return
+		}
+		undrained := srv.Drain()
+		log.Info("draining: the listeners close after drain.wait; send SIGTERM again to close them now",
+			zap.Stringer("signal", sig), zap.Duration("wait", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			if !srv.StopDrained() {
+				log.Info("undrained as the drain wait ended: serving")
+				continue
+			}
+			log.Info("drain wait over: closing the listeners")
+		case sig = <-term:
+			t.Stop()
+			log.Info("closing the listeners now", zap.Stringer("signal", sig))
+			srv.Stop()
+		case <-undrained:
+			t.Stop()
+			log.Info("undrained: serving; the next SIGTERM drains again")
+			continue
+		case <-ctx.Done():
+			t.Stop()
+		}
+		return
 	}
 }
 

@@ -49,8 +49,8 @@ upstreams:
 		t.Fatal(err)
 	}
 	t.Setenv("NOTIFY_SOCKET", sock.Name)
-	hup := make(chan os.Signal, 1)
-	rl := reloader{hup: hup, level: zap.NewAtomicLevel(), notify: sdnotify.FromEnv()}
+	hup, term := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	rl := reloader{hup: hup, term: term, level: zap.NewAtomicLevel(), notify: sdnotify.FromEnv()}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
@@ -66,10 +66,11 @@ upstreams:
 	if got := sock.Next(t, "reloaded"); got != "READY=1" {
 		t.Fatalf("after the reload: %q; want READY=1", got)
 	}
-	stop()
+	term <- syscall.SIGTERM // starts the drain: STOPPING=1 at once
 	if got := sock.Next(t, "stop"); got != "STOPPING=1" {
-		t.Fatalf("at stop: %q; want STOPPING=1", got)
+		t.Fatalf("at SIGTERM: %q; want STOPPING=1", got)
 	}
+	term <- syscall.SIGTERM // a second one closes the listeners now
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
 	}

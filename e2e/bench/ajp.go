@@ -97,7 +97,9 @@ upstreams:
     targets: ["ajp://127.0.0.1:%d"]
     ajp:
       secret: %q
-%slogging:
+%sdrain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
+logging:
   level: warn
   format: json
 `, port, e.ajpPort, ajpSecret, upstreamExtra(e.webtierUpstream))

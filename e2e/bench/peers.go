@@ -192,7 +192,9 @@ routes:
 upstreams:
   backend:
     targets: ["http://127.0.0.1:%d"]
-%slogging:
+%sdrain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
+logging:
   level: warn
   format: json
 `, port, tlsPort, e.certFile, e.keyFile, e.backendPort, upstreamExtra(e.webtierUpstream))

@@ -262,7 +262,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	u, _ := url.Parse(backend.URL)
 	port, _ := strconv.Atoi(u.Port())
 	addrs := serveWith(b, proxy.Options{
-		Listeners: []proxy.ListenerOptions{{Name: "bench", Address: "127.0.0.1:0"}},
+		Listeners: []proxy.ListenerOptions{{Name: "bench", Address: "127.0.0.1:0", HealthPath: proxy.DefaultHealthPath}},
 		Routes:    []proxy.RouteOptions{{PathPrefix: "/", Upstream: "app"}},
 		Upstreams: []proxy.UpstreamOptions{{Name: "app", Targets: []proxy.TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: uint16(port)}}}},
 	}, zap.NewNop())

@@ -60,6 +60,11 @@ type fastServer struct {
 	closing atomic.Bool
 	stop    chan struct{} // closed by Shutdown and Close
 
+	// draining makes every response end its connection (fastdrain.go).
+	draining  atomic.Bool
+	drainMu   sync.Mutex
+	drainStop chan struct{} // ends the spread close of idle connections
+
 	mu    sync.Mutex
 	conns map[*fastConn]struct{}
 	wg    sync.WaitGroup // open connections
@@ -641,7 +646,7 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request, closeAfter bool)
 	bw := wk.bw
 	w := &wk.rw
 	w.reset(bw, req, &fc.s.closing)
-	w.closeAfter = w.closeAfter || closeAfter
+	w.closeAfter = w.closeAfter || closeAfter || fc.s.draining.Load()
 	defer func() {
 		if v := recover(); v != nil {
 			// Send what the handler got out, as net/http does: the

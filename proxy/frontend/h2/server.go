@@ -118,6 +118,18 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+	draining atomic.Bool // see Drain
+}
+
+// Drain, on, sends every connection away (a GOAWAY: no new streams, the
+// open ones finish, then the connection closes), and every connection
+// opened while it is on after its first stream, so that clients reconnect
+// through the balancer in front. Off, new connections are served as usual.
+func (s *Server) Drain(on bool) {
+	s.draining.Store(on)
+	if on {
+		s.goAway(false, true)
+	}
 }
 
 // Configure makes hs serve HTTP/2 with s on connections that negotiate "h2"
@@ -226,16 +238,26 @@ func (s *Server) track(c *conn, add bool) bool {
 
 // goAwayAll sends every connection away: no new streams, close once the
 // open ones are done (http.Server.Shutdown waits for that).
-func (s *Server) goAwayAll() {
+func (s *Server) goAwayAll() { s.goAway(true, false) }
+
+// goAway sends every connection away; with shutdown, the connections
+// still to come are refused. With async the GOAWAYs are sent from a
+// goroutine per connection, so that a client that does not read delays
+// no other and not the caller.
+func (s *Server) goAway(shutdown, async bool) {
 	s.mu.Lock()
-	s.shutdown = true
+	s.shutdown = s.shutdown || shutdown
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAway(http2.ErrCodeNo)
+		if async {
+			go c.goAway(http2.ErrCodeNo)
+		} else {
+			c.goAway(http2.ErrCodeNo)
+		}
 	}
 }
 

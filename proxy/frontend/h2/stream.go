@@ -246,6 +246,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.running.Add(1)
 	c.smu.Unlock()
 	runHandler(st)
+	if c.srv.draining.Load() {
+		c.goAway(http2.ErrCodeNo) // Server.Drain: this stream is the last
+	}
 	return nil
 }
 
