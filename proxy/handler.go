@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/ajp"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
@@ -65,6 +66,14 @@ type front struct {
 	// keepUnderscores forwards header fields with "_" in their name
 	// (ListenerOptions.KeepUnderscoreHeaders).
 	keepUnderscores bool
+
+	// observe: requests go through serveObserved, for the access log
+	// and the request metrics; false when both are off.
+	observe   bool
+	accessLog *accesslog.Writer // nil: no access log
+	logFormat accesslog.Format
+	metrics   *frontMetrics // nil: no request metrics
+	reqID     RequestIDOptions
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -75,8 +84,12 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	}
 	h := &Handler{log: log, closed: make(chan struct{})}
 	index := map[string]int{}
+	logging := opts.AccessLog != nil && opts.AccessLogFormat != accesslog.FormatOff
 	for _, uo := range opts.Upstreams {
 		uo.Metrics = opts.Metrics
+		uo.Timing = logging || opts.RequestMetrics != nil
+		uo.AJP.RequestIDHeader = opts.RequestID.Header
+		uo.AJP.RequestIDAttribute = opts.RequestID.AJPAttribute
 		pres := res
 		var watch *answerWatch
 		if res != nil {
@@ -111,7 +124,15 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	}
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
-		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders}
+		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
+			reqID: opts.RequestID}
+		if logging {
+			f.accessLog, f.logFormat = opts.AccessLog, opts.AccessLogFormat
+		}
+		if opts.RequestMetrics != nil {
+			f.metrics = opts.RequestMetrics.forFront(lo.Name, opts.Routes, h.pools)
+		}
+		f.observe = f.accessLog != nil || f.metrics != nil
 		for _, p := range h.pools {
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
@@ -223,9 +244,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.observe {
+		f.serveObserved(w, r)
+		return
+	}
+	f.serve(w, r, nil)
+}
+
+// serve routes and forwards r; x is the observed exchange (w itself), or
+// nil.
+func (f *front) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	r, rt := f.route(w, r)
 	if rt == nil {
 		return
+	}
+	if x != nil {
+		x.rt = rt
 	}
 	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
@@ -233,7 +267,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// body at the first response write.
 		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/2 is full duplex already
 	}
-	f.forward(w, r, rt, f.h.pools[rt.pool], f.rps[rt.pool])
+	f.forward(w, r, rt, f.h.pools[rt.pool], f.rps[rt.pool], x)
 }
 
 // route applies the rules that come before a request is forwarded and
@@ -412,6 +446,7 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		zap.String("host", r.Host),
 		zap.String("path", r.URL.Path),
 		zap.Int("status", status),
+		zap.String("request_id", f.requestIDOf(r)),
 		zap.Error(err))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

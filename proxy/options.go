@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/h2"
 	"github.com/webtier/webtier/proxy/upstream"
 )
@@ -52,6 +53,17 @@ type Options struct {
 	// Metrics receives the upstream pools' counters; cmd sets it once per
 	// process (config does not). Nil: counted but not exported.
 	Metrics *upstream.Metrics
+
+	// RequestMetrics receives the per-request metrics; cmd sets it once
+	// per process when the admin listener serves them. Nil: requests are
+	// not measured (and cost nothing for it).
+	RequestMetrics *Metrics
+	// AccessLog gets one line per request in AccessLogFormat; cmd sets it.
+	// Nil or FormatOff: no access log (and no cost).
+	AccessLog       *accesslog.Writer
+	AccessLogFormat accesslog.Format
+	// RequestID configures the request id. Zero: none.
+	RequestID RequestIDOptions
 }
 
 // ListenerOptions describe one client-facing socket.
