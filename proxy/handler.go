@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,10 @@ func (h *Handler) Pool(name string) *upstream.Pool {
 	}
 	return nil
 }
+
+// Pools returns the handler's upstream pools, in config order. For the
+// address metrics and status pages.
+func (h *Handler) Pools() []*upstream.Pool { return slices.Clone(h.pools) }
 
 // Close stops every pool: health checks and the maintain pass end, idle
 // upstream connections close, and the pools take no more requests (a
