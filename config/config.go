@@ -37,6 +37,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/webtier/webtier/admin"
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/resolver"
 )
@@ -66,6 +67,11 @@ type Config struct {
 	// Registerer are nil; cmd fills them.
 	Resolver resolver.Options
 	Logging  Logging
+	// AccessLog has its defaults filled in. Proxy.RequestID is the
+	// request_id section; Proxy.AccessLog is nil (cmd opens the log).
+	AccessLog AccessLog
+	// Admin is nil when the file has no admin key: no admin listener.
+	Admin *admin.Options
 }
 
 // Logging configures webtier's own logs.
@@ -105,11 +111,14 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	c := &checker{report: r}
 	cfg := &Config{
-		File:     file,
-		Proxy:    c.proxy(&raw),
-		Resolver: c.resolver(&raw.Resolver),
-		Logging:  c.logging(&raw.Logging),
+		File:      file,
+		Proxy:     c.proxy(&raw),
+		Resolver:  c.resolver(&raw.Resolver),
+		Logging:   c.logging(&raw.Logging),
+		AccessLog: c.accessLog(&raw.AccessLog),
+		Admin:     c.admin(raw.Admin),
 	}
+	cfg.Proxy.RequestID = c.requestID(&raw.RequestID)
 	if err := r.err(); err != nil {
 		return nil, err
 	}

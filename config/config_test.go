@@ -150,7 +150,7 @@ func dumpValue(b *strings.Builder, path string, v reflect.Value) {
 			f := v.Type().Field(i)
 			switch {
 			case !f.IsExported():
-			case f.Name == "Secret" && f.Type.Kind() == reflect.String:
+			case (f.Name == "Secret" || f.Name == "Token") && f.Type.Kind() == reflect.String:
 				// A secret never reaches the testdata files: print only
 				// whether it is set (upstream.AJPOptions.Secret).
 				state := "<empty>"
