@@ -25,6 +25,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,9 @@ import (
 type Config struct {
 	// File is the path the config was read from.
 	File string
+	// Hash is the first 16 hex digits of the file's SHA-256: which config
+	// runs, for metrics and status pages.
+	Hash string
 	// Proxy has every default filled in. Routes and upstreams are in file
 	// order. Where the file writes 0 to turn something off, the option holds
 	// -1, because zero selects the default: MaxIdlePerAddress (keep-alive
@@ -112,6 +116,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	c := &checker{report: r}
 	cfg := &Config{
 		File:      file,
+		Hash:      fmt.Sprintf("%x", sha256.Sum256(data))[:16],
 		Proxy:     c.proxy(&raw),
 		Resolver:  c.resolver(&raw.Resolver),
 		Logging:   c.logging(&raw.Logging),

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/webtier/webtier/e2e/peer"
+)
+
+// Issue 19, access log and metrics, as a sysadmin meets them: every
+// request has a common-format line in the access log file, with the
+// request id the backend got; logrotate's rename and SIGUSR1 move new
+// lines to a new file; the admin listener serves metrics that pass the
+// Prometheus linter and count the requests.
+func TestAccessLogReopenAndMetrics(t *testing.T) {
+	a := peer.StartBackend(t, "127.0.0.1", "a")
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	adminAddr := peer.FreeAddr(t, "127.0.0.1")
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "access.log")
+	w := peer.StartWebtier(t, peer.Build(t), listen, fmt.Sprintf(`listeners:
+  - address: %q
+routes:
+  - path: /
+    upstream: app
+upstreams:
+  app:
+    targets: ["http://%s"]
+access_log:
+  format: json
+  path: %q
+admin:
+  address: %q
+logging:
+  format: json
+`, listen, a.Addr(), logPath, adminAddr))
+
+	get := func(url string) string {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	get(w.URL() + "/one")
+	firstID := a.Last().Header.Get("X-Request-Id")
+	if firstID == "" {
+		t.Fatal("the backend got no X-Request-Id")
+	}
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	w.WaitLog(t, "access log reopened")
+	get(w.URL() + "/two")
+
+	metrics := get("http://" + adminAddr + "/metrics")
+	problems, err := promlint.New(strings.NewReader(metrics)).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+	for _, want := range []string{
+		`webtier_http_requests_total{code="2xx",listener="` + listen + `",route="*/",upstream="app"} 2`,
+		`webtier_access_log_dropped_total 0`,
+		`webtier_upstream_addresses{state="running",upstream="app"} 1`,
+		`webtier_config_reloads_total{result="ok"} 0`,
+		`webtier_config_info{hash="`,
+		`webtier_build_info{`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+		`webtier_http_request_duration_seconds_count{listener="` + listen + `",route="*/",upstream="app"} 2`,
+		`webtier_upstream_response_header_seconds_count{upstream="app"} 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	if err := w.Stop(t); err != nil { // writes what is queued
+		t.Fatalf("webtier exit: %v", err)
+	}
+	old, _ := os.ReadFile(logPath + ".1")
+	cur, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(old), `"uri":"/one"`) || strings.Contains(string(old), `"uri":"/two"`) {
+		t.Errorf("rotated file:\n%s\nwant only the line of /one", old)
+	}
+	if !strings.Contains(string(old), `"request_id":"`+firstID+`"`) {
+		t.Errorf("rotated file:\n%s\nwant the request id the backend got, %s", old, firstID)
+	}
+	if !regexp.MustCompile(`"uri":"/two".*"status":200`).Match(cur) || strings.Contains(string(cur), `"uri":"/one"`) {
+		t.Errorf("new file after SIGUSR1:\n%s\nwant only the line of /two", cur)
+	}
+}
