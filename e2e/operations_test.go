@@ -108,3 +108,39 @@ logging:
 		t.Errorf("new file after SIGUSR1:\n%s\nwant only the line of /two", cur)
 	}
 }
+
+// The attacker's side of the access log and the request id (issue 19): a
+// client that sends quotes and non-ASCII bytes in its headers to forge a
+// second access log line or break the fields gets one line with them
+// escaped as httpd escapes them, and a client's own X-Request-Id (two of
+// them here) never reaches the backend: it gets the id webtier made.
+func TestAttackAccessLogInjection(t *testing.T) {
+	a := peer.StartBackend(t, "127.0.0.1", "a")
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	w := peer.StartWebtier(t, peer.Build(t), listen, attackConfig(listen, "", []string{"http://" + a.Addr()}, "",
+		fmt.Sprintf("access_log:\n  format: combined\n  path: %q\n", logPath)))
+	raw := "GET /x HTTP/1.1\r\nHost: a\r\n" +
+		"User-Agent: evil\" 200 1 \"-\" \"forged\xff\\\r\n" +
+		"Referer: \"\r\n" +
+		"X-Request-Id: forged-1\r\nX-Request-Id: forged-2\r\n\r\n"
+	if h := attack(t, w.Addr(), raw, false); h.first() != 200 {
+		t.Fatalf("attack answered %v; want 200", h)
+	}
+	got := a.Last().Header["X-Request-Id"]
+	if len(got) != 1 || !regexp.MustCompile(`^[0-9a-v]{26}$`).MatchString(got[0]) {
+		t.Errorf("backend got X-Request-Id %q; want one id made by webtier", got)
+	}
+	if err := w.Stop(t); err != nil {
+		t.Fatalf("webtier exit: %v", err)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	want := regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "GET /x HTTP/1\.1" 200 2 "\\"" "evil\\" 200 1 \\"-\\" \\"forged\\xff\\\\"$`)
+	if len(lines) != 1 || !want.MatchString(lines[0]) {
+		t.Errorf("access log:\n%s\nwant one line matching %s", b, want)
+	}
+}
