@@ -144,3 +144,38 @@ func TestAttackAccessLogInjection(t *testing.T) {
 		t.Errorf("access log:\n%s\nwant one line matching %s", b, want)
 	}
 }
+
+// The request id reaches Tomcat over AJP twice: as the X-Request-Id
+// header, and, with request_id.ajp_attribute, as a request attribute the
+// servlet reads with getAttribute (the connector's
+// allowedRequestAttributesPattern allows X_.*); both carry the id in the
+// access log line.
+func TestAJPRequestIDAttribute(t *testing.T) {
+	tc := startTomcat(t, peer.TomcatOptions{})
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	w := startAJPWebtier(t, tc.Secret(), []string{"ajp://" + tc.AJPAddr()},
+		fmt.Sprintf("request_id:\n  ajp_attribute: X_REQUEST_ID\naccess_log:\n  format: json\n  path: %q\n", logPath), "")
+	req := newRequest(t, "GET", w.URL()+peer.EchoPath, nil)
+	req.Header.Set("X-Echo-Attrs", "X_REQUEST_ID")
+	e := echo(t, ajpClient(t), req)
+	attr := e.Attributes["X_REQUEST_ID"]
+	if !regexp.MustCompile(`^[0-9a-v]{26}$`).MatchString(attr) {
+		t.Fatalf("Tomcat's request attribute X_REQUEST_ID = %q; want an id made by webtier (attributes %v)", attr, e.Attributes)
+	}
+	var header string
+	for _, h := range e.Headers {
+		if strings.EqualFold(h[0], "X-Request-Id") {
+			header = h[1]
+		}
+	}
+	if header != attr {
+		t.Errorf("X-Request-Id header %q, attribute %q; want the same id", header, attr)
+	}
+	if err := w.Stop(t); err != nil {
+		t.Fatalf("webtier exit: %v", err)
+	}
+	b, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(b), `"request_id":"`+attr+`"`) || !strings.Contains(string(b), `"upstream":"tomcat"`) {
+		t.Errorf("access log:\n%s\nwant the line with request_id %s", b, attr)
+	}
+}
