@@ -63,7 +63,14 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 		rp.ServeHTTP(w, r)
 		return
 	}
-	st := &forwardState{w: w}
+	var st *forwardState
+	var sid *forwardStateID
+	if f.reqID.Header != "" {
+		sid = &forwardStateID{forwardState: forwardState{w: w}}
+		st = &sid.forwardState
+	} else {
+		st = &forwardState{w: w}
+	}
 	st.trace.Got1xxResponse = st.got1xx
 	ctx := httptrace.WithClientTrace(r.Context(), &st.trace)
 	if x != nil {
@@ -87,13 +94,13 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	}
 	out.Header = outboundHeader(r.Header, f.keepUnderscores, f.reqID.Header)
 	f.setForwarded(r, out)
-	if f.reqID.Header != "" {
+	if sid != nil {
 		if x != nil {
-			st.idVal[0] = x.reqID
+			sid.idVal[0] = x.reqID
 		} else {
-			st.idVal[0] = f.requestID(r, &st.idBuf)
+			sid.idVal[0] = f.requestID(r, &sid.idBuf)
 		}
-		out.Header[f.reqID.Header] = st.idVal[:]
+		out.Header[f.reqID.Header] = sid.idVal[:]
 	}
 
 	var sent time.Time
@@ -169,7 +176,13 @@ type forwardState struct {
 	w     http.ResponseWriter
 	mu    sync.Mutex // guards done and writing 1xx responses
 	done  bool       // RoundTrip returned: the header map is the final response's
+}
 
+// forwardStateID is forwardState with room for the request id, allocated
+// instead of it when the listener gives requests an id, so that a request
+// without one allocates exactly what it did before.
+type forwardStateID struct {
+	forwardState
 	// idBuf holds a request id made for this request and idVal the
 	// outbound header's value: the state is never reused, so the id
 	// string may share idBuf's memory (see requestID).
@@ -317,7 +330,11 @@ func outboundHeader(in http.Header, keepUnderscores bool, requestID string) http
 		nv += len(vv)
 	}
 	sv := make([]string, nv)
-	out := make(http.Header, len(in)+5)
+	extra := 4 // X-Forwarded-For, -Proto, -Host, and Te or User-Agent
+	if requestID != "" {
+		extra++
+	}
+	out := make(http.Header, len(in)+extra)
 	for k, vv := range in {
 		if isHopByHop(k) || isForwarding(k) || contains(conn, k) || k == requestID ||
 			!keepUnderscores && strings.IndexByte(k, '_') >= 0 {
