@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // lineSink collects access log lines and hands them out one by one as
@@ -323,4 +325,76 @@ func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
 		t.Fatal(err)
 	}
 	return pb.GetHistogram().GetSampleCount()
+}
+
+// Over TLS, the line names the TLS version and the ALPN protocol, for
+// HTTP/2 (webtier's own server) and HTTP/1.1, with the request's protocol
+// on the request line.
+func TestAccessLog_tls(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
+	opts := oneUpstream(t, backend, nil)
+	opts.Listeners = []ListenerOptions{{Name: "https", Address: "127.0.0.1:0", TLS: &TLSOptions{CertFile: certFile, KeyFile: keyFile}}}
+	sink := withAccessLog(t, &opts, accesslog.FormatJSON)
+	addrs := serve(t, opts)
+	for _, tt := range []struct {
+		tr   *http.Transport
+		want []string
+	}{
+		{&http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true},
+			[]string{`"proto":"HTTP/2.0"`, `"tls_version":"TLSv1.3"`, `"alpn":"h2"`, `"status":200`, `"bytes":2`}},
+		{&http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}, MaxVersion: tls.VersionTLS12}},
+			[]string{`"proto":"HTTP/1.1"`, `"tls_version":"TLSv1.2"`, `"alpn":"http/1.1"`, `"status":200`, `"bytes":2`}},
+	} {
+		resp, err := (&http.Client{Transport: tt.tr}).Get("https://" + addrs[0].String() + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		tt.tr.CloseIdleConnections()
+		line := sink.next(t)
+		for _, w := range tt.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("line %s\nlacks %s", line, w)
+			}
+		}
+	}
+}
+
+// A WebSocket upgrade (the ReverseProxy path, through a hijacked
+// connection) works with the access log on, gets its request id, and is
+// logged with 101 once the tunnel ends.
+func TestAccessLog_upgrade(t *testing.T) {
+	ids := make(chan string, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids <- r.Header.Get("X-Request-Id")
+		proxytest.UpgradeEcho(w, r)
+	}))
+	defer backend.Close()
+	opts := oneUpstream(t, backend, nil)
+	opts.RequestID = RequestIDOptions{Header: DefaultRequestIDHeader}
+	sink := withAccessLog(t, &opts, accesslog.FormatJSON)
+	fe, _ := startProxy(t, opts)
+	c := dialRaw(t, strings.TrimPrefix(fe, "http://"))
+	c.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("answer %v, %v; want 101", resp, err)
+	}
+	c.send("ping\n")
+	if line, err := c.br.ReadString('\n'); line != "echo: ping\n" {
+		t.Fatalf("after upgrade read %q, %v", line, err)
+	}
+	id := <-ids
+	if !generatedID.MatchString(id) {
+		t.Errorf("backend got X-Request-Id %q; want a generated id", id)
+	}
+	line := sink.next(t)
+	if !strings.Contains(line, `"status":101`) || !strings.Contains(line, `"request_id":"`+id+`"`) {
+		t.Errorf("line %s; want status 101 and request id %s", line, id)
+	}
 }
