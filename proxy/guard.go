@@ -106,7 +106,12 @@ type guardWriter struct {
 	timeout  time.Duration
 	body     *rateBody // nil if the request has none
 	hijacked bool
+	status   int // the final status sent, 0 until then
 }
+
+// sentStatus is the status sent, which a 408 may have replaced (for the
+// access log).
+func (w *guardWriter) sentStatus() int { return w.status }
 
 func (w *guardWriter) arm() {
 	if !w.hijacked {
@@ -128,6 +133,9 @@ func (w *guardWriter) WriteHeader(code int) {
 		// and the connection closes.
 		w.Header().Set("Connection", "close")
 		code = http.StatusRequestTimeout
+	}
+	if code >= 200 && w.status == 0 {
+		w.status = code
 	}
 	w.arm()
 	w.ResponseWriter.WriteHeader(code)

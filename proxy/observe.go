@@ -43,10 +43,23 @@ type exchange struct {
 func (x *exchange) Header() http.Header { return x.w.Header() }
 
 func (x *exchange) WriteHeader(code int) {
+	x.w.WriteHeader(code)
 	if x.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		x.status = code
+		if sw, ok := x.w.(statusWriter); ok {
+			// The server's writer may have answered otherwise (408 for
+			// a body that came too slowly).
+			if s := sw.sentStatus(); s != 0 {
+				x.status = s
+			}
+		}
 	}
-	x.w.WriteHeader(code)
+}
+
+// statusWriter is a server's ResponseWriter that can answer another
+// status than the handler's: fastWriter and guardWriter.
+type statusWriter interface {
+	sentStatus() int
 }
 
 func (x *exchange) Write(p []byte) (int, error) {

@@ -398,3 +398,28 @@ func TestAccessLog_upgrade(t *testing.T) {
 		t.Errorf("line %s; want status 101 and request id %s", line, id)
 	}
 }
+
+// A request whose body does not come in time is answered 408 by the
+// server, not with the handler's 502, and logged with the 408 the client
+// got, on the fast path and on net/http's (here after a 100 Continue).
+func TestAccessLog_bodyTimeout408(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+	}))
+	defer backend.Close()
+	opts := oneUpstream(t, backend, nil)
+	opts.Listeners = []ListenerOptions{{Name: "l", BodyTimeout: 100 * time.Millisecond}}
+	sink := withAccessLog(t, &opts, accesslog.FormatCommon)
+	fe, _ := startProxy(t, opts)
+	for _, path := range []string{"fast", "handoff"} {
+		c := dialRaw(t, strings.TrimPrefix(fe, "http://"))
+		c.send(head(path, "POST /slow HTTP/1.1", "Content-Length: 10"))
+		resp, _ := c.readFinal("POST")
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("%s: status %d; want 408", path, resp.StatusCode)
+		}
+		if line := sink.next(t); !strings.Contains(line, `"POST /slow HTTP/1.1" 408 `) {
+			t.Errorf("%s: line %s; want the 408", path, line)
+		}
+	}
+}
