@@ -127,6 +127,11 @@ func TestAttackAccessLogInjection(t *testing.T) {
 	if h := attack(t, w.Addr(), raw, false); h.first() != 200 {
 		t.Fatalf("attack answered %v; want 200", h)
 	}
+	// An over-long request line, answered by webtier itself, is logged
+	// too, without the line it refused.
+	if h := attack(t, w.Addr(), "GET /"+strings.Repeat("a", 9000)+" HTTP/1.1\r\nHost: a\r\n\r\n", true); h.first() != 414 {
+		t.Fatalf("long request line answered %v; want 414", h)
+	}
 	got := a.Last().Header["X-Request-Id"]
 	if len(got) != 1 || !regexp.MustCompile(`^[0-9a-v]{26}$`).MatchString(got[0]) {
 		t.Errorf("backend got X-Request-Id %q; want one id made by webtier", got)
@@ -140,8 +145,9 @@ func TestAttackAccessLogInjection(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	want := regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "GET /x HTTP/1\.1" 200 2 "\\"" "evil\\" 200 1 \\"-\\" \\"forged\\xff\\\\"$`)
-	if len(lines) != 1 || !want.MatchString(lines[0]) {
-		t.Errorf("access log:\n%s\nwant one line matching %s", b, want)
+	want414 := regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "-" 414 \d+ "-" "-"$`)
+	if len(lines) != 2 || !want.MatchString(lines[0]) || !want414.MatchString(lines[1]) {
+		t.Errorf("access log:\n%s\nwant two lines matching %s and %s", b, want, want414)
 	}
 }
 

@@ -106,6 +106,18 @@ func (f *front) serveObserved(w http.ResponseWriter, r *http.Request) {
 	f.serve(x, r, x)
 }
 
+// rejected logs and counts a request the server answered itself, before
+// routing: r is the request, or one with only RemoteAddr when its head
+// could not be parsed (logged with "-" as its request line).
+func (f *front) rejected(r *http.Request, status, bytes int) {
+	if !f.observe {
+		return
+	}
+	x := &exchange{start: time.Now(), status: status, bytes: int64(bytes),
+		upstreamConnect: -1, upstreamHeader: -1, upstreamTotal: -1}
+	f.observed(x, r)
+}
+
 // observed logs and counts a finished request.
 func (f *front) observed(x *exchange, r *http.Request) {
 	status := x.status
@@ -152,7 +164,7 @@ func (f *front) observed(x *exchange, r *http.Request) {
 		UpstreamTotal:   x.upstreamTotal,
 		Duration:        d,
 	}
-	if e.URI == "" {
+	if e.URI == "" && r.URL != nil {
 		e.URI = r.URL.RequestURI()
 	}
 	if v, ok := r.Header["Referer"]; ok && len(v) > 0 {

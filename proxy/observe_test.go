@@ -423,3 +423,39 @@ func TestAccessLog_bodyTimeout408(t *testing.T) {
 		}
 	}
 }
+
+// Requests the server answers itself, before routing, are logged and
+// counted too: on the fast path with "-" for a request line it did not
+// parse (as httpd logs a 400 or 408), through the guard of net/http's
+// path with the request line.
+func TestAccessLog_rejected(t *testing.T) {
+	backend := httptest.NewServer(http.NotFoundHandler())
+	defer backend.Close()
+	opts := oneUpstream(t, backend, nil)
+	opts.Listeners = []ListenerOptions{{Name: "l", MaxRequestLine: 100, MaxHeaderFields: 3}}
+	opts.RequestMetrics = NewMetrics(prometheus.NewRegistry())
+	sink := withAccessLog(t, &opts, accesslog.FormatCommon)
+	fe, _ := startProxy(t, opts)
+	addr := strings.TrimPrefix(fe, "http://")
+
+	c := dialRaw(t, addr)
+	c.send("GET /" + strings.Repeat("a", 200) + " HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusRequestURITooLong {
+		t.Fatalf("long request line: %d; want 414", resp.StatusCode)
+	}
+	if line := sink.next(t); !regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "-" 414 \d+$`).MatchString(line) {
+		t.Errorf("long request line logged as %q; want \"-\" 414 and the bytes", line)
+	}
+
+	c = dialRaw(t, addr)
+	c.send(head("handoff", "GET /many HTTP/1.1", "A: 1", "B: 2", "C: 3", "D: 4"))
+	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("too many fields: %d; want 431", resp.StatusCode)
+	}
+	if line := sink.next(t); !strings.Contains(line, `"GET /many HTTP/1.1" 431 `) {
+		t.Errorf("too many fields logged as %q; want the request line and 431", line)
+	}
+	if got := testutil.ToFloat64(opts.RequestMetrics.requests.WithLabelValues("l", "", "", "4xx")); got != 2 {
+		t.Errorf("unrouted 4xx = %v; want 2", got)
+	}
+}

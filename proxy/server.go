@@ -31,10 +31,11 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
 	listeners []net.Listener
 	servers   []*http.Server
-	fast      []http.Handler        // per listener: the handler without netHTTPGuard
-	certs     []*certSource         // per listener; nil for a plain one
-	closed    bool                  // Serve has ended; Reload refuses
-	retiring  map[*Handler]struct{} // swapped out, still serving requests
+	fast      []http.Handler                  // per listener: the handler without netHTTPGuard
+	rejected  []func(*http.Request, int, int) // per listener: logs a request the server answered itself
+	certs     []*certSource                   // per listener; nil for a plain one
+	closed    bool                            // Serve has ended; Reload refuses
+	retiring  map[*Handler]struct{}           // swapped out, still serving requests
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -221,7 +222,7 @@ func (s *Server) Listen() error {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners, s.certs, s.fast = nil, nil, nil
+			s.listeners, s.certs, s.fast, s.rejected = nil, nil, nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
@@ -233,13 +234,18 @@ func (s *Server) Listen() error {
 			h.fronts[idx].ServeHTTP(w, r)
 		})
 		s.fast = append(s.fast, inner)
+		s.rejected = append(s.rejected, func(r *http.Request, status, bytes int) {
+			h := s.acquire()
+			defer h.release()
+			h.fronts[idx].rejected(r, status, bytes)
+		})
 		lim := newHeadLimits(lo)
 		srv := &http.Server{
 			// net/http's server (TLS listeners, connections the fast
 			// path hands off) gets the limits and timeouts it lacks
 			// from the guard; the fast path has them built in.
 			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
-				writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout)},
+				writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout), rejected: s.rejected[idx]},
 			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),
@@ -282,7 +288,7 @@ func (s *Server) Addrs() []net.Addr {
 // upstream pools are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns, srvs, fast := s.listeners, s.servers, s.fast
+	lns, srvs, fast, rejected := s.listeners, s.servers, s.fast, s.rejected
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve called before Listen")
@@ -300,6 +306,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		if srvs[i].TLSConfig == nil {
 			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
+				rej := rejected[i]
+				fs.rejected = func(remote string, status, bytes int) {
+					rej(&http.Request{RemoteAddr: remote, Header: http.Header{}}, status, bytes)
+				}
 				units[i] = fs
 			} else {
 				s.log.Warn("serving plain HTTP with net/http's server", zap.Error(err))

@@ -64,6 +64,9 @@ func TestAppendLine(t *testing.T) {
 		{"IPv6 client, HTTP/2", func(e *Entry) {
 			e.Client, e.Proto, e.Format = netip.MustParseAddr("2001:db8::1"), "HTTP/2.0", FormatCommon
 		}, `2001:db8::1 - - [07/Dec/2026:09:05:03 -0530] "GET /app/a%20b?x=1 HTTP/2.0" 200 1234` + "\n"},
+		{"common without a request line", func(e *Entry) {
+			e.Format, e.Method, e.URI, e.Proto, e.Status, e.Bytes = FormatCommon, "", "", "", 414, 52
+		}, `192.0.2.7 - - [07/Dec/2026:09:05:03 -0530] "-" 414 52` + "\n"},
 		{"json", func(e *Entry) { e.Format = FormatJSON },
 			`{"time":"2026-12-07T09:05:03.120-05:30","client":"192.0.2.7","method":"GET","uri":"/app/a%20b?x=1","proto":"HTTP/1.1","host":"www.example.com","status":200,"bytes":1234,"referer":"https://www.example.com/","user_agent":"curl/8.5.0","request_id":"0123456789abcdefghijklmnop","listener":"public","route":"*/app","upstream":"tomcat","upstream_addr":"10.0.0.5:8009","upstream_connect":0.001500,"upstream_header":0.012000,"upstream_total":0.013000,"duration":0.014000,"tls_version":"TLSv1.3","alpn":"h2"}` + "\n"},
 		{"json without upstream or TLS", func(e *Entry) {

@@ -125,11 +125,15 @@ func appendApache(b []byte, e *Entry) []byte {
 	b = append(b, " - - ["...)
 	b = e.Start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
 	b = append(b, "] \""...)
-	b = appendEscaped(b, e.Method)
-	b = append(b, ' ')
-	b = appendEscaped(b, e.URI)
-	b = append(b, ' ')
-	b = appendEscaped(b, e.Proto)
+	if e.Method == "" {
+		b = append(b, '-') // no request line could be read (httpd's 400 and 408)
+	} else {
+		b = appendEscaped(b, e.Method)
+		b = append(b, ' ')
+		b = appendEscaped(b, e.URI)
+		b = append(b, ' ')
+		b = appendEscaped(b, e.Proto)
+	}
 	b = append(b, "\" "...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, ' ')
