@@ -17,6 +17,9 @@ type rawFile struct {
 	Resolver  rawResolver                 `yaml:"resolver"`
 	Logging   rawLogging                  `yaml:"logging"`
 	Drain     rawDrain                    `yaml:"drain"`
+	AccessLog rawAccessLog                `yaml:"access_log"`
+	RequestID rawRequestID                `yaml:"request_id"`
+	Admin     field[rawAdmin]             `yaml:"admin"` // absent: no admin listener
 }
 
 // rawListener is one item of listeners.
@@ -182,4 +185,28 @@ type rawLogging struct {
 	loc
 	Level  field[string] `yaml:"level"`
 	Format field[string] `yaml:"format"`
+}
+
+// rawAccessLog is the access_log section.
+type rawAccessLog struct {
+	loc
+	Format field[string] `yaml:"format"` // default accesslog.DefaultFormat; off: none
+	Path   field[string] `yaml:"path"`   // default accesslog.DefaultPath; stdout, stderr or a file
+}
+
+// rawRequestID is the request_id section.
+type rawRequestID struct {
+	loc
+	Enabled      field[bool]   `yaml:"enabled"`       // default true
+	Header       field[string] `yaml:"header"`        // default proxy.DefaultRequestIDHeader
+	AJPAttribute field[string] `yaml:"ajp_attribute"` // default none
+}
+
+// rawAdmin is the admin section. Writing the key, even as an empty
+// mapping, turns the admin listener on.
+type rawAdmin struct {
+	loc
+	Address   field[string] `yaml:"address"`    // default admin.DefaultAddress
+	Token     field[string] `yaml:"token"`      // required off loopback; never printed
+	TokenFile field[string] `yaml:"token_file"` // file holding the token; not with token
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/frontend/h2"
 	"github.com/webtier/webtier/proxy/upstream"
 )
@@ -78,6 +79,17 @@ type Options struct {
 	// Handler it builds (nil outside a Server: never draining). Config
 	// leaves it nil.
 	DrainState *DrainState
+
+	// RequestMetrics receives the per-request metrics; cmd sets it once
+	// per process when the admin listener serves them. Nil: requests are
+	// not measured (and cost nothing for it).
+	RequestMetrics *Metrics
+	// AccessLog gets one line per request in AccessLogFormat; cmd sets it.
+	// Nil or FormatOff: no access log (and no cost).
+	AccessLog       *accesslog.Writer
+	AccessLogFormat accesslog.Format
+	// RequestID configures the request id. Zero: none.
+	RequestID RequestIDOptions
 }
 
 // DrainOptions time the stop on SIGTERM: the health endpoint fails, webtier

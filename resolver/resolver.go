@@ -111,6 +111,9 @@ func New(opts Options) (*Resolver, error) {
 		r.log = zap.NewNop()
 	}
 	r.m = newMetrics(o.Registerer)
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(answerAgeCollector{r})
+	}
 	empty := map[string]*entry{}
 	r.names.Store(&empty)
 	r.ctx, r.cancel = context.WithCancel(context.Background())

@@ -12,6 +12,7 @@
 //	webtier version                 print the version
 //	kill -HUP PID                   reload the config file (routes, upstreams)
 //	kill -TERM PID                  drain (health endpoints fail), then stop
+//	kill -USR1 PID                  reopen the access log file
 package main
 
 import (
@@ -33,8 +34,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/webtier/webtier/admin"
 	"github.com/webtier/webtier/config"
 	"github.com/webtier/webtier/internal/sdnotify"
+	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
@@ -59,11 +63,11 @@ const usage = `usage:
   webtier version                 print the version
 
   kill -HUP PID                   reload the config file: routes, upstreams,
-                                  trusted_proxies, keep_underscore_headers and
-                                  logging.level change
+                                  trusted_proxies, keep_underscore_headers,
+                                  access_log, request_id and logging.level change
                                   without failing a request; a config that
                                   does not load is logged and the old one kept;
-                                  listener, resolver and logging.format
+                                  listener, resolver, admin and logging.format
                                   changes are logged and wait for a restart
   kill -TERM PID                  drain: the health endpoints fail at once,
                                   keep-alive connections are closed, and the
@@ -71,6 +75,7 @@ const usage = `usage:
                                   SIGTERM, or SIGINT, closes them now); then
                                   requests in flight get drain.timeout
   kill -INT PID (Ctrl-C)          stop without the drain wait
+  kill -USR1 PID                  reopen the access log file (after logrotate)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -207,6 +212,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR1 reopens the access log (logrotate's postrotate); its default
+	// action would end the process too.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	path, code := configFlag("run", args, stdout, stderr)
 	if code != proceed {
 		return code
@@ -232,7 +242,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go runProcs(ctx, log.Named("procs"))
-	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, term: term, level: level, notify: sdnotify.FromEnv()}); err != nil {
+	if err := serve(ctx, cfg, log, newRegistry(), reloader{hup: hup, term: term, usr1: usr1, level: level, stdout: stdout, notify: sdnotify.FromEnv()}); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
 		return 1
 	}
@@ -245,9 +255,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 // signals that drain and stop (stopOnSignals). Its zero value never
 // reloads and stops only when serve's context is done.
 type reloader struct {
-	hup   <-chan os.Signal
-	term  <-chan os.Signal // SIGTERM and SIGINT
-	level zap.AtomicLevel
+	hup    <-chan os.Signal
+	term   <-chan os.Signal // SIGTERM and SIGINT
+	usr1   <-chan os.Signal // reopens the access log
+	level  zap.AtomicLevel
+	stdout io.Writer // the access log's "stdout"; nil: os.Stdout
 	// notify tells systemd (Type=notify) that webtier listens, reloads and
 	// stops; its zero value, as outside systemd, tells no one.
 	notify sdnotify.Notifier
@@ -267,17 +279,40 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	popts := cfg.Proxy
 	// Registered once: every Handler a reload builds counts into them.
 	popts.Metrics = upstream.NewMetrics(reg)
+	live := &running{started: cfg, res: res, metrics: popts.Metrics, level: rl.level, log: log,
+		reg: reg, stdout: rl.stdout, cfgm: newConfigMetrics(reg)}
+	if cfg.Admin != nil {
+		// Requests are measured only when something can read it.
+		live.requests = proxy.NewMetrics(reg)
+	}
+	popts.RequestMetrics = live.requests
+	if err := live.setAccessLog(&popts, cfg.AccessLog); err != nil {
+		return err
+	}
+	defer live.closeAccessLog()
 	srv, err := frontend.NewServer(popts, res, log.Named("proxy"))
 	if err != nil {
 		return fmt.Errorf("building proxy: %w", err)
 	}
+	live.srv = srv
+	reg.MustRegister(upstream.AddressCollector(func() []*upstream.Pool { return srv.Handler().Pools() }))
 	if err := srv.Listen(); err != nil {
 		srv.Handler().Close()
 		return err
 	}
+	var adm *admin.Server
+	if cfg.Admin != nil {
+		if adm, err = admin.New(*cfg.Admin, reg, log.Named("admin")); err == nil {
+			err = adm.Listen()
+		}
+		if err != nil {
+			srv.Handler().Close()
+			return err
+		}
+	}
+	live.cfgm.loaded(cfg)
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
 	notified(log, rl.notify.Ready())
-	live := &running{started: cfg, srv: srv, res: res, metrics: popts.Metrics, level: rl.level, log: log}
 	// The reload loop ends before serve returns, so that no reload builds
 	// pools on the resolver closed by the deferred res.Close.
 	loopCtx, stopLoop := context.WithCancel(ctx)
@@ -296,6 +331,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 				notified(log, rl.notify.Reloading())
 				live.reload(loopCtx)
 				notified(log, rl.notify.Ready()) // the old config or the new: serving
+			case <-rl.usr1:
+				live.reopenAccessLog()
 			}
 		}
 	}()
@@ -304,10 +341,22 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		defer close(drainDone)
 		stopOnSignals(loopCtx, rl.term, srv, log, stopping)
 	}()
+	admDone := make(chan struct{})
+	if adm != nil {
+		go func() {
+			defer close(admDone)
+			if err := adm.Serve(loopCtx); err != nil {
+				log.Error("admin listener failed", zap.Error(err))
+			}
+		}()
+	} else {
+		close(admDone)
+	}
 	err = srv.Serve(ctx)
 	stopLoop()
 	<-loopDone
 	<-drainDone
+	<-admDone
 	return err
 }
 
@@ -377,12 +426,19 @@ func stopOnSignals(ctx context.Context, term <-chan os.Signal, srv *frontend.Ser
 // (its listeners, resolver and log format stay until a restart) and the
 // parts built from it that a reload reuses or changes.
 type running struct {
-	started *config.Config
-	srv     *frontend.Server
-	res     *resolver.Resolver // kept: one DNS cache for every Handler
-	metrics *upstream.Metrics  // kept: registered once per process
-	level   zap.AtomicLevel
-	log     *zap.Logger
+	started  *config.Config
+	srv      *frontend.Server
+	res      *resolver.Resolver // kept: one DNS cache for every Handler
+	metrics  *upstream.Metrics  // kept: registered once per process
+	requests *proxy.Metrics     // kept; nil without an admin listener
+	level    zap.AtomicLevel
+	log      *zap.Logger
+	reg      prometheus.Registerer
+	stdout   io.Writer
+	cfgm     *configMetrics
+
+	accessLog     *accesslog.Writer // made when a config first turns it on; kept
+	accessLogPath string
 }
 
 // dnsWait bounds how long a reload waits for the first DNS answers of the
@@ -402,25 +458,36 @@ func (r *running) reload(ctx context.Context) {
 	file := r.started.File
 	next, err := config.Load(file)
 	if err != nil {
+		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
 		return
 	}
 	popts := next.Proxy
 	popts.Metrics = r.metrics
-	wctx, cancel := context.WithTimeout(ctx, dnsWait(r.started.Resolver))
-	defer cancel()
-	pending, err := r.srv.Reload(wctx, popts, r.res)
-	if err != nil {
+	popts.RequestMetrics = r.requests
+	if err := r.setAccessLog(&popts, next.AccessLog); err != nil {
+		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
 		return
 	}
+	wctx, cancel := context.WithTimeout(ctx, dnsWait(r.started.Resolver))
+	defer cancel()
+	pending, err := r.srv.Reload(wctx, popts, r.res)
+	if err != nil {
+		r.cfgm.reloads.WithLabelValues("failed").Inc()
+		r.log.Error("config reload failed", zap.String("config", file),
+			zap.String("serving", "previous config"), zap.Error(err))
+		return
+	}
+	r.cfgm.reloads.WithLabelValues("ok").Inc()
+	r.cfgm.loaded(next)
 	if len(pending) > 0 {
 		r.log.Warn("listeners changed; restart webtier to apply", zap.Strings("listeners", pending))
 	}
 	if keys := config.RestartKeys(r.started, next); len(keys) > 0 {
-		r.log.Warn("resolver or logging.format changed; restart webtier to apply (the DNS cache is kept)",
+		r.log.Warn("resolver, admin or logging.format changed; restart webtier to apply (the DNS cache is kept)",
 			zap.Strings("keys", keys))
 	}
 	if l, err := zapcore.ParseLevel(next.Logging.Level); err == nil {

@@ -56,6 +56,10 @@ func (w *fastWriter) reset(bw *bufio.Writer, req *http.Request, closing *atomic.
 
 func (w *fastWriter) Header() http.Header { return w.header }
 
+// sentStatus is the status sent, which a 408 may have replaced (for the
+// access log).
+func (w *fastWriter) sentStatus() int { return w.status }
+
 // EnableFullDuplex is a no-op: this writer never stops the request body at
 // the first response write (AJP routes rely on that).
 func (w *fastWriter) EnableFullDuplex() error { return nil }

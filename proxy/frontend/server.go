@@ -37,11 +37,12 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
 	listeners []net.Listener
 	servers   []*http.Server
-	fast      []http.Handler              // per listener: the handler without netHTTPGuard
-	certs     []*certSource               // per listener; nil for a plain one
-	h2s       []*h2.Server                // per listener; nil for a plain one
-	closed    bool                        // Serve has ended; Reload refuses
-	retiring  map[*proxy.Handler]struct{} // swapped out, still serving requests
+	fast      []http.Handler                  // per listener: the handler without netHTTPGuard
+	rejected  []func(*http.Request, int, int) // per listener: logs a request the server answered itself
+	certs     []*certSource                   // per listener; nil for a plain one
+	h2s       []*h2.Server                    // per listener; nil for a plain one
+	closed    bool                            // Serve has ended; Reload refuses
+	retiring  map[*proxy.Handler]struct{}     // swapped out, still serving requests
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -233,7 +234,7 @@ func (s *Server) Listen() error {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners, s.certs, s.fast, s.h2s = nil, nil, nil, nil
+			s.listeners, s.certs, s.fast, s.h2s, s.rejected = nil, nil, nil, nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
@@ -251,13 +252,18 @@ func (s *Server) Listen() error {
 			h.Front(idx).ServeHTTP(w, r)
 		})
 		s.fast = append(s.fast, inner)
+		s.rejected = append(s.rejected, func(r *http.Request, status, bytes int) {
+			h := s.acquire()
+			defer h.Release()
+			h.Rejected(idx, r, status, bytes)
+		})
 		lim := newHeadLimits(lo)
 		srv := &http.Server{
 			// net/http's server (TLS listeners, connections the fast
 			// path hands off) gets the limits and timeouts it lacks
 			// from the guard; the fast path has them built in.
 			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
-				writeTimeout: orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout)},
+				writeTimeout: orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout), rejected: s.rejected[idx]},
 			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, proxy.DefaultClientIdleTimeout),
@@ -303,7 +309,7 @@ func (s *Server) Addrs() []net.Addr {
 // timeout), and the upstream pools are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns, srvs, fast, h2s := s.listeners, s.servers, s.fast, s.h2s
+	lns, srvs, fast, h2s, rejected := s.listeners, s.servers, s.fast, s.h2s, s.rejected
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve called before Listen")
@@ -321,6 +327,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		if srvs[i].TLSConfig == nil {
 			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
+				rej := rejected[i]
+				fs.rejected = func(remote string, status, bytes int) {
+					rej(&http.Request{RemoteAddr: remote, Header: http.Header{}}, status, bytes)
+				}
 				units[i] = fs
 			} else {
 				s.log.Warn("serving plain HTTP with net/http's server", zap.Error(err))

@@ -149,7 +149,14 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	// that is no failure of the address, and the request, which sent
 	// nothing, is retried elsewhere at once.
 	e.gone.Store(newGoneScope())
-	dial := func(context.Context) (net.Conn, error) {
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var tm *Timing
+		var t0 time.Time
+		if p.opts.Timing {
+			if tm = timingFrom(ctx); tm != nil {
+				t0 = time.Now()
+			}
+		}
 		scope := e.gone.Load()
 		c, err := e.dialer.DialContext(scope.ctx, "tcp", e.hostport)
 		if err != nil {
@@ -158,6 +165,9 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 			}
 			p.connectFailed(e, err)
 			return nil, &DialError{Addr: ap, Err: err}
+		}
+		if tm != nil {
+			tm.connect.Store(nanosSince(t0))
 		}
 		return c, nil
 	}

@@ -154,6 +154,10 @@ type Options struct {
 	// Metrics receives the pool's counters; the proxy sets it (config does
 	// not). Nil: counted but not exported.
 	Metrics *Metrics
+	// Timing makes the pool fill the Timing a request's context carries
+	// (TimingContext); the proxy sets it when it logs or measures
+	// requests (config does not). False: the pool never looks.
+	Timing bool
 
 	// MaxEjectedPercent bounds the share of an upstream's addresses that
 	// passive health may eject at once. Zero means the default, 50; a
@@ -172,6 +176,11 @@ type AJPOptions struct {
 	// CPingIdle: a pooled connection idle longer than this is checked with
 	// CPING/CPONG before reuse. Zero means 10s; negative: never.
 	CPingIdle time.Duration
+	// RequestIDAttribute, when set, sends the request id header
+	// (RequestIDHeader, canonical) as a request attribute of this name;
+	// the proxy sets both from its request_id options (config does not
+	// set them here).
+	RequestIDAttribute, RequestIDHeader string
 }
 
 // HealthCheck configures the active HTTP health check of an upstream.

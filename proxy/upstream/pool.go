@@ -347,7 +347,7 @@ func (p *Pool) setStateLocked(e *Endpoint, s State, reason string) {
 	}
 	e.state.Store(uint32(s))
 	e.since.Store(p.now().UnixNano())
-	p.m.stateChanges.WithLabelValues(p.opts.Name, s.String()).Inc()
+	p.m.countStateChange(p.opts.Name, old, s, reason)
 	p.log.Info("address state changed",
 		zap.String("target", e.target.Host), zap.Stringer("address", e.addr),
 		zap.Stringer("from", old), zap.Stringer("to", s), zap.String("reason", reason),

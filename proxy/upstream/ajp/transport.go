@@ -39,6 +39,14 @@ type Options struct {
 	// it or puts it in an error.
 	Secret string
 
+	// RequestIDAttribute, when set, sends the value of the request header
+	// RequestIDHeader (canonical form) as a request attribute of this
+	// name (request.getAttribute in the servlet). Tomcat answers 403 to
+	// an attribute its connector's allowedRequestAttributesPattern does
+	// not match.
+	RequestIDAttribute string
+	RequestIDHeader    string
+
 	// PacketSize is the AJP packet size in bytes, header included. It must
 	// equal packetSize on Tomcat's AJP Connector. Default 8192 (Tomcat's
 	// default); values are clamped to [8192, 65536], Tomcat's range.
@@ -347,6 +355,11 @@ func (t *Transport) encode(dst []byte, req *http.Request, length int64) ([]byte,
 		fr.ServerPort = 80
 		if req.TLS != nil {
 			fr.ServerPort = 443
+		}
+	}
+	if t.o.RequestIDAttribute != "" {
+		if v := req.Header[t.o.RequestIDHeader]; len(v) > 0 {
+			fr.RequestIDAttribute, fr.RequestID = t.o.RequestIDAttribute, v[0]
 		}
 	}
 	if route, ok := ctx.Value(routeKey{}).(string); ok {
