@@ -49,7 +49,7 @@ func (x *exchange) WriteHeader(code int) {
 		if sw, ok := x.w.(statusWriter); ok {
 			// The server's writer may have answered otherwise (408 for
 			// a body that came too slowly).
-			if s := sw.sentStatus(); s != 0 {
+			if s := sw.SentStatus(); s != 0 {
 				x.status = s
 			}
 		}
@@ -59,7 +59,7 @@ func (x *exchange) WriteHeader(code int) {
 // statusWriter is a server's ResponseWriter that can answer another
 // status than the handler's: fastWriter and guardWriter.
 type statusWriter interface {
-	sentStatus() int
+	SentStatus() int
 }
 
 func (x *exchange) Write(p []byte) (int, error) {

@@ -137,12 +137,16 @@ func TestServer_healthEndpointEveryEngine(t *testing.T) {
 			do    func() (*http.Response, string)
 			proto string
 		}{
-			{"fast", func() (*http.Response, string) { return dialDrain(t, ds.plain, nil).get(t, proxy.DefaultHealthPath, "") }, "HTTP/1.1"},
+			{"fast", func() (*http.Response, string) {
+				return dialDrain(t, ds.plain, nil).get(t, proxy.DefaultHealthPath, "")
+			}, "HTTP/1.1"},
 			{"handoff", func() (*http.Response, string) {
 				// An Expect header sends the connection to net/http.
 				return dialDrain(t, ds.plain, nil).get(t, proxy.DefaultHealthPath, "Expect: 100-continue\r\nContent-Length: 0\r\n")
 			}, "HTTP/1.1"},
-			{"tls-http1", func() (*http.Response, string) { return dialDrain(t, ds.tls, ds.roots).get(t, proxy.DefaultHealthPath, "") }, "HTTP/1.1"},
+			{"tls-http1", func() (*http.Response, string) {
+				return dialDrain(t, ds.tls, ds.roots).get(t, proxy.DefaultHealthPath, "")
+			}, "HTTP/1.1"},
 			{"h2", func() (*http.Response, string) {
 				resp, err := h2c.Get("https://" + ds.tls + proxy.DefaultHealthPath)
 				if err != nil {

@@ -116,9 +116,9 @@ type guardWriter struct {
 	status   int // the final status sent, 0 until then
 }
 
-// sentStatus is the status sent, which a 408 may have replaced (for the
+// SentStatus is the status sent, which a 408 may have replaced (for the
 // access log).
-func (w *guardWriter) sentStatus() int { return w.status }
+func (w *guardWriter) SentStatus() int { return w.status }
 
 func (w *guardWriter) arm() {
 	if !w.hijacked {

@@ -56,9 +56,9 @@ func (w *fastWriter) reset(bw *bufio.Writer, req *http.Request, closing *atomic.
 
 func (w *fastWriter) Header() http.Header { return w.header }
 
-// sentStatus is the status sent, which a 408 may have replaced (for the
+// SentStatus is the status sent, which a 408 may have replaced (for the
 // access log).
-func (w *fastWriter) sentStatus() int { return w.status }
+func (w *fastWriter) SentStatus() int { return w.status }
 
 // EnableFullDuplex is a no-op: this writer never stops the request body at
 // the first response write (AJP routes rely on that).
@@ -330,3 +330,10 @@ func (w *fastWriter) writeTrailers() {
 		}
 	}
 }
+
+// The access log (package proxy) asks the server's writers which status
+// went out.
+var (
+	_ interface{ SentStatus() int } = (*fastWriter)(nil)
+	_ interface{ SentStatus() int } = (*guardWriter)(nil)
+)

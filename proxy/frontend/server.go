@@ -31,7 +31,7 @@ type Server struct {
 
 	drain     *drainState
 	drainOpts atomic.Pointer[proxy.DrainOptions] // the current config's
-	stop      chan struct{}                // closed by Stop
+	stop      chan struct{}                      // closed by Stop
 	stopOnce  sync.Once
 
 	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
