@@ -16,6 +16,7 @@ type rawFile struct {
 	Upstreams field[entries[rawUpstream]] `yaml:"upstreams"`
 	Resolver  rawResolver                 `yaml:"resolver"`
 	Logging   rawLogging                  `yaml:"logging"`
+	Backends  rawBackends                 `yaml:"backends"`
 }
 
 // rawListener is one item of listeners.
@@ -67,7 +68,7 @@ type rawUpstream struct {
 	ConnectTimeout        field[time.Duration]  `yaml:"connect_timeout"`         // default proxy.DefaultConnectTimeout
 	ResponseHeaderTimeout field[time.Duration]  `yaml:"response_header_timeout"` // default proxy.DefaultResponseHeaderTimeout
 	IdleTimeout           field[time.Duration]  `yaml:"idle_timeout"`            // default proxy.DefaultIdleConnTimeout
-	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress
+	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress (no cap); 0: no keep-alive
 	HostHeader            field[string]         `yaml:"host_header"`             // default: the client's Host
 	Balance               field[string]         `yaml:"balance"`                 // default least_conn
 	StickyCookie          field[string]         `yaml:"sticky_cookie"`           // default JSESSIONID; balance: sticky only
@@ -162,6 +163,12 @@ type rawResolver struct {
 	Family           field[string]          `yaml:"family"`
 	RefreshNowMinGap field[time.Duration]   `yaml:"refresh_now_min_gap"`
 	IdleTimeout      field[time.Duration]   `yaml:"idle_timeout"`
+}
+
+// rawBackends is the backends section: limits shared by every upstream.
+type rawBackends struct {
+	loc
+	MaxIdle field[int] `yaml:"max_idle"` // default proxy.DefaultMaxIdleBackendConns
 }
 
 // rawLogging is the logging section.

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy/ajp"
+	"github.com/webtier/webtier/proxy/idlepool"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
 )
@@ -75,8 +76,16 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	}
 	h := &Handler{log: log, closed: make(chan struct{})}
 	index := map[string]int{}
+	// One limit for every upstream of this handler: a reload's new handler
+	// has its own, while the old one's pools drain and close theirs.
+	maxIdle := opts.MaxIdleBackendConns
+	if maxIdle == 0 {
+		maxIdle = DefaultMaxIdleBackendConns
+	}
+	idleLimit := idlepool.NewLimit(maxIdle)
 	for _, uo := range opts.Upstreams {
 		uo.Metrics = opts.Metrics
+		uo.IdleLimit = idleLimit
 		pres := res
 		var watch *answerWatch
 		if res != nil {
