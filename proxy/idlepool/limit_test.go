@@ -145,3 +145,20 @@ func TestLimitRejoin(t *testing.T) {
 		t.Errorf("closed: a %d, b %d; want the older, a, evicted for b", ca.closed.Load(), cb.closed.Load())
 	}
 }
+
+// BenchmarkGetPut is a request's use of the pool: take the most recently
+// used connection and give it back, on every core at once, each core on
+// its own pool as each backend address has its own, sharing one Limit.
+func BenchmarkGetPut(b *testing.B) {
+	l := NewLimit(4096)
+	b.RunParallel(func(pb *testing.PB) {
+		p := New[*conn](0, time.Hour, l)
+		newConns(p, "a")
+		c := newConns(p, "a")[0]
+		p.Put(c)
+		for pb.Next() {
+			c, _, _, _ := p.Get()
+			p.Put(c)
+		}
+	})
+}
