@@ -172,7 +172,6 @@ upstreams:
     targets: ["ajp://127.0.0.1:%d"]
     ajp:
       secret: %q
-    max_idle_per_address: 64  # pooled AJP connections (default 64; httpd's pool is its 64 threads)
     idle_timeout: 10m         # outlives the ~6 min between AJP rounds of a full run, as httpd's pool (no ttl) does
 logging:
   level: warn
