@@ -265,15 +265,22 @@ func (t *Transport) dialFor(ctx context.Context, d *dialing) {
 // looked, idle how long pc was idle.
 func (t *Transport) popIdle() (pc *persistConn, now time.Time, idle time.Duration) {
 	pc, _, now, idle = t.idle.Get()
+	if pc != nil {
+		pc.attachBuffers()
+	}
 	return pc, now, idle
 }
 
-// putIdle pools pc, or closes it when pooling is off, after
-// CloseIdleConnections, or when it holds bytes nobody asked for. The
-// oldest connection makes room when the pool is full.
+// putIdle pools pc, without its buffers, or closes it when pooling is off,
+// after CloseIdleConnections, or when it holds bytes nobody asked for. The
+// connection idle the longest makes room when the pool is full.
 func (t *Transport) putIdle(pc *persistConn) {
 	if idlepool.Leftover(pc.br, t.o.OnUnsolicited) {
 		pc.close() // never reused: Options.OnUnsolicited says why
+		return
+	}
+	if !pc.detachBuffers() {
+		pc.close() // a request head left unsent: never reused
 		return
 	}
 	t.idle.Put(pc)
