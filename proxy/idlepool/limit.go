@@ -17,8 +17,11 @@ import (
 //
 // The count is an atomic; the request path takes no Limit-wide lock. Only
 // a Put that finds the Limit reached looks at the other pools (taking each
-// pool's own lock in turn), and only pool creation and CloseIdle change
-// the set of pools.
+// pool's own lock in turn), and only pool creation, CloseIdle and the
+// first Get after it change the set of pools (under that pool's lock, then
+// mu; nothing takes them in the other order). A Put into a pool at its own
+// cap may, when the Limit is reached too, close another pool's oldest as
+// well as its own: rare, and never more than the Limit allows.
 type Limit struct {
 	max int64
 	n   atomic.Int64 // idle connections held, plus Puts that reserved a place
