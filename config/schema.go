@@ -20,6 +20,7 @@ type rawFile struct {
 	AccessLog rawAccessLog                `yaml:"access_log"`
 	RequestID rawRequestID                `yaml:"request_id"`
 	Admin     field[rawAdmin]             `yaml:"admin"` // absent: no admin listener
+	Backends  rawBackends                 `yaml:"backends"`
 }
 
 // rawListener is one item of listeners.
@@ -76,7 +77,7 @@ type rawUpstream struct {
 	ConnectTimeout        field[time.Duration]  `yaml:"connect_timeout"`         // default proxy.DefaultConnectTimeout
 	ResponseHeaderTimeout field[time.Duration]  `yaml:"response_header_timeout"` // default proxy.DefaultResponseHeaderTimeout
 	IdleTimeout           field[time.Duration]  `yaml:"idle_timeout"`            // default proxy.DefaultIdleConnTimeout
-	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress
+	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress (no cap); 0: no keep-alive
 	HostHeader            field[string]         `yaml:"host_header"`             // default: the client's Host
 	Balance               field[string]         `yaml:"balance"`                 // default least_conn
 	StickyCookie          field[string]         `yaml:"sticky_cookie"`           // default JSESSIONID; balance: sticky only
@@ -178,6 +179,12 @@ type rawDrain struct {
 	loc
 	Wait    field[time.Duration] `yaml:"wait"`    // default proxy.DefaultDrainWait; 0s: no wait
 	Timeout field[time.Duration] `yaml:"timeout"` // default proxy.DefaultDrainTimeout
+}
+
+// rawBackends is the backends section: limits shared by every upstream.
+type rawBackends struct {
+	loc
+	MaxIdle field[int] `yaml:"max_idle"` // default proxy.DefaultMaxIdleBackendConns
 }
 
 // rawLogging is the logging section.

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/resolver"
@@ -88,8 +89,16 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h := &Handler{log: log, closed: make(chan struct{})}
 	index := map[string]int{}
 	logging := opts.AccessLog != nil && opts.AccessLogFormat != accesslog.FormatOff
+	// One limit for every upstream of this handler: a reload's new handler
+	// has its own, while the old one's pools drain and close theirs.
+	maxIdle := opts.MaxIdleBackendConns
+	if maxIdle == 0 {
+		maxIdle = DefaultMaxIdleBackendConns
+	}
+	idleLimit := idlepool.NewLimit(maxIdle)
 	for _, uo := range opts.Upstreams {
 		uo.Metrics = opts.Metrics
+		uo.IdleLimit = idleLimit
 		uo.Timing = logging || opts.RequestMetrics != nil
 		uo.AJP.RequestIDHeader = opts.RequestID.Header
 		uo.AJP.RequestIDAttribute = opts.RequestID.AJPAttribute

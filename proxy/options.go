@@ -18,6 +18,7 @@ const (
 	DefaultResponseHeaderTimeout = upstream.DefaultResponseHeaderTimeout
 	DefaultIdleConnTimeout       = upstream.DefaultIdleConnTimeout
 	DefaultMaxIdlePerAddress     = upstream.DefaultMaxIdlePerAddress
+	DefaultMaxIdleBackendConns   = upstream.DefaultMaxIdleConns
 
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultClientIdleTimeout is above the 60 s idle timeout of an AWS
@@ -70,6 +71,10 @@ type Options struct {
 
 	// Drain is what SIGTERM does (see Server.Drain).
 	Drain DrainOptions
+	// MaxIdleBackendConns bounds the idle backend connections of all the
+	// upstreams together; when it is reached, the connection idle the
+	// longest is closed to make room. Default 4096.
+	MaxIdleBackendConns int
 
 	// Metrics receives the upstream pools' counters; cmd sets it once per
 	// process (config does not). Nil: counted but not exported.

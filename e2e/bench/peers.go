@@ -178,8 +178,10 @@ func nginxTempPaths(dir string) string {
 // README's Configuration section has a user write it: every key that
 // tunes performance (listener and upstream timeouts, the backend pool,
 // GOMAXPROCS) is left at webtier's default, so the tables show what a user
-// gets. Only -webtier-upstream adds keys to the upstream (e.g. to compare
-// a pool size). webtier has no access log; logging at warn keeps stderr
+// gets: the backend pool has no per-address cap (the connections the load
+// left idle are kept, within backends.max_idle), so the h2 scenario's
+// streams do not reconnect above a cap. Only -webtier-upstream adds keys
+// to the upstream (e.g. to compare a pool size). webtier has no access log; logging at warn keeps stderr
 // quiet (any line is a finding, quoted in the report).
 func writeWebtier(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`listeners:

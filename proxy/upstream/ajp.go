@@ -23,6 +23,7 @@ func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error), uns
 		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 		IdleTimeout:           p.opts.IdleConnTimeout,
 		MaxIdle:               p.opts.MaxIdlePerAddress,
+		IdleLimit:             p.opts.IdleLimit,
 		Dial:                  dial,
 		OnError: func(kind string) {
 			p.m.ajpErrors.WithLabelValues(p.opts.Name, kind).Inc()

@@ -186,7 +186,8 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 			Dial:                  dial,
 			ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 			IdleTimeout:           p.opts.IdleConnTimeout,
-			MaxIdle:               p.opts.MaxIdlePerAddress, // negative: no keep-alive
+			MaxIdle:               p.opts.MaxIdlePerAddress, // 0: no cap; negative: no keep-alive
+			IdleLimit:             p.opts.IdleLimit,
 			OnUnsolicited:         p.unsolicitedLogger(e),
 		})
 		e.transport, e.intrT = ht, ht
@@ -198,7 +199,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		Proxy:                 nil, // never honour HTTP_PROXY for backends
 		TLSHandshakeTimeout:   p.opts.ConnectTimeout,
-		MaxIdleConnsPerHost:   p.opts.MaxIdlePerAddress,
+		MaxIdleConnsPerHost:   p.httpsMaxIdle(),
 		IdleConnTimeout:       p.opts.IdleConnTimeout,
 		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: 1 * time.Second,
@@ -217,6 +218,20 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.transport = tr
 	return e
+}
+
+// httpsMaxIdle is the per-address idle cap of an https:// endpoint, whose
+// net/http transport cannot share the IdleLimit: with no cap of its own
+// (MaxIdlePerAddress 0) it may keep as many as the whole limit, still
+// closed after IdleConnTimeout. net/http reads 0 as its default of 2.
+func (p *Pool) httpsMaxIdle() int {
+	if n := p.opts.MaxIdlePerAddress; n != 0 {
+		return n
+	}
+	if n := p.opts.IdleLimit.Max(); n > 0 {
+		return n
+	}
+	return DefaultMaxIdleConns
 }
 
 // unsolicitedLogger returns the OnUnsolicited hook of e's transport: a

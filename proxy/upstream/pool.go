@@ -37,6 +37,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/resolver"
 )
 
@@ -196,6 +197,9 @@ func applyDefaults(o *Options) {
 	def(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 	def(&o.IdleConnTimeout, DefaultIdleConnTimeout)
 	defInt(&o.MaxIdlePerAddress, DefaultMaxIdlePerAddress)
+	if o.IdleLimit == nil {
+		o.IdleLimit = idlepool.NewLimit(DefaultMaxIdleConns)
+	}
 	if o.Balance == "" {
 		o.Balance = BalanceLeastConn
 	}

@@ -186,14 +186,12 @@ func (s *Server) serveTLS(hs *http.Server, tc *tls.Conn, h http.Handler) {
 // returns the connection once its read loop ended (for tests: handlers may
 // still be returning), or nil when the server is shutting down.
 func (s *Server) serveConn(ctx context.Context, hs *http.Server, nc net.Conn, state *tls.ConnectionState, h http.Handler) *conn {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	c := &conn{
 		srv:          s,
 		hs:           hs,
 		tc:           nc,
 		handler:      h,
-		ctx:          ctx,
+		ctx:          context.WithoutCancel(ctx),
 		remoteAddr:   nc.RemoteAddr().String(),
 		tlsState:     state,
 		streams:      make(map[uint32]*stream),
@@ -264,10 +262,15 @@ func (s *Server) goAway(shutdown, async bool) {
 // conn is one HTTP/2 connection. The read loop (serve) owns the Framer and
 // stream admission; handlers write through the write buffer.
 type conn struct {
-	srv        *Server
-	hs         *http.Server
-	tc         net.Conn // a *tls.Conn but in tests
-	handler    http.Handler
+	srv     *Server
+	hs      *http.Server
+	tc      net.Conn // a *tls.Conn but in tests
+	handler http.Handler
+	// ctx carries the server's values to the streams' contexts but never
+	// ends: a stream's context is not registered with a parent (a lock
+	// and a map insert and delete per stream, shared by the connection's
+	// streams). The read loop ends every stream it opened (close aborts
+	// them, which cancels their contexts) before serveConn returns.
 	ctx        context.Context
 	remoteAddr string
 	tlsState   *tls.ConnectionState
