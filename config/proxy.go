@@ -19,10 +19,10 @@ const defaultWeight = 1
 
 func (c *checker) proxy(raw *rawFile) proxy.Options {
 	opts := proxy.Options{
-		Listeners: c.listeners(raw.Listeners),
-		Routes:    c.routes(raw.Routes, raw.Upstreams.V),
-		Upstreams: c.upstreams(raw.Upstreams),
-		Drain:     c.drain(&raw.Drain),
+		Listeners:           c.listeners(raw.Listeners),
+		Routes:              c.routes(raw.Routes, raw.Upstreams.V),
+		Upstreams:           c.upstreams(raw.Upstreams),
+		Drain:               c.drain(&raw.Drain),
 		MaxIdleBackendConns: c.intRange(raw.Backends.MaxIdle, 1, -1, proxy.DefaultMaxIdleBackendConns),
 	}
 	c.listenersHealth(raw.Listeners.V, opts.Listeners, raw.Upstreams.V)
