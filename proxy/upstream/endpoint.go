@@ -140,7 +140,11 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.state.Store(uint32(initial))
 	e.since.Store(p.now().UnixNano())
-	e.reason.Store(&reasonAdded)
+	if tg.isLiteral {
+		e.reason.Store(&reasonConfigured)
+	} else {
+		e.reason.Store(&reasonAdded)
+	}
 	// dial connects to the fixed address. The dial outlives a request that
 	// gave up on it (a lost connect race, a client that left): it ends by
 	// connecting, and the connection is pooled, or by failing, and the

@@ -11,6 +11,7 @@ import (
 // failure: kept as variables so that every endpoint points at one string.
 var (
 	reasonAdded         = "in dns answer"
+	reasonConfigured    = "configured address"
 	reasonTargetStandby = "operator (target in standby)"
 )
 
