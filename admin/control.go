@@ -176,19 +176,30 @@ func (k *control) guard(h http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 		if !k.s.auth && !k.hostOK(r.Host) {
+			k.refused(r, "host not an IP address or localhost")
 			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": fmt.Sprintf("host %q: reach the admin listener by its IP address or localhost", r.Host)})
 			return
 		}
 		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+			k.refused(r, "cross-site (Sec-Fetch-Site)")
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-site request refused (Sec-Fetch-Site: " + site + ")"})
 			return
 		}
 		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+			k.refused(r, "cross-origin (Origin)")
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused (Origin: " + o + ")"})
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// refused logs a request refused as cross-site or without the page
+// token: someone's browser may be under attack.
+func (k *control) refused(r *http.Request, why string) {
+	k.log.Warn("admin request refused", zap.String("reason", why), zap.String("method", r.Method),
+		zap.String("path", r.URL.Path), zap.String("host", r.Host), zap.String("origin", r.Header.Get("Origin")),
+		zap.String("remote", r.RemoteAddr), zap.String("user_agent", r.UserAgent()))
 }
 
 // sameOrigin reports whether origin (scheme://host[:port]) names host.
@@ -251,6 +262,7 @@ func (k *control) action(path string, fn func(*http.Request, *actionBody) (strin
 			// browser never adds it to a cross-site request by itself.
 			via = "bearer token"
 		case !k.csrfOK(r):
+			k.refused(r, "no or wrong "+csrfHeader)
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "missing or wrong " + csrfHeader + " header: take it from GET /api/csrf-token"})
 			return
 		}

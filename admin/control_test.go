@@ -422,6 +422,9 @@ func TestCrossSiteRefused(t *testing.T) {
 			t.Fatalf("%s: the address went %s", tt.name, s)
 		}
 	}
+	if n := r.logs.FilterMessage("admin request refused").Len(); n != 8 {
+		t.Errorf("%d refusals logged; want 8", n)
+	}
 	// GET on an action (a link, an <img>): 405, nothing changes.
 	for _, path := range []string{"/api/standby?upstream=app&address=" + r.literal, "/api/drain", "/api/reload"} {
 		w := r.do(t, "GET", path, "", nil)

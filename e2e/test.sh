@@ -12,7 +12,7 @@ section() { printf '\n==== %s ====\n' "$*"; }
 # Debian packages of the peers the e2e tests run (tomcat10 pulls in its JRE,
 # default-jre-headless, as a dependency). Later issues add
 # pebble, chromium, ... here.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10)
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 chromium)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()
