@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -228,5 +229,106 @@ admin:
 	}
 	if !strings.Contains(w.Logs(), "admin action") {
 		t.Error("the click was not logged as an admin action")
+	}
+}
+
+func getCode(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// adminPost sends an action as a tool would: the page token from
+// /api/csrf-token in X-Webtier-Token.
+func adminPost(t *testing.T, base, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/csrf-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("X-Webtier-Token", strings.TrimSpace(string(tok)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Issue 19: a reload asked through the admin API is SIGHUP's reload: a
+// file that does not load answers 422 with the file and line and the old
+// config keeps serving; a good one answers 200 and the status shows its
+// hash and routes.
+func TestAdminAPIReload(t *testing.T) {
+	a := peer.StartBackend(t, "127.0.0.1", "a")
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	adminAddr := peer.FreeAddr(t, "127.0.0.1")
+	conf := func(path string) string {
+		return fmt.Sprintf(`listeners:
+  - address: %q
+routes:
+  - path: %s
+    upstream: app
+upstreams:
+  app:
+    targets: ["http://%s"]
+admin:
+  address: %q
+`, listen, path, a.Addr(), adminAddr)
+	}
+	w := peer.StartWebtier(t, peer.Build(t), listen, conf("/"))
+	base := "http://" + adminAddr
+	var before struct {
+		Config struct {
+			Hash   string `json:"hash"`
+			Routes []struct {
+				Path string `json:"path"`
+			} `json:"routes"`
+		} `json:"config"`
+	}
+	status := func() {
+		t.Helper()
+		resp, err := http.Get(base + "/api/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&before); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status()
+	oldHash := before.Config.Hash
+
+	w.WriteConfig(t, conf("/")+"upstreams_typo: {}\n")
+	if code, body := adminPost(t, base, "/api/reload", ""); code != 422 || !strings.Contains(body, "upstreams_typo") {
+		t.Errorf("reload of a bad file: %d %s; want 422 naming the key", code, body)
+	}
+	if code := getCode(t, w.URL()+"/x"); code != 200 {
+		t.Fatalf("after a failed reload: %d; want 200 from the old config", code)
+	}
+
+	w.WriteConfig(t, conf("/app/"))
+	if code, body := adminPost(t, base, "/api/reload", ""); code != 200 {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	status()
+	if before.Config.Hash == oldHash || len(before.Config.Routes) != 1 || before.Config.Routes[0].Path != "/app/" {
+		t.Errorf("status after reload: %+v; want a new hash and the route /app/", before.Config)
+	}
+	if code := getCode(t, w.URL()+"/x"); code != 404 {
+		t.Errorf("/x after the reload: %d; want 404 (no route)", code)
+	}
+	if !strings.Contains(w.Logs(), "config reloaded") {
+		t.Error("the reload was not logged as SIGHUP's is")
 	}
 }
