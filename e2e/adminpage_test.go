@@ -105,6 +105,18 @@ func getAdminStatus(t *testing.T, base string) adminStatus {
 // left as an artifact.
 func TestAdminStatusPageInChromium(t *testing.T) {
 	chrome := chromium(t)
+	// In a network namespace of its own where it can be (root, ip, nft):
+	// the browser then reaches nothing but the namespace's loopback,
+	// whatever its background features try.
+	_, errIP := exec.LookPath("ip")
+	_, errNft := exec.LookPath("nft")
+	if errIP == nil && errNft == nil && os.Geteuid() == 0 {
+		if !peer.InNetns(t) {
+			return // ran in its namespace, and passed
+		}
+	} else {
+		t.Log("not root, or no ip(8) or nft(8): Chromium runs on the host's loopback")
+	}
 	bs := peer.StartBackends(t, "127.0.0.2", "127.0.0.3")
 	keep, leave := bs[0].Addr(), bs[1].Addr()
 	dir := t.TempDir()
