@@ -65,13 +65,14 @@ func IsLoopback(addr string) bool {
 
 // Server is the admin listener.
 type Server struct {
-	mux   *http.ServeMux
-	srv   *http.Server
-	ln    net.Listener
-	addr  string
-	token [sha256.Size]byte
-	auth  bool
-	log   *zap.Logger
+	mux    *http.ServeMux
+	public *http.ServeMux // what is served without the token: the page's static parts
+	srv    *http.Server
+	ln     net.Listener
+	addr   string
+	token  [sha256.Size]byte
+	auth   bool
+	log    *zap.Logger
 }
 
 // New builds the admin server; gatherer's metrics are served at
@@ -86,7 +87,7 @@ func New(o Options, gatherer prometheus.Gatherer, log *zap.Logger) (*Server, err
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{mux: http.NewServeMux(), addr: o.Address, log: log}
+	s := &Server{mux: http.NewServeMux(), public: http.NewServeMux(), addr: o.Address, log: log}
 	if o.Token != "" {
 		s.auth, s.token = true, sha256.Sum256([]byte(o.Token))
 	}
@@ -111,9 +112,21 @@ func New(o Options, gatherer prometheus.Gatherer, log *zap.Logger) (*Server, err
 // same token check. For the status page and actions.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// Public adds a handler served without the token: the status page's HTML,
+// script and style, which hold no data (the script asks for the token and
+// sends it with every API call). For the status page.
+func (s *Server) Public(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.public.Handle(pattern, h)
+}
+
 // ServeHTTP checks the token and serves the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.auth && !s.authorized(r) {
+		if h, pattern := s.public.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="webtier admin"`)
 		http.Error(w, "401 Unauthorized: send the admin token as Authorization: Bearer TOKEN", http.StatusUnauthorized)
 		return

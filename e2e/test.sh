@@ -13,7 +13,7 @@ section() { printf '\n==== %s ====\n' "$*"; }
 # default-jre-headless, as a dependency). Later issues add
 # pebble, chromium, ... here.
 # systemd: systemd-analyze verify checks deploy/systemd/webtier.service.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy)
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()

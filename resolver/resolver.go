@@ -62,6 +62,8 @@ type Resolver struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	changes changeRing // recent answer changes, for status pages
+
 	mu     sync.Mutex // guards writes to names, closed, and wg.Add against Close
 	closed bool
 	wg     sync.WaitGroup // every goroutine the resolver starts

@@ -281,6 +281,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	popts.Metrics = upstream.NewMetrics(reg)
 	live := &running{started: cfg, res: res, metrics: popts.Metrics, level: rl.level, log: log,
 		reg: reg, stdout: rl.stdout, cfgm: newConfigMetrics(reg)}
+	live.current.set(cfg)
+	reloads := make(chan reloadRequest) // from the admin API
+	// term is what stopOnSignals reads: the stop signals, and the admin
+	// API's drain, which acts as a SIGTERM.
+	term := make(chan os.Signal, 2)
 	if cfg.Admin != nil {
 		// Requests are measured only when something can read it.
 		live.requests = proxy.NewMetrics(reg)
@@ -303,6 +308,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	var adm *admin.Server
 	if cfg.Admin != nil {
 		if adm, err = admin.New(*cfg.Admin, reg, log.Named("admin")); err == nil {
+			err = adm.Control(live.adminControls(reloads, term))
+		}
+		if err == nil {
 			err = adm.Listen()
 		}
 		if err != nil {
@@ -331,15 +339,33 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 				notified(log, rl.notify.Reloading())
 				live.reload(loopCtx)
 				notified(log, rl.notify.Ready()) // the old config or the new: serving
+			case req := <-reloads:
+				notified(log, rl.notify.Reloading())
+				req.done <- live.reload(loopCtx)
+				notified(log, rl.notify.Ready())
 			case <-rl.usr1:
 				live.reopenAccessLog()
+			}
+		}
+	}()
+	go func() { // the stop signals join the admin API's drains
+		for {
+			select {
+			case <-loopCtx.Done():
+				return
+			case sig := <-rl.term:
+				select {
+				case term <- sig:
+				case <-loopCtx.Done():
+					return
+				}
 			}
 		}
 	}()
 	drainDone := make(chan struct{})
 	go func() {
 		defer close(drainDone)
-		stopOnSignals(loopCtx, rl.term, srv, log, stopping)
+		stopOnSignals(loopCtx, term, srv, log, stopping)
 	}()
 	admDone := make(chan struct{})
 	if adm != nil {
@@ -439,6 +465,8 @@ type running struct {
 
 	accessLog     *accesslog.Writer // made when a config first turns it on; kept
 	accessLogPath string
+
+	current loadedConfig // the config in effect, for the admin status
 }
 
 // dnsWait bounds how long a reload waits for the first DNS answers of the
@@ -454,14 +482,14 @@ func dnsWait(o resolver.Options) time.Duration {
 // down. What a reload cannot apply (listeners, resolver settings,
 // logging.format) is logged, at every reload until a restart, as differing
 // from what runs.
-func (r *running) reload(ctx context.Context) {
+func (r *running) reload(ctx context.Context) error {
 	file := r.started.File
 	next, err := config.Load(file)
 	if err != nil {
 		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
-		return
+		return err
 	}
 	popts := next.Proxy
 	popts.Metrics = r.metrics
@@ -470,7 +498,7 @@ func (r *running) reload(ctx context.Context) {
 		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
-		return
+		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, dnsWait(r.started.Resolver))
 	defer cancel()
@@ -479,10 +507,11 @@ func (r *running) reload(ctx context.Context) {
 		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
-		return
+		return err
 	}
 	r.cfgm.reloads.WithLabelValues("ok").Inc()
 	r.cfgm.loaded(next)
+	r.current.set(next)
 	if len(pending) > 0 {
 		r.log.Warn("listeners changed; restart webtier to apply", zap.Strings("listeners", pending))
 	}
@@ -494,6 +523,7 @@ func (r *running) reload(ctx context.Context) {
 		r.level.SetLevel(l)
 	}
 	r.log.Info("config reloaded", zap.String("config", file))
+	return nil
 }
 
 // newLogger builds the process logger: JSON, or console lines when stderr

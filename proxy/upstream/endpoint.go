@@ -40,8 +40,10 @@ type Endpoint struct {
 	state    atomic.Uint32 // a State
 	since    atomic.Int64  // UnixNano when state was entered, for slow start
 	inflight atomic.Int64
-	fails    atomic.Int32 // consecutive connect or health-check failures
-	errs5xx  atomic.Int32 // consecutive 5xx answers or gateway failures
+	total    atomic.Uint64          // tries sent, for status pages
+	reason   atomic.Pointer[string] // why the endpoint entered its state
+	fails    atomic.Int32           // consecutive connect or health-check failures
+	errs5xx  atomic.Int32           // consecutive 5xx answers or gateway failures
 
 	// Written under Pool.mu.
 	ejections int  // consecutive ejections, the backoff exponent
@@ -141,6 +143,11 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.state.Store(uint32(initial))
 	e.since.Store(p.now().UnixNano())
+	if tg.isLiteral {
+		e.reason.Store(&reasonConfigured)
+	} else {
+		e.reason.Store(&reasonAdded)
+	}
 	// dial connects to the fixed address. The dial outlives a request that
 	// gave up on it (a lost connect race, a client that left): it ends by
 	// connecting, and the connection is pooled, or by failing, and the

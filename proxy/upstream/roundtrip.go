@@ -435,6 +435,7 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 		}
 	}
 	e.inflight.Add(1)
+	e.total.Add(1)
 	var resp *http.Response
 	var err error
 	if a != nil && a.cancel == nil {
