@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestIdleHarness measures what idle keep-alive connections cost a webtier
+// process built from this tree: RSS per connection (from a fresh start,
+// measured as e2e/bench measures it: RSS 1 s after the last connection's
+// first response, minus RSS before) and CPU time and thread wake-ups per
+// second while they sit idle, with one connection and with N. It is a
+// measurement, not an assertion, and runs only when asked:
+//
+//	WEBTIER_IDLE_N=19000 go test -run TestIdleHarness -v -timeout 10m ./cmd/webtier/
+//
+// The clients are raw sockets in this process (outside Go's poller, so
+// they do not need webtier's file limit), bound to 127.0.0.x source
+// addresses so that 19,000 of them do not run out of ports. The machine's
+// other load shows in the CPU figures; the wake-up counts (voluntary
+// context switches of all webtier's threads) are steadier.
+func TestIdleHarness(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("WEBTIER_IDLE_N"))
+	if n <= 0 {
+		t.Skip("set WEBTIER_IDLE_N to the number of idle connections to measure")
+	}
+	window := 10 * time.Second
+	if s := os.Getenv("WEBTIER_IDLE_WINDOW"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		window = d
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if uint64(n)+256 > lim.Cur {
+		t.Fatalf("RLIMIT_NOFILE %d is too low for %d connections", lim.Cur, n)
+	}
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "webtier")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 100)
+	go http.Serve(backend, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { //nolint:errcheck // ends with the test
+		w.Write(body) //nolint:errcheck // the harness only needs the response
+	}))
+	defer backend.Close()
+	port := freePort(t)
+	conf := fmt.Sprintf(`listeners:
+  - address: "127.0.0.1:%d"
+    idle_timeout: 10m
+routes:
+  - path: /
+    upstream: backend
+upstreams:
+  backend:
+    targets: ["http://%s"]
+logging:
+  level: warn
+`, port, backend.Addr())
+	cfg := filepath.Join(dir, "webtier.yaml")
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", cfg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may be gone
+		cmd.Wait()                          //nolint:errcheck // any exit will do
+	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webtier did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	one, err := openRawIdle(port, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cpu, wakes := idleCost(t, pid, window)
+	t.Logf("1 idle connection: %.3f ms CPU/s, %.1f wake-ups/s over %v", cpu, wakes, window)
+	syscall.Close(one)
+	time.Sleep(300 * time.Millisecond)
+
+	before := rssKiB(t, pid)
+	fds := make([]int, n)
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fds[i], errs[i] = openRawIdle(port, i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	defer func() {
+		for _, fd := range fds {
+			if fd > 0 {
+				syscall.Close(fd)
+			}
+		}
+	}()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	time.Sleep(time.Second)
+	after := rssKiB(t, pid)
+	t.Logf("%d idle connections: RSS %d -> %d KiB, %.2f KiB per connection", n, before, after, float64(after-before)/float64(n))
+	cpu, wakes = idleCost(t, pid, window)
+	t.Logf("%d idle connections: %.3f ms CPU/s, %.1f wake-ups/s over %v", n, cpu, wakes, window)
+	t.Logf("%d idle connections: RSS %d KiB after the CPU window", n, rssKiB(t, pid))
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// openRawIdle connects from 127.0.0.(2+i/20000) and completes one GET.
+func openRawIdle(port, i int) (int, error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	src := &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(2 + i/20000)}}
+	if err := syscall.Bind(fd, src); err != nil {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("bind: %w", err)
+	}
+	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("connect: %w", err)
+	}
+	req := []byte("GET /100 HTTP/1.1\r\nHost: bench\r\nUser-Agent: webtier-idle-harness\r\n\r\n")
+	if _, err := syscall.Write(fd, req); err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	var resp []byte
+	buf := make([]byte, 4096)
+	for {
+		m, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			syscall.Close(fd)
+			return -1, fmt.Errorf("read response: %v (got %q)", err, resp)
+		}
+		resp = append(resp, buf[:m]...)
+		head, rest, ok := bytes.Cut(resp, []byte("\r\n\r\n"))
+		if !ok {
+			continue
+		}
+		cl := -1
+		for _, line := range strings.Split(string(head), "\r\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+				cl, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if cl < 0 {
+			syscall.Close(fd)
+			return -1, fmt.Errorf("no Content-Length in %q", head)
+		}
+		if len(rest) >= cl {
+			return fd, nil
+		}
+	}
+}
+
+// rssKiB is the process's VmRSS.
+func rssKiB(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kib
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// idleCost is the process's CPU time (ms per second) and its threads'
+// voluntary context switches (per second) over window.
+func idleCost(t *testing.T, pid int, window time.Duration) (cpuMS, wakes float64) {
+	c0, w0 := cpuTicksOf(t, pid), wakeupsOf(t, pid)
+	start := time.Now()
+	time.Sleep(window)
+	c1, w1 := cpuTicksOf(t, pid), wakeupsOf(t, pid)
+	secs := time.Since(start).Seconds()
+	return float64(c1-c0) * 10 / secs, float64(w1-w0) / secs
+}
+
+func cpuTicksOf(t *testing.T, pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	u, _ := strconv.ParseUint(f[11], 10, 64) // field 14
+	s, _ := strconv.ParseUint(f[12], 10, 64) // field 15
+	return u + s
+}
+
+// wakeupsOf sums voluntary context switches over the process's threads
+// (threads that exited meanwhile drop out: compare runs, not absolutes).
+func wakeupsOf(t *testing.T, pid int) uint64 {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
+}
