@@ -45,6 +45,7 @@ type fastServer struct {
 	srv         *http.Server // serves handed-off connections
 	hand        *handoffListener
 	poller      *idlePoller
+	wheel       *idleWheel // idle connections by deadline
 	log         *zap.Logger
 	headTimeout time.Duration
 	idleTimeout time.Duration
@@ -76,10 +77,6 @@ const fastWriteSize = 16 << 10
 // it exits; workers (and their buffers and grown stacks) follow the load.
 const workerIdle = 10 * time.Second
 
-// sweepEvery is how often idle connections are checked against their
-// timeouts: idle_timeout and read_header_timeout hold to within it.
-const sweepEvery = time.Second
-
 // newFastServer serves ln with handler; srv serves the connections it
 // hands off. lo gives the limits and timeouts (zero: the defaults).
 func newFastServer(ln net.Listener, srv *http.Server, handler http.Handler, lo ListenerOptions, log *zap.Logger) (*fastServer, error) {
@@ -103,6 +100,7 @@ func newFastServer(ln net.Listener, srv *http.Server, handler http.Handler, lo L
 		return nil, err
 	}
 	s.poller = p
+	s.wheel = newIdleWheel(time.Now(), s.expireIdle)
 	return s, nil
 }
 
@@ -111,7 +109,6 @@ func newFastServer(ln net.Listener, srv *http.Server, handler http.Handler, lo L
 func (s *fastServer) Serve() error {
 	go s.srv.Serve(s.hand) //nolint:errcheck // ends with ErrServerClosed at Shutdown
 	go s.poller.run()
-	go s.sweep()
 	var backoff time.Duration
 	for {
 		c, err := s.ln.Accept()
@@ -157,27 +154,12 @@ func (s *fastServer) Serve() error {
 	}
 }
 
-// sweep closes idle connections past their deadline.
-func (s *fastServer) sweep() {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			var late []*fastConn
-			s.mu.Lock()
-			for fc := range s.conns {
-				if fc.state.Load() == connIdle && fc.deadline.Load() < now.UnixNano() {
-					late = append(late, fc)
-				}
-			}
-			s.mu.Unlock()
-			for _, fc := range late {
-				fc.closeIfIdle()
-			}
-		}
+// expireIdle closes the idle connections past their deadline
+// (idle_timeout, read_header_timeout): the idle wheel's timer runs it when
+// a bucket of them comes due, so they close within a second of it.
+func (s *fastServer) expireIdle() {
+	for _, fc := range s.wheel.expire(time.Now()) {
+		fc.closeIfIdle()
 	}
 }
 
@@ -214,6 +196,7 @@ func (s *fastServer) beginClose() {
 	s.mu.Lock()
 	if !s.closing.Swap(true) {
 		close(s.stop)
+		s.wheel.stop()
 	}
 	s.ln.Close()
 	s.mu.Unlock()
@@ -260,6 +243,11 @@ type fastConn struct {
 	pending  atomic.Bool // the poller saw it readable while a worker had it
 	state    atomic.Int32
 	deadline atomic.Int64 // UnixNano after which an idle connection is closed
+
+	// In the idle wheel: the second of its bucket (0: not filed), and
+	// its neighbours there (under the wheel's lock).
+	due          atomic.Int64
+	wprev, wnext *fastConn
 }
 
 type outcome uint8
@@ -327,6 +315,7 @@ func (fc *fastConn) closeIfIdle() {
 
 func (fc *fastConn) end(closeSocket bool) {
 	fc.s.poller.remove(fc)
+	fc.s.wheel.remove(fc)
 	if closeSocket {
 		fc.c.Close()
 	} else if fc.polled {
@@ -364,6 +353,11 @@ func (fc *fastConn) park(keepDeadline bool) (resume bool) {
 	if fc.s.closing.Load() {
 		fc.closeIfIdle()
 		return false
+	}
+	// Filed once, then only when the deadline comes before its bucket
+	// (or the bucket came while a request ran): see idleWheel.
+	if due := fc.due.Load(); due == 0 || fc.deadline.Load() <= (due-1)*int64(time.Second) {
+		fc.s.wheel.file(fc)
 	}
 	if !fc.polled {
 		// Idle before registered: data already there gives an edge at

@@ -10,10 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // TestIdleHarness measures what idle keep-alive connections cost a webtier
@@ -43,16 +44,12 @@ func TestIdleHarness(t *testing.T) {
 		}
 		window = d
 	}
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	lim, err := proxytest.RaiseFileLimit()
+	if err != nil {
 		t.Fatal(err)
 	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if uint64(n)+256 > lim.Cur {
-		t.Fatalf("RLIMIT_NOFILE %d is too low for %d connections", lim.Cur, n)
+	if uint64(n)+256 > lim {
+		t.Fatalf("RLIMIT_NOFILE %d is too low for %d connections", lim, n)
 	}
 
 	dir := t.TempDir()
@@ -110,7 +107,7 @@ logging:
 	}
 	time.Sleep(300 * time.Millisecond)
 
-	one, err := openRawIdle(port, 0)
+	one, err := proxytest.OpenIdle(port, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,38 +118,14 @@ logging:
 	time.Sleep(300 * time.Millisecond)
 
 	before := rssKiB(t, pid)
-	fds := make([]int, n)
-	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fds[i], errs[i] = openRawIdle(port, i)
-			}
-		}()
+	fds, err := proxytest.OpenIdleN(port, n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	defer func() {
-		for _, fd := range fds {
-			if fd > 0 {
-				syscall.Close(fd)
-			}
-		}
-	}()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-	}
+	defer proxytest.CloseAll(fds)
 	time.Sleep(time.Second)
 	after := rssKiB(t, pid)
+	t.Logf("webtier PID %d", pid)
 	t.Logf("%d idle connections: RSS %d -> %d KiB, %.2f KiB per connection", n, before, after, float64(after-before)/float64(n))
 	cpu, wakes = idleCost(t, pid, window)
 	t.Logf("%d idle connections: %.3f ms CPU/s, %.1f wake-ups/s over %v", n, cpu, wakes, window)
@@ -166,58 +139,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// openRawIdle connects from 127.0.0.(2+i/20000) and completes one GET.
-func openRawIdle(port, i int) (int, error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	src := &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(2 + i/20000)}}
-	if err := syscall.Bind(fd, src); err != nil {
-		syscall.Close(fd)
-		return -1, fmt.Errorf("bind: %w", err)
-	}
-	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
-		syscall.Close(fd)
-		return -1, fmt.Errorf("connect: %w", err)
-	}
-	req := []byte("GET /100 HTTP/1.1\r\nHost: bench\r\nUser-Agent: webtier-idle-harness\r\n\r\n")
-	if _, err := syscall.Write(fd, req); err != nil {
-		syscall.Close(fd)
-		return -1, err
-	}
-	var resp []byte
-	buf := make([]byte, 4096)
-	for {
-		m, err := syscall.Read(fd, buf)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil || m == 0 {
-			syscall.Close(fd)
-			return -1, fmt.Errorf("read response: %v (got %q)", err, resp)
-		}
-		resp = append(resp, buf[:m]...)
-		head, rest, ok := bytes.Cut(resp, []byte("\r\n\r\n"))
-		if !ok {
-			continue
-		}
-		cl := -1
-		for _, line := range strings.Split(string(head), "\r\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
-				cl, _ = strconv.Atoi(strings.TrimSpace(v))
-			}
-		}
-		if cl < 0 {
-			syscall.Close(fd)
-			return -1, fmt.Errorf("no Content-Length in %q", head)
-		}
-		if len(rest) >= cl {
-			return fd, nil
-		}
-	}
 }
 
 // rssKiB is the process's VmRSS.
