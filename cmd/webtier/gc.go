@@ -2,7 +2,11 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 // defaultGCPercent is webtier's GOGC when the environment sets none. A proxy's
@@ -17,5 +21,24 @@ const defaultGCPercent = 200
 func init() {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(defaultGCPercent)
+	}
+}
+
+// releaseIdleMemory returns the heap's free pages to the system when the
+// process goes quiet (runProcs calls it once per quiet spell). Go's
+// scavenger would keep them up to the heap goal, which at GOGC=200 is three
+// times the live heap, and the goal of the last collection under load
+// stays until the next one (two minutes later if nothing allocates): with
+// 19,000 idle keep-alive connections that left 2.2 KiB of RSS per
+// connection for 1.2 KiB live. The cost is one collection and the page
+// faults of the next burst, once per quiet spell.
+func releaseIdleMemory(log *zap.Logger) {
+	start := time.Now()
+	debug.FreeOSMemory()
+	if ce := log.Check(zap.DebugLevel, "released free memory while quiet"); ce != nil {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		ce.Write(zap.Duration("took", time.Since(start)), zap.Uint64("heap_live_bytes", ms.HeapAlloc),
+			zap.Uint64("heap_released_bytes", ms.HeapReleased))
 	}
 }

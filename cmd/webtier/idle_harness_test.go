@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net"
 	"net/http"
@@ -77,8 +78,8 @@ upstreams:
   backend:
     targets: ["http://%s"]
 logging:
-  level: warn
-`, port, backend.Addr())
+  level: %s
+`, port, backend.Addr(), cmp.Or(os.Getenv("WEBTIER_IDLE_LOG"), "warn"))
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -157,47 +158,41 @@ func rssKiB(t *testing.T, pid int) int {
 	return 0
 }
 
-// idleCost is the process's CPU time (ms per second) and its threads'
-// voluntary context switches (per second) over window.
+// idleCost is the process's CPU time (ms per second, from its threads'
+// schedstat, in nanoseconds: utime and stime count 10 ms ticks) and its
+// threads' voluntary context switches (per second) over window. Threads
+// that exit meanwhile drop out: compare runs, not absolutes.
 func idleCost(t *testing.T, pid int, window time.Duration) (cpuMS, wakes float64) {
-	c0, w0 := cpuTicksOf(t, pid), wakeupsOf(t, pid)
+	c0, w0 := threadsSum(t, pid)
 	start := time.Now()
 	time.Sleep(window)
-	c1, w1 := cpuTicksOf(t, pid), wakeupsOf(t, pid)
+	c1, w1 := threadsSum(t, pid)
 	secs := time.Since(start).Seconds()
-	return float64(c1-c0) * 10 / secs, float64(w1-w0) / secs
+	return float64(c1-c0) / 1e6 / secs, float64(w1-w0) / secs
 }
 
-func cpuTicksOf(t *testing.T, pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
+// threadsSum sums the CPU nanoseconds (schedstat) and voluntary context
+// switches (status) of the process's threads.
+func threadsSum(t *testing.T, pid int) (cpuNS, switches uint64) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("no threads of %d: %v", pid, err)
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	u, _ := strconv.ParseUint(f[11], 10, 64) // field 14
-	s, _ := strconv.ParseUint(f[12], 10, 64) // field 15
-	return u + s
-}
-
-// wakeupsOf sums voluntary context switches over the process's threads
-// (threads that exited meanwhile drop out: compare runs, not absolutes).
-func wakeupsOf(t *testing.T, pid int) uint64 {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum uint64
-	for _, p := range tasks {
-		b, err := os.ReadFile(p)
+	for _, task := range tasks {
+		if b, err := os.ReadFile(task + "/schedstat"); err == nil {
+			ns, _ := strconv.ParseUint(strings.Fields(string(b))[0], 10, 64)
+			cpuNS += ns
+		}
+		b, err := os.ReadFile(task + "/status")
 		if err != nil {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
 				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-				sum += n
+				switches += n
 			}
 		}
 	}
-	return sum
+	return cpuNS, switches
 }

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestNextProcs(t *testing.T) {
 	tests := []struct {
@@ -59,5 +62,41 @@ func TestProcsMeter(t *testing.T) {
 	}
 	if s.used <= 0 || s.idle < 0 {
 		t.Fatalf("sample %+v: want used > 0 and idle >= 0", s)
+	}
+}
+
+// An idle process is not woken every 100 ms: quiet at one P, the ticks
+// double up to procsIdleTick; load or a second P brings them back to
+// procsTick; the first tick after procsRelease of quiet releases memory,
+// once per quiet spell.
+func TestNextTick(t *testing.T) {
+	const quiet, busy = 0.01, 0.3
+	tests := []struct {
+		name        string
+		cur         int
+		used        float64
+		waited      time.Duration
+		st          idleState
+		want        time.Duration
+		wantRelease bool
+		wantSt      idleState
+	}{
+		{"load at one P: short ticks", 1, busy, procsTick, idleState{}, procsTick, false, idleState{}},
+		{"quiet at one P: ticks double", 1, quiet, procsTick, idleState{}, 2 * procsTick, false, idleState{quiet: procsTick}},
+		{"quiet long enough: release once", 1, quiet, 2 * procsTick, idleState{quiet: procsTick}, 4 * procsTick, true, idleState{quiet: 3 * procsTick, released: true}},
+		{"still quiet: no second release", 1, quiet, 4 * procsTick, idleState{quiet: 3 * procsTick, released: true}, 8 * procsTick, false, idleState{quiet: 7 * procsTick, released: true}},
+		{"never longer than procsIdleTick", 1, quiet, procsIdleTick, idleState{quiet: time.Minute, released: true}, procsIdleTick, false, idleState{quiet: time.Minute + procsIdleTick, released: true}},
+		{"load after a quiet spell: short ticks, release again next spell", 1, busy, procsIdleTick, idleState{quiet: time.Minute, released: true}, procsTick, false, idleState{}},
+		{"two Ps, however quiet: short ticks", 2, quiet, procsTick, idleState{}, procsTick, false, idleState{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			got, release := nextTick(tt.cur, procsSample{used: tt.used, idle: 1}, tt.waited, &st)
+			if got != tt.want || release != tt.wantRelease || st != tt.wantSt {
+				t.Errorf("nextTick(%d, used %.2f, waited %v, %+v) = %v, %v, %+v; want %v, %v, %+v",
+					tt.cur, tt.used, tt.waited, tt.st, got, release, st, tt.want, tt.wantRelease, tt.wantSt)
+			}
+		})
 	}
 }

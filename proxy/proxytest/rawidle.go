@@ -2,7 +2,7 @@ package proxytest
 
 import (
 	"bytes"
-	"errors"
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,7 +10,7 @@ import (
 	"syscall"
 )
 
-// OpenIdle connects to 127.0.0.1:port from 127.0.0.(2+i/20000), completes
+// OpenIdle connects to 127.0.0.1:port from 127.0.0.(2+i%100), completes
 // one "GET /100" on the connection and returns its descriptor, open and
 // idle. The socket is a raw one, outside Go's poller: a memory or CPU
 // measurement of idle connections then sees the server's cost, not the
@@ -28,7 +28,13 @@ func OpenIdle(port, i int) (int, error) {
 			syscall.Close(fd)
 		}
 	}()
-	src := &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(2 + i/20000)}}
+	// The port is picked at connect, for the whole address pair: bound
+	// sockets would hold ports that the server's own connects to its
+	// backends (from 127.0.0.1) then could not use.
+	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IP, ipBindAddressNoPort, 1); err != nil {
+		return -1, fmt.Errorf("IP_BIND_ADDRESS_NO_PORT: %w", err)
+	}
+	src := &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(2 + i%100)}}
 	if err := syscall.Bind(fd, src); err != nil {
 		return -1, fmt.Errorf("bind: %w", err)
 	}
@@ -70,6 +76,8 @@ func OpenIdle(port, i int) (int, error) {
 	}
 }
 
+const ipBindAddressNoPort = 24 // linux/in.h
+
 // OpenIdleN opens n connections with OpenIdle, 32 at a time. On an error
 // it closes those it opened.
 func OpenIdleN(port, n int) ([]int, error) {
@@ -91,9 +99,17 @@ func OpenIdleN(port, n int) ([]int, error) {
 	}
 	close(next)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 0 {
 		CloseAll(fds)
-		return nil, err
+		return nil, fmt.Errorf("%d of %d connections failed, first: %w", failed, n, first)
 	}
 	return fds, nil
 }
