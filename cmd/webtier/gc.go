@@ -34,6 +34,10 @@ func init() {
 // faults of the next burst, once per quiet spell.
 func releaseIdleMemory(log *zap.Logger) {
 	start := time.Now()
+	// The first collection moves what sync.Pools hold (request and
+	// response buffers, 24 KiB per worker of the last burst) to their
+	// victim caches; the second, FreeOSMemory's, frees them.
+	runtime.GC()
 	debug.FreeOSMemory()
 	if ce := log.Check(zap.DebugLevel, "released free memory while quiet"); ce != nil {
 		var ms runtime.MemStats

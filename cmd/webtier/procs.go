@@ -45,7 +45,12 @@ const (
 	procsTick     = 100 * time.Millisecond
 	procsIdleTick = 2 * time.Second // the longest wait between ticks while quiet
 	procsQuiet    = 0.05            // cores used below which one P is quiet
-	procsRelease  = 300 * time.Millisecond
+	// Memory is released after this much quiet, and once more after
+	// procsReleaseAgain, when the worker goroutines of the last burst have
+	// exited (after 10 s without work: proxy's workerIdle) and their
+	// stacks are free.
+	procsRelease      = 300 * time.Millisecond
+	procsReleaseAgain = 11 * time.Second
 	procsGrowBusy = 0.9  // grow when the Ps are this busy (cores used ÷ Ps)...
 	procsGrowIdle = 0.75 // ...and the machine has this much of a core idle for another
 	procsShrink   = 10   // ticks in a row with too many Ps before one goes
@@ -67,21 +72,21 @@ type procsState struct {
 // idleState is what nextTick keeps between ticks.
 type idleState struct {
 	quiet    time.Duration // how long the process has been quiet at one P
-	released bool          // memory was released in this quiet spell
+	released int           // times memory was released in this quiet spell
 }
 
 // nextTick returns the wait before the next tick, given the Ps after this
 // one, what it measured and how long it waited; and whether this is the
 // tick of a quiet spell that should release memory (the first after
-// procsRelease of quiet).
+// procsRelease of quiet, and the first after procsReleaseAgain).
 func nextTick(cur int, s procsSample, waited time.Duration, st *idleState) (wait time.Duration, release bool) {
 	if cur > 1 || s.used >= procsQuiet {
 		*st = idleState{}
 		return procsTick, false
 	}
 	st.quiet += waited
-	if st.quiet >= procsRelease && !st.released {
-		st.released = true
+	if st.released == 0 && st.quiet >= procsRelease || st.released == 1 && st.quiet >= procsReleaseAgain {
+		st.released++
 		release = true
 	}
 	return min(2*waited, procsIdleTick), release

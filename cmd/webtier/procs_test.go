@@ -68,7 +68,7 @@ func TestProcsMeter(t *testing.T) {
 // An idle process is not woken every 100 ms: quiet at one P, the ticks
 // double up to procsIdleTick; load or a second P brings them back to
 // procsTick; the first tick after procsRelease of quiet releases memory,
-// once per quiet spell.
+// and the first after procsReleaseAgain once more, per quiet spell.
 func TestNextTick(t *testing.T) {
 	const quiet, busy = 0.01, 0.3
 	tests := []struct {
@@ -83,10 +83,11 @@ func TestNextTick(t *testing.T) {
 	}{
 		{"load at one P: short ticks", 1, busy, procsTick, idleState{}, procsTick, false, idleState{}},
 		{"quiet at one P: ticks double", 1, quiet, procsTick, idleState{}, 2 * procsTick, false, idleState{quiet: procsTick}},
-		{"quiet long enough: release once", 1, quiet, 2 * procsTick, idleState{quiet: procsTick}, 4 * procsTick, true, idleState{quiet: 3 * procsTick, released: true}},
-		{"still quiet: no second release", 1, quiet, 4 * procsTick, idleState{quiet: 3 * procsTick, released: true}, 8 * procsTick, false, idleState{quiet: 7 * procsTick, released: true}},
-		{"never longer than procsIdleTick", 1, quiet, procsIdleTick, idleState{quiet: time.Minute, released: true}, procsIdleTick, false, idleState{quiet: time.Minute + procsIdleTick, released: true}},
-		{"load after a quiet spell: short ticks, release again next spell", 1, busy, procsIdleTick, idleState{quiet: time.Minute, released: true}, procsTick, false, idleState{}},
+		{"quiet long enough: release once", 1, quiet, 2 * procsTick, idleState{quiet: procsTick}, 4 * procsTick, true, idleState{quiet: 3 * procsTick, released: 1}},
+		{"still quiet: no release until procsReleaseAgain", 1, quiet, 4 * procsTick, idleState{quiet: 3 * procsTick, released: 1}, 8 * procsTick, false, idleState{quiet: 7 * procsTick, released: 1}},
+		{"quiet for procsReleaseAgain: release again", 1, quiet, procsIdleTick, idleState{quiet: procsReleaseAgain - time.Second, released: 1}, procsIdleTick, true, idleState{quiet: procsReleaseAgain + time.Second, released: 2}},
+		{"never longer than procsIdleTick, no third release", 1, quiet, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsIdleTick, false, idleState{quiet: time.Minute + procsIdleTick, released: 2}},
+		{"load after a quiet spell: short ticks, release again next spell", 1, busy, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsTick, false, idleState{}},
 		{"two Ps, however quiet: short ticks", 2, quiet, procsTick, idleState{}, procsTick, false, idleState{}},
 	}
 	for _, tt := range tests {
