@@ -51,10 +51,10 @@ const (
 	// stacks are free.
 	procsRelease      = 300 * time.Millisecond
 	procsReleaseAgain = 11 * time.Second
-	procsGrowBusy = 0.9  // grow when the Ps are this busy (cores used ÷ Ps)...
-	procsGrowIdle = 0.75 // ...and the machine has this much of a core idle for another
-	procsShrink   = 10   // ticks in a row with too many Ps before one goes
-	procsHold     = 50   // ticks without growth after the machine was found full
+	procsGrowBusy     = 0.9  // grow when the Ps are this busy (cores used ÷ Ps)...
+	procsGrowIdle     = 0.75 // ...and the machine has this much of a core idle for another
+	procsShrink       = 10   // ticks in a row with too many Ps before one goes
+	procsHold         = 50   // ticks without growth after the machine was found full
 )
 
 // procsSample is what one tick measured, in cores (CPU-seconds per second).
