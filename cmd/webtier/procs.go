@@ -29,7 +29,8 @@ import (
 // to run more on, and gives one back after a second in which it could do
 // with fewer.
 // The ceiling is Go's default (the CPUs the process may use, cgroup quota
-// included). GOMAXPROCS in the environment turns this off. Go's own
+// included). GOMAXPROCS in the environment fixes the number instead (the
+// ticks and the release below still run). Go's own
 // container-aware default (Go 1.25 and later) does not replace it: it
 // follows the CPU limit, not the load, so on a 2-core limit it keeps 2 Ps
 // at 5% load.
@@ -43,6 +44,11 @@ import (
 // (releaseIdleMemory).
 const (
 	procsTick     = 100 * time.Millisecond
+	procsGrowBusy = 0.9  // grow when the Ps are this busy (cores used ÷ Ps)...
+	procsGrowIdle = 0.75 // ...and the machine has this much of a core idle for another
+	procsShrink   = 10   // ticks in a row with too many Ps before one goes
+	procsHold     = 50   // ticks without growth after the machine was found full
+
 	procsIdleTick = 2 * time.Second // the longest wait between ticks while quiet
 	procsQuiet    = 0.05            // cores used below which one P is quiet
 	// Memory is released after this much quiet, and once more after
@@ -51,10 +57,6 @@ const (
 	// stacks are free.
 	procsRelease      = 300 * time.Millisecond
 	procsReleaseAgain = 11 * time.Second
-	procsGrowBusy     = 0.9  // grow when the Ps are this busy (cores used ÷ Ps)...
-	procsGrowIdle     = 0.75 // ...and the machine has this much of a core idle for another
-	procsShrink       = 10   // ticks in a row with too many Ps before one goes
-	procsHold         = 50   // ticks without growth after the machine was found full
 )
 
 // procsSample is what one tick measured, in cores (CPU-seconds per second).
