@@ -179,6 +179,20 @@ func (w *idleWheel) expire(now time.Time) (late []*fastConn) {
 	return late
 }
 
+// parked returns the connections in the wheel that are idle now: every
+// parked connection (the way to visit them, e.g. to close them over a
+// drain window). It is a snapshot: one may become active or close after;
+// closeIfIdle is safe on any of them.
+func (w *idleWheel) parked() []*fastConn {
+	var idle []*fastConn
+	w.each(func(fc *fastConn) {
+		if fc.state.Load() == connIdle {
+			idle = append(idle, fc)
+		}
+	})
+	return idle
+}
+
 // each calls fn for every connection in the wheel (parked ones, and ones
 // that have served a request since they were filed), under the wheel's
 // lock: fn must not block or call back into the wheel.

@@ -206,3 +206,31 @@ func TestIdleWheelConcurrent(t *testing.T) {
 		t.Errorf("lists hold %d; count says %d", filed, w.n)
 	}
 }
+
+// parked lists the idle connections in the wheel, not the busy or closed
+// ones, and a caller may close them (the wheel's lock is not held).
+func TestIdleWheelParked(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	w := newIdleWheel(t0, func() {})
+	defer w.stop()
+	var fcs []*fastConn
+	for i, state := range []int32{connIdle, connActive, connIdle, connClosed} {
+		fc := &fastConn{}
+		fc.state.Store(connIdle)
+		fc.deadline.Store(t0.Add(time.Duration(i+1) * time.Second).UnixNano())
+		w.file(fc)
+		fc.state.Store(state)
+		fcs = append(fcs, fc)
+	}
+	got := w.parked()
+	if len(got) != 2 || !slices.Contains(got, fcs[0]) || !slices.Contains(got, fcs[2]) {
+		t.Fatalf("parked() = %v; want connections 0 and 2 of %v", got, fcs)
+	}
+	for _, fc := range got {
+		fc.state.Store(connClosed)
+		w.remove(fc) // as fastConn.end does; would deadlock under the lock
+	}
+	if w.n != 2 {
+		t.Errorf("%d left in the wheel; want the 2 not parked", w.n)
+	}
+}
