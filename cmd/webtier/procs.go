@@ -35,11 +35,13 @@ import (
 // follows the CPU limit, not the load, so on a 2-core limit it keeps 2 Ps
 // at 5% load.
 //
-// An idle process is not woken to measure nothing: once it is quiet at
-// one P, the ticks space out, doubling up to procsIdleTick (a 100 ms tick
+// An idle process is not woken to measure nothing: once it is quiet, the
+// ticks space out, doubling up to procsIdleTick (a 100 ms tick
 // cost an idle webtier 4 ms of CPU per second, more than nginx or HAProxy
 // spend on 19,000 idle connections). Load seen at a long tick brings the
 // 100 ms ticks back, so growth from idle waits at most procsIdleTick more.
+// (A process quiet with two Ps spaces its ticks too: an idle P costs
+// nothing, and one goes after procsShrink of the longer ticks.)
 // The same quiet moment returns the heap's free pages to the system
 // (releaseIdleMemory).
 const (
@@ -50,7 +52,7 @@ const (
 	procsHold     = 50   // ticks without growth after the machine was found full
 
 	procsIdleTick = 2 * time.Second // the longest wait between ticks while quiet
-	procsQuiet    = 0.05            // cores used below which one P is quiet
+	procsQuiet    = 0.05            // cores used below which the process is quiet
 	// Memory is released after this much quiet, and once more after
 	// procsReleaseAgain, when the worker goroutines of the last burst have
 	// exited (after 10 s without work: proxy's workerIdle) and their
@@ -73,16 +75,16 @@ type procsState struct {
 
 // idleState is what nextTick keeps between ticks.
 type idleState struct {
-	quiet    time.Duration // how long the process has been quiet at one P
+	quiet    time.Duration // how long the process has been quiet
 	released int           // times memory was released in this quiet spell
 }
 
-// nextTick returns the wait before the next tick, given the Ps after this
-// one, what it measured and how long it waited; and whether this is the
+// nextTick returns the wait before the next tick, given what this one
+// measured and how long it waited; and whether this is the
 // tick of a quiet spell that should release memory (the first after
 // procsRelease of quiet, and the first after procsReleaseAgain).
-func nextTick(cur int, s procsSample, waited time.Duration, st *idleState) (wait time.Duration, release bool) {
-	if cur > 1 || s.used >= procsQuiet {
+func nextTick(s procsSample, waited time.Duration, st *idleState) (wait time.Duration, release bool) {
+	if s.used >= procsQuiet {
 		*st = idleState{}
 		return procsTick, false
 	}
@@ -139,7 +141,7 @@ func runProcs(ctx context.Context, log *zap.Logger) {
 		log.Info("GOMAXPROCS stays at Go's default: cannot read /proc/stat", zap.Int("gomaxprocs", ceiling))
 		return
 	}
-	cur := 1 // as far as the ticks are concerned, when not adjusting
+	cur := 1 // the Ps, when adjusting
 	if adjust {
 		runtime.GOMAXPROCS(cur)
 		log.Debug("GOMAXPROCS follows load", zap.Int("now", cur), zap.Int("ceiling", ceiling))
@@ -164,7 +166,7 @@ func runProcs(ctx context.Context, log *zap.Logger) {
 				cur = n
 			}
 			var release bool
-			if wait, release = nextTick(cur, s, wait, &idle); release {
+			if wait, release = nextTick(s, wait, &idle); release {
 				releaseIdleMemory(log)
 				m.read() // the release's own CPU is not load
 			}
