@@ -64,11 +64,13 @@ func dueSecond(deadline, base int64) int64 {
 // elsewhere. fc must not be closed.
 func (w *idleWheel) file(fc *fastConn) {
 	w.mu.Lock()
-	w.fileLocked(fc)
+	w.fileLocked(fc, true)
 	w.mu.Unlock()
 }
 
-func (w *idleWheel) fileLocked(fc *fastConn) {
+// fileLocked files fc; with arm, it sets the timer for its bucket if that
+// comes before the one the timer is set for.
+func (w *idleWheel) fileLocked(fc *fastConn, arm bool) {
 	if fc.state.Load() == connClosed {
 		return // its end has run or runs now: nothing would take it out
 	}
@@ -85,7 +87,7 @@ func (w *idleWheel) fileLocked(fc *fastConn) {
 	*slot = fc
 	fc.due.Store(sec)
 	w.n++
-	if w.armed == 0 || sec < w.armed {
+	if arm && (w.armed == 0 || sec < w.armed) {
 		w.arm(sec)
 	}
 }
@@ -164,16 +166,16 @@ func (w *idleWheel) expire(now time.Time) (late []*fastConn) {
 		*slot = nil
 	}
 	w.base = max(w.base, nowSec+1)
-	w.armed = 0
 	for _, fc := range refile {
-		w.fileLocked(fc)
+		w.fileLocked(fc, false)
 	}
-	if w.armed == 0 && w.n > 0 {
-		for s := w.base; s < w.base+wheelSlots; s++ {
-			if w.slots[s%wheelSlots] != nil {
-				w.arm(s)
-				break
-			}
+	// The timer is for the earliest bucket with connections, refiled or
+	// filed before.
+	w.armed = 0
+	for s := w.base; w.n > 0 && s < w.base+wheelSlots; s++ {
+		if w.slots[s%wheelSlots] != nil {
+			w.arm(s)
+			break
 		}
 	}
 	return late

@@ -82,6 +82,16 @@ func TestIdleWheelExpire(t *testing.T) {
 			wantArmed: 1080,
 		},
 		{
+			name: "filed again later than a bucket not yet due: the timer is for the earlier",
+			conns: []conn{
+				{connIdle, at(1 * time.Second), at(80 * time.Second)},
+				{connIdle, at(5 * time.Second), 0},
+			},
+			now:       1 * time.Second,
+			wantDue:   []int64{1080, 1005},
+			wantArmed: 1005,
+		},
+		{
 			name:      "serving a request: out of the wheel until it parks",
 			conns:     []conn{{connActive, at(5 * time.Second), 0}},
 			now:       5 * time.Second,
