@@ -33,7 +33,9 @@ import (
 // ticks and the release below still run). Go's own
 // container-aware default (Go 1.25 and later) does not replace it: it
 // follows the CPU limit, not the load, so on a 2-core limit it keeps 2 Ps
-// at 5% load.
+// at 5% load. (Setting GOMAXPROCS turns off Go's updates of that default,
+// so the ceiling is the limit at start: a quota changed later takes a
+// restart.)
 //
 // An idle process is not woken to measure nothing: once it is quiet, the
 // ticks space out, doubling up to procsIdleTick (a 100 ms tick
