@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtier/webtier/e2e/peer"
 	"github.com/webtier/webtier/proxy/proxytest"
 )
 
@@ -58,11 +58,6 @@ func TestIdleHarness(t *testing.T) {
 		t.Fatalf("RLIMIT_NOFILE %d is too low for %d connections", lim, n)
 	}
 
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "webtier")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	backend, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +67,15 @@ func TestIdleHarness(t *testing.T) {
 		w.Write(body) //nolint:errcheck // the harness only needs the response
 	}))
 	defer backend.Close()
-	port := freePort(t)
-	conf := fmt.Sprintf(`listeners:
-  - address: "127.0.0.1:%d"
+	bin := peer.Build(t)
+	if os.Getenv(peer.BinEnv) == "" {
+		// Build leaves its binary for e2e's TestMain to remove; here
+		// the test is the only one to use it.
+		t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	}
+	addr := peer.FreeAddr(t, "127.0.0.1")
+	w := peer.StartWebtier(t, bin, addr, fmt.Sprintf(`listeners:
+  - address: %q
     idle_timeout: 10m
 routes:
   - path: /
@@ -84,33 +85,12 @@ upstreams:
     targets: ["http://%s"]
 logging:
   level: %s
-`, port, backend.Addr(), cmp.Or(os.Getenv("WEBTIER_IDLE_LOG"), "warn"))
-	cfg := filepath.Join(dir, "webtier.yaml")
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+`, addr, backend.Addr(), cmp.Or(os.Getenv("WEBTIER_IDLE_LOG"), "warn")))
+	if os.Getenv("WEBTIER_IDLE_LOG") != "" {
+		defer func() { t.Log(w.Logs()) }()
 	}
-	cmd := exec.Command(bin, "-config", cfg)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may be gone
-		cmd.Wait()                          //nolint:errcheck // any exit will do
-	}()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webtier did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	pid := w.PID()
+	port := addrPort(t, addr)
 	time.Sleep(300 * time.Millisecond)
 
 	one, err := proxytest.OpenIdle(port, 0)
@@ -140,13 +120,16 @@ logging:
 	t.Logf("%d idle connections: %.3f ms CPU/s, %.1f wake-ups/s over %v", n, cpu, wakes, window)
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func addrPort(t *testing.T, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // rssKiB is the process's VmRSS.
