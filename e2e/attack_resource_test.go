@@ -355,15 +355,7 @@ func TestAttackIdleConnections(t *testing.T) {
 	w := startResourceWebtier(t, b, "    read_header_timeout: 2s\n")
 	base := vmKB(t, w.PID(), "VmRSS")
 	const conns = 1000
-	var results []<-chan attackHeard
-	for range conns {
-		c, err := net.Dial("tcp", w.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		results = append(results, closedBy(c, 2*resourceWait))
-	}
+	results := dialMany(t, w.Addr(), conns, "")
 	heard := attack(t, w.Addr(), "GET /meanwhile HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true)
 	if heard.first() != 200 || heard.bodies[0] != "/meanwhile\n" {
 		t.Errorf("with %d idle connections open, a request got %s; want 200 from the backend", conns, heard)
@@ -402,18 +394,7 @@ func TestAttackIdleKeepAliveConnections(t *testing.T) {
 	b := peer.StartRawBackend(t, nil)
 	w := startResourceWebtier(t, b, "    idle_timeout: 2s\n")
 	const conns = 1000
-	var results []<-chan attackHeard
-	for range conns {
-		c, err := net.Dial("tcp", w.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "GET /idle HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		results = append(results, closedBy(c, 2*resourceWait))
-	}
+	results := dialMany(t, w.Addr(), conns, "GET /idle HTTP/1.1\r\nHost: a\r\n\r\n")
 
 	busy, err := net.Dial("tcp", w.Addr())
 	if err != nil {
@@ -455,4 +436,26 @@ func TestAttackIdleKeepAliveConnections(t *testing.T) {
 	if rs := b.Requests(); len(rs) != conns+busyRequests {
 		t.Errorf("backend received %d requests; want %d", len(rs), conns+busyRequests)
 	}
+}
+
+// dialMany opens n connections to addr, sends raw on each (if any), and
+// returns what each then hears until webtier closes it (closedBy, within
+// 2*resourceWait). The connections close with the test.
+func dialMany(t *testing.T, addr string, n int, raw string) []<-chan attackHeard {
+	t.Helper()
+	results := make([]<-chan attackHeard, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if raw != "" {
+			if _, err := io.WriteString(c, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		results = append(results, closedBy(c, 2*resourceWait))
+	}
+	return results
 }
