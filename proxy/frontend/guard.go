@@ -135,7 +135,7 @@ func (w *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *guardWriter) WriteHeader(code int) {
-	if code >= 200 && w.body != nil && w.body.expired.Load() {
+	if code >= 200 && w.body != nil && w.body.timedOut() {
 		// The backend request failed on the client's slow body: 408,
 		// and the connection closes.
 		w.Header().Set("Connection", "close")
@@ -173,22 +173,39 @@ type rateBody struct {
 	lim      *bodyLimits
 	deadline time.Time // zero until the first read
 	expired  atomic.Bool
+	// due is deadline as UnixNano, for the writer's goroutine: net/http
+	// cancels the request's context on the timed-out read before the
+	// error reaches Read, so the handler may answer (499, client gone)
+	// before expired is set.
+	due atomic.Int64
+}
+
+// timedOut reports whether the body's read deadline has passed.
+func (b *rateBody) timedOut() bool {
+	if b.expired.Load() {
+		return true
+	}
+	d := b.due.Load()
+	return d != 0 && time.Now().UnixNano() >= d
 }
 
 func (b *rateBody) Read(p []byte) (int, error) {
 	if b.deadline.IsZero() {
 		b.deadline = time.Now().Add(b.lim.timeout)
+		b.due.Store(b.deadline.UnixNano())
 		b.rc.SetReadDeadline(b.deadline) //nolint:errcheck // a writer without deadlines (tests) has none
 	}
 	n, err := b.r.Read(p)
 	if n > 0 {
 		b.deadline = b.lim.extend(b.deadline, n)
+		b.due.Store(b.deadline.UnixNano())
 		b.rc.SetReadDeadline(b.deadline) //nolint:errcheck // as above
 	}
 	var ne net.Error
 	switch {
 	case err == io.EOF:
 		// net/http's background read (client gone?) must not meet it.
+		b.due.Store(0)
 		b.rc.SetReadDeadline(time.Time{}) //nolint:errcheck // as above
 	case err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()):
 		b.expired.Store(true)
