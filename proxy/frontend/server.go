@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,62 +151,6 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 	// does if none is running.
 	prev.Release()
 	return restartNeeded, nil
-}
-
-// mergeListeners returns the listener options a reloaded Handler serves
-// with: the running listeners, in their order, each with the trusted
-// proxies and keep_underscore_headers of the next listener of the same
-// name if there is one; and the
-// changes to listeners that wait for a restart.
-func mergeListeners(running, next []proxy.ListenerOptions) (merged []proxy.ListenerOptions, restartNeeded []string) {
-	byName := make(map[string]proxy.ListenerOptions, len(next))
-	for _, lo := range next {
-		byName[lo.Name] = lo
-	}
-	seen := make(map[string]bool, len(running))
-	for _, lo := range running {
-		seen[lo.Name] = true
-		nl, ok := byName[lo.Name]
-		if !ok {
-			restartNeeded = append(restartNeeded, lo.Name+": removed or renamed (still serving)")
-			merged = append(merged, lo)
-			continue
-		}
-		var what []string
-		if nl.Address != lo.Address {
-			what = append(what, "address")
-		}
-		if !sameTLS(nl.TLS, lo.TLS) {
-			what = append(what, "tls")
-		}
-		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout ||
-			nl.BodyTimeout != lo.BodyTimeout || nl.BodyMinRate != lo.BodyMinRate || nl.WriteTimeout != lo.WriteTimeout {
-			what = append(what, "timeouts")
-		}
-		if nl.MaxRequestLine != lo.MaxRequestLine || nl.MaxHeaderFieldSize != lo.MaxHeaderFieldSize ||
-			nl.MaxHeaderFields != lo.MaxHeaderFields || nl.MaxHeaderSize != lo.MaxHeaderSize {
-			what = append(what, "limits")
-		}
-		if len(what) > 0 {
-			restartNeeded = append(restartNeeded, lo.Name+": "+strings.Join(what, ", ")+" changed")
-		}
-		lo.TrustedProxies = nl.TrustedProxies
-		lo.KeepUnderscoreHeaders = nl.KeepUnderscoreHeaders
-		merged = append(merged, lo)
-	}
-	for _, nl := range next {
-		if !seen[nl.Name] {
-			restartNeeded = append(restartNeeded, nl.Name+": added (not listening)")
-		}
-	}
-	return merged, restartNeeded
-}
-
-func sameTLS(a, b *proxy.TLSOptions) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }
 
 // Listen opens every configured listener and loads the TLS listeners'
