@@ -48,12 +48,20 @@ func TestAttackBackendHeaderSplitting(t *testing.T) {
 	for uri := range answers {
 		t.Run(strings.TrimPrefix(uri, "/"), func(t *testing.T) {
 			raw := rawExchange(t, w.Addr(), "GET "+uri+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+			status, _, _ := strings.Cut(raw, "\r\n")
+			t.Logf("attacker got %q", status)
 			if !strings.HasPrefix(raw, "HTTP/1.1 200 ") && !strings.HasPrefix(raw, "HTTP/1.1 502 ") {
 				t.Errorf("attacker got %q; want 200 or 502", clip([]byte(raw)))
 			}
 			for _, line := range strings.FieldsFunc(raw, func(r rune) bool { return r == '\r' || r == '\n' }) {
 				if strings.HasPrefix(strings.ToLower(line), "set-cookie") {
 					t.Errorf("attacker got the header line %q the backend hid in a field:\n%q", line, raw)
+				}
+			}
+			head, _, _ := strings.Cut(raw, "\r\n\r\n")
+			for _, line := range strings.Split(head, "\r\n")[1:] {
+				if name, _, ok := strings.Cut(line, ":"); !ok || !isToken(name) {
+					t.Errorf("attacker got the header line %q, whose name is not a token:\n%q", line, raw)
 				}
 			}
 		})
@@ -78,4 +86,11 @@ func rawExchange(t *testing.T, addr, raw string) string {
 		t.Fatalf("reading the answer to %q: %v (got %q)", raw, err, got)
 	}
 	return string(got)
+}
+
+// isToken reports whether s is an RFC 9110 token, what a field name must be.
+func isToken(s string) bool {
+	return s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return r > '~' || r <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
+	}) < 0
 }
