@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
 // BenchmarkWriter is one typical proxied response through the HTTP/1
@@ -126,4 +128,77 @@ func TestWriter_invalidFieldsNeverSplit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzWriterFields: whatever name and value a handler sets, in the header
+// or as a trailer, the response the writer sends has only lines without
+// CR, LF or NUL inside, each header or trailer line's name is a token,
+// and the field is there, once per value, exactly when its name is one.
+func FuzzWriterFields(f *testing.F) {
+	f.Add("X-Evil\r\nSet-Cookie: pwned=1\r\nX", "v", false)
+	f.Add("X-A", "a\r\nSet-Cookie: pwned=1", false)
+	f.Add("X-A", "a\x00b", true)
+	f.Add("X Evil", "v", true)
+	f.Add("", "v", false)
+	f.Fuzz(func(t *testing.T, name, value string, trailer bool) {
+		switch httplex.Canonical(name) {
+		case "Date", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Trailer", "X-Good":
+			return // the writer's own fields, or the test's
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://a/", nil)
+		var out bytes.Buffer
+		bw := bufio.NewWriter(&out)
+		var closing atomic.Bool
+		var w fastWriter
+		w.reset(bw, req, &closing)
+		w.Header().Set("X-Good", "yes")
+		if trailer {
+			w.Header()[http.TrailerPrefix+name] = []string{value}
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("body"))
+			w.Flush()
+		} else {
+			w.Header()[name] = []string{value}
+			w.Write([]byte("body"))
+		}
+		w.finish()
+		raw := out.String()
+		head, rest, _ := strings.Cut(raw, "\r\n\r\n")
+		lines := strings.Split(head, "\r\n")[1:]
+		if trailer {
+			// The chunked body "4\r\nbody\r\n0\r\n", then the trailers.
+			tr, ok := strings.CutPrefix(rest, "4\r\nbody\r\n0\r\n")
+			if !ok || !strings.HasSuffix(tr, "\r\n") {
+				t.Fatalf("chunked body not as written:\n%q", raw)
+			}
+			if tr = strings.TrimSuffix(tr, "\r\n"); tr != "" {
+				lines = append(lines, strings.Split(strings.TrimSuffix(tr, "\r\n"), "\r\n")...)
+			}
+		}
+		found := 0
+		for _, line := range lines {
+			if strings.ContainsAny(line, "\r\n\x00") {
+				t.Fatalf("line %q holds CR, LF or NUL:\n%q", line, raw)
+			}
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok || !httplex.ValidToken(k) {
+				t.Fatalf("line %q has no token name:\n%q", line, raw)
+			}
+			if k == name {
+				found++
+				want := []byte(value)
+				for i, c := range want {
+					if c == '\r' || c == '\n' || c == 0 {
+						want[i] = ' '
+					}
+				}
+				if v != string(want) {
+					t.Fatalf("%s: %q; want %q:\n%q", k, v, want, raw)
+				}
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[httplex.ValidToken(name)]; found != want {
+			t.Fatalf("field %q written %d times; want %d:\n%q", name, found, want, raw)
+		}
+	})
 }
