@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,23 +17,21 @@ import (
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
-// Server owns the listeners and the current Handler. The Handler sits
-// behind an atomic pointer so that a reload can swap it without touching the
-// listeners or dropping a connection.
+// Server owns the listeners; the Handler they serve, and its swap on a
+// reload without touching the listeners or dropping a connection, are
+// proxy.Live's.
 type Server struct {
-	opts    proxy.Options // as given to NewServer; Reload does not change it
-	log     *zap.Logger
-	handler atomic.Pointer[proxy.Handler]
+	opts proxy.Options // as given to NewServer; Reload does not change it
+	log  *zap.Logger
+	live *proxy.Live
 
 	reloadMu sync.Mutex // serializes Reload
 
-	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
+	mu        sync.Mutex // guards listeners, servers, fast and certs
 	listeners []net.Listener
 	servers   []*http.Server
-	fast      []http.Handler              // per listener: the handler without netHTTPGuard
-	certs     []*certSource               // per listener; nil for a plain one
-	closed    bool                        // Serve has ended; Reload refuses
-	retiring  map[*proxy.Handler]struct{} // swapped out, still serving requests
+	fast      []http.Handler // per listener: the handler without netHTTPGuard
+	certs     []*certSource  // per listener; nil for a plain one
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -45,35 +42,15 @@ func NewServer(opts proxy.Options, res upstream.Resolver, log *zap.Logger) (*Ser
 	if len(opts.Listeners) == 0 {
 		return nil, errors.New("proxy: no listeners configured")
 	}
-	h, err := proxy.NewHandler(opts, res, log)
+	live, err := proxy.NewLive(opts, res, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: log, retiring: map[*proxy.Handler]struct{}{}}
-	h.Hold() // the Server's reference, dropped when it is swapped out
-	s.handler.Store(h)
-	return s, nil
+	return &Server{opts: opts, log: log, live: live}, nil
 }
 
 // Handler returns the current handler.
-func (s *Server) Handler() *proxy.Handler { return s.handler.Load() }
-
-// acquire returns the current handler with a reference taken for one
-// request; the caller releases it when the request is done. The reference
-// is taken before the pointer is checked again, so a Reload that swapped
-// the handler meanwhile is retried here, and one that swaps it later drops
-// the Server's reference only after this one was counted: the old handler
-// is never closed under a request.
-func (s *Server) acquire() *proxy.Handler {
-	for {
-		h := s.handler.Load()
-		h.Hold()
-		if s.handler.Load() == h {
-			return h
-		}
-		h.Release()
-	}
-}
+func (s *Server) Handler() *proxy.Handler { return s.live.Handler() }
 
 // ErrServerClosed is returned by Reload once Serve has returned.
 var ErrServerClosed = errors.New("proxy: server closed")
@@ -119,37 +96,21 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 			return nil, fmt.Errorf("listener %q: %w", s.opts.Listeners[i].Name, err)
 		}
 	}
-	h, err := proxy.NewHandler(opts, res, s.log)
-	if err != nil {
+	missing, err := s.live.Replace(ctx, opts, res)
+	if errors.Is(err, proxy.ErrClosed) {
+		return nil, ErrServerClosed
+	} else if err != nil {
 		return nil, err
 	}
-	if missing := h.WaitAnswers(ctx); len(missing) > 0 {
+	if len(missing) > 0 {
 		s.log.Warn("reloaded upstream targets have no DNS answer yet; they take requests once it comes",
 			zap.Strings("targets", missing))
 	}
-	h.Hold()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		h.Close()
-		return nil, ErrServerClosed
-	}
-	prev := s.handler.Swap(h)
 	for i, cert := range certs {
 		if cert != nil {
 			sources[i].cert.Store(cert)
 		}
 	}
-	for r := range s.retiring {
-		if r.IsClosed() {
-			delete(s.retiring, r)
-		}
-	}
-	s.retiring[prev] = struct{}{}
-	s.mu.Unlock()
-	// The Server's reference; prev's last request closes it, or this
-	// does if none is running.
-	prev.Release()
 	return restartNeeded, nil
 }
 
@@ -170,12 +131,7 @@ func (s *Server) Listen() error {
 		}
 		s.listeners = append(s.listeners, ln)
 		s.certs = append(s.certs, cs)
-		idx := i
-		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h := s.acquire()
-			defer h.Release()
-			h.Front(idx).ServeHTTP(w, r)
-		})
+		inner := s.live.Front(i)
 		s.fast = append(s.fast, inner)
 		lim := newHeadLimits(lo)
 		srv := &http.Server{
@@ -274,16 +230,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Requests still running now were cut off by the shutdown timeout, or
 	// are on upgraded connections, which Shutdown does not wait for: the
 	// pools close under them, as they did before reloads existed.
-	s.mu.Lock()
-	s.closed = true
-	hs := []*proxy.Handler{s.handler.Load()}
-	for h := range s.retiring {
-		hs = append(hs, h)
-	}
-	s.mu.Unlock()
-	for _, h := range hs {
-		h.Close()
-	}
+	s.live.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
