@@ -40,7 +40,7 @@ func NewLive(opts Options, res upstream.Resolver, log *zap.Logger) (*Live, error
 		return nil, err
 	}
 	l := &Live{log: log, retiring: map[*Handler]struct{}{}}
-	h.Hold() // Live's reference, dropped when h is swapped out
+	h.hold() // Live's reference, dropped when h is swapped out
 	l.cur.Store(h)
 	return l, nil
 }
@@ -58,11 +58,11 @@ func (l *Live) Handler() *Handler { return l.cur.Load() }
 func (l *Live) acquire() *Handler {
 	for {
 		h := l.cur.Load()
-		h.Hold()
+		h.hold()
 		if l.cur.Load() == h {
 			return h
 		}
-		h.Release()
+		h.release()
 	}
 }
 
@@ -71,7 +71,7 @@ func (l *Live) acquire() *Handler {
 func (l *Live) Front(i int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := l.acquire()
-		defer h.Release()
+		defer h.release()
 		h.Front(i).ServeHTTP(w, r)
 	})
 }
@@ -90,8 +90,8 @@ func (l *Live) Replace(ctx context.Context, opts Options, res upstream.Resolver)
 	if err != nil {
 		return nil, err
 	}
-	missing = h.WaitAnswers(ctx)
-	h.Hold()
+	missing = h.waitAnswers(ctx)
+	h.hold()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -108,7 +108,7 @@ func (l *Live) Replace(ctx context.Context, opts Options, res upstream.Resolver)
 	l.mu.Unlock()
 	// Live's reference; prev's last request closes it, or this does if
 	// none is running.
-	prev.Release()
+	prev.release()
 	return missing, nil
 }
 
