@@ -18,7 +18,9 @@ import (
 // measured, and a longer or flushed one is chunked (HTTP/1.1) or ends with
 // the connection (HTTP/1.0). It also adds Date, answers Connection: close
 // when the connection ends, and sends trailers. It does not sniff a
-// Content-Type: a proxy passes the backend's headers as they are.
+// Content-Type: a proxy passes the backend's headers as they are, except
+// that, as net/http's, it leaves out a field whose name is not a token and
+// writes CR, LF (and NUL) in a value as spaces (http1fields.go).
 type fastWriter struct {
 	bw      *bufio.Writer
 	req     *http.Request
