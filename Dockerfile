@@ -1,20 +1,43 @@
-# Placeholder image for webtier. Packaging (image layout, config mount,
-# capabilities for ports below 1024, release tags) is a later issue.
+# webtier's container image: a static binary on distroless, run as a user
+# without privileges.
+#
+#   docker build -t webtier --build-arg VERSION=$(git describe --tags --always) .
+#   docker run -d --name webtier -p 80:8080 --stop-timeout 60 \
+#       -v $PWD/webtier.yaml:/etc/webtier/webtier.yaml:ro webtier
+#
+# The build stage runs deploy/build.sh, the same script CI runs
+# (e2e/test.sh), so CI proves this build command works without a container
+# engine.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/webtier ./cmd/webtier
+ARG VERSION=""
+RUN VERSION="$VERSION" sh deploy/build.sh /out/webtier \
+ && /out/webtier validate -config deploy/webtier.yaml
 
-FROM debian:bookworm-slim
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin webtier \
- && mkdir -p /etc/webtier
+# distroless/static: CA certificates, /etc/passwd with the user nonroot
+# (65532), tzdata, and no shell or package manager to attack.
+FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/webtier /usr/local/bin/webtier
-USER webtier
+COPY deploy/webtier.yaml /etc/webtier/webtier.yaml
+# Numeric, so that Kubernetes' runAsNonRoot can check it.
+USER 65532:65532
+# The example config's listener. Ports below 1024 need root or
+# CAP_NET_BIND_SERVICE, which drop: [ALL] (Kubernetes' restricted profile)
+# removes: publish 8080 as 80 instead (docker run -p 80:8080; a Service's
+# targetPort). README's Deploy section weighs the other ways.
+EXPOSE 8080
+# SIGTERM starts webtier's drain: the health endpoint answers 503, the
+# listeners keep serving for drain.wait, then in-flight requests finish
+# within drain.timeout. Docker kills after 10 s unless told otherwise:
+# docker run --stop-timeout 60 (compose: stop_grace_period: 60s).
+STOPSIGNAL SIGTERM
+# No shell in the image: webtier asks its own health endpoint, 200 while
+# serving, 503 while draining.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/webtier", "health", "-url", "http://127.0.0.1:8080/health_check.html", "-timeout", "3s"]
 ENTRYPOINT ["/usr/local/bin/webtier"]
 CMD ["-config", "/etc/webtier/webtier.yaml"]

@@ -25,6 +25,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/webtier/webtier/admin"
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/resolver"
 )
@@ -45,12 +47,17 @@ import (
 type Config struct {
 	// File is the path the config was read from.
 	File string
+	// Hash is the first 16 hex digits of the file's SHA-256: which config
+	// runs, for metrics and status pages.
+	Hash string
 	// Proxy has every default filled in. Routes and upstreams are in file
 	// order. Where the file writes 0 to turn something off, the option holds
 	// -1, because zero selects the default: MaxIdlePerAddress (keep-alive
-	// off), RescueGrace and RaceDelay (0s: rescue and racing off),
+	// off), RescueGrace and RaceDelay (0s: rescue and racing off), Drain.Wait
+	// (0s: the listeners close at once on SIGTERM),
 	// Consecutive5xx (passive ejection off) and MaxEjectedPercent (passive
-	// health ejects nothing). SlowStart is 0 when off. HealthCheck is nil
+	// health ejects nothing). SlowStart is 0 when off; a listener's
+	// HealthPath is "" when health_path: "" turns its endpoint off. HealthCheck is nil
 	// unless the file has a health_check key; StickyCookie is filled in
 	// whatever the balance. An upstream's targets are all ajp:// or all
 	// http(s)://. AJP is zero unless they are ajp://; then PacketSize and
@@ -66,6 +73,11 @@ type Config struct {
 	// Registerer are nil; cmd fills them.
 	Resolver resolver.Options
 	Logging  Logging
+	// AccessLog has its defaults filled in. Proxy.RequestID is the
+	// request_id section; Proxy.AccessLog is nil (cmd opens the log).
+	AccessLog AccessLog
+	// Admin is nil when the file has no admin key: no admin listener.
+	Admin *admin.Options
 }
 
 // Logging configures webtier's own logs.
@@ -105,11 +117,15 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	c := &checker{report: r}
 	cfg := &Config{
-		File:     file,
-		Proxy:    c.proxy(&raw),
-		Resolver: c.resolver(&raw.Resolver),
-		Logging:  c.logging(&raw.Logging),
+		File:      file,
+		Hash:      fmt.Sprintf("%x", sha256.Sum256(data))[:16],
+		Proxy:     c.proxy(&raw),
+		Resolver:  c.resolver(&raw.Resolver),
+		Logging:   c.logging(&raw.Logging),
+		AccessLog: c.accessLog(&raw.AccessLog),
+		Admin:     c.admin(raw.Admin),
 	}
+	cfg.Proxy.RequestID = c.requestID(&raw.RequestID)
 	if err := r.err(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -150,7 +151,10 @@ func dumpValue(b *strings.Builder, path string, v reflect.Value) {
 			f := v.Type().Field(i)
 			switch {
 			case !f.IsExported():
-			case f.Name == "Secret" && f.Type.Kind() == reflect.String:
+			case path == "" && f.Name == "Hash":
+				// The input's hash would change with every edit of a
+				// case (TestConfigHash checks it).
+			case (f.Name == "Secret" || f.Name == "Token") && f.Type.Kind() == reflect.String:
 				// A secret never reaches the testdata files: print only
 				// whether it is set (upstream.AJPOptions.Secret).
 				state := "<empty>"
@@ -354,5 +358,18 @@ func TestHostsFile(t *testing.T) {
 	_, err = Parse(goldenFile, []byte(base+"  hosts_file: \"\"\n"))
 	if err == nil || !strings.Contains(err.Error(), ":6:") || !strings.Contains(err.Error(), "hosts_file") || !strings.Contains(err.Error(), "is empty") {
 		t.Errorf("empty hosts_file: err = %v; want line 6, hosts_file, is empty", err)
+	}
+}
+
+// Config.Hash names the file's content: the first 16 hex digits of its
+// SHA-256, for webtier_config_info.
+func TestConfigHash(t *testing.T) {
+	data := []byte("listeners: [{address: \":8080\"}]\nroutes: [{upstream: app}]\nupstreams: {app: {targets: [http://10.0.0.5:8080]}}\n")
+	cfg, err := Parse("webtier.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(data))[:16]; cfg.Hash != want {
+		t.Errorf("Hash = %q; want %q", cfg.Hash, want)
 	}
 }

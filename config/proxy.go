@@ -16,11 +16,15 @@ import (
 )
 
 func (c *checker) proxy(raw *rawFile) proxy.Options {
-	return proxy.Options{
-		Listeners: c.listeners(raw.Listeners),
-		Routes:    c.routes(raw.Routes, raw.Upstreams.V),
-		Upstreams: c.upstreams(raw.Upstreams),
+	opts := proxy.Options{
+		Listeners:           c.listeners(raw.Listeners),
+		Routes:              c.routes(raw.Routes, raw.Upstreams.V),
+		Upstreams:           c.upstreams(raw.Upstreams),
+		Drain:               c.drain(&raw.Drain),
+		MaxIdleBackendConns: c.intRange(raw.Backends.MaxIdle, 1, -1, proxy.DefaultMaxIdleBackendConns),
 	}
+	c.listenersHealth(raw.Listeners.V, opts.Listeners, raw.Upstreams.V)
+	return opts
 }
 
 func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
@@ -298,7 +302,7 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 			ConnectTimeout:        c.duration(r.ConnectTimeout, proxy.DefaultConnectTimeout),
 			ResponseHeaderTimeout: c.duration(r.ResponseHeaderTimeout, proxy.DefaultResponseHeaderTimeout),
 			IdleConnTimeout:       c.duration(r.IdleTimeout, proxy.DefaultIdleConnTimeout),
-			MaxIdlePerAddress:     maxIdle(c.intRange(r.MaxIdlePerAddress, 0, -1, proxy.DefaultMaxIdlePerAddress)),
+			MaxIdlePerAddress:     c.maxIdle(r.MaxIdlePerAddress),
 			HostHeader:            c.hostHeader(r.HostHeader),
 		}
 		u.AJP = c.ajpOptions(r.AJP, proto)
@@ -308,14 +312,21 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 	return out
 }
 
-// maxIdle converts max_idle_per_address to its option value. In the file 0
-// means "keep no idle connections"; in the options zero selects the default
-// and a negative value turns keep-alive off.
-func maxIdle(n int) int {
-	if n == 0 {
+// maxIdle checks max_idle_per_address and converts it to its option value.
+// Absent, it is the default: no cap of the address's own (zero in the
+// options). Written as 0 it means "keep no idle connections", as it always
+// has: a negative option value turns keep-alive off.
+func (c *checker) maxIdle(f field[int]) int {
+	switch {
+	case !f.Set:
+		return proxy.DefaultMaxIdlePerAddress
+	case f.V < 0:
+		c.errorf(f.loc, "must be 0 or more, got %d; leave it out to keep the idle connections the load needs (within backends.max_idle), write a cap like 256, or 0 for no keep-alive to the backend", f.V)
+		return proxy.DefaultMaxIdlePerAddress
+	case f.V == 0:
 		return -1
 	}
-	return n
+	return f.V
 }
 
 func (c *checker) targets(f field[[]rawTarget]) []proxy.TargetOptions {

@@ -8,7 +8,8 @@ import (
 // RestartKeys returns the keys whose values differ between prev and next
 // although a reload cannot apply them, in file order: every resolver key
 // (the one shared DNS cache is kept across reloads, with the options it was
-// built with) and logging.format (the log encoder is built once). cmd logs
+// built with), logging.format (the log encoder is built once) and admin
+// (its listener is opened once). cmd logs
 // them on SIGHUP. Listeners are compared by proxy.Server.Reload, which knows
 // which ones are open.
 //
@@ -31,6 +32,9 @@ func RestartKeys(prev, next *Config) []string {
 	}
 	if prev.Logging.Format != next.Logging.Format {
 		keys = append(keys, "logging.format")
+	}
+	if !reflect.DeepEqual(prev.Admin, next.Admin) {
+		keys = append(keys, "admin")
 	}
 	return keys
 }

@@ -16,6 +16,11 @@ type rawFile struct {
 	Upstreams field[entries[rawUpstream]] `yaml:"upstreams"`
 	Resolver  rawResolver                 `yaml:"resolver"`
 	Logging   rawLogging                  `yaml:"logging"`
+	Drain     rawDrain                    `yaml:"drain"`
+	AccessLog rawAccessLog                `yaml:"access_log"`
+	RequestID rawRequestID                `yaml:"request_id"`
+	Admin     field[rawAdmin]             `yaml:"admin"` // absent: no admin listener
+	Backends  rawBackends                 `yaml:"backends"`
 }
 
 // rawListener is one item of listeners.
@@ -36,6 +41,11 @@ type rawListener struct {
 	TLS                field[rawTLS]          `yaml:"tls"`                   // absent: plain HTTP
 	// default false: header names with "_" are dropped
 	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
+
+	// The health endpoint for the balancer in front (config/health.go).
+	HealthPath       field[string]          `yaml:"health_path"`        // default proxy.DefaultHealthPath; "": none
+	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
+	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
 }
 
 func (rawListener) noun() string { return "listener" }
@@ -67,7 +77,7 @@ type rawUpstream struct {
 	ConnectTimeout        field[time.Duration]  `yaml:"connect_timeout"`         // default proxy.DefaultConnectTimeout
 	ResponseHeaderTimeout field[time.Duration]  `yaml:"response_header_timeout"` // default proxy.DefaultResponseHeaderTimeout
 	IdleTimeout           field[time.Duration]  `yaml:"idle_timeout"`            // default proxy.DefaultIdleConnTimeout
-	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress
+	MaxIdlePerAddress     field[int]            `yaml:"max_idle_per_address"`    // default proxy.DefaultMaxIdlePerAddress (no cap); 0: no keep-alive
 	HostHeader            field[string]         `yaml:"host_header"`             // default: the client's Host
 	Balance               field[string]         `yaml:"balance"`                 // default least_conn
 	StickyCookie          field[string]         `yaml:"sticky_cookie"`           // default JSESSIONID; balance: sticky only
@@ -164,9 +174,46 @@ type rawResolver struct {
 	IdleTimeout      field[time.Duration]   `yaml:"idle_timeout"`
 }
 
+// rawDrain is the drain section: what SIGTERM does.
+type rawDrain struct {
+	loc
+	Wait    field[time.Duration] `yaml:"wait"`    // default proxy.DefaultDrainWait; 0s: no wait
+	Timeout field[time.Duration] `yaml:"timeout"` // default proxy.DefaultDrainTimeout
+}
+
+// rawBackends is the backends section: limits shared by every upstream.
+type rawBackends struct {
+	loc
+	MaxIdle field[int] `yaml:"max_idle"` // default proxy.DefaultMaxIdleBackendConns
+}
+
 // rawLogging is the logging section.
 type rawLogging struct {
 	loc
 	Level  field[string] `yaml:"level"`
 	Format field[string] `yaml:"format"`
+}
+
+// rawAccessLog is the access_log section.
+type rawAccessLog struct {
+	loc
+	Format field[string] `yaml:"format"` // default accesslog.DefaultFormat; off: none
+	Path   field[string] `yaml:"path"`   // default accesslog.DefaultPath; stdout, stderr or a file
+}
+
+// rawRequestID is the request_id section.
+type rawRequestID struct {
+	loc
+	Enabled      field[bool]   `yaml:"enabled"`       // default true
+	Header       field[string] `yaml:"header"`        // default proxy.DefaultRequestIDHeader
+	AJPAttribute field[string] `yaml:"ajp_attribute"` // default none
+}
+
+// rawAdmin is the admin section. Writing the key, even as an empty
+// mapping, turns the admin listener on.
+type rawAdmin struct {
+	loc
+	Address   field[string] `yaml:"address"`    // default admin.DefaultAddress
+	Token     field[string] `yaml:"token"`      // required off loopback; never printed
+	TokenFile field[string] `yaml:"token_file"` // file holding the token; not with token
 }

@@ -244,7 +244,17 @@ const rawOpenBound = 4
 // received, that backend connections return to the pool's bound, and that
 // a new connection is served afterwards.
 func TestAttackHTTP2(t *testing.T) {
-	b := peer.StartRawBackend(t, nil)
+	// /hold is answered never: the request holds its backend connection
+	// until webtier closes it.
+	held := make(chan struct{}, 64)
+	b := peer.StartRawBackend(t, func(c *peer.RawConn, r peer.RawRequest) bool {
+		if r.RequestURI == "/hold" {
+			held <- struct{}{}
+			io.Copy(io.Discard, c.Conn) //nolint:errcheck // until webtier closes it
+			return false
+		}
+		return peer.RawOK(c, r)
+	})
 	w := startH2Webtier(t, b, "", fmt.Sprintf("    max_idle_per_address: %d\n", rawOpenBound))
 
 	// Each vector returns what the attacker saw, or fails the test.
@@ -275,6 +285,25 @@ func TestAttackHTTP2(t *testing.T) {
 				t.Errorf("backend had %d connections open at once; want at most SETTINGS_MAX_CONCURRENT_STREAMS %d + %d idle", peak, maxStreams, rawOpenBound)
 			}
 			return fmt.Sprintf("%s; backend received %d requests, at most %d connections at once", got, len(b.Requests()), b.Peak())
+		}},
+		{name: "connection dropped with streams waiting", run: func(t *testing.T, h *h2Conn) string {
+			// Each stream holds a backend connection; dropping the client
+			// connection must end every stream's request and free them
+			// (the harness checks the backend's open connections after).
+			const n = 10
+			for i := range uint32(n) {
+				if err := h.get(2*i+1, "/hold"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range n {
+				select {
+				case <-held:
+				case <-time.After(4 * attackRead): // a safety net, not a measurement
+					t.Fatalf("only %d of %d requests reached the backend", i, n)
+				}
+			}
+			return fmt.Sprintf("%d streams waiting, %d backend connections open; connection dropped", n, b.Open())
 		}},
 		{name: "CONTINUATION flood", notSeen: []string{"x-c:"}, run: func(t *testing.T, h *h2Conn) string {
 			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true,

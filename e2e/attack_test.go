@@ -569,6 +569,41 @@ func TestAttackResponsePoisoning(t *testing.T) {
 	}
 }
 
+// Buffer reuse: webtier gives a pooled backend connection's buffers to
+// other connections while it waits. A backend response that fills the
+// buffer, or one that sends more than its Content-Length in the same
+// write, must never show through in another client's answer: each victim,
+// on a new client connection, gets exactly its own body.
+func TestAttackBufferReuse(t *testing.T) {
+	secret := strings.Repeat("SECRET-", 16<<10/7)
+	b := peer.StartRawBackend(t, func(c *peer.RawConn, r peer.RawRequest) bool {
+		switch r.RequestURI {
+		case "/fill": // a body as large as the read buffer
+			return peer.WriteRawResponse(c, 200, secret) == nil
+		case "/overflow": // 5 bytes declared, a second response's worth more sent with them
+			_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET"+secret)
+			return err == nil
+		}
+		return peer.RawOK(c, r)
+	})
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	w := peer.StartWebtier(t, peer.Build(t), listen, attackConfig(listen, "", []string{b.URL()}, "", ""))
+
+	for _, path := range []string{"/fill", "/overflow", "/fill"} {
+		heard := attack(t, w.Addr(), "GET "+path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true)
+		if heard.first() != 200 {
+			t.Fatalf("attacker's %s: %s; want 200", path, heard)
+		}
+		for i := range 3 {
+			victim := attack(t, w.Addr(), "GET /victim HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true)
+			if victim.first() != 200 || len(victim.bodies) != 1 || victim.bodies[0] != "/victim\n" {
+				t.Errorf("after the attacker's %s, victim %d got %s %.60q; want 200 \"/victim\\n\" (its own answer only)", path, i, victim, victim.bodies)
+			}
+		}
+	}
+}
+
 // Upgrade: h2c is never forwarded. The backend here answers 101 to
 // /up whatever the request says (as Tomcat with Http2Protocol does to an
 // h2c upgrade): the attacker must never get 101, the backend must never

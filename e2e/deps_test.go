@@ -122,6 +122,8 @@ var configAllowed = map[string]bool{
 	"proxy/upstream":     true, // upstream.Options, Target, AJPOptions, Default*
 	"proxy/upstream/ajp": true, // DefaultPacketSize, MaxPacketSize, DefaultCPingIdle
 	"resolver":           true, // resolver.Options, Default*
+	"proxy/accesslog":    true, // accesslog.Format, ParseFormat
+	"admin":              true, // admin.Options, DefaultAddress
 }
 
 // TestLayoutRules keeps the tree the map README's Layout section draws:

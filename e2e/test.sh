@@ -12,7 +12,8 @@ section() { printf '\n==== %s ====\n' "$*"; }
 # Debian packages of the peers the e2e tests run (tomcat10 pulls in its JRE,
 # default-jre-headless, as a dependency). Later issues add
 # pebble, chromium, ... here.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10)
+# systemd: systemd-analyze verify checks deploy/systemd/webtier.service.
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()
@@ -45,6 +46,15 @@ go version
 
 section "go vet ./..."
 go vet ./...
+
+# CI has no container engine: it runs the Dockerfile's build command itself,
+# and checks that the result is static and loads the image's config.
+section "build the image's binary: deploy/build.sh (the Dockerfile's RUN)"
+sh deploy/build.sh .cache/bin/webtier-image
+go version -m .cache/bin/webtier-image | grep -q 'CGO_ENABLED=0' ||
+	{ echo "error: .cache/bin/webtier-image is not static (CGO_ENABLED=0)" >&2; exit 1; }
+.cache/bin/webtier-image version
+.cache/bin/webtier-image validate -config deploy/webtier.yaml
 
 # h2spec checks proxy/frontend/h2 against RFC 9113 and RFC 7541 (TestH2Spec, skipped
 # without WT_H2SPEC). The module does not depend on it: it is built once into

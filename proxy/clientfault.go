@@ -30,7 +30,8 @@ func (f *front) requestBodyError(w http.ResponseWriter, r *http.Request, p *upst
 	if ce := f.h.log.Check(zap.DebugLevel, "request body could not be read from the client"); ce != nil {
 		ce.Write(zap.String("listener", f.name), zap.String("upstream", p.Name()),
 			zap.String("method", r.Method), zap.String("host", r.Host), zap.String("path", r.URL.Path),
-			zap.String("remote", r.RemoteAddr), zap.Int("status", status), zap.Error(err))
+			zap.String("remote", r.RemoteAddr), zap.Int("status", status),
+			zap.String("request_id", f.requestIDOf(r)), zap.Error(err))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")

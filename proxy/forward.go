@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -43,14 +44,39 @@ import (
 // differs, on purpose (rp's Rewrite does the same): the query is passed
 // byte for byte, and header fields with "_" in their name are dropped
 // unless the listener keeps them.
-func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *upstream.Pool, rp http.Handler) {
+//
+// x, when the request is observed, gets the upstream's address and
+// timings; the request id (when on) is the one x holds, else made here.
+func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *upstream.Pool, rp http.Handler, x *exchange) {
 	if up := requestedUpgrade(r.Header); up != "" && rt.allowsUpgrade(up) {
+		if f.reqID.Header != "" {
+			// ReverseProxy copies it from the inbound header.
+			id := ""
+			if x != nil {
+				id = x.reqID
+			} else {
+				id = f.requestID(r, new([requestIDLen]byte))
+			}
+			r.Header[f.reqID.Header] = []string{id}
+		}
 		rp.ServeHTTP(w, r)
 		return
 	}
-	st := &forwardState{w: w}
+	var st *forwardState
+	var sid *forwardStateID
+	if f.reqID.Header != "" {
+		sid = &forwardStateID{forwardState: forwardState{w: w}}
+		st = &sid.forwardState
+	} else {
+		st = &forwardState{w: w}
+	}
 	st.trace.Got1xxResponse = st.got1xx
-	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &st.trace))
+	ctx := httptrace.WithClientTrace(r.Context(), &st.trace)
+	if x != nil {
+		x.tctx.Context = ctx
+		ctx = &x.tctx
+	}
+	out := r.WithContext(ctx)
 	out.Close = false
 	// A copy taken before the body is read, as ReverseProxy's Clone: the
 	// announced trailer names without their values, so that no request
@@ -65,13 +91,30 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 		out.Body = &noopCloseReader{out.Body}
 		defer out.Body.Close()
 	}
-	out.Header = outboundHeader(r.Header, f.keepUnderscores)
+	out.Header = outboundHeader(r.Header, f.keepUnderscores, f.reqID.Header)
 	f.setForwarded(r, out)
+	if sid != nil {
+		if x != nil {
+			sid.idVal[0] = x.reqID
+		} else {
+			sid.idVal[0] = f.requestID(r, &sid.idBuf)
+		}
+		out.Header[f.reqID.Header] = sid.idVal[:]
+	}
 
+	var sent time.Time
+	if x != nil {
+		sent = time.Now()
+	}
 	res, err := p.RoundTrip(out)
 	st.mu.Lock()
 	st.done = true
 	st.mu.Unlock()
+	if x != nil {
+		tm := &x.tctx.Timing
+		x.proxied = true
+		x.upstreamAddr, x.upstreamConnect, x.upstreamHeader = tm.Addr(), tm.Connect(), tm.Header()
+	}
 	if err != nil {
 		f.upstreamError(w, out, p, err)
 		return
@@ -96,7 +139,11 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	}
 	w.WriteHeader(res.StatusCode)
 
-	if err := f.copyBody(w, res); err != nil {
+	err = f.copyBody(w, res)
+	if x != nil {
+		x.upstreamTotal = time.Since(sent)
+	}
+	if err != nil {
 		defer res.Body.Close()
 		if r.Context().Value(http.ServerContextKey) == nil {
 			return // not under an http.Server: nobody to recover (as ReverseProxy)
@@ -128,6 +175,18 @@ type forwardState struct {
 	w     http.ResponseWriter
 	mu    sync.Mutex // guards done and writing 1xx responses
 	done  bool       // RoundTrip returned: the header map is the final response's
+}
+
+// forwardStateID is forwardState with room for the request id, allocated
+// instead of it when the listener gives requests an id, so that a request
+// without one allocates exactly what it did before.
+type forwardStateID struct {
+	forwardState
+	// idBuf holds a request id made for this request and idVal the
+	// outbound header's value: the state is never reused, so the id
+	// string may share idBuf's memory (see requestID).
+	idBuf [requestIDLen]byte
+	idVal [1]string
 }
 
 func (st *forwardState) got1xx(code int, header textproto.MIMEHeader) error {
@@ -242,11 +301,12 @@ func connectionTokens(h http.Header, buf []string) []string {
 // outboundHeader builds the header of the outbound request from in: every
 // field except hop-by-hop ones, those listed in Connection, the forwarding
 // ones and, unless keepUnderscores, those with "_" in their name (see
-// ListenerOptions.KeepUnderscoreHeaders), with the values copied into one
+// ListenerOptions.KeepUnderscoreHeaders) and the request id header
+// (requestID; forward sets it), with the values copied into one
 // backing array (as Header.Clone does); "Te: trailers" when the client sent
 // it; and an empty User-Agent when the client sent none, so that the
 // transport adds no Go default.
-func outboundHeader(in http.Header, keepUnderscores bool) http.Header {
+func outboundHeader(in http.Header, keepUnderscores bool, requestID string) http.Header {
 	var tokBuf [8]string
 	conn := connectionTokens(in, tokBuf[:0])
 	nv := 0
@@ -254,9 +314,13 @@ func outboundHeader(in http.Header, keepUnderscores bool) http.Header {
 		nv += len(vv)
 	}
 	sv := make([]string, nv)
-	out := make(http.Header, len(in)+4)
+	extra := 4 // X-Forwarded-For, -Proto, -Host, and Te or User-Agent
+	if requestID != "" {
+		extra++
+	}
+	out := make(http.Header, len(in)+extra)
 	for k, vv := range in {
-		if httplex.IsHopByHop(k) || isForwarding(k) || contains(conn, k) ||
+		if httplex.IsHopByHop(k) || isForwarding(k) || contains(conn, k) || k == requestID ||
 			!keepUnderscores && strings.IndexByte(k, '_') >= 0 {
 			continue
 		}

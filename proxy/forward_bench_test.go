@@ -32,7 +32,7 @@ func BenchmarkHeaderRewrite(b *testing.B) {
 		b.ReportAllocs()
 		out := new(http.Request)
 		for b.Loop() {
-			out.Header = outboundHeader(in.Header, false)
+			out.Header = outboundHeader(in.Header, false, "")
 			f.setForwarded(in, out)
 		}
 		if got := out.Header["X-Forwarded-For"]; len(got) != 1 || got[0] != "203.0.113.9, 10.0.3.7" || out.Header["Connection"] != nil {

@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/resolver"
@@ -66,6 +69,15 @@ type front struct {
 	// keepUnderscores forwards header fields with "_" in their name
 	// (ListenerOptions.KeepUnderscoreHeaders).
 	keepUnderscores bool
+	health          health
+
+	// observe: requests go through serveObserved, for the access log
+	// and the request metrics; false when both are off.
+	observe   bool
+	accessLog *accesslog.Writer // nil: no access log
+	logFormat accesslog.Format
+	metrics   *frontMetrics // nil: no request metrics
+	reqID     RequestIDOptions
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -76,8 +88,20 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	}
 	h := &Handler{log: log, closed: make(chan struct{})}
 	index := map[string]int{}
+	logging := opts.AccessLog != nil && opts.AccessLogFormat != accesslog.FormatOff
+	// One limit for every upstream of this handler: a reload's new handler
+	// has its own, while the old one's pools drain and close theirs.
+	maxIdle := opts.MaxIdleBackendConns
+	if maxIdle == 0 {
+		maxIdle = DefaultMaxIdleBackendConns
+	}
+	idleLimit := idlepool.NewLimit(maxIdle)
 	for _, uo := range opts.Upstreams {
 		uo.Metrics = opts.Metrics
+		uo.IdleLimit = idleLimit
+		uo.Timing = logging || opts.RequestMetrics != nil
+		uo.AJP.RequestIDHeader = opts.RequestID.Header
+		uo.AJP.RequestIDAttribute = opts.RequestID.AJPAttribute
 		pres := res
 		var watch *answerWatch
 		if res != nil {
@@ -112,7 +136,20 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	}
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
-		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders}
+		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
+			reqID: opts.RequestID}
+		var err error
+		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
+			h.Close()
+			return nil, err
+		}
+		if logging {
+			f.accessLog, f.logFormat = opts.AccessLog, opts.AccessLogFormat
+		}
+		if opts.RequestMetrics != nil {
+			f.metrics = opts.RequestMetrics.forFront(lo.Name, opts.Routes, h.pools)
+		}
+		f.observe = f.accessLog != nil || f.metrics != nil
 		for _, p := range h.pools {
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
@@ -130,6 +167,10 @@ func (h *Handler) Pool(name string) *upstream.Pool {
 	}
 	return nil
 }
+
+// Pools returns the handler's upstream pools, in config order. For the
+// address metrics and status pages.
+func (h *Handler) Pools() []*upstream.Pool { return slices.Clone(h.pools) }
 
 // Close stops every pool: health checks and the maintain pass end, idle
 // upstream connections close, and the pools take no more requests (a
@@ -224,9 +265,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.observe {
+		f.serveObserved(w, r)
+		return
+	}
+	f.serve(w, r, nil)
+}
+
+// serve routes and forwards r; x is the observed exchange (w itself), or
+// nil.
+func (f *front) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	r, rt := f.route(w, r)
 	if rt == nil {
 		return
+	}
+	if x != nil {
+		x.rt = rt
 	}
 	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
@@ -234,7 +288,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// body at the first response write.
 		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/2 is full duplex already
 	}
-	f.forward(w, r, rt, f.h.pools[rt.pool], f.rps[rt.pool])
+	f.forward(w, r, rt, f.h.pools[rt.pool], f.rps[rt.pool], x)
 }
 
 // route applies the rules that come before a request is forwarded and
@@ -253,6 +307,10 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 	u, err := cleanPath(r.URL)
 	if err != nil {
 		http.Error(w, "400 Bad Request: "+err.Error(), http.StatusBadRequest)
+		return r, nil
+	}
+	if f.health.matches(u.Path) {
+		f.health.serve(w, r)
 		return r, nil
 	}
 	rt := f.h.router.match(r.Host, u.Path)
@@ -413,6 +471,7 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		zap.String("host", r.Host),
 		zap.String("path", r.URL.Path),
 		zap.Int("status", status),
+		zap.String("request_id", f.requestIDOf(r)),
 		zap.Error(err))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -436,6 +495,13 @@ func (h *Handler) hold() { h.refs.Add(1) }
 // Front returns the handler as listener i of Options.Listeners serves it
 // (with that listener's trusted proxies).
 func (h *Handler) Front(i int) http.Handler { return h.fronts[i] }
+
+// Rejected logs and counts, for listener i, a request the front server
+// answered itself (a head over its limits, a body timeout): the access
+// log and request metrics see it as they see a proxied one.
+func (h *Handler) Rejected(i int, r *http.Request, status, bytes int) {
+	h.fronts[i].rejected(r, status, bytes)
+}
 
 // Done is closed when the handler has been closed.
 func (h *Handler) Done() <-chan struct{} { return h.closed }

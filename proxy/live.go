@@ -76,6 +76,14 @@ func (l *Live) Front(i int) http.Handler {
 	})
 }
 
+// Rejected logs and counts, for listener i, a request the front server
+// answered itself (see Handler.Rejected), with the Handler current now.
+func (l *Live) Rejected(i int, r *http.Request, status, bytes int) {
+	h := l.acquire()
+	defer h.release()
+	h.Rejected(i, r, status, bytes)
+}
+
 // Replace builds a Handler for opts and swaps it in: requests that start
 // afterwards use it, with the same resolver cache; requests already started
 // finish on the old one, which closes after the last of them.

@@ -3,8 +3,10 @@ package proxy
 import (
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -15,6 +17,7 @@ const (
 	DefaultResponseHeaderTimeout = upstream.DefaultResponseHeaderTimeout
 	DefaultIdleConnTimeout       = upstream.DefaultIdleConnTimeout
 	DefaultMaxIdlePerAddress     = upstream.DefaultMaxIdlePerAddress
+	DefaultMaxIdleBackendConns   = upstream.DefaultMaxIdleConns
 
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultClientIdleTimeout is above the 60 s idle timeout of an AWS
@@ -25,6 +28,23 @@ const (
 	// for clients, not for a balancer in front).
 	DefaultClientIdleTimeout = 75 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
+
+	// DefaultHealthPath is the path of the health endpoint the balancer
+	// in front checks: the L4 convention of the seed's deployments
+	// ("GET /health_check.html").
+	DefaultHealthPath = "/health_check.html"
+	// DefaultHealthFailStatus is the health endpoint's answer while
+	// webtier drains (or a required upstream has no usable address).
+	DefaultHealthFailStatus = 503
+	// DefaultDrainWait is how long webtier keeps serving after SIGTERM
+	// with its health endpoint failing: longer than the balancer in front
+	// takes to see the failure (check interval × fall count; an L4 with a
+	// 10 s interval and one retry takes 11 to 20 s), so that no new
+	// connection is sent to a closed listener.
+	DefaultDrainWait = 20 * time.Second
+	// DefaultDrainTimeout bounds how long requests in flight may run once
+	// the listeners are closed.
+	DefaultDrainTimeout = DefaultShutdownTimeout
 
 	// Request head limits, as httpd's LimitRequestLine (8190),
 	// LimitRequestFieldSize (8190) and LimitRequestFields (100); the whole
@@ -48,9 +68,57 @@ type Options struct {
 	Routes    []RouteOptions
 	Upstreams []UpstreamOptions
 
+	// Drain is what SIGTERM does (see Server.Drain).
+	Drain DrainOptions
+	// MaxIdleBackendConns bounds the idle backend connections of all the
+	// upstreams together; when it is reached, the connection idle the
+	// longest is closed to make room. Default 4096.
+	MaxIdleBackendConns int
+
 	// Metrics receives the upstream pools' counters; cmd sets it once per
 	// process (config does not). Nil: counted but not exported.
 	Metrics *upstream.Metrics
+
+	// DrainState is the frontend Server's drain flag, shared by every
+	// Handler it builds (nil outside a Server: never draining). Config
+	// leaves it nil.
+	DrainState *DrainState
+
+	// RequestMetrics receives the per-request metrics; cmd sets it once
+	// per process when the admin listener serves them. Nil: requests are
+	// not measured (and cost nothing for it).
+	RequestMetrics *Metrics
+	// AccessLog gets one line per request in AccessLogFormat; cmd sets it.
+	// Nil or FormatOff: no access log (and no cost).
+	AccessLog       *accesslog.Writer
+	AccessLogFormat accesslog.Format
+	// RequestID configures the request id. Zero: none.
+	RequestID RequestIDOptions
+}
+
+// DrainOptions time the stop on SIGTERM: the health endpoint fails, webtier
+// serves on for Wait while the balancer in front takes it out, then the
+// listeners close and requests in flight get Timeout to finish.
+type DrainOptions struct {
+	// Wait is how long webtier keeps serving, its health endpoint failing
+	// and keep-alive connections being closed, before the listeners
+	// close. Zero: DefaultDrainWait; negative: no wait (the listeners
+	// close at once).
+	Wait time.Duration
+	// Timeout bounds how long requests in flight may run after the
+	// listeners closed; the rest are cut off. Default DefaultDrainTimeout.
+	Timeout time.Duration
+}
+
+// WaitTime returns Wait with its default applied (0: no wait).
+func (d DrainOptions) WaitTime() time.Duration {
+	switch {
+	case d.Wait == 0:
+		return DefaultDrainWait
+	case d.Wait < 0:
+		return 0
+	}
+	return d.Wait
 }
 
 // ListenerOptions describe one client-facing socket.
@@ -105,6 +173,20 @@ type ListenerOptions struct {
 	// TLS, when set, makes the listener serve HTTPS only: TLS 1.2 or later,
 	// with HTTP/2 and HTTP/1.1 offered by ALPN. Nil: plain HTTP/1.1.
 	TLS *TLSOptions
+	// HealthPath is the path webtier answers itself for the balancer in
+	// front: 200 while serving, HealthFailStatus while draining or while
+	// an upstream of HealthRequires has no usable address. It matches
+	// the request's path after cleaning (so "//x" and "/a/../x" match
+	// "/x", and so does the path followed by ";parameters"), whatever
+	// the Host and query; such a request is never proxied. Empty: no
+	// health endpoint (config fills in DefaultHealthPath).
+	HealthPath string
+	// HealthFailStatus is the failing answer's status. Default
+	// DefaultHealthFailStatus.
+	HealthFailStatus int
+	// HealthRequires names upstreams that must each have an address that
+	// takes requests for the health endpoint to answer 200.
+	HealthRequires []string
 }
 
 // TLSOptions are a listener's certificate and key. Both are PEM files, read
@@ -160,3 +242,14 @@ type UpstreamOptions = upstream.Options
 
 // TargetOptions is one configured backend; see upstream.Target.
 type TargetOptions = upstream.Target
+
+// DrainState is the drain flag a frontend Server shares with every Handler
+// it builds (Options.DrainState): the health endpoint fails while it is
+// on. The zero value, and a nil one, is not draining.
+type DrainState struct{ on atomic.Bool }
+
+// Draining reports whether the drain is on.
+func (d *DrainState) Draining() bool { return d != nil && d.on.Load() }
+
+// Set turns the drain on or off.
+func (d *DrainState) Set(on bool) { d.on.Store(on) }

@@ -24,6 +24,10 @@ type router struct {
 type route struct {
 	prefix string
 	pool   int // index into Handler.pools
+	index  int // into Options.Routes
+	// label names the route in metrics and the access log: its host ("*"
+	// for any) and path prefix, as configured, so it is bounded.
+	label string
 	// upgrades are the protocols (lower case, without a version) whose
 	// Upgrade requests are forwarded as such; see RouteOptions.Upgrades.
 	upgrades []string
@@ -50,12 +54,13 @@ type wildcardRoutes struct {
 func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
 	r := &router{exact: map[string][]route{}}
 	wild := map[string][]route{}
-	for _, ro := range routes {
-		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream], upgrades: ro.upgrades()}
+	for i, ro := range routes {
+		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream], index: i, upgrades: ro.upgrades()}
 		if rt.prefix == "" {
 			rt.prefix = "/"
 		}
 		host := strings.ToLower(ro.Host)
+		rt.label = routeLabel(host, rt.prefix)
 		switch {
 		case host == "" || host == "*":
 			r.any = append(r.any, rt)
@@ -127,4 +132,13 @@ func normalizeHost(h string) string {
 		}
 	}
 	return h
+}
+
+// routeLabel is a route's name in metrics and the access log, e.g.
+// "*/app/" or "www.example.com/".
+func routeLabel(host, prefix string) string {
+	if host == "" {
+		host = "*"
+	}
+	return host + prefix
 }

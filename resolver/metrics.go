@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -98,4 +100,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.queries[i] = queries.WithLabelValues(resultNames[i])
 	}
 	return m
+}
+
+// answerAgeDesc describes webtier_resolver_answer_age_seconds. Its name
+// label is bounded: the cache holds the names of the configured targets
+// (and health checks), and forgets a name unused for IdleTimeout.
+var answerAgeDesc = prometheus.NewDesc("webtier_resolver_answer_age_seconds",
+	"Seconds since each cached name's current answer came from DNS or the hosts file; names served stale or without addresses are left out (see webtier_resolver_stale_names).",
+	[]string{"name"}, nil)
+
+// answerAgeCollector reports each name's answer age at scrape time, read
+// from the snapshots Lookup reads, without a lock.
+type answerAgeCollector struct{ r *Resolver }
+
+func (c answerAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- answerAgeDesc }
+
+func (c answerAgeCollector) Collect(ch chan<- prometheus.Metric) {
+	names := c.r.names.Load()
+	if names == nil {
+		return
+	}
+	now := time.Now()
+	for name, e := range *names {
+		if !e.literal.IsValid() {
+			if s := e.snap.Load(); s != nil && !s.at.IsZero() {
+				ch <- prometheus.MustNewConstMetric(answerAgeDesc, prometheus.GaugeValue, now.Sub(s.at).Seconds(), name)
+			}
+		}
+	}
 }

@@ -22,6 +22,7 @@ type entry struct {
 	ready   chan struct{}            // closed when snap is first stored
 	stopped chan struct{}            // closed when run returns
 	wake    chan struct{}            // buffered(1): a resolution was requested
+	nextAt  atomic.Int64             // UnixNano of the next scheduled refresh, for status pages
 
 	mu             sync.Mutex // guards the fields up to deliverBuf
 	subs           []*subscriber
@@ -55,6 +56,8 @@ type snapshot struct {
 	ans Answer
 	err error
 	at  time.Time // when ans was received from DNS (or the hosts file); zero for stale and empty answers
+	// source is where ans came from (SourceDNS when empty).
+	source string
 }
 
 // flight is one resolution that Resolve callers wait for together.
@@ -209,6 +212,7 @@ func (r *Resolver) run(e *entry) {
 			f.ans = s.ans
 		}
 		close(f.done)
+		e.nextAt.Store(time.Now().Add(next).UnixNano())
 		timer.Reset(next)
 	}
 }
@@ -375,6 +379,7 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 			s = &snapshot{ans: Answer{Name: e.name}, err: err}
 		}
 	}
+	s.source = res.source
 	e.snap.Store(s)
 	first := !e.readyClosed
 	if first {
@@ -387,6 +392,7 @@ func (r *Resolver) apply(e *entry, res result, now time.Time) (*snapshot, time.D
 		if src == "" {
 			src = SourceDNS
 		}
+		r.changes.add(Change{At: now, Name: e.name, Old: oldAddrs, New: s.ans.Addrs, TTL: s.ans.TTL, Source: src})
 		r.log.Info("dns answer changed", zap.String("name", e.name),
 			zap.Stringers("old", oldAddrs), zap.Stringers("new", s.ans.Addrs), zap.Duration("ttl", s.ans.TTL),
 			zap.String("source", src))

@@ -62,6 +62,8 @@ type Resolver struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	changes changeRing // recent answer changes, for status pages
+
 	mu     sync.Mutex // guards writes to names, closed, and wg.Add against Close
 	closed bool
 	wg     sync.WaitGroup // every goroutine the resolver starts
@@ -111,6 +113,9 @@ func New(opts Options) (*Resolver, error) {
 		r.log = zap.NewNop()
 	}
 	r.m = newMetrics(o.Registerer)
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(answerAgeCollector{r})
+	}
 	empty := map[string]*entry{}
 	r.names.Store(&empty)
 	r.ctx, r.cancel = context.WithCancel(context.Background())

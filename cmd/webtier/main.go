@@ -8,8 +8,11 @@
 //	webtier -config FILE            run the proxy
 //	webtier validate -config FILE   check a config file and exit 0 or 1
 //	webtier demo                    watch requests follow a DNS change
+//	webtier health [-url URL]       ask a health endpoint (exit 0 on 2xx)
 //	webtier version                 print the version
 //	kill -HUP PID                   reload the config file (routes, upstreams)
+//	kill -TERM PID                  drain (health endpoints fail), then stop
+//	kill -USR1 PID                  reopen the access log file
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,7 +34,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/webtier/webtier/admin"
 	"github.com/webtier/webtier/config"
+	"github.com/webtier/webtier/internal/sdnotify"
+	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/frontend"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/resolver"
@@ -48,15 +56,26 @@ const usage = `usage:
   webtier -config FILE            run the proxy
   webtier validate -config FILE   check a config file (exit 0 when valid, 1 otherwise)
   webtier demo [-duration 20s]    watch requests follow a DNS change (needs nothing installed)
+  webtier health [-url URL] [-timeout 3s]
+                                  GET a health endpoint (default
+                                  http://127.0.0.1:8080/health_check.html):
+                                  exit 0 on 2xx, 1 otherwise (Docker HEALTHCHECK)
   webtier version                 print the version
 
   kill -HUP PID                   reload the config file: routes, upstreams,
-                                  trusted_proxies, keep_underscore_headers and
-                                  logging.level change
+                                  trusted_proxies, keep_underscore_headers,
+                                  access_log, request_id and logging.level change
                                   without failing a request; a config that
                                   does not load is logged and the old one kept;
-                                  listener, resolver and logging.format
+                                  listener, resolver, admin and logging.format
                                   changes are logged and wait for a restart
+  kill -TERM PID                  drain: the health endpoints fail at once,
+                                  keep-alive connections are closed, and the
+                                  listeners close after drain.wait (a second
+                                  SIGTERM, or SIGINT, closes them now); then
+                                  requests in flight get drain.timeout
+  kill -INT PID (Ctrl-C)          stop without the drain wait
+  kill -USR1 PID                  reopen the access log file (after logrotate)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -73,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args, stdout, stderr)
 	case "demo":
 		return demo(args, stdout, stderr)
+	case "health":
+		return health(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "webtier", versionString())
 		return 0
@@ -191,6 +212,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR1 reopens the access log (logrotate's postrotate); its default
+	// action would end the process too.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	path, code := configFlag("run", args, stdout, stderr)
 	if code != proceed {
 		return code
@@ -208,10 +234,15 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGTERM drains, SIGINT stops (stopOnSignals); caught from here
+	// on, as their default action ends the process at once.
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(term)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go runProcs(ctx, log.Named("procs"))
-	if err := serve(ctx, cfg, log, prometheus.NewRegistry(), reloader{hup: hup, level: level}); err != nil {
+	if err := serve(ctx, cfg, log, newRegistry(), reloader{hup: hup, term: term, usr1: usr1, level: level, stdout: stdout, notify: sdnotify.FromEnv()}); err != nil {
 		log.Error("webtier stopped", zap.Error(err))
 		return 1
 	}
@@ -220,11 +251,18 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 }
 
 // reloader is what serve needs to reload the config: the signal that asks
-// for it and the logger's level, which a reload may change. Its zero value
-// never reloads.
+// for it and the logger's level, which a reload may change; and the
+// signals that drain and stop (stopOnSignals). Its zero value never
+// reloads and stops only when serve's context is done.
 type reloader struct {
-	hup   <-chan os.Signal
-	level zap.AtomicLevel
+	hup    <-chan os.Signal
+	term   <-chan os.Signal // SIGTERM and SIGINT
+	usr1   <-chan os.Signal // reopens the access log
+	level  zap.AtomicLevel
+	stdout io.Writer // the access log's "stdout"; nil: os.Stdout
+	// notify tells systemd (Type=notify) that webtier listens, reloads and
+	// stops; its zero value, as outside systemd, tells no one.
+	notify sdnotify.Notifier
 }
 
 // serve wires resolver and proxy together and serves until ctx is done.
@@ -241,47 +279,194 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	popts := cfg.Proxy
 	// Registered once: every Handler a reload builds counts into them.
 	popts.Metrics = upstream.NewMetrics(reg)
+	live := &running{started: cfg, res: res, metrics: popts.Metrics, level: rl.level, log: log,
+		reg: reg, stdout: rl.stdout, cfgm: newConfigMetrics(reg)}
+	live.current.set(cfg)
+	reloads := make(chan reloadRequest) // from the admin API
+	// term is what stopOnSignals reads: the stop signals, and the admin
+	// API's drain, which acts as a SIGTERM.
+	term := make(chan os.Signal, 2)
+	if cfg.Admin != nil {
+		// Requests are measured only when something can read it.
+		live.requests = proxy.NewMetrics(reg)
+	}
+	popts.RequestMetrics = live.requests
+	if err := live.setAccessLog(&popts, cfg.AccessLog); err != nil {
+		return err
+	}
+	defer live.closeAccessLog()
 	srv, err := frontend.NewServer(popts, res, log.Named("proxy"))
 	if err != nil {
 		return fmt.Errorf("building proxy: %w", err)
 	}
+	live.srv = srv
+	reg.MustRegister(upstream.AddressCollector(func() []*upstream.Pool { return srv.Handler().Pools() }))
 	if err := srv.Listen(); err != nil {
 		srv.Handler().Close()
 		return err
 	}
+	var adm *admin.Server
+	if cfg.Admin != nil {
+		if adm, err = admin.New(*cfg.Admin, reg, log.Named("admin")); err == nil {
+			err = adm.Control(live.adminControls(reloads, term))
+		}
+		if err == nil {
+			err = adm.Listen()
+		}
+		if err != nil {
+			srv.Handler().Close()
+			return err
+		}
+	}
+	live.cfgm.loaded(cfg)
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
-	live := &running{started: cfg, srv: srv, res: res, metrics: popts.Metrics, level: rl.level, log: log}
+	notified(log, rl.notify.Ready())
 	// The reload loop ends before serve returns, so that no reload builds
 	// pools on the resolver closed by the deferred res.Close.
 	loopCtx, stopLoop := context.WithCancel(ctx)
+	stopping := sync.OnceFunc(func() { notified(log, rl.notify.Stopping()) })
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
 		for {
 			select {
 			case <-loopCtx.Done():
+				if ctx.Err() != nil { // stopped by the caller rather than a signal
+					stopping()
+				}
 				return
 			case <-rl.hup:
+				notified(log, rl.notify.Reloading())
 				live.reload(loopCtx)
+				notified(log, rl.notify.Ready()) // the old config or the new: serving
+			case req := <-reloads:
+				notified(log, rl.notify.Reloading())
+				req.done <- live.reload(loopCtx)
+				notified(log, rl.notify.Ready())
+			case <-rl.usr1:
+				live.reopenAccessLog()
 			}
 		}
 	}()
+	go func() { // the stop signals join the admin API's drains
+		for {
+			select {
+			case <-loopCtx.Done():
+				return
+			case sig := <-rl.term:
+				select {
+				case term <- sig:
+				case <-loopCtx.Done():
+					return
+				}
+			}
+		}
+	}()
+	drainDone := make(chan struct{})
+	go func() {
+		defer close(drainDone)
+		stopOnSignals(loopCtx, term, srv, log, stopping)
+	}()
+	admDone := make(chan struct{})
+	if adm != nil {
+		go func() {
+			defer close(admDone)
+			if err := adm.Serve(loopCtx); err != nil {
+				log.Error("admin listener failed", zap.Error(err))
+			}
+		}()
+	} else {
+		close(admDone)
+	}
 	err = srv.Serve(ctx)
 	stopLoop()
 	<-loopDone
+	<-drainDone
+	<-admDone
 	return err
+}
+
+// notified logs a notification to systemd that failed: the service goes on,
+// but systemctl may wait for it or show the wrong state.
+func notified(log *zap.Logger, err error) {
+	if err != nil {
+		log.Warn("systemd notification failed", zap.Error(err))
+	}
+}
+
+// stopOnSignals stops srv on SIGTERM the way a balancer in front needs
+// (README, "Health endpoint and drain"): the health endpoints fail at once and keep-alive
+// connections are closed, while everything is still served for
+// drain.wait, long enough for the balancer to take webtier out; then
+// srv.Stop closes the listeners. A second SIGTERM, or a SIGINT, during the
+// wait closes them at once; a SIGINT first, or drain.wait 0s, skips the
+// wait. An Undrain during the wait (the admin API) keeps webtier serving,
+// and the next SIGTERM drains again. It returns once srv is stopping or
+// ctx is done. stopping (if not nil) runs once, at the first signal:
+// systemd hears STOPPING=1 as the drain starts.
+func stopOnSignals(ctx context.Context, term <-chan os.Signal, srv *frontend.Server, log *zap.Logger, stopping func()) {
+	for {
+		var sig os.Signal
+		select {
+		case <-ctx.Done():
+			return
+		case sig = <-term:
+		}
+		if stopping != nil {
+			stopping()
+			stopping = nil
+		}
+		wait := srv.DrainOptions().WaitTime()
+		if sig == os.Interrupt || wait == 0 {
+			log.Info("stopping: closing the listeners", zap.Stringer("signal", sig))
+			srv.Stop()
+			return
+		}
+		undrained := srv.Drain()
+		log.Info("draining: the listeners close after drain.wait; send SIGTERM again to close them now",
+			zap.Stringer("signal", sig), zap.Duration("wait", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			if !srv.StopDrained() {
+				log.Info("undrained as the drain wait ended: serving")
+				continue
+			}
+			log.Info("drain wait over: closing the listeners")
+		case sig = <-term:
+			t.Stop()
+			log.Info("closing the listeners now", zap.Stringer("signal", sig))
+			srv.Stop()
+		case <-undrained:
+			t.Stop()
+			log.Info("undrained: serving; the next SIGTERM drains again")
+			continue
+		case <-ctx.Done():
+			t.Stop()
+		}
+		return
+	}
 }
 
 // running is what a reload works on: the config the process started with
 // (its listeners, resolver and log format stay until a restart) and the
 // parts built from it that a reload reuses or changes.
 type running struct {
-	started *config.Config
-	srv     *frontend.Server
-	res     *resolver.Resolver // kept: one DNS cache for every Handler
-	metrics *upstream.Metrics  // kept: registered once per process
-	level   zap.AtomicLevel
-	log     *zap.Logger
+	started  *config.Config
+	srv      *frontend.Server
+	res      *resolver.Resolver // kept: one DNS cache for every Handler
+	metrics  *upstream.Metrics  // kept: registered once per process
+	requests *proxy.Metrics     // kept; nil without an admin listener
+	level    zap.AtomicLevel
+	log      *zap.Logger
+	reg      prometheus.Registerer
+	stdout   io.Writer
+	cfgm     *configMetrics
+
+	accessLog     *accesslog.Writer // made when a config first turns it on; kept
+	accessLogPath string
+
+	current loadedConfig // the config in effect, for the admin status
 }
 
 // dnsWait bounds how long a reload waits for the first DNS answers of the
@@ -297,35 +482,48 @@ func dnsWait(o resolver.Options) time.Duration {
 // down. What a reload cannot apply (listeners, resolver settings,
 // logging.format) is logged, at every reload until a restart, as differing
 // from what runs.
-func (r *running) reload(ctx context.Context) {
+func (r *running) reload(ctx context.Context) error {
 	file := r.started.File
 	next, err := config.Load(file)
 	if err != nil {
+		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
-		return
+		return err
 	}
 	popts := next.Proxy
 	popts.Metrics = r.metrics
+	popts.RequestMetrics = r.requests
+	if err := r.setAccessLog(&popts, next.AccessLog); err != nil {
+		r.cfgm.reloads.WithLabelValues("failed").Inc()
+		r.log.Error("config reload failed", zap.String("config", file),
+			zap.String("serving", "previous config"), zap.Error(err))
+		return err
+	}
 	wctx, cancel := context.WithTimeout(ctx, dnsWait(r.started.Resolver))
 	defer cancel()
 	pending, err := r.srv.Reload(wctx, popts, r.res)
 	if err != nil {
+		r.cfgm.reloads.WithLabelValues("failed").Inc()
 		r.log.Error("config reload failed", zap.String("config", file),
 			zap.String("serving", "previous config"), zap.Error(err))
-		return
+		return err
 	}
+	r.cfgm.reloads.WithLabelValues("ok").Inc()
+	r.cfgm.loaded(next)
+	r.current.set(next)
 	if len(pending) > 0 {
 		r.log.Warn("listeners changed; restart webtier to apply", zap.Strings("listeners", pending))
 	}
 	if keys := config.RestartKeys(r.started, next); len(keys) > 0 {
-		r.log.Warn("resolver or logging.format changed; restart webtier to apply (the DNS cache is kept)",
+		r.log.Warn("resolver, admin or logging.format changed; restart webtier to apply (the DNS cache is kept)",
 			zap.Strings("keys", keys))
 	}
 	if l, err := zapcore.ParseLevel(next.Logging.Level); err == nil {
 		r.level.SetLevel(l)
 	}
 	r.log.Info("config reloaded", zap.String("config", file))
+	return nil
 }
 
 // newLogger builds the process logger: JSON, or console lines when stderr

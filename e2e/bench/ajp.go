@@ -97,10 +97,12 @@ upstreams:
     targets: ["ajp://127.0.0.1:%d"]
     ajp:
       secret: %q
+%sdrain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
 %slogging:
   level: warn
   format: json
-`, port, e.ajpPort, ajpSecret, upstreamExtra(e.webtierUpstream))
+`, port, e.ajpPort, ajpSecret, upstreamExtra(e.webtierUpstream), accessLogSection(e.webtierAccessLog, dir))
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err

@@ -377,6 +377,9 @@ upstreams:
     targets: ["http://%[2]s:%[3]d"]
 resolver:
   nameservers: [%[4]q]
+drain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
+access_log: {format: "off"}  # as every peer here
 logging:
   level: info
   format: json

@@ -80,6 +80,9 @@ type options struct {
 	// webtierUpstream is -webtier-upstream: keys added to webtier's
 	// upstreams (none: webtier at its defaults).
 	webtierUpstream string
+	// webtierAccessLog is -webtier-access-log: webtier's access log
+	// format ("off", as every peer's, unless asked for).
+	webtierAccessLog string
 	// scale is -idle-scale: the idle-at-scale step's connection counts
 	// (none: skipped); scaleWindow the idle CPU window of each level.
 	scale       []int
@@ -107,6 +110,7 @@ func main() {
 	flag.StringVar(&o.webtier, "webtier", "", "use this webtier binary instead of building ./cmd/webtier")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs) for inspection")
 	flag.StringVar(&o.webtierUpstream, "webtier-upstream", "", `extra keys for webtier's upstreams, "key: value" separated by ";" (default none: webtier at its defaults), e.g. "max_idle_per_address: 1024"`)
+	flag.StringVar(&o.webtierAccessLog, "webtier-access-log", "off", `webtier's access_log format: off (default, as every peer here has none), combined, common or json; lines go to a file in the temp dir, to measure what the log costs`)
 	scale := flag.String("idle-scale", "10000,19000", "idle-at-scale step: connection counts held idle against each freshly started proxy (\"\" or 0: skip; -quick skips it unless given)")
 	flag.DurationVar(&o.scaleWindow, "idle-cpu-window", 10*time.Second, "idle-at-scale step: how long idle CPU is measured with 1 and with N connections")
 	flag.BoolVar(&oneSession, "one-session", false, "start every peer and load tool in the benchmark's own session instead of one session each (as systemd starts services); see childAttr")
@@ -257,6 +261,12 @@ func run(ctx context.Context, o options) (err error) {
 	e := &env{connCap: max(4096, held+1024)}
 	if e.webtierUpstream, err = parseUpstreamKeys(o.webtierUpstream); err != nil {
 		return err
+	}
+	switch o.webtierAccessLog {
+	case "off", "combined", "common", "json":
+		e.webtierAccessLog = o.webtierAccessLog
+	default:
+		return fmt.Errorf("-webtier-access-log %q: want off, combined, common or json", o.webtierAccessLog)
 	}
 	lim := raiseNofile(uint64(2*e.connCap + 1024))
 	e.nofile = lim

@@ -24,6 +24,9 @@ type env struct {
 	// webtierUpstream are extra "key: value" lines for webtier's upstream
 	// (-webtier-upstream); none by default: webtier runs at its defaults.
 	webtierUpstream []string
+	// webtierAccessLog is webtier's access_log format (-webtier-access-log;
+	// "off" or "" for none, as every peer).
+	webtierAccessLog string
 }
 
 // target is one column of the tables: a proxy, or a backend measured
@@ -178,9 +181,13 @@ func nginxTempPaths(dir string) string {
 // README's Configuration section has a user write it: every key that
 // tunes performance (listener and upstream timeouts, the backend pool,
 // GOMAXPROCS) is left at webtier's default, so the tables show what a user
-// gets. Only -webtier-upstream adds keys to the upstream (e.g. to compare
-// a pool size). webtier has no access log; logging at warn keeps stderr
-// quiet (any line is a finding, quoted in the report).
+// gets: the backend pool has no per-address cap (the connections the load
+// left idle are kept, within backends.max_idle), so the h2 scenario's
+// streams do not reconnect above a cap. Only -webtier-upstream adds keys
+// to the upstream (e.g. to compare a pool size). webtier's access log is
+// off, as every peer's here (its default is on: -webtier-access-log
+// measures what it costs); logging at warn keeps stderr quiet (any line is
+// a finding, quoted in the report).
 func writeWebtier(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	conf := fmt.Sprintf(`listeners:
   - address: "127.0.0.1:%d"
@@ -192,15 +199,26 @@ routes:
 upstreams:
   backend:
     targets: ["http://127.0.0.1:%d"]
+%sdrain:
+  wait: 0s  # stopped between runs, with no balancer in front to wait for
 %slogging:
   level: warn
   format: json
-`, port, tlsPort, e.certFile, e.keyFile, e.backendPort, upstreamExtra(e.webtierUpstream))
+`, port, tlsPort, e.certFile, e.keyFile, e.backendPort, upstreamExtra(e.webtierUpstream), accessLogSection(e.webtierAccessLog, dir))
 	cfg := filepath.Join(dir, "webtier.yaml")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
 	}
 	return []string{e.webtierBin, "-config", cfg}, nil, nil
+}
+
+// accessLogSection is webtier's access_log section: off, or format to a
+// file in dir (what a deployment writes to, rather than a pipe).
+func accessLogSection(format, dir string) string {
+	if format == "" || format == "off" {
+		return "access_log: {format: \"off\"}  # as every peer here\n"
+	}
+	return fmt.Sprintf("access_log: {format: %q, path: %q}\n", format, filepath.Join(dir, "access.log"))
 }
 
 // upstreamExtra renders the -webtier-upstream keys as lines of the

@@ -406,7 +406,8 @@ func TestStartWebtier(t *testing.T) {
 }
 
 // fakeWebtier stands in for the webtier binary: `-config FILE` whose first
-// line is "listen: ADDR"; serves HTTP there; logs SIGHUP; exits 0 on SIGTERM.
+// line is "listen: ADDR"; serves HTTP there; logs SIGHUP; exits 0 on SIGINT
+// (what StartWebtier's Stop sends) or SIGTERM.
 func fakeWebtier() {
 	if len(os.Args) != 3 || os.Args[1] != "-config" {
 		fmt.Fprintf(os.Stderr, "usage: %s -config FILE\n", os.Args[0])
@@ -422,7 +423,7 @@ func fakeWebtier() {
 	f.Close()
 	addr := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "listen:"))
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

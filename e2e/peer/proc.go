@@ -30,6 +30,7 @@ type proc struct {
 	logPath string
 	done    chan struct{} // closed once the process has exited and waitErr is set
 	waitErr error         // result of cmd.Wait; read only after done is closed
+	stopSig os.Signal     // what stop sends first; nil: SIGTERM
 }
 
 // startProc starts argv with stdout and stderr appended to logPath.
@@ -69,12 +70,16 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM (and SIGCONT, in case the process was paused), waits up
-// to grace for it to exit, then sends SIGKILL. It returns the process's exit
+// stop sends SIGTERM (or stopSig; and SIGCONT, in case the process was
+// paused), waits up to grace for it to exit, then sends SIGKILL. It returns the process's exit
 // error (nil for exit status 0) and whether SIGKILL was needed.
 func (p *proc) stop(grace time.Duration) (waitErr error, killed bool) {
 	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		sig := p.stopSig
+		if sig == nil {
+			sig = syscall.SIGTERM
+		}
+		_ = p.cmd.Process.Signal(sig)
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
 		timer := time.NewTimer(grace)
 		defer timer.Stop()

@@ -24,6 +24,7 @@ var toolPackages = map[string]string{
 	"ip":              "iproute2",
 	"unshare":         "util-linux",
 	"mount":           "mount",
+	"haproxy":         "haproxy",
 	"go":              "golang (or a Go toolchain on PATH)",
 }
 

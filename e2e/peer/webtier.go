@@ -193,8 +193,10 @@ type Webtier struct {
 // StartWebtier writes configYAML to a file under t.TempDir(), starts
 // `bin -config FILE` with stdout and stderr going to one log file, and
 // returns once listenAddr (the config's first listener, e.g. from FreeAddr)
-// accepts TCP connections. In t.Cleanup it sends SIGTERM (SIGKILL after
+// accepts TCP connections. In t.Cleanup it sends SIGINT (SIGKILL after
 // 10 s) and waits; if the test failed, it logs the last 50 log lines.
+// SIGINT stops webtier without the drain wait SIGTERM has (drain.wait,
+// 20 s by default); a test of the drain sends SIGTERM itself (Signal).
 func StartWebtier(t testing.TB, bin, listenAddr, configYAML string) *Webtier {
 	t.Helper()
 	return startWebtier(t, nil, bin, listenAddr, configYAML)
@@ -230,6 +232,7 @@ func startWebtier(t testing.TB, prefix []string, bin, listenAddr, configYAML str
 	if err != nil {
 		t.Fatalf("StartWebtier: %v", err)
 	}
+	p.stopSig = os.Interrupt
 	w.p = p
 	// Cleanups run last-registered first: stop, then dump the logs,
 	// which then include the shutdown.
@@ -240,7 +243,7 @@ func startWebtier(t testing.TB, prefix []string, bin, listenAddr, configYAML str
 	})
 	t.Cleanup(func() {
 		if err, killed := p.stop(stopGrace); killed {
-			t.Errorf("webtier (pid %d) ignored SIGTERM for %v and was killed", p.pid(), stopGrace)
+			t.Errorf("webtier (pid %d) ignored SIGINT for %v and was killed", p.pid(), stopGrace)
 		} else if err != nil {
 			t.Logf("webtier (pid %d) exited: %s", p.pid(), exitDescription(err))
 		}
@@ -308,13 +311,14 @@ func (w *Webtier) Logs() string { return w.p.logs() }
 // Signal sends sig to webtier (e.g. syscall.SIGHUP to reload).
 func (w *Webtier) Signal(sig os.Signal) error { return w.p.cmd.Process.Signal(sig) }
 
-// Stop sends SIGTERM, waits for webtier to exit (SIGKILL after 10 s, which
-// fails the test) and returns its exit error: nil for exit status 0.
+// Stop sends SIGINT (a stop without the drain wait), waits for webtier to
+// exit (SIGKILL after 10 s, which fails the test) and returns its exit
+// error: nil for exit status 0.
 func (w *Webtier) Stop(t testing.TB) error {
 	t.Helper()
 	err, killed := w.p.stop(stopGrace)
 	if killed {
-		t.Errorf("webtier (pid %d) ignored SIGTERM for %v and was killed", w.p.pid(), stopGrace)
+		t.Errorf("webtier (pid %d) ignored SIGINT for %v and was killed", w.p.pid(), stopGrace)
 	}
 	return err
 }

@@ -34,6 +34,9 @@ type netHTTPGuard struct {
 	lim          headLimits
 	body         bodyLimits
 	writeTimeout time.Duration
+	// rejected, when set, is told of each request the guard answers
+	// itself (431, 414), for the access log and the metrics.
+	rejected func(r *http.Request, status, bytes int)
 }
 
 func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,7 +46,11 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if status, msg := g.lim.checkRequest(r); status != 0 {
 		w.Header().Set("Connection", "close")
-		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg, status)
+		body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg
+		http.Error(w, body, status)
+		if g.rejected != nil {
+			g.rejected(r, status, len(body)+1) // http.Error adds a line break
+		}
 		return
 	}
 	if len(r.TransferEncoding) > 0 {
@@ -106,7 +113,12 @@ type guardWriter struct {
 	timeout  time.Duration
 	body     *rateBody // nil if the request has none
 	hijacked bool
+	status   int // the final status sent, 0 until then
 }
+
+// SentStatus is the status sent, which a 408 may have replaced (for the
+// access log).
+func (w *guardWriter) SentStatus() int { return w.status }
 
 func (w *guardWriter) arm() {
 	if !w.hijacked {
@@ -128,6 +140,9 @@ func (w *guardWriter) WriteHeader(code int) {
 		// and the connection closes.
 		w.Header().Set("Connection", "close")
 		code = http.StatusRequestTimeout
+	}
+	if code >= 200 && w.status == 0 {
+		w.status = code
 	}
 	w.arm()
 	w.ResponseWriter.WriteHeader(code)

@@ -255,16 +255,11 @@ func TestHandler_requestBody(t *testing.T) {
 // BenchmarkProxyOverhead compares a request through the proxy with a direct
 // request to the same backend, over keep-alive connections.
 func BenchmarkProxyOverhead(b *testing.B) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, strings.Repeat("x", 100))
-	}))
-	defer backend.Close()
-	u, _ := url.Parse(backend.URL)
-	port, _ := strconv.Atoi(u.Port())
+	backend, port := startBenchBackend(b)
 	addrs := serveWith(b, proxy.Options{
-		Listeners: []proxy.ListenerOptions{{Name: "bench", Address: "127.0.0.1:0"}},
+		Listeners: []proxy.ListenerOptions{{Name: "bench", Address: "127.0.0.1:0", HealthPath: proxy.DefaultHealthPath}},
 		Routes:    []proxy.RouteOptions{{PathPrefix: "/", Upstream: "app"}},
-		Upstreams: []proxy.UpstreamOptions{{Name: "app", Targets: []proxy.TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: uint16(port)}}}},
+		Upstreams: []proxy.UpstreamOptions{{Name: "app", Targets: []proxy.TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: port}}}},
 	}, zap.NewNop())
 	fe := "http://" + addrs[0].String()
 	for _, bc := range []struct{ name, url string }{{"direct", backend.URL}, {"proxied", fe}} {

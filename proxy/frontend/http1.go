@@ -55,10 +55,19 @@ type fastServer struct {
 	// writeTimeout ends a response write that makes no progress this
 	// long (rawWriter).
 	writeTimeout time.Duration
+	// rejected, when set, is told of each request the server answers
+	// itself without parsing it (400, 408, 414, 431): the access log's
+	// and the metrics' record of it.
+	rejected func(remote string, status, bytes int)
 
 	work    chan *fastConn // idle workers wait here
 	closing atomic.Bool
 	stop    chan struct{} // closed by Shutdown and Close
+
+	// draining makes every response end its connection (fastdrain.go).
+	draining  atomic.Bool
+	drainMu   sync.Mutex
+	drainStop chan struct{} // ends the spread close of idle connections
 
 	mu    sync.Mutex
 	conns map[*fastConn]struct{}
@@ -642,7 +651,7 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request, closeAfter bool)
 	w := &wk.rw
 	w.reset(bw, req, &fc.s.closing)
 	w.log = fc.s.log
-	w.closeAfter = w.closeAfter || closeAfter
+	w.closeAfter = w.closeAfter || closeAfter || fc.s.draining.Load()
 	defer func() {
 		if v := recover(); v != nil {
 			// Send what the handler got out, as net/http does: the
@@ -737,9 +746,13 @@ const maxPostHandlerDrain = 256 << 10
 // connection, as net/http's server does.
 func (fc *fastConn) reject(bw *bufio.Writer, status int, msg string) {
 	fc.s.log.Debug("bad request", zap.String("remote", fc.remote), zap.Int("status", status), zap.String("error", msg))
-	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%d %s: %s\n",
-		status, http.StatusText(status), status, http.StatusText(status), sanitizeLine(msg))
+	body := fmt.Sprintf("%d %s: %s\n", status, http.StatusText(status), sanitizeLine(msg))
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), body)
 	bw.Flush()
+	if fc.s.rejected != nil {
+		fc.s.rejected(fc.remote, status, len(body))
+	}
 }
 
 // lingerClose ends a connection whose client may still be sending: the

@@ -62,6 +62,10 @@ func (w *fastWriter) reset(bw *bufio.Writer, req *http.Request, closing *atomic.
 
 func (w *fastWriter) Header() http.Header { return w.header }
 
+// SentStatus is the status sent, which a 408 may have replaced (for the
+// access log).
+func (w *fastWriter) SentStatus() int { return w.status }
+
 // EnableFullDuplex is a no-op: this writer never stops the request body at
 // the first response write (AJP routes rely on that).
 func (w *fastWriter) EnableFullDuplex() error { return nil }
@@ -322,3 +326,10 @@ func (w *fastWriter) writeTrailers() {
 		w.writeField(name, vv)
 	}
 }
+
+// The access log (package proxy) asks the server's writers which status
+// went out.
+var (
+	_ interface{ SentStatus() int } = (*fastWriter)(nil)
+	_ interface{ SentStatus() int } = (*guardWriter)(nil)
+)

@@ -34,6 +34,9 @@ var listenerReload = []struct {
 	{"MaxHeaderSize", "limits"},
 	{"TrustedProxies", ""},
 	{"KeepUnderscoreHeaders", ""},
+	{"HealthPath", ""},
+	{"HealthFailStatus", ""},
+	{"HealthRequires", ""},
 }
 
 // restartKey marks Name: a listener with another name is another listener.

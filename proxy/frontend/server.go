@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,11 +28,18 @@ type Server struct {
 
 	reloadMu sync.Mutex // serializes Reload
 
-	mu        sync.Mutex // guards listeners, servers, fast and certs
+	drain     *drainState
+	drainOpts atomic.Pointer[proxy.DrainOptions] // the current config's
+	stop      chan struct{}                      // closed by Stop
+	stopOnce  sync.Once
+
+	mu        sync.Mutex // guards listeners, servers, fast, rejected, certs and h2s
 	listeners []net.Listener
 	servers   []*http.Server
-	fast      []http.Handler // per listener: the handler without netHTTPGuard
-	certs     []*certSource  // per listener; nil for a plain one
+	fast      []http.Handler                  // per listener: the handler without netHTTPGuard
+	rejected  []func(*http.Request, int, int) // per listener: logs a request the server answered itself
+	certs     []*certSource                   // per listener; nil for a plain one
+	h2s       []*h2.Server                    // per listener; nil for a plain one
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -42,11 +50,14 @@ func NewServer(opts proxy.Options, res upstream.Resolver, log *zap.Logger) (*Ser
 	if len(opts.Listeners) == 0 {
 		return nil, errors.New("proxy: no listeners configured")
 	}
+	opts.DrainState = &proxy.DrainState{}
 	live, err := proxy.NewLive(opts, res, log)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{opts: opts, log: log, live: live}, nil
+	s := &Server{opts: opts, log: log, live: live, drain: &drainState{flag: opts.DrainState}, stop: make(chan struct{})}
+	s.drainOpts.Store(&opts.Drain)
+	return s, nil
 }
 
 // Handler returns the current handler.
@@ -81,6 +92,7 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 	defer s.reloadMu.Unlock()
 	running, restartNeeded := mergeListeners(s.opts.Listeners, opts.Listeners)
 	opts.Listeners = running
+	opts.DrainState = s.drain.flag
 	// Certificates are read again first: a renewed one is served from
 	// the next handshake, and one that does not load fails the reload
 	// before anything changed.
@@ -106,6 +118,7 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 		s.log.Warn("reloaded upstream targets have no DNS answer yet; they take requests once it comes",
 			zap.Strings("targets", missing))
 	}
+	s.drainOpts.Store(&opts.Drain)
 	for i, cert := range certs {
 		if cert != nil {
 			sources[i].cert.Store(cert)
@@ -126,41 +139,57 @@ func (s *Server) Listen() error {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners, s.certs, s.fast = nil, nil, nil
+			s.listeners, s.certs, s.fast, s.h2s, s.rejected = nil, nil, nil, nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
 		s.certs = append(s.certs, cs)
-		inner := s.live.Front(i)
+		idx := i
+		front := s.live.Front(i)
+		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.drain.draining() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
+				// Draining: the client reconnects through the
+				// balancer (the fast path says it on its own; an
+				// upgrade's 101 keeps its Connection: Upgrade).
+				w.Header().Set("Connection", "close")
+			}
+			front.ServeHTTP(w, r)
+		})
 		s.fast = append(s.fast, inner)
+		s.rejected = append(s.rejected, func(r *http.Request, status, bytes int) {
+			s.live.Rejected(idx, r, status, bytes)
+		})
 		lim := newHeadLimits(lo)
 		srv := &http.Server{
 			// net/http's server (TLS listeners, connections the fast
 			// path hands off) gets the limits and timeouts it lacks
 			// from the guard; the fast path has them built in.
 			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
-				writeTimeout: orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout)},
+				writeTimeout: orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout), rejected: s.rejected[idx]},
 			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, proxy.DefaultClientIdleTimeout),
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
+		var h2s *h2.Server
 		if tlsConf != nil {
 			// HTTP/2 by webtier's own server (frontend/h2): one write per
 			// response where net/http's takes two or more. The listener's
 			// head limits bound the decoded header list (max_header_size
 			// as SETTINGS_MAX_HEADER_LIST_SIZE counts it), and
 			// write_timeout the streams waiting for flow-control window.
-			(&h2.Server{
+			h2s = &h2.Server{
 				IdleTimeout:       srv.IdleTimeout,
 				ReadHeaderTimeout: srv.ReadHeaderTimeout,
 				MaxHeaderBytes:    uint32(lim.headSize),
 				MaxHeaderFields:   lim.fields,
 				WriteTimeout:      orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout),
-			}).Configure(srv)
+			}
+			h2s.Configure(srv)
 		}
 		s.servers = append(s.servers, srv)
+		s.h2s = append(s.h2s, h2s)
 	}
 	return nil
 }
@@ -176,13 +205,13 @@ func (s *Server) Addrs() []net.Addr {
 	return out
 }
 
-// Serve serves on the listeners opened by Listen until ctx is done, then
-// shuts down gracefully: listeners close, idle keep-alive connections close,
-// requests in flight finish (bounded by DefaultShutdownTimeout), and the
-// upstream pools are closed.
+// Serve serves on the listeners opened by Listen until ctx is done or Stop
+// is called, then shuts down gracefully: listeners close, idle keep-alive
+// connections close, requests in flight finish (bounded by the drain
+// timeout), and the upstream pools are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns, srvs, fast := s.listeners, s.servers, s.fast
+	lns, srvs, fast, h2s, rejected := s.listeners, s.servers, s.fast, s.h2s, s.rejected
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve called before Listen")
@@ -196,10 +225,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	// where HTTP/2 is negotiated, net/http's server.
 	units := make([]serveUnit, len(lns))
 	for i := range lns {
-		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
+		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i], h2: h2s[i]}
 		if srvs[i].TLSConfig == nil {
 			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
+				rej := rejected[i]
+				fs.rejected = func(remote string, status, bytes int) {
+					rej(&http.Request{RemoteAddr: remote, Header: http.Header{}}, status, bytes)
+				}
 				units[i] = fs
 			} else {
 				s.log.Warn("serving plain HTTP with net/http's server", zap.Error(err))
@@ -208,12 +241,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		go func(u serveUnit) { errc <- u.Serve() }(units[i])
 	}
+	drainers := make([]drainer, len(units))
+	for i, u := range units {
+		drainers[i] = u
+	}
+	s.serveDrain(drainers)
 	var serveErr error
 	select {
 	case <-ctx.Done():
+	case <-s.stop:
 	case serveErr = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), proxy.DefaultShutdownTimeout)
+	s.serveDrain(nil)
+	sctx, cancel := context.WithTimeout(context.Background(), orDefault(s.DrainOptions().Timeout, proxy.DefaultDrainTimeout))
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, u := range units {
@@ -243,11 +283,41 @@ type serveUnit interface {
 	Serve() error
 	Shutdown(context.Context) error
 	Close() error
+	drainer
 }
 
 type netHTTPUnit struct {
 	srv *http.Server
 	ln  net.Listener
+	h2  *h2.Server // nil on a plain listener
+
+	mu  sync.Mutex
+	gen int // drain generation: a half-time timer of an older one does nothing
+}
+
+// drain sends HTTP/2 connections away at once; HTTP/1 responses say
+// Connection: close from the start (Listen's handler), and at half of
+// spread keep-alive is turned off, which closes net/http's idle
+// connections (all at once: net/http cannot close some of them).
+func (u *netHTTPUnit) drain(on bool, spread time.Duration) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.gen++
+	if u.h2 != nil {
+		u.h2.Drain(on)
+	}
+	u.srv.SetKeepAlivesEnabled(true)
+	if !on {
+		return
+	}
+	gen := u.gen
+	time.AfterFunc(spread/2, func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.gen == gen {
+			u.srv.SetKeepAlivesEnabled(false)
+		}
+	})
 }
 
 func (u *netHTTPUnit) Serve() error                       { return u.srv.Serve(u.ln) }

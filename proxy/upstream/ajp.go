@@ -17,10 +17,13 @@ func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error), uns
 		Secret:                p.opts.AJP.Secret,
 		PacketSize:            p.opts.AJP.PacketSize,
 		CPingIdle:             p.opts.AJP.CPingIdle,
+		RequestIDAttribute:    p.opts.AJP.RequestIDAttribute,
+		RequestIDHeader:       p.opts.AJP.RequestIDHeader,
 		ConnectTimeout:        p.opts.ConnectTimeout,
 		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 		IdleTimeout:           p.opts.IdleConnTimeout,
 		MaxIdle:               p.opts.MaxIdlePerAddress,
+		IdleLimit:             p.opts.IdleLimit,
 		Dial:                  dial,
 		OnError: func(kind string) {
 			p.m.ajpErrors.WithLabelValues(p.opts.Name, kind).Inc()

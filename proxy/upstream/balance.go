@@ -64,7 +64,7 @@ func (p *Pool) choose(req *http.Request, eps []*Endpoint, ok func(*Endpoint) boo
 	if len(eps) == 0 {
 		return nil
 	}
-	switch p.opts.Balance {
+	switch *p.balance.Load() {
 	case BalanceRoundRobin:
 		return p.roundRobin(eps, ok)
 	case BalanceRandomTwo:

@@ -40,8 +40,10 @@ type Endpoint struct {
 	state    atomic.Uint32 // a State
 	since    atomic.Int64  // UnixNano when state was entered, for slow start
 	inflight atomic.Int64
-	fails    atomic.Int32 // consecutive connect or health-check failures
-	errs5xx  atomic.Int32 // consecutive 5xx answers or gateway failures
+	total    atomic.Uint64          // tries sent, for status pages
+	reason   atomic.Pointer[string] // why the endpoint entered its state
+	fails    atomic.Int32           // consecutive connect or health-check failures
+	errs5xx  atomic.Int32           // consecutive 5xx answers or gateway failures
 
 	// Written under Pool.mu.
 	ejections int  // consecutive ejections, the backoff exponent
@@ -141,6 +143,11 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.state.Store(uint32(initial))
 	e.since.Store(p.now().UnixNano())
+	if tg.isLiteral {
+		e.reason.Store(&reasonConfigured)
+	} else {
+		e.reason.Store(&reasonAdded)
+	}
 	// dial connects to the fixed address. The dial outlives a request that
 	// gave up on it (a lost connect race, a client that left): it ends by
 	// connecting, and the connection is pooled, or by failing, and the
@@ -149,7 +156,14 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	// that is no failure of the address, and the request, which sent
 	// nothing, is retried elsewhere at once.
 	e.gone.Store(newGoneScope())
-	dial := func(context.Context) (net.Conn, error) {
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var tm *Timing
+		var t0 time.Time
+		if p.opts.Timing {
+			if tm = timingFrom(ctx); tm != nil {
+				t0 = time.Now()
+			}
+		}
 		scope := e.gone.Load()
 		c, err := e.dialer.DialContext(scope.ctx, "tcp", e.hostport)
 		if err != nil {
@@ -158,6 +172,9 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 			}
 			p.connectFailed(e, err)
 			return nil, &DialError{Addr: ap, Err: err}
+		}
+		if tm != nil {
+			tm.connect.Store(nanosSince(t0))
 		}
 		return c, nil
 	}
@@ -176,7 +193,8 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 			Dial:                  dial,
 			ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 			IdleTimeout:           p.opts.IdleConnTimeout,
-			MaxIdle:               p.opts.MaxIdlePerAddress, // negative: no keep-alive
+			MaxIdle:               p.opts.MaxIdlePerAddress, // 0: no cap; negative: no keep-alive
+			IdleLimit:             p.opts.IdleLimit,
 			OnUnsolicited:         p.unsolicitedLogger(e),
 		})
 		e.transport, e.intrT = ht, ht
@@ -188,7 +206,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		Proxy:                 nil, // never honour HTTP_PROXY for backends
 		TLSHandshakeTimeout:   p.opts.ConnectTimeout,
-		MaxIdleConnsPerHost:   p.opts.MaxIdlePerAddress,
+		MaxIdleConnsPerHost:   p.httpsMaxIdle(),
 		IdleConnTimeout:       p.opts.IdleConnTimeout,
 		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: 1 * time.Second,
@@ -207,6 +225,20 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	e.transport = tr
 	return e
+}
+
+// httpsMaxIdle is the per-address idle cap of an https:// endpoint, whose
+// net/http transport cannot share the IdleLimit: with no cap of its own
+// (MaxIdlePerAddress 0) it may keep as many as the whole limit, still
+// closed after IdleConnTimeout. net/http reads 0 as its default of 2.
+func (p *Pool) httpsMaxIdle() int {
+	if n := p.opts.MaxIdlePerAddress; n != 0 {
+		return n
+	}
+	if n := p.opts.IdleLimit.Max(); n > 0 {
+		return n
+	}
+	return DefaultMaxIdleConns
 }
 
 // unsolicitedLogger returns the OnUnsolicited hook of e's transport: a

@@ -3,6 +3,8 @@ package upstream
 import (
 	"fmt"
 	"time"
+
+	"github.com/webtier/webtier/proxy/internal/idlepool"
 )
 
 // Defaults applied to zero-valued Options fields.
@@ -21,9 +23,24 @@ const (
 	// idle connections forever by default (connectionTimeout -1); 15 s
 	// holds for it too, and for an AJP connector given the HTTP one's
 	// connectionTimeout="20000", as is common.
-	DefaultIdleConnTimeout   = 15 * time.Second
-	DefaultMaxIdlePerAddress = 64
-	DefaultWeight            = 1
+	DefaultIdleConnTimeout = 15 * time.Second
+	// DefaultMaxIdlePerAddress is no cap: an address keeps the connections
+	// its load left idle (a burst of 500 concurrent requests leaves 500),
+	// each until IdleConnTimeout, within the shared DefaultMaxIdleConns.
+	// A fixed cap of 64 made every connection above it close after its
+	// request and reopen for the next one: under HTTP/2 with 500 streams,
+	// 47 % of requests paid a backend connect.
+	DefaultMaxIdlePerAddress = 0
+	// DefaultMaxIdleConns bounds the idle backend connections of all
+	// upstreams together, and with them the memory and file descriptors
+	// idle connections hold (see README, backends: about 1.2 KiB of Go
+	// memory each for HTTP/1.1, the h1 client keeping no buffers while a
+	// connection is idle, so about 5 MiB at the limit, and a descriptor
+	// each). It is far above what a busy proxy keeps (one per request in
+	// flight at the last peak) and below the 8192 connections a Tomcat NIO
+	// connector accepts by default.
+	DefaultMaxIdleConns = 4096
+	DefaultWeight       = 1
 
 	// DefaultFailuresToEject: one failed connect makes an address suspect
 	// (no new requests) and starts re-probing it; the third consecutive
@@ -89,10 +106,16 @@ type Options struct {
 	// Default 15s; keep it below the backend's own keep-alive timeout
 	// (Tomcat's stock HTTP connector: 20 s).
 	IdleConnTimeout time.Duration
-	// MaxIdlePerAddress bounds pooled idle connections per backend address.
-	// Zero means the default, 64; a negative value keeps no idle connection
-	// (no keep-alive to the backend).
+	// MaxIdlePerAddress, when positive, caps the pooled idle connections
+	// of each backend address (the oldest makes room). Zero (the default)
+	// sets no cap: an address keeps what its load left idle, each
+	// connection until IdleConnTimeout, within IdleLimit. A negative value
+	// keeps no idle connection (no keep-alive to the backend).
 	MaxIdlePerAddress int
+	// IdleLimit bounds the idle connections of every pool sharing it; the
+	// proxy gives all its upstreams one (config does not set it). Nil: the
+	// pool makes its own, of DefaultMaxIdleConns.
+	IdleLimit *idlepool.Limit
 	// HostHeader, when set, replaces the Host header sent to the backend.
 	// Empty: the client's Host is passed through (httpd ProxyPreserveHost On).
 	HostHeader string
@@ -154,6 +177,10 @@ type Options struct {
 	// Metrics receives the pool's counters; the proxy sets it (config does
 	// not). Nil: counted but not exported.
 	Metrics *Metrics
+	// Timing makes the pool fill the Timing a request's context carries
+	// (TimingContext); the proxy sets it when it logs or measures
+	// requests (config does not). False: the pool never looks.
+	Timing bool
 
 	// MaxEjectedPercent bounds the share of an upstream's addresses that
 	// passive health may eject at once. Zero means the default, 50; a
@@ -172,6 +199,11 @@ type AJPOptions struct {
 	// CPingIdle: a pooled connection idle longer than this is checked with
 	// CPING/CPONG before reuse. Zero means 10s; negative: never.
 	CPingIdle time.Duration
+	// RequestIDAttribute, when set, sends the request id header
+	// (RequestIDHeader, canonical) as a request attribute of this name;
+	// the proxy sets both from its request_id options (config does not
+	// set them here).
+	RequestIDAttribute, RequestIDHeader string
 }
 
 // HealthCheck configures the active HTTP health check of an upstream.

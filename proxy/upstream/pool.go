@@ -36,6 +36,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/resolver"
 )
 
@@ -74,6 +75,9 @@ type Pool struct {
 	active    atomic.Pointer[snapshot]
 	next      atomic.Uint64
 	panicking atomic.Bool
+	// balance is the algorithm in use: opts.Balance until an operator
+	// changes it (SetBalance).
+	balance atomic.Pointer[Balance]
 
 	ctx    context.Context // the pool's lifetime; Close cancels it
 	cancel context.CancelFunc
@@ -103,6 +107,7 @@ type target struct {
 	isLiteral bool
 	answered  bool                     // had a DNS answer with addresses; guarded by Pool.mu
 	heard     bool                     // had its first DNS answer, with addresses or not; guarded by Pool.mu
+	standby   bool                     // put in standby whole by an operator (SetTargetStandby); guarded by Pool.mu
 	endpoints map[netip.Addr]*Endpoint // in the current answer; guarded by Pool.mu
 }
 
@@ -138,6 +143,8 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 		answered: make(chan struct{}), stall: newStallWatch()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.active.Store(&snapshot{})
+	b := opts.Balance
+	p.balance.Store(&b)
 	for i, t := range opts.Targets {
 		if t.Weight <= 0 {
 			t.Weight = DefaultWeight
@@ -195,6 +202,9 @@ func applyDefaults(o *Options) {
 	def(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 	def(&o.IdleConnTimeout, DefaultIdleConnTimeout)
 	defInt(&o.MaxIdlePerAddress, DefaultMaxIdlePerAddress)
+	if o.IdleLimit == nil {
+		o.IdleLimit = idlepool.NewLimit(DefaultMaxIdleConns)
+	}
 	if o.Balance == "" {
 		o.Balance = DefaultBalance
 	}
@@ -252,8 +262,13 @@ func (p *Pool) Name() string { return p.opts.Name }
 // does not mix ajp:// with http in one upstream).
 func (p *Pool) Scheme() string { return p.opts.Targets[0].Scheme }
 
-// Options returns the pool's options with defaults applied.
-func (p *Pool) Options() Options { return p.opts }
+// Options returns the pool's options with defaults applied, and the
+// balancing algorithm in use.
+func (p *Pool) Options() Options {
+	o := p.opts
+	o.Balance = *p.balance.Load()
+	return o
+}
 
 // update applies a new DNS answer for tg: new addresses join, addresses that
 // left start draining. It runs on a resolver goroutine and from the
@@ -269,6 +284,11 @@ func (p *Pool) update(tg *target, a resolver.Answer) {
 		keep[ip] = true
 		if _, ok := tg.endpoints[ip]; !ok {
 			e := p.newEndpoint(tg, ip)
+			if tg.standby {
+				// A target in standby keeps new addresses out too.
+				e.state.Store(uint32(StateStandby))
+				e.reason.Store(&reasonTargetStandby)
+			}
 			tg.endpoints[ip] = e
 			if e.State() == StateRecovering {
 				p.goBackground("slow start", func() { p.finishSlowStart(e) })
@@ -346,7 +366,8 @@ func (p *Pool) setStateLocked(e *Endpoint, s State, reason string) {
 	}
 	e.state.Store(uint32(s))
 	e.since.Store(p.now().UnixNano())
-	p.m.stateChanges.WithLabelValues(p.opts.Name, s.String()).Inc()
+	e.reason.Store(&reason)
+	p.m.countStateChange(p.opts.Name, old, s, reason)
 	p.log.Info("address state changed",
 		zap.String("target", e.target.Host), zap.Stringer("address", e.addr),
 		zap.Stringer("from", old), zap.Stringer("to", s), zap.String("reason", reason),

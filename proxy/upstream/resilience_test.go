@@ -125,9 +125,39 @@ func TestPool_connectFailureEjectsThenProbeRestores(t *testing.T) {
 	if n := testutil.ToFloat64(opts.Metrics.retries.WithLabelValues("app", "connect")); n < 1 {
 		t.Errorf("webtier_upstream_retries_total{reason=connect} = %v; want at least 1", n)
 	}
+	// The third failure is a request's connect or the suspect address's
+	// probe, whichever comes first.
+	if n := testutil.ToFloat64(opts.Metrics.ejections.WithLabelValues("app", "connect")) +
+		testutil.ToFloat64(opts.Metrics.ejections.WithLabelValues("app", "probe")); n != 1 {
+		t.Errorf("webtier_upstream_ejections_total{reason=connect or probe} = %v; want 1", n)
+	}
+	addrs := AddressCollector(func() []*Pool { return []*Pool{p} })
+	wantAddrs := func(running, ejected int) string {
+		return fmt.Sprintf(`# HELP webtier_upstream_addresses Backend addresses in the current DNS answers, by upstream and state.
+# TYPE webtier_upstream_addresses gauge
+webtier_upstream_addresses{state="draining",upstream="app"} 0
+webtier_upstream_addresses{state="ejected",upstream="app"} %d
+webtier_upstream_addresses{state="recovering",upstream="app"} 0
+webtier_upstream_addresses{state="running",upstream="app"} %d
+webtier_upstream_addresses{state="standby",upstream="app"} 0
+webtier_upstream_addresses{state="suspect",upstream="app"} 0
+`, ejected, running)
+	}
+	if err := testutil.CollectAndCompare(addrs, strings.NewReader(wantAddrs(1, 1))); err != nil {
+		t.Errorf("while one address is ejected: %v", err)
+	}
 
 	startBackend(t, "a", "127.0.0.2", deadPort)
 	waitFor(t, "the healed address to run again", func() bool { return stateOf(p, "127.0.0.2") == StateRunning })
+	if n := testutil.ToFloat64(opts.Metrics.restores.WithLabelValues("app", "probe")); n != 1 {
+		t.Errorf("webtier_upstream_restores_total{reason=probe} = %v; want 1", n)
+	}
+	if err := testutil.CollectAndCompare(addrs, strings.NewReader(wantAddrs(2, 0))); err != nil {
+		t.Errorf("after the restore: %v", err)
+	}
+	if problems, err := testutil.CollectAndLint(addrs); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
 	seen := map[string]bool{}
 	for range 4 {
 		resp, err := get(t, p, "/")

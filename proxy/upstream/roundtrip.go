@@ -426,7 +426,16 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 	if p.opts.HostHeader != "" {
 		out.Host = p.opts.HostHeader
 	}
+	var tm *Timing
+	var t0 time.Time
+	if p.opts.Timing {
+		if tm = timingFrom(ctx); tm != nil {
+			t0 = time.Now()
+			tm.endpoint.Store(e)
+		}
+	}
 	e.inflight.Add(1)
+	e.total.Add(1)
 	var resp *http.Response
 	var err error
 	if a != nil && a.cancel == nil {
@@ -490,6 +499,10 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			p.gatewayFailure(e, "request failed: "+err.Error())
 		}
 		return nil, err
+	}
+	if tm != nil {
+		tm.endpoint.Store(e) // the winner, when two raced
+		tm.header.Store(nanosSince(t0))
 	}
 	if resp.StatusCode >= 500 {
 		p.gatewayFailure(e, fmt.Sprintf("answered %d", resp.StatusCode))

@@ -121,6 +121,18 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+	draining atomic.Bool // see Drain
+}
+
+// Drain, on, sends every connection away (a GOAWAY: no new streams, the
+// open ones finish, then the connection closes), and every connection
+// opened while it is on after its first stream, so that clients reconnect
+// through the balancer in front. Off, new connections are served as usual.
+func (s *Server) Drain(on bool) {
+	s.draining.Store(on)
+	if on {
+		s.goAway(false, true)
+	}
 }
 
 // Configure makes hs serve HTTP/2 with s on connections that negotiate "h2"
@@ -177,14 +189,12 @@ func (s *Server) serveTLS(hs *http.Server, tc *tls.Conn, h http.Handler) {
 // returns the connection once its read loop ended (for tests: handlers may
 // still be returning), or nil when the server is shutting down.
 func (s *Server) serveConn(ctx context.Context, hs *http.Server, nc net.Conn, state *tls.ConnectionState, h http.Handler) *conn {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	c := &conn{
 		srv:          s,
 		hs:           hs,
 		tc:           nc,
 		handler:      h,
-		ctx:          ctx,
+		ctx:          context.WithoutCancel(ctx),
 		remoteAddr:   nc.RemoteAddr().String(),
 		tlsState:     state,
 		streams:      make(map[uint32]*stream),
@@ -229,26 +239,41 @@ func (s *Server) track(c *conn, add bool) bool {
 
 // goAwayAll sends every connection away: no new streams, close once the
 // open ones are done (http.Server.Shutdown waits for that).
-func (s *Server) goAwayAll() {
+func (s *Server) goAwayAll() { s.goAway(true, false) }
+
+// goAway sends every connection away; with shutdown, the connections
+// still to come are refused. With async the GOAWAYs are sent from a
+// goroutine per connection, so that a client that does not read delays
+// no other and not the caller.
+func (s *Server) goAway(shutdown, async bool) {
 	s.mu.Lock()
-	s.shutdown = true
+	s.shutdown = s.shutdown || shutdown
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAway(http2.ErrCodeNo)
+		if async {
+			go c.goAway(http2.ErrCodeNo)
+		} else {
+			c.goAway(http2.ErrCodeNo)
+		}
 	}
 }
 
 // conn is one HTTP/2 connection. The read loop (serve) owns the Framer and
 // stream admission; handlers write through the write buffer.
 type conn struct {
-	srv        *Server
-	hs         *http.Server
-	tc         net.Conn // a *tls.Conn but in tests
-	handler    http.Handler
+	srv     *Server
+	hs      *http.Server
+	tc      net.Conn // a *tls.Conn but in tests
+	handler http.Handler
+	// ctx carries the server's values to the streams' contexts but never
+	// ends: a stream's context is not registered with a parent (a lock
+	// and a map insert and delete per stream, shared by the connection's
+	// streams). The read loop ends every stream it opened (close aborts
+	// them, which cancels their contexts) before serveConn returns.
 	ctx        context.Context
 	remoteAddr string
 	tlsState   *tls.ConnectionState

@@ -1411,6 +1411,18 @@ func TestServerClientCancel(t *testing.T) {
 		}
 	})
 
+	// A stream's context is not a child of the connection's: the end of
+	// the connection must still end every handler's context.
+	t.Run("connection closed", func(t *testing.T) {
+		rc := h2tDial(t, e)
+		rc.headers(1, true, h2tReq("GET", e.addr, "/wait")...)
+		h2tWait(t, started, "the handler")
+		rc.tc.Close()
+		if err := h2tWait(t, ended, "the handler's context"); !errors.Is(err, context.Canceled) {
+			t.Errorf("after the client closed the connection: ctx.Err() %v, want context.Canceled", err)
+		}
+	})
+
 	t.Run("Go client context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -246,6 +246,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.running.Add(1)
 	c.smu.Unlock()
 	runHandler(st)
+	if c.srv.draining.Load() {
+		c.goAway(http2.ErrCodeNo) // Server.Drain: this stream is the last
+	}
 	return nil
 }
 
@@ -657,16 +660,32 @@ func runHandler(st *stream) {
 	}
 }
 
+// worker serves st and then the streams handed to it, until none came
+// for workerIdle. Its timer is armed once and, when it fires, re-armed for
+// what is left of workerIdle since the last stream ended, instead of being
+// reset after every stream (a reset takes the timer heap's lock).
 func worker(st *stream) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
-	for {
+	for st != nil {
 		serveStream(st)
-		t.Reset(workerIdle)
+		st = nextStream(t, time.Now())
+	}
+}
+
+// nextStream waits for a stream to serve; nil once none came for
+// workerIdle since idleSince.
+func nextStream(t *time.Timer, idleSince time.Time) *stream {
+	for {
 		select {
-		case st = <-workQueue:
+		case st := <-workQueue:
+			return st
 		case <-t.C:
-			return
+			rest := workerIdle - time.Since(idleSince)
+			if rest <= 0 {
+				return nil
+			}
+			t.Reset(rest)
 		}
 	}
 }

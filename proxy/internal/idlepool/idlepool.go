@@ -2,8 +2,10 @@
 // HTTP/1.1 client in proxy/upstream/h1 and the AJP one in
 // proxy/upstream/ajp): the most
 // recently used goes out first, so that few connections stay warm and the
-// rest age out; the oldest makes room when the pool is full; and each is
-// closed once it has been idle for the timeout.
+// rest age out; each is closed once it has been idle for the timeout; and
+// a Limit shared by the pools of all backend addresses bounds their sum,
+// closing the connection idle the longest when it is reached. A pool may
+// also have a cap of its own, whose oldest connection makes room.
 //
 // The idle timer of a connection is armed once, when it first becomes
 // idle, and re-armed from its own expiry for whatever is left, instead of
@@ -48,18 +50,27 @@ func (e *Entry) StopTimer() {
 
 // Pool is a set of idle connections. The zero value is not ready: use New.
 type Pool[C Conn] struct {
-	max     int           // < 0: pool nothing
+	max     int           // < 0: pool nothing; 0: no cap of its own
 	timeout time.Duration // how long a connection may stay idle
+	limit   *Limit        // shared with other pools; never nil
 
 	mu     sync.Mutex
 	idle   []C  // oldest first
 	closed bool // CloseIdle was called: close connections as they become idle
 }
 
-// New returns a pool that keeps at most max connections (none if max < 0)
-// for at most timeout each.
-func New[C Conn](max int, timeout time.Duration) *Pool[C] {
-	return &Pool[C]{max: max, timeout: timeout}
+// New returns a pool that keeps connections for at most timeout each,
+// within limit (nil: no shared limit). max is the pool's own cap: 0 means
+// none (as many as the load leaves idle), a negative value pools nothing.
+func New[C Conn](max int, timeout time.Duration, limit *Limit) *Pool[C] {
+	if limit == nil {
+		limit = NewLimit(0)
+	}
+	p := &Pool[C]{max: max, timeout: timeout, limit: limit}
+	if max >= 0 {
+		limit.join(p)
+	}
+	return p
 }
 
 // Track readies c for the pool: it makes c's idle timer, stopped. Call it
@@ -80,12 +91,17 @@ func (p *Pool[C]) Get() (c C, ok bool, now time.Time, idle time.Duration) {
 	now = time.Now()
 	var expired []C
 	p.mu.Lock()
-	p.closed = false
+	if p.closed {
+		p.closed = false
+		p.limit.join(p)
+	}
+	taken := 0
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		x := p.idle[n-1]
 		var zero C
 		p.idle[n-1] = zero
 		p.idle = p.idle[:n-1]
+		taken++
 		if idle = now.Sub(x.IdleEntry().at); idle > p.timeout {
 			expired = append(expired, x)
 			continue
@@ -94,25 +110,37 @@ func (p *Pool[C]) Get() (c C, ok bool, now time.Time, idle time.Duration) {
 		break
 	}
 	p.mu.Unlock()
+	p.limit.release(taken)
 	for _, x := range expired {
 		x.Close()
 	}
 	return c, ok, now, idle
 }
 
-// Put pools c, or closes it when pooling is off or after CloseIdle. The
-// oldest connection is closed to make room when the pool is full.
+// Put pools c, or closes it when pooling is off or after CloseIdle. When
+// the shared Limit is reached, the connection idle the longest in any of
+// its pools is closed to make room; when the pool's own cap is reached, its
+// oldest is. Put never blocks on another pool's lock while holding its own.
 func (p *Pool[C]) Put(c C) {
+	if p.max < 0 {
+		c.Close()
+		return
+	}
+	if !p.limit.acquire() {
+		c.Close()
+		return
+	}
 	now := time.Now()
 	p.mu.Lock()
-	if p.closed || p.max < 0 {
+	if p.closed {
 		p.mu.Unlock()
+		p.limit.release(1)
 		c.Close()
 		return
 	}
 	var evict C
 	evicted := false
-	if len(p.idle) >= p.max {
+	if p.max > 0 && len(p.idle) >= p.max {
 		evict, evicted = p.idle[0], true
 		p.idle = slices.Delete(p.idle, 0, 1)
 	}
@@ -125,8 +153,33 @@ func (p *Pool[C]) Put(c C) {
 	}
 	p.mu.Unlock()
 	if evicted {
+		p.limit.release(1)
 		evict.Close()
 	}
+}
+
+// oldestIdle and evictOldest make p a member of its Limit.
+func (p *Pool[C]) oldestIdle() (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) == 0 {
+		return time.Time{}, false
+	}
+	return p.idle[0].IdleEntry().at, true
+}
+
+func (p *Pool[C]) evictOldest() bool {
+	p.mu.Lock()
+	if len(p.idle) == 0 {
+		p.mu.Unlock()
+		return false
+	}
+	c := p.idle[0]
+	p.idle = slices.Delete(p.idle, 0, 1)
+	p.mu.Unlock()
+	p.limit.release(1)
+	c.Close()
+	return true
 }
 
 // expire runs when c's idle timer fires: it closes c if c has been idle
@@ -149,6 +202,7 @@ func (p *Pool[C]) expire(c C) {
 	p.idle = slices.Delete(p.idle, i, i+1)
 	e.timerOn = false
 	p.mu.Unlock()
+	p.limit.release(1)
 	c.Close()
 }
 
@@ -159,8 +213,12 @@ func (p *Pool[C]) CloseIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
-	p.closed = true
+	if !p.closed {
+		p.closed = true
+		p.limit.leave(p) // an address gone from DNS is not kept
+	}
 	p.mu.Unlock()
+	p.limit.release(len(idle))
 	for _, c := range idle {
 		c.Close()
 	}

@@ -11,6 +11,8 @@ type conn struct {
 	entry   Entry
 	closed  atomic.Int32
 	onClose chan struct{} // if not nil, gets a value on every Close
+	// closeHook, if set, is called with the name on every Close.
+	closeHook func(name string)
 }
 
 func (c *conn) IdleEntry() *Entry { return &c.entry }
@@ -18,6 +20,9 @@ func (c *conn) IdleEntry() *Entry { return &c.entry }
 func (c *conn) Close() {
 	c.closed.Add(1)
 	c.entry.StopTimer()
+	if c.closeHook != nil {
+		c.closeHook(c.name)
+	}
 	if c.onClose != nil {
 		c.onClose <- struct{}{}
 	}
@@ -83,7 +88,7 @@ func TestPool(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := New[*conn](tc.max, time.Hour)
+			p := New[*conn](tc.max, time.Hour, nil)
 			c := newConns(p, "a", "b", "c")
 			if got := tc.run(p, c); got != tc.want {
 				t.Errorf("Get returned %q; want %q", got, tc.want)
@@ -115,7 +120,7 @@ func get(p *Pool[*conn]) string {
 // re-arms itself for one that was used meanwhile, and leaves one in use
 // alone (Put arms it again).
 func TestExpire(t *testing.T) {
-	p := New[*conn](4, time.Hour) // the real timers do not fire during the test
+	p := New[*conn](4, time.Hour, nil) // the real timers do not fire during the test
 	c := newConns(p, "in use", "used meanwhile", "idle")
 	p.Put(c[0])
 	p.Get() // c[0] is in use
@@ -151,7 +156,7 @@ func TestExpire(t *testing.T) {
 // TestTimerCloses: with a short timeout, the real timer closes an idle
 // connection.
 func TestTimerCloses(t *testing.T) {
-	p := New[*conn](4, 10*time.Millisecond)
+	p := New[*conn](4, 10*time.Millisecond, nil)
 	c := newConns(p, "a")
 	c[0].onClose = make(chan struct{}, 1)
 	p.Put(c[0])

@@ -3,8 +3,7 @@ package interrupt
 import (
 	"net"
 	"syscall"
-
-	"golang.org/x/sys/unix"
+	"unsafe"
 )
 
 // StallRetransmits is how many retransmission timeouts in a row the
@@ -31,11 +30,16 @@ func Unacknowledged(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	var info *unix.TCPInfo
-	var serr error
+	// getsockopt(TCP_INFO) by hand: the syscall package has the struct
+	// but no wrapper, and this package keeps to the standard library (the
+	// AJP and h1 clients import it).
+	var info syscall.TCPInfo
+	var errno syscall.Errno
 	if err := raw.Control(func(fd uintptr) {
-		info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil || serr != nil {
+		size := uint32(unsafe.Sizeof(info))
+		_, _, errno = syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+			uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
+	}); err != nil || errno != 0 {
 		return false
 	}
 	return info.Unacked > 0 && int(info.Retransmits) >= StallRetransmits

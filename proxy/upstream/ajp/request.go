@@ -54,6 +54,10 @@ type ForwardRequest struct {
 	RemotePort  string // AJP_REMOTE_PORT: the client's port (getRemotePort)
 	LocalAddr   string // AJP_LOCAL_ADDR: the address the client connected to (getLocalAddr)
 	SSLProtocol string // AJP_SSL_PROTOCOL: e.g. "TLSv1.3"
+	// RequestID goes as the req_attribute named RequestIDAttribute (a
+	// name from the config, never from the client) when both are set.
+	RequestIDAttribute string
+	RequestID          string
 }
 
 // Encoding helpers. Each appends to b; errors come out of encodeString only.
@@ -218,6 +222,9 @@ func appendForwardRequestPayload(b []byte, r *ForwardRequest) ([]byte, error) {
 	reqAttr(ReqAttrRemotePort, r.RemotePort)
 	reqAttr(ReqAttrLocalAddr, r.LocalAddr)
 	reqAttr(ReqAttrSSLProtocol, r.SSLProtocol)
+	if r.RequestIDAttribute != "" {
+		reqAttr(r.RequestIDAttribute, r.RequestID)
+	}
 	b = append(b, byte(AttrAreDone))
 	return b, err
 }

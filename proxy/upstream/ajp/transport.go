@@ -24,7 +24,6 @@ const (
 	DefaultConnectTimeout        = 2 * time.Second
 	DefaultResponseHeaderTimeout = 60 * time.Second
 	DefaultIdleTimeout           = 15 * time.Second // below Tomcat's stock 20 s keep-alive
-	DefaultMaxIdle               = 64
 	DefaultCPingIdle             = 10 * time.Second
 	DefaultCPingTimeout          = 2 * time.Second
 )
@@ -38,6 +37,14 @@ type Options struct {
 	// Tomcat's default). Empty: no secret is sent. The transport never logs
 	// it or puts it in an error.
 	Secret string
+
+	// RequestIDAttribute, when set, sends the value of the request header
+	// RequestIDHeader (canonical form) as a request attribute of this
+	// name (request.getAttribute in the servlet). Tomcat answers 403 to
+	// an attribute its connector's allowedRequestAttributesPattern does
+	// not match.
+	RequestIDAttribute string
+	RequestIDHeader    string
 
 	// PacketSize is the AJP packet size in bytes, header included. It must
 	// equal packetSize on Tomcat's AJP Connector. Default 8192 (Tomcat's
@@ -57,9 +64,17 @@ type Options struct {
 	// is closed. Default 15s.
 	IdleTimeout time.Duration
 
-	// MaxIdle is the most idle connections kept. Default 64; negative: no
-	// pooling (every connection is closed after its request).
+	// MaxIdle, when positive, caps the idle connections kept (the oldest
+	// makes room). Zero (the default): no cap of the transport's own,
+	// every connection a request leaves idle is kept until IdleTimeout,
+	// within IdleLimit. Negative: no pooling (every connection is closed
+	// after its request).
 	MaxIdle int
+
+	// IdleLimit, if set, bounds the idle connections of every transport
+	// sharing it; when it is reached the connection idle the longest, in
+	// any of them, is closed to make room. Nil: no shared limit.
+	IdleLimit *idlepool.Limit
 
 	// CPingIdle: a pooled connection idle longer than this is checked with
 	// CPING/CPONG before it is reused; one that fails is closed and the
@@ -126,10 +141,7 @@ func NewTransport(o Options) *Transport {
 	if o.CPingIdle == 0 { // negative means never
 		o.CPingIdle = DefaultCPingIdle
 	}
-	if o.MaxIdle == 0 {
-		o.MaxIdle = DefaultMaxIdle
-	}
-	return &Transport{o: o, idle: idlepool.New[*persistConn](o.MaxIdle, o.IdleTimeout)}
+	return &Transport{o: o, idle: idlepool.New[*persistConn](o.MaxIdle, o.IdleTimeout, o.IdleLimit)}
 }
 
 type routeKey struct{}
@@ -347,6 +359,11 @@ func (t *Transport) encode(dst []byte, req *http.Request, length int64) ([]byte,
 		fr.ServerPort = 80
 		if req.TLS != nil {
 			fr.ServerPort = 443
+		}
+	}
+	if t.o.RequestIDAttribute != "" {
+		if v := req.Header[t.o.RequestIDHeader]; len(v) > 0 {
+			fr.RequestIDAttribute, fr.RequestID = t.o.RequestIDAttribute, v[0]
 		}
 	}
 	if route, ok := ctx.Value(routeKey{}).(string); ok {

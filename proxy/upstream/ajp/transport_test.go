@@ -1293,3 +1293,30 @@ func TestRoundTripInterruptible(t *testing.T) {
 		t.Errorf("OnError kinds = %v; an interrupted request is not a backend error", kinds)
 	}
 }
+
+// TestRequestIDAttribute: with RequestIDAttribute set, the request id
+// header's value also goes as a request attribute of the configured name;
+// without it, no attribute is sent (Tomcat refuses unknown ones with 403).
+func TestRequestIDAttribute(t *testing.T) {
+	for _, attrName := range []string{"X_REQUEST_ID", ""} {
+		var got *decodedRequest
+		fc := newFakeContainer(t, func(c *cconn, req *decodedRequest, raw []byte) error {
+			got = req
+			return okServe(c, req, raw)
+		})
+		tr := fc.transport(Options{Secret: "s", RequestIDAttribute: attrName, RequestIDHeader: "X-Request-Id"})
+		req := httptest.NewRequest("GET", "http://example.com/x", nil)
+		req.Header.Set("X-Request-Id", "abc123")
+		roundTrip(t, tr, req)
+		v, ok := got.reqAttr("X_REQUEST_ID")
+		if attrName != "" && v != "abc123" {
+			t.Errorf("attribute X_REQUEST_ID = %q, %v; want abc123", v, ok)
+		}
+		if attrName == "" && ok {
+			t.Errorf("attribute X_REQUEST_ID sent without RequestIDAttribute")
+		}
+		if hv, _ := got.header("X-Request-Id"); hv != "abc123" {
+			t.Errorf("header X-Request-Id = %q; want abc123", hv)
+		}
+	}
+}

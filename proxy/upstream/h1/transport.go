@@ -16,7 +16,6 @@ import (
 const (
 	DefaultResponseHeaderTimeout = 60 * time.Second
 	DefaultIdleTimeout           = 15 * time.Second // below Tomcat's stock 20 s keep-alive
-	DefaultMaxIdle               = 64
 )
 
 const (
@@ -64,10 +63,18 @@ type Options struct {
 	// is closed. Default 15s.
 	IdleTimeout time.Duration
 
-	// MaxIdle is the most idle connections kept; when the pool is full the
-	// oldest is closed. Default 64; negative: no keep-alive (every request
-	// says "Connection: close" and its connection is closed after it).
+	// MaxIdle, when positive, caps the idle connections kept; when the
+	// pool is full the oldest is closed. Zero (the default): no cap of the
+	// transport's own, every connection a request leaves idle is kept
+	// until IdleTimeout, within IdleLimit. Negative: no keep-alive (every
+	// request says "Connection: close" and its connection is closed after
+	// it).
 	MaxIdle int
+
+	// IdleLimit, if set, bounds the idle connections of every transport
+	// sharing it; when it is reached the connection idle the longest, in
+	// any of them, is closed to make room. Nil: no shared limit.
+	IdleLimit *idlepool.Limit
 
 	// OnUnsolicited, if set, is called when a connection is found holding
 	// bytes that no request asked for: at the end of a response, or on a
@@ -100,10 +107,7 @@ func NewTransport(o Options) *Transport {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
-	if o.MaxIdle == 0 {
-		o.MaxIdle = DefaultMaxIdle
-	}
-	return &Transport{o: o, idle: idlepool.New[*persistConn](o.MaxIdle, o.IdleTimeout)}
+	return &Transport{o: o, idle: idlepool.New[*persistConn](o.MaxIdle, o.IdleTimeout, o.IdleLimit)}
 }
 
 // RoundTrip sends req and returns the response as soon as its head has
@@ -261,15 +265,22 @@ func (t *Transport) dialFor(ctx context.Context, d *dialing) {
 // looked, idle how long pc was idle.
 func (t *Transport) popIdle() (pc *persistConn, now time.Time, idle time.Duration) {
 	pc, _, now, idle = t.idle.Get()
+	if pc != nil {
+		pc.attachBuffers()
+	}
 	return pc, now, idle
 }
 
-// putIdle pools pc, or closes it when pooling is off, after
-// CloseIdleConnections, or when it holds bytes nobody asked for. The
-// oldest connection makes room when the pool is full.
+// putIdle pools pc, without its buffers, or closes it when pooling is off,
+// after CloseIdleConnections, or when it holds bytes nobody asked for. The
+// connection idle the longest makes room when the pool is full.
 func (t *Transport) putIdle(pc *persistConn) {
 	if idlepool.Leftover(pc.br, t.o.OnUnsolicited) {
 		pc.close() // never reused: Options.OnUnsolicited says why
+		return
+	}
+	if !pc.detachBuffers() {
+		pc.close() // a request head left unsent: never reused
 		return
 	}
 	t.idle.Put(pc)
