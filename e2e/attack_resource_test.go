@@ -355,15 +355,7 @@ func TestAttackIdleConnections(t *testing.T) {
 	w := startResourceWebtier(t, b, "    read_header_timeout: 2s\n")
 	base := vmKB(t, w.PID(), "VmRSS")
 	const conns = 1000
-	var results []<-chan attackHeard
-	for range conns {
-		c, err := net.Dial("tcp", w.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		results = append(results, closedBy(c, 2*resourceWait))
-	}
+	results := dialMany(t, w.Addr(), conns, "")
 	heard := attack(t, w.Addr(), "GET /meanwhile HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true)
 	if heard.first() != 200 || heard.bodies[0] != "/meanwhile\n" {
 		t.Errorf("with %d idle connections open, a request got %s; want 200 from the backend", conns, heard)
@@ -389,4 +381,81 @@ func TestAttackIdleConnections(t *testing.T) {
 	if !b.WaitOpen(rawOpenBound, resourceWait) {
 		t.Errorf("%d backend connections open after the attack; want at most %d", b.Open(), rawOpenBound)
 	}
+}
+
+// Many idle keep-alive connections: 1,000 connections that each complete a
+// request and then send nothing. Every one is closed by idle_timeout (2 s
+// here; the idle wheel closes them within a second of it, wherever they
+// were filed), and a client that keeps its connection busy with a request
+// every 500 ms over several timeouts is never closed under it: a
+// connection's deadline moves with each request though its place in the
+// wheel does not.
+func TestAttackIdleKeepAliveConnections(t *testing.T) {
+	b := peer.StartRawBackend(t, nil)
+	w := startResourceWebtier(t, b, "    idle_timeout: 2s\n")
+	const conns = 1000
+	results := dialMany(t, w.Addr(), conns, "GET /idle HTTP/1.1\r\nHost: a\r\n\r\n")
+
+	busy, err := net.Dial("tcp", w.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	br := bufio.NewReader(busy)
+	const busyRequests = 12 // 6 s: three idle timeouts
+	for i := range busyRequests {
+		_ = busy.SetDeadline(time.Now().Add(resourceWait))
+		if _, err := io.WriteString(busy, "GET /busy HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatalf("busy connection, request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("busy connection, request %d: %v; want it kept open while in use", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(500 * time.Millisecond) // the client's pace, under idle_timeout
+	}
+
+	unclosed, unanswered := 0, 0
+	for _, r := range results {
+		h := <-r
+		if h.first() != 200 {
+			unanswered++
+		}
+		if !h.closed {
+			unclosed++
+		}
+	}
+	if unanswered > 0 {
+		t.Errorf("%d of %d keep-alive connections got no 200 for their request", unanswered, conns)
+	}
+	if unclosed > 0 {
+		t.Errorf("%d of %d idle keep-alive connections still open after %v; want all closed by idle_timeout", unclosed, conns, 2*resourceWait)
+	}
+	if rs := b.Requests(); len(rs) != conns+busyRequests {
+		t.Errorf("backend received %d requests; want %d", len(rs), conns+busyRequests)
+	}
+}
+
+// dialMany opens n connections to addr, sends raw on each (if any), and
+// returns what each then hears until webtier closes it (closedBy, within
+// 2*resourceWait). The connections close with the test.
+func dialMany(t *testing.T, addr string, n int, raw string) []<-chan attackHeard {
+	t.Helper()
+	results := make([]<-chan attackHeard, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if raw != "" {
+			if _, err := io.WriteString(c, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		results = append(results, closedBy(c, 2*resourceWait))
+	}
+	return results
 }

@@ -29,13 +29,38 @@ import (
 // to run more on, and gives one back after a second in which it could do
 // with fewer.
 // The ceiling is Go's default (the CPUs the process may use, cgroup quota
-// included). GOMAXPROCS in the environment turns this off.
+// included). GOMAXPROCS in the environment fixes the number instead (the
+// ticks and the release below still run). Go's own
+// container-aware default (Go 1.25 and later) does not replace it: it
+// follows the CPU limit, not the load, so on a 2-core limit it keeps 2 Ps
+// at 5% load. (Setting GOMAXPROCS turns off Go's updates of that default,
+// so the ceiling is the limit at start: a quota changed later takes a
+// restart.)
+//
+// An idle process is not woken to measure nothing: once it is quiet, the
+// ticks space out, doubling up to procsIdleTick (a 100 ms tick
+// cost an idle webtier 4 ms of CPU per second, more than nginx or HAProxy
+// spend on 19,000 idle connections). Load seen at a long tick brings the
+// 100 ms ticks back, so growth from idle waits at most procsIdleTick more.
+// (A process quiet with two Ps spaces its ticks too: an idle P costs
+// nothing, and one goes after procsShrink of the longer ticks.)
+// The same quiet moment returns the heap's free pages to the system
+// (releaseIdleMemory).
 const (
 	procsTick     = 100 * time.Millisecond
 	procsGrowBusy = 0.9  // grow when the Ps are this busy (cores used ÷ Ps)...
 	procsGrowIdle = 0.75 // ...and the machine has this much of a core idle for another
 	procsShrink   = 10   // ticks in a row with too many Ps before one goes
 	procsHold     = 50   // ticks without growth after the machine was found full
+
+	procsIdleTick = 2 * time.Second // the longest wait between ticks while quiet
+	procsQuiet    = 0.05            // cores used below which the process is quiet
+	// Memory is released after this much quiet, and once more after
+	// procsReleaseAgain, when the worker goroutines of the last burst have
+	// exited (after 10 s without work: proxy's workerIdle) and their
+	// stacks are free.
+	procsRelease      = 300 * time.Millisecond
+	procsReleaseAgain = 11 * time.Second
 )
 
 // procsSample is what one tick measured, in cores (CPU-seconds per second).
@@ -48,6 +73,29 @@ type procsSample struct {
 type procsState struct {
 	low  int // ticks in a row that had too many Ps
 	hold int // ticks left before growing again
+}
+
+// idleState is what nextTick keeps between ticks.
+type idleState struct {
+	quiet    time.Duration // how long the process has been quiet
+	released int           // times memory was released in this quiet spell
+}
+
+// nextTick returns the wait before the next tick, given what this one
+// measured and how long it waited; and whether this is the
+// tick of a quiet spell that should release memory (the first after
+// procsRelease of quiet, and the first after procsReleaseAgain).
+func nextTick(s procsSample, waited time.Duration, st *idleState) (wait time.Duration, release bool) {
+	if s.used >= procsQuiet {
+		*st = idleState{}
+		return procsTick, false
+	}
+	st.quiet += waited
+	if st.released == 0 && st.quiet >= procsRelease || st.released == 1 && st.quiet >= procsReleaseAgain {
+		st.released++
+		release = true
+	}
+	return min(2*waited, procsIdleTick), release
 }
 
 // nextProcs decides the number of Ps after a tick.
@@ -82,28 +130,29 @@ func nextProcs(cur, ceiling int, s procsSample, st *procsState) int {
 	return cur - 1
 }
 
-// runProcs adjusts GOMAXPROCS until ctx ends. It does nothing when the
-// environment sets GOMAXPROCS, on one CPU, or where it cannot read the
+// runProcs adjusts GOMAXPROCS until ctx ends, and releases memory when
+// the process goes quiet. It leaves GOMAXPROCS alone when the environment
+// sets it or on one CPU, and does nothing where it cannot read the
 // machine's idle time.
 func runProcs(ctx context.Context, log *zap.Logger) {
-	if _, ok := os.LookupEnv("GOMAXPROCS"); ok {
-		return
-	}
+	_, fixed := os.LookupEnv("GOMAXPROCS")
 	ceiling := runtime.GOMAXPROCS(0)
-	if ceiling <= 1 {
-		return
-	}
+	adjust := !fixed && ceiling > 1
 	var m procsMeter
 	if !m.read() {
 		log.Info("GOMAXPROCS stays at Go's default: cannot read /proc/stat", zap.Int("gomaxprocs", ceiling))
 		return
 	}
-	cur := 1
-	runtime.GOMAXPROCS(cur)
-	log.Debug("GOMAXPROCS follows load", zap.Int("now", cur), zap.Int("ceiling", ceiling))
-	t := time.NewTicker(procsTick)
+	cur := 1 // the Ps, when adjusting
+	if adjust {
+		runtime.GOMAXPROCS(cur)
+		log.Debug("GOMAXPROCS follows load", zap.Int("now", cur), zap.Int("ceiling", ceiling))
+	}
+	wait := procsTick
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	var st procsState
+	var idle idleState
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,15 +160,20 @@ func runProcs(ctx context.Context, log *zap.Logger) {
 		case <-t.C:
 		}
 		s, ok := m.sample()
-		if !ok {
-			continue
+		if ok {
+			if n := nextProcs(cur, ceiling, s, &st); adjust && n != cur {
+				runtime.GOMAXPROCS(n)
+				log.Debug("GOMAXPROCS changed", zap.Int("from", cur), zap.Int("to", n),
+					zap.Float64("cores_used", s.used), zap.Float64("cores_idle", s.idle))
+				cur = n
+			}
+			var release bool
+			if wait, release = nextTick(s, wait, &idle); release {
+				releaseIdleMemory(log)
+				m.read() // the release's own CPU is not load
+			}
 		}
-		if n := nextProcs(cur, ceiling, s, &st); n != cur {
-			runtime.GOMAXPROCS(n)
-			log.Debug("GOMAXPROCS changed", zap.Int("from", cur), zap.Int("to", n),
-				zap.Float64("cores_used", s.used), zap.Float64("cores_idle", s.idle))
-			cur = n
-		}
+		t.Reset(wait)
 	}
 }
 

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestNextProcs(t *testing.T) {
 	tests := []struct {
@@ -59,5 +62,41 @@ func TestProcsMeter(t *testing.T) {
 	}
 	if s.used <= 0 || s.idle < 0 {
 		t.Fatalf("sample %+v: want used > 0 and idle >= 0", s)
+	}
+}
+
+// An idle process is not woken every 100 ms: quiet, the ticks double up
+// to procsIdleTick; load brings them back to procsTick; the first tick
+// after procsRelease of quiet releases memory, and the first after
+// procsReleaseAgain once more, per quiet spell.
+func TestNextTick(t *testing.T) {
+	const quiet, busy = 0.01, 0.3
+	tests := []struct {
+		name        string
+		used        float64
+		waited      time.Duration
+		st          idleState
+		want        time.Duration
+		wantRelease bool
+		wantSt      idleState
+	}{
+		{"load: short ticks", busy, procsTick, idleState{}, procsTick, false, idleState{}},
+		{"quiet: ticks double", quiet, procsTick, idleState{}, 2 * procsTick, false, idleState{quiet: procsTick}},
+		{"quiet long enough: release", quiet, 2 * procsTick, idleState{quiet: procsTick}, 4 * procsTick, true, idleState{quiet: 3 * procsTick, released: 1}},
+		{"still quiet: no release until procsReleaseAgain", quiet, 4 * procsTick, idleState{quiet: 3 * procsTick, released: 1}, 8 * procsTick, false, idleState{quiet: 7 * procsTick, released: 1}},
+		{"quiet for procsReleaseAgain: release again", quiet, procsIdleTick, idleState{quiet: procsReleaseAgain - time.Second, released: 1}, procsIdleTick, true, idleState{quiet: procsReleaseAgain + time.Second, released: 2}},
+		{"never longer than procsIdleTick, no third release", quiet, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsIdleTick, false, idleState{quiet: time.Minute + procsIdleTick, released: 2}},
+		{"load after a quiet spell: short ticks, release again next spell", busy, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsTick, false, idleState{}},
+		{"procsQuiet itself is load", procsQuiet, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsTick, false, idleState{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			got, release := nextTick(procsSample{used: tt.used, idle: 1}, tt.waited, &st)
+			if got != tt.want || release != tt.wantRelease || st != tt.wantSt {
+				t.Errorf("nextTick(used %.2f, waited %v, %+v) = %v, %v, %+v; want %v, %v, %+v",
+					tt.used, tt.waited, tt.st, got, release, st, tt.want, tt.wantRelease, tt.wantSt)
+			}
+		})
 	}
 }

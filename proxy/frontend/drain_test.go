@@ -334,10 +334,21 @@ func (h *h2Raw) waitGoAway() error {
 			if ga.ErrCode != http2.ErrCodeNo {
 				return errors.New("GOAWAY " + ga.ErrCode.String())
 			}
-			if _, err := h.fr.ReadFrame(); err != io.EOF && !strings.Contains(err.Error(), "EOF") {
-				return errors.New("after the GOAWAY: " + err.Error())
+			// Frames may still come (a second GOAWAY, a PING, a
+			// SETTINGS ack); then the connection closes.
+			for {
+				f, err := h.fr.ReadFrame()
+				if err == nil {
+					if _, ok := f.(*http2.DataFrame); ok {
+						return errors.New("after the GOAWAY: a DATA frame")
+					}
+					continue
+				}
+				if err != io.EOF && !strings.Contains(err.Error(), "EOF") {
+					return errors.New("after the GOAWAY: " + err.Error())
+				}
+				return nil
 			}
-			return nil
 		}
 	}
 }

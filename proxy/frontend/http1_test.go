@@ -507,3 +507,32 @@ func TestFast_backToBackRequestsAreNeverLost(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A request's context carries net/http's server and the connection's
+// local address (the AJP client sends it to Tomcat), and is never done
+// while the client waits: derived contexts work as from Background.
+func TestFast_requestContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		fmt.Fprintf(w, "local=%v server=%v err=%v", ctx.Value(http.LocalAddrContextKey),
+			ctx.Value(http.ServerContextKey) == srv, ctx.Err())
+	})
+	s, err := newFastServer(ln, srv, h, proxy.ListenerOptions{}, zap.NewNop())
+	if err != nil {
+		t.Skip(err) // no epoll here
+	}
+	go s.Serve() //nolint:errcheck // ends with Close
+	defer s.Close()
+	c := dialRaw(t, ln.Addr().String())
+	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	want := fmt.Sprintf("local=%v server=true err=<nil>", ln.Addr())
+	if _, body := c.read("GET"); body != want {
+		t.Errorf("got %q; want %q", body, want)
+	}
+}
