@@ -11,11 +11,9 @@ import (
 	"strings"
 
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/upstream"
 	"golang.org/x/net/http/httpguts"
 )
-
-// defaultWeight is a target's weight when none is written.
-const defaultWeight = 1
 
 func (c *checker) proxy(raw *rawFile) proxy.Options {
 	opts := proxy.Options{
@@ -371,7 +369,7 @@ func (c *checker) targets(f field[[]rawTarget]) []proxy.TargetOptions {
 func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 	like := "write it like http://10.0.0.5:8080 or https://app.internal"
 	t := proxy.TargetOptions{
-		Weight: c.intRange(r.Weight, 1, 1000, defaultWeight),
+		Weight: c.intRange(r.Weight, 1, 1000, upstream.DefaultWeight),
 		Route:  c.route(r.Route),
 		Backup: r.Backup.V,
 	}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,16 +8,6 @@ import (
 
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/proxy/upstream"
-)
-
-// Defaults that upstream applies without a Default* constant. They must match
-// upstream's applyDefaults.
-const (
-	defaultStickyCookie = "JSESSIONID"
-	defaultHealthMethod = http.MethodGet
-	defaultHealthPath   = "/"
-	defaultExpectMin    = 200
-	defaultExpectMax    = 399
 )
 
 // balances are the values of balance, the default first.
@@ -113,10 +102,10 @@ func (c *checker) balance(f field[string]) upstream.Balance {
 	if f.Set && !slices.Contains(balances, f.V) {
 		if s := suggest(f.V, balances); s != "" {
 			c.errorf(f.loc, "%q is not a balancing algorithm; did you mean %s? Write %s", f.V, s, orList(balances))
-			return upstream.BalanceLeastConn
+			return upstream.DefaultBalance
 		}
 	}
-	return upstream.Balance(c.oneOf(f, "balancing algorithm", string(upstream.BalanceLeastConn), balances...))
+	return upstream.Balance(c.oneOf(f, "balancing algorithm", string(upstream.DefaultBalance), balances...))
 }
 
 // balanceOK reports whether the balance key holds a valid value, so that the
@@ -134,19 +123,19 @@ func (c *checker) onlyWith(key string, f loc, want upstream.Balance, r *rawUpstr
 func (c *checker) stickyCookie(r *rawUpstream, b upstream.Balance) string {
 	f := r.StickyCookie
 	if !f.Set {
-		return defaultStickyCookie
+		return upstream.DefaultStickyCookie
 	}
 	if balanceOK(r.Balance) && b != upstream.BalanceSticky {
 		c.onlyWith("sticky_cookie", f.loc, upstream.BalanceSticky, r, b)
-		return defaultStickyCookie
+		return upstream.DefaultStickyCookie
 	}
 	if f.V == "" {
-		c.errorf(f.loc, "is empty; write the session cookie's name like %s (the default), or leave the key out", defaultStickyCookie)
-		return defaultStickyCookie
+		c.errorf(f.loc, "is empty; write the session cookie's name like %s (the default), or leave the key out", upstream.DefaultStickyCookie)
+		return upstream.DefaultStickyCookie
 	}
 	if !isToken(f.V) {
-		c.errorf(f.loc, "%q is not a cookie name; write a name of letters, digits and !#$%%&'*+-.^_`|~ like %s", f.V, defaultStickyCookie)
-		return defaultStickyCookie
+		c.errorf(f.loc, "%q is not a cookie name; write a name of letters, digits and !#$%%&'*+-.^_`|~ like %s", f.V, upstream.DefaultStickyCookie)
+		return upstream.DefaultStickyCookie
 	}
 	return f.V
 }
@@ -246,7 +235,7 @@ func (c *checker) healthCheck(f field[rawHealthCheck], isAJP bool) *upstream.Hea
 
 func (c *checker) healthMethod(f field[string]) string {
 	if !f.Set {
-		return defaultHealthMethod
+		return upstream.DefaultHealthMethod
 	}
 	switch {
 	case f.V == "":
@@ -258,20 +247,20 @@ func (c *checker) healthMethod(f field[string]) string {
 	default:
 		return f.V
 	}
-	return defaultHealthMethod
+	return upstream.DefaultHealthMethod
 }
 
 func (c *checker) healthPath(f field[string]) string {
 	if !f.Set {
-		return defaultHealthPath
+		return upstream.DefaultHealthPath
 	}
 	if !strings.HasPrefix(f.V, "/") {
 		c.errorf(f.loc, `%q does not start with "/"; write the path to request, like /health_check.html`, f.V)
-		return defaultHealthPath
+		return upstream.DefaultHealthPath
 	}
 	if i := strings.IndexFunc(f.V, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '#' }); i >= 0 {
 		c.errorf(f.loc, "%q contains %q; write a plain path, optionally with a query, like /health_check.html or /status?full=1", f.V, f.V[i])
-		return defaultHealthPath
+		return upstream.DefaultHealthPath
 	}
 	return f.V
 }
@@ -281,11 +270,11 @@ func (c *checker) healthPath(f field[string]) string {
 func (c *checker) expectStatus(f field[string]) (lo, hi int) {
 	const like = "write a status code like 200 or a range like 200-399"
 	if !f.Set {
-		return defaultExpectMin, defaultExpectMax
+		return upstream.DefaultExpectMin, upstream.DefaultExpectMax
 	}
 	if f.V == "" {
 		c.errorf(f.loc, "is empty; %s (the default), or leave the key out", like)
-		return defaultExpectMin, defaultExpectMax
+		return upstream.DefaultExpectMin, upstream.DefaultExpectMax
 	}
 	a, b, isRange := strings.Cut(f.V, "-")
 	code := func(s string) (int, bool) {
@@ -308,7 +297,7 @@ func (c *checker) expectStatus(f field[string]) (lo, hi int) {
 	default:
 		return lo, hi
 	}
-	return defaultExpectMin, defaultExpectMax
+	return upstream.DefaultExpectMin, upstream.DefaultExpectMax
 }
 
 // isToken reports whether s is an RFC 9110 token: what a header name, a

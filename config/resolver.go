@@ -129,12 +129,12 @@ func (c *checker) search(f field[[]field[string]]) []string {
 
 func (c *checker) family(f field[string]) resolver.Family {
 	if !f.Set {
-		return resolver.FamilyIPv4
+		return resolver.DefaultFamily
 	}
 	fam, err := resolver.ParseFamily(f.V)
 	if err != nil {
 		c.errorf(f.loc, "%q is not an address family; write ipv4, ipv6 or both", f.V)
-		return resolver.FamilyIPv4
+		return resolver.DefaultFamily
 	}
 	return fam
 }

@@ -111,12 +111,8 @@ func layerOf(name string) int {
 }
 
 // upwardAllowed are the imports against the layers that are known and
-// waiting for their fix, each with the reason.
-var upwardAllowed = map[[2]string]string{
-	// The listener head limits and write timeout default to the HTTP/2
-	// server's; they move with the defaults (issue 17, point 4).
-	{"proxy", "proxy/frontend/h2"}: "listener defaults",
-}
+// waiting for their fix, each with the reason. None is left: keep it so.
+var upwardAllowed = map[[2]string]string{}
 
 // configAllowed are the packages config may import from this module: the
 // ones that define the option types it fills in and the defaults and

@@ -79,10 +79,11 @@ section "fuzz the AJP codec briefly (corpus in proxy/upstream/ajp/testdata/fuzz)
 go test -run '^$' -fuzz '^FuzzReadResponse$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/upstream/ajp/
 go test -run '^$' -fuzz '^FuzzForwardRequest$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/upstream/ajp/
 
-section "fuzz the HTTP/1 head parsers, the head classifier and field names against net/http's briefly"
+section "fuzz the HTTP/1 head parsers, the head classifier, the response writer's fields and field names briefly"
 go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/upstream/h1/
 go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzClassifyHead$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
+go test -run '^$' -fuzz '^FuzzWriterFields$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/internal/httplex/
 
 section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"

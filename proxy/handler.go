@@ -36,8 +36,8 @@ type Handler struct {
 	fronts []*front // one per listener, in Options.Listeners order
 	log    *zap.Logger
 
-	// refs counts the requests the Server's listeners are serving with this
-	// handler, plus one while it is the Server's current handler. Whoever
+	// refs counts the requests the listeners are serving with this
+	// handler, plus one while it is Live's current handler. Whoever
 	// takes it to zero closes the handler, so a reload closes the old one
 	// only after its last request, however long that takes.
 	refs      atomic.Int64
@@ -195,8 +195,8 @@ func (h *Handler) IsClosed() bool {
 	}
 }
 
-// Release drops one reference; the last one closes the handler.
-func (h *Handler) Release() {
+// release drops one reference; the last one closes the handler.
+func (h *Handler) release() {
 	if h.refs.Add(-1) == 0 {
 		// Not on this goroutine: it may be a request's, whose response
 		// is not finished until the handler returns.
@@ -204,13 +204,13 @@ func (h *Handler) Release() {
 	}
 }
 
-// WaitAnswers waits until every pool has applied a DNS answer with
+// waitAnswers waits until every pool has applied a DNS answer with
 // addresses for each of its named targets, or until ctx is done. A pool built moments
 // ago has no address for a named target until then: the resolver delivers
 // answers on its own goroutines, even when the name is already in its
 // cache, and a new name needs a query. It returns "upstream: host" for each
 // target still without an answer.
-func (h *Handler) WaitAnswers(ctx context.Context) (missing []string) {
+func (h *Handler) waitAnswers(ctx context.Context) (missing []string) {
 	for i, waits := range h.answers {
 		for _, w := range waits {
 			select {
@@ -488,9 +488,9 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 	}
 }
 
-// Hold takes a reference: the Server takes one while h is its current
-// handler, and one per request it serves with h; Release drops it.
-func (h *Handler) Hold() { h.refs.Add(1) }
+// hold takes a reference: Live takes one while h is its current handler,
+// and one per request it serves with h; release drops it.
+func (h *Handler) hold() { h.refs.Add(1) }
 
 // Front returns the handler as listener i of Options.Listeners serves it
 // (with that listener's trusted proxies).

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/proxy/accesslog"
-	"github.com/webtier/webtier/proxy/frontend/h2"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -53,14 +52,14 @@ const (
 	// its head is read.
 	DefaultMaxRequestLine     = 8192
 	DefaultMaxHeaderFieldSize = 8192
-	DefaultMaxHeaderFields    = h2.DefaultMaxHeaderFields // 100
-	DefaultMaxHeaderSize      = h2.DefaultMaxHeaderBytes  // 64 KiB
+	DefaultMaxHeaderFields    = 100
+	DefaultMaxHeaderSize      = 64 << 10
 
 	// Request body and response write timeouts: mod_reqtimeout's
 	// body=20,MinRate=500, and nginx's send_timeout (httpd's Timeout).
 	DefaultBodyTimeout  = 20 * time.Second
 	DefaultBodyMinRate  = 500
-	DefaultWriteTimeout = h2.DefaultWriteTimeout // 60 s
+	DefaultWriteTimeout = 60 * time.Second
 )
 
 // Options is the validated, runtime form of the proxy part of a config file.

@@ -62,6 +62,8 @@ const (
 	DefaultNdots            = 1
 	DefaultRefreshNowMinGap = 1 * time.Second
 	DefaultIdleTimeout      = 10 * time.Minute
+	// DefaultFamily is the zero Family: A records only (see FamilyIPv4).
+	DefaultFamily = FamilyIPv4
 )
 
 // Options configure a Resolver. The zero value of every field selects the

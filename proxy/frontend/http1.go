@@ -647,6 +647,7 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request, closeAfter bool)
 	bw := wk.bw
 	w := &wk.rw
 	w.reset(bw, req, &fc.s.closing)
+	w.log = fc.s.log
 	w.closeAfter = w.closeAfter || closeAfter || fc.s.draining.Load()
 	defer func() {
 		if v := recover(); v != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"go.uber.org/zap"
+
 	"github.com/webtier/webtier/proxy/internal/httpdate"
 )
 
@@ -16,7 +18,9 @@ import (
 // measured, and a longer or flushed one is chunked (HTTP/1.1) or ends with
 // the connection (HTTP/1.0). It also adds Date, answers Connection: close
 // when the connection ends, and sends trailers. It does not sniff a
-// Content-Type: a proxy passes the backend's headers as they are.
+// Content-Type: a proxy passes the backend's headers as they are, except
+// that, as net/http's, it leaves out a field whose name is not a token and
+// writes CR, LF (and NUL) in a value as spaces (http1fields.go).
 type fastWriter struct {
 	bw      *bufio.Writer
 	req     *http.Request
@@ -36,6 +40,8 @@ type fastWriter struct {
 	pending    []byte   // body held back to measure it (no length declared)
 	trailers   []string // announced in the Trailer header
 	discard    bool     // the handler's body is not sent (a 408 replaced its answer)
+
+	log *zap.Logger // reports dropped fields at debug level; nil: not reported
 }
 
 // fastPendingMax is how much of a body without Content-Length is held to
@@ -254,33 +260,31 @@ func (w *fastWriter) writeStatusLine(code int) {
 	w.bw.WriteString("\r\n")
 }
 
-// writeFields writes h, replacing CR and LF in values by spaces as
-// net/http does, so that no value can start a header of its own.
+// writeFields writes h. A field whose name is not a token is left out, as
+// net/http's server and the HTTP/2 writer do (see validFieldName), and CR,
+// LF and NUL in values become spaces, so that nothing a handler or a
+// backend put in h can start a header of its own.
 func (w *fastWriter) writeFields(h http.Header) {
 	for k, vv := range h {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		for _, v := range vv {
-			w.bw.WriteString(k)
-			w.bw.WriteString(": ")
-			writeFieldValue(w.bw, v)
-			w.bw.WriteString("\r\n")
-		}
+		w.writeField(k, vv)
 	}
 }
 
-func writeFieldValue(bw *bufio.Writer, v string) {
-	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
-		bw.WriteString(v)
+// writeField writes the lines of one field, or none if its name is not a
+// token.
+func (w *fastWriter) writeField(k string, vv []string) {
+	if !validFieldName(k) {
+		w.dropField(k, len(vv))
 		return
 	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
-		}
-		bw.WriteByte(c)
+	for _, v := range vv {
+		w.bw.WriteString(k)
+		w.bw.WriteString(": ")
+		writeFieldValue(w.bw, v)
+		w.bw.WriteString("\r\n")
 	}
 }
 
@@ -310,11 +314,8 @@ func (w *fastWriter) finish() bool {
 
 func (w *fastWriter) writeTrailers() {
 	for _, k := range w.trailers {
-		for _, v := range w.header[k] {
-			w.bw.WriteString(k)
-			w.bw.WriteString(": ")
-			writeFieldValue(w.bw, v)
-			w.bw.WriteString("\r\n")
+		if vv := w.header[k]; len(vv) > 0 {
+			w.writeField(k, vv)
 		}
 	}
 	for k, vv := range w.header {
@@ -322,12 +323,7 @@ func (w *fastWriter) writeTrailers() {
 		if !ok {
 			continue
 		}
-		for _, v := range vv {
-			w.bw.WriteString(name)
-			w.bw.WriteString(": ")
-			writeFieldValue(w.bw, v)
-			w.bw.WriteString("\r\n")
-		}
+		w.writeField(name, vv)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,13 +18,13 @@ import (
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
-// Server owns the listeners and the current Handler. The Handler sits
-// behind an atomic pointer so that a reload can swap it without touching the
-// listeners or dropping a connection.
+// Server owns the listeners; the Handler they serve, and its swap on a
+// reload without touching the listeners or dropping a connection, are
+// proxy.Live's.
 type Server struct {
-	opts    proxy.Options // as given to NewServer; Reload does not change it
-	log     *zap.Logger
-	handler atomic.Pointer[proxy.Handler]
+	opts proxy.Options // as given to NewServer; Reload does not change it
+	log  *zap.Logger
+	live *proxy.Live
 
 	reloadMu sync.Mutex // serializes Reload
 
@@ -34,15 +33,13 @@ type Server struct {
 	stop      chan struct{}                      // closed by Stop
 	stopOnce  sync.Once
 
-	mu        sync.Mutex // guards listeners, servers, closed, retiring, and handler's swaps (not its loads)
+	mu        sync.Mutex // guards listeners, servers, fast, rejected, certs and h2s
 	listeners []net.Listener
 	servers   []*http.Server
 	fast      []http.Handler                  // per listener: the handler without netHTTPGuard
 	rejected  []func(*http.Request, int, int) // per listener: logs a request the server answered itself
 	certs     []*certSource                   // per listener; nil for a plain one
 	h2s       []*h2.Server                    // per listener; nil for a plain one
-	closed    bool                            // Serve has ended; Reload refuses
-	retiring  map[*proxy.Handler]struct{}     // swapped out, still serving requests
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -54,36 +51,17 @@ func NewServer(opts proxy.Options, res upstream.Resolver, log *zap.Logger) (*Ser
 		return nil, errors.New("proxy: no listeners configured")
 	}
 	opts.DrainState = &proxy.DrainState{}
-	h, err := proxy.NewHandler(opts, res, log)
+	live, err := proxy.NewLive(opts, res, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: log, retiring: map[*proxy.Handler]struct{}{}, drain: &drainState{flag: opts.DrainState}, stop: make(chan struct{})}
+	s := &Server{opts: opts, log: log, live: live, drain: &drainState{flag: opts.DrainState}, stop: make(chan struct{})}
 	s.drainOpts.Store(&opts.Drain)
-	h.Hold() // the Server's reference, dropped when it is swapped out
-	s.handler.Store(h)
 	return s, nil
 }
 
 // Handler returns the current handler.
-func (s *Server) Handler() *proxy.Handler { return s.handler.Load() }
-
-// acquire returns the current handler with a reference taken for one
-// request; the caller releases it when the request is done. The reference
-// is taken before the pointer is checked again, so a Reload that swapped
-// the handler meanwhile is retried here, and one that swaps it later drops
-// the Server's reference only after this one was counted: the old handler
-// is never closed under a request.
-func (s *Server) acquire() *proxy.Handler {
-	for {
-		h := s.handler.Load()
-		h.Hold()
-		if s.handler.Load() == h {
-			return h
-		}
-		h.Release()
-	}
-}
+func (s *Server) Handler() *proxy.Handler { return s.live.Handler() }
 
 // ErrServerClosed is returned by Reload once Serve has returned.
 var ErrServerClosed = errors.New("proxy: server closed")
@@ -130,96 +108,23 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 			return nil, fmt.Errorf("listener %q: %w", s.opts.Listeners[i].Name, err)
 		}
 	}
-	h, err := proxy.NewHandler(opts, res, s.log)
-	if err != nil {
+	missing, err := s.live.Replace(ctx, opts, res)
+	if errors.Is(err, proxy.ErrClosed) {
+		return nil, ErrServerClosed
+	} else if err != nil {
 		return nil, err
 	}
-	if missing := h.WaitAnswers(ctx); len(missing) > 0 {
+	if len(missing) > 0 {
 		s.log.Warn("reloaded upstream targets have no DNS answer yet; they take requests once it comes",
 			zap.Strings("targets", missing))
 	}
-	h.Hold()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		h.Close()
-		return nil, ErrServerClosed
-	}
-	prev := s.handler.Swap(h)
 	s.drainOpts.Store(&opts.Drain)
 	for i, cert := range certs {
 		if cert != nil {
 			sources[i].cert.Store(cert)
 		}
 	}
-	for r := range s.retiring {
-		if r.IsClosed() {
-			delete(s.retiring, r)
-		}
-	}
-	s.retiring[prev] = struct{}{}
-	s.mu.Unlock()
-	// The Server's reference; prev's last request closes it, or this
-	// does if none is running.
-	prev.Release()
 	return restartNeeded, nil
-}
-
-// mergeListeners returns the listener options a reloaded Handler serves
-// with: the running listeners, in their order, each with the trusted
-// proxies and keep_underscore_headers of the next listener of the same
-// name if there is one; and the
-// changes to listeners that wait for a restart.
-func mergeListeners(running, next []proxy.ListenerOptions) (merged []proxy.ListenerOptions, restartNeeded []string) {
-	byName := make(map[string]proxy.ListenerOptions, len(next))
-	for _, lo := range next {
-		byName[lo.Name] = lo
-	}
-	seen := make(map[string]bool, len(running))
-	for _, lo := range running {
-		seen[lo.Name] = true
-		nl, ok := byName[lo.Name]
-		if !ok {
-			restartNeeded = append(restartNeeded, lo.Name+": removed or renamed (still serving)")
-			merged = append(merged, lo)
-			continue
-		}
-		var what []string
-		if nl.Address != lo.Address {
-			what = append(what, "address")
-		}
-		if !sameTLS(nl.TLS, lo.TLS) {
-			what = append(what, "tls")
-		}
-		if nl.ReadHeaderTimeout != lo.ReadHeaderTimeout || nl.IdleTimeout != lo.IdleTimeout ||
-			nl.BodyTimeout != lo.BodyTimeout || nl.BodyMinRate != lo.BodyMinRate || nl.WriteTimeout != lo.WriteTimeout {
-			what = append(what, "timeouts")
-		}
-		if nl.MaxRequestLine != lo.MaxRequestLine || nl.MaxHeaderFieldSize != lo.MaxHeaderFieldSize ||
-			nl.MaxHeaderFields != lo.MaxHeaderFields || nl.MaxHeaderSize != lo.MaxHeaderSize {
-			what = append(what, "limits")
-		}
-		if len(what) > 0 {
-			restartNeeded = append(restartNeeded, lo.Name+": "+strings.Join(what, ", ")+" changed")
-		}
-		lo.TrustedProxies = nl.TrustedProxies
-		lo.KeepUnderscoreHeaders = nl.KeepUnderscoreHeaders
-		lo.HealthPath, lo.HealthFailStatus, lo.HealthRequires = nl.HealthPath, nl.HealthFailStatus, nl.HealthRequires
-		merged = append(merged, lo)
-	}
-	for _, nl := range next {
-		if !seen[nl.Name] {
-			restartNeeded = append(restartNeeded, nl.Name+": added (not listening)")
-		}
-	}
-	return merged, restartNeeded
-}
-
-func sameTLS(a, b *proxy.TLSOptions) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }
 
 // Listen opens every configured listener and loads the TLS listeners'
@@ -240,6 +145,7 @@ func (s *Server) Listen() error {
 		s.listeners = append(s.listeners, ln)
 		s.certs = append(s.certs, cs)
 		idx := i
+		front := s.live.Front(i)
 		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s.drain.draining() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
 				// Draining: the client reconnects through the
@@ -247,15 +153,11 @@ func (s *Server) Listen() error {
 				// upgrade's 101 keeps its Connection: Upgrade).
 				w.Header().Set("Connection", "close")
 			}
-			h := s.acquire()
-			defer h.Release()
-			h.Front(idx).ServeHTTP(w, r)
+			front.ServeHTTP(w, r)
 		})
 		s.fast = append(s.fast, inner)
 		s.rejected = append(s.rejected, func(r *http.Request, status, bytes int) {
-			h := s.acquire()
-			defer h.Release()
-			h.Rejected(idx, r, status, bytes)
+			s.live.Rejected(idx, r, status, bytes)
 		})
 		lim := newHeadLimits(lo)
 		srv := &http.Server{
@@ -368,16 +270,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Requests still running now were cut off by the shutdown timeout, or
 	// are on upgraded connections, which Shutdown does not wait for: the
 	// pools close under them, as they did before reloads existed.
-	s.mu.Lock()
-	s.closed = true
-	hs := []*proxy.Handler{s.handler.Load()}
-	for h := range s.retiring {
-		hs = append(hs, h)
-	}
-	s.mu.Unlock()
-	for _, h := range hs {
-		h.Close()
-	}
+	s.live.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

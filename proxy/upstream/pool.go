@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/netip"
 	"runtime/debug"
 	"slices"
@@ -207,10 +206,10 @@ func applyDefaults(o *Options) {
 		o.IdleLimit = idlepool.NewLimit(DefaultMaxIdleConns)
 	}
 	if o.Balance == "" {
-		o.Balance = BalanceLeastConn
+		o.Balance = DefaultBalance
 	}
 	if o.StickyCookie == "" {
-		o.StickyCookie = "JSESSIONID"
+		o.StickyCookie = DefaultStickyCookie
 	}
 	defInt(&o.FailuresToEject, DefaultFailuresToEject)
 	def(&o.EjectBackoffBase, DefaultEjectBackoffBase)
@@ -225,13 +224,13 @@ func applyDefaults(o *Options) {
 	if hc := o.HealthCheck; hc != nil {
 		c := *hc
 		if c.Method == "" {
-			c.Method = http.MethodGet
+			c.Method = DefaultHealthMethod
 		}
 		if c.Path == "" {
-			c.Path = "/"
+			c.Path = DefaultHealthPath
 		}
-		defInt(&c.ExpectMin, 200)
-		defInt(&c.ExpectMax, 399)
+		defInt(&c.ExpectMin, DefaultExpectMin)
+		defInt(&c.ExpectMax, DefaultExpectMax)
 		def(&c.Interval, DefaultHealthInterval)
 		def(&c.Timeout, DefaultHealthTimeout)
 		defInt(&c.Fall, DefaultHealthFall)

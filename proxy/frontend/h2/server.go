@@ -47,6 +47,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/webtier/webtier/proxy"
 )
 
 const (
@@ -56,18 +58,19 @@ const (
 	DefaultMaxConcurrentStreams = 250
 	// DefaultMaxHeaderBytes bounds a decoded request header list, counted
 	// as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2: names,
-	// values and 32 bytes a field): 64 KiB, the whole-head limit of the
-	// HTTP/1 listeners (max_header_size).
-	DefaultMaxHeaderBytes = 64 << 10
+	// values and 32 bytes a field): the listeners' max_header_size
+	// default, 64 KiB.
+	DefaultMaxHeaderBytes = proxy.DefaultMaxHeaderSize
 	// DefaultMaxHeaderFields bounds the fields of a request header list,
 	// pseudo-header fields and cookie crumbs after the first not counted
-	// (they become the request line and one Cookie field): httpd's
-	// LimitRequestFields.
-	DefaultMaxHeaderFields = 100
+	// (they become the request line and one Cookie field): the listeners'
+	// max_header_fields default, 100 (httpd's LimitRequestFields).
+	DefaultMaxHeaderFields = proxy.DefaultMaxHeaderFields
 	// DefaultWriteTimeout is how long a response write may wait for the
-	// client's flow-control window, or a socket write make no progress
-	// (nginx's send_timeout, httpd's Timeout).
-	DefaultWriteTimeout = 60 * time.Second
+	// client's flow-control window, or a socket write make no progress:
+	// the listeners' write_timeout default, 60 s (nginx's send_timeout,
+	// httpd's Timeout).
+	DefaultWriteTimeout = proxy.DefaultWriteTimeout
 
 	// streamWindow and connWindow are the receive windows granted to the
 	// client: what one stream, and all of them, may have buffered here.

@@ -399,6 +399,7 @@ func TestResponseHeaderSanitizing(t *testing.T) {
 	wire := appendSendHeaders(nil, 200, "200",
 		respHeader{Name: "Good", Value: "ok"},
 		respHeader{Name: "Bad Name", Value: "x"},
+		respHeader{Name: "X-Evil\r\nSet-Cookie: pwned=1\r\nX", Value: "v"},
 		respHeader{Name: "X-Split", Value: "a\r\nSet-Cookie: evil=1"},
 		respHeader{Name: "X-Nul", Value: "a\x00b"},
 	)
