@@ -3,10 +3,12 @@ package config
 import "time"
 
 // The raw structs below are the file format, key by key. They hold what was
-// written, unchecked; check.go validates them and builds the option structs.
-// To add a key: add a tagged field here, then one line in check.go that
+// written, unchecked; the checker (check.go, and one file per section:
+// proxy.go, resilience.go, resolver.go, tls.go, ajp.go, health.go,
+// operations.go) validates them and builds the option structs. To add a
+// key: add a tagged field here, then the line in its section's file that
 // validates it and sets the option (its default comes from the runtime
-// package's Default* constant).
+// package's Default* constant, never a copy).
 
 // rawFile is the whole file.
 type rawFile struct {
