@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/webtier/webtier/proxy/upstream/ajp"
 )
 
 // failingBody gives a few bytes, then err.
@@ -97,5 +99,42 @@ func TestPool_invalidRequestNeverCounts(t *testing.T) {
 	}
 	if s := stateOf(p, "127.0.0.2"); s != StateRunning {
 		t.Errorf("address is %v after 12 refused requests; want running", s)
+	}
+}
+
+// A try that read the first bytes of a request body and never sent them
+// (the AJP client after a pooled connection failed before a byte was
+// written and the new one refused CPING) gives them back in
+// ajp.Error.Unsent: the request may go to another address, and that try
+// reads the whole body, the given-back bytes first.
+func TestPool_unsentBodyIsSentElsewhere(t *testing.T) {
+	p, err := New(fastOpts("app", Target{Scheme: "ajp", Host: "127.0.0.1", Port: 9}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const whole = "0123456789abcdef"
+	body := &bodyRead{real: io.NopCloser(strings.NewReader(whole))}
+	first := make([]byte, 6)
+	if _, err := io.ReadFull(&bodyGuard{read: body}, first); err != nil {
+		t.Fatal(err)
+	}
+	cping := &notSentError{&ajp.Error{Kind: ajp.KindCPing, Unsent: first}}
+	if !p.retryable(cping, false, body) {
+		t.Fatal("a POST whose read body bytes came back unsent is not retryable")
+	}
+	if p.retryable(&notSentError{&ajp.Error{Kind: ajp.KindCPing, Unsent: first[:3]}}, false, body) {
+		t.Fatal("retryable although the try kept some of the bytes it read")
+	}
+	if u := unsentBody(cping); string(u) != "012345" {
+		t.Fatalf("unsentBody = %q", u)
+	}
+	body.prefix, _ = unsentBody(cping), body.n.Swap(0)
+	got, err := io.ReadAll(&bodyGuard{read: body})
+	if err != nil || string(got) != whole {
+		t.Errorf("the next try read %q, %v; want the whole body %q", got, err, whole)
+	}
+	if n := body.n.Load(); n != int64(len(whole)) {
+		t.Errorf("counted %d bytes read; want %d", n, len(whole))
 	}
 }

@@ -122,8 +122,23 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			p.now().Sub(start) > p.opts.RetryBudget || !p.retryable(err, idempotent, body) {
 			return nil, err
 		}
+		if u := unsentBody(err); body != nil && len(u) > 0 {
+			// The next try reads first what the failed one read and
+			// never sent.
+			body.prefix = u
+			body.n.Store(0)
+		}
 		p.m.retries.WithLabelValues(p.opts.Name, retryReason(err)).Inc()
 	}
+}
+
+// unsentBody returns the request body bytes a failed try read but never
+// sent (the AJP client's ajp.Error.Unsent), or nil.
+func unsentBody(err error) []byte {
+	if ae := (*ajp.Error)(nil); errors.As(err, &ae) {
+		return ae.Unsent
+	}
+	return nil
 }
 
 // retry503 reports whether a 503 answer is to be dropped and the request
@@ -158,8 +173,9 @@ func (p *Pool) retryable(err error, idempotent bool, body *bodyRead) bool {
 	case errors.As(err, &de), errors.As(err, new(*notSentError)):
 		// Nothing was sent; a body is resent only if no try read from it
 		// (the AJP client reads the first body packet only once it has a
-		// connection that answered CPING).
-		return body == nil || body.n.Load() == 0
+		// connection that answered CPING), or if the try gave back all it
+		// read (ajp.Error.Unsent; see RoundTrip).
+		return body == nil || body.n.Load() == 0 || body.n.Load() == int64(len(unsentBody(err)))
 	case errors.Is(err, errRescued):
 		return true
 	case errors.As(err, new(*deadConnError)):
@@ -175,7 +191,11 @@ func (p *Pool) retryable(err error, idempotent bool, body *bodyRead) bool {
 // the bytes read from it, so that a body partly consumed by a failed try is
 // never resent.
 type bodyRead struct {
-	real   io.ReadCloser
+	real io.ReadCloser
+	// prefix is read before real: bytes a failed try read from real and
+	// handed back unsent (see unsentBody). Tries are sequential for a
+	// request with a body, so one reader at a time.
+	prefix []byte
 	n      atomic.Int64
 	failed atomic.Bool // a read from real returned an error other than io.EOF
 }
@@ -193,6 +213,12 @@ var errBodyTryClosed = errors.New("upstream: request body read after its try end
 func (b *bodyGuard) Read(p []byte) (int, error) {
 	if b.closed.Load() {
 		return 0, errBodyTryClosed
+	}
+	if len(b.read.prefix) > 0 {
+		n := copy(p, b.read.prefix)
+		b.read.prefix = b.read.prefix[n:]
+		b.read.n.Add(int64(n))
+		return n, nil
 	}
 	n, err := b.read.real.Read(p)
 	b.read.n.Add(int64(n))

@@ -88,6 +88,11 @@ const (
 type Error struct {
 	Kind string // one of the Kind constants
 	Err  error  // underlying cause; may be nil
+	// Unsent holds request body bytes the client read from the request
+	// but never sent to Tomcat (a KindDial or KindCPing error after a
+	// first try that wrote nothing): the caller sends them, then the rest
+	// of the body, with the request to another address.
+	Unsent []byte
 
 	msg string
 }

@@ -38,17 +38,26 @@ type exchange struct {
 func (ex *exchange) run() (*http.Response, error) {
 	ctx := ex.req.Context()
 	retried, packed := false, false
+	bodyAt := -1 // where the first body packet's data starts in ex.pkt
 	for {
 		pc, reused, err := ex.t.getConn(ctx)
 		if err != nil {
-			// Nothing was read from the body and nothing sent, so the
-			// caller may send the request to another address with a fresh
-			// body (the upstream pool gives each try its own).
+			// Nothing was sent. Nothing was read from the body either,
+			// unless a first try on a pooled connection packed its first
+			// packet and failed before writing a byte: those bytes go
+			// back to the caller with the error, so that it can send the
+			// request to another address with the whole body (a Tomcat
+			// restarting closes its pooled connections, then refuses
+			// CPING on the new one).
+			if e := (*Error)(nil); bodyAt >= 0 && errors.As(err, &e) {
+				e.Unsent = slices.Clone(ex.pkt[bodyAt:])
+			}
 			ex.rb.close()
 			return nil, err
 		}
 		if !packed && ex.rb.length > 0 {
 			packed = true
+			bodyAt = len(ex.pkt) + 6 // after the packet header and the data length
 			// With a known length, the first body packet follows the
 			// Forward Request unasked. It is read only now that there is
 			// a connection that answered CPING, so a failed connect leaves
