@@ -26,7 +26,9 @@ import (
 //   - the write timeout, progress-based per handler write (each write and
 //     flush gets write_timeout from its start).
 //
-// HTTP/2 requests pass through: proxy/h2 has its own limits. A connection
+// HTTP/2 requests pass through: proxy/h2 has its own limits; with engine
+// std (allProtos), net/http's HTTP/2 server serves them, and the guard
+// applies to them too (stdserver.go). A connection
 // hijacked for an upgrade (WebSocket) leaves without deadlines: every
 // request gets the guard, an Upgrade header does not turn it off.
 type netHTTPGuard struct {
@@ -34,10 +36,11 @@ type netHTTPGuard struct {
 	lim          headLimits
 	body         bodyLimits
 	writeTimeout time.Duration
+	allProtos    bool // HTTP/2 too: engine std
 }
 
 func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor != 1 {
+	if r.ProtoMajor != 1 && !g.allProtos {
 		g.next.ServeHTTP(w, r)
 		return
 	}

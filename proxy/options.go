@@ -103,6 +103,11 @@ type ListenerOptions struct {
 	// progress this long (nginx's send_timeout): a client that stops
 	// reading frees its backend connection. Default 60s.
 	WriteTimeout time.Duration
+	// Engine picks the server: EngineWebtier (the default, "") webtier's
+	// own HTTP/1 server and, on TLS, its own HTTP/2 server (proxy/h2);
+	// EngineStd net/http's HTTP/1 and HTTP/2 servers, with the same limits
+	// and timeouts (stdserver.go). A change waits for a restart.
+	Engine Engine
 	// TLS, when set, makes the listener serve HTTPS only: TLS 1.2 or later,
 	// with HTTP/2 and HTTP/1.1 offered by ALPN. Nil: plain HTTP/1.1.
 	TLS *TLSOptions

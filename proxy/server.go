@@ -176,6 +176,9 @@ func mergeListeners(running, next []ListenerOptions) (merged []ListenerOptions, 
 		if nl.Address != lo.Address {
 			what = append(what, "address")
 		}
+		if nl.Engine.Std() != lo.Engine.Std() {
+			what = append(what, "engine")
+		}
 		if !sameTLS(nl.TLS, lo.TLS) {
 			what = append(what, "tls")
 		}
@@ -239,14 +242,16 @@ func (s *Server) Listen() error {
 			// path hands off) gets the limits and timeouts it lacks
 			// from the guard; the fast path has them built in.
 			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
-				writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout)},
+				writeTimeout: orDefault(lo.WriteTimeout, DefaultWriteTimeout), allProtos: lo.Engine.Std()},
 			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, DefaultClientIdleTimeout),
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
-		if tlsConf != nil {
+		if tlsConf != nil && lo.Engine.Std() {
+			configureStdHTTP2(srv, orDefault(lo.WriteTimeout, DefaultWriteTimeout))
+		} else if tlsConf != nil {
 			// HTTP/2 by webtier's own server (proxy/h2): one write per
 			// response where net/http's takes two or more. The listener's
 			// head limits bound the decoded header list (max_header_size
@@ -290,14 +295,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(lns))
 	for i := range lns {
 		s.log.Info("listening", zap.String("listener", s.opts.Listeners[i].Name),
-			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil))
+			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil),
+			zap.String("engine", engineName(s.opts.Listeners[i].Engine)))
 	}
 	// Plain-HTTP listeners use the fast HTTP/1 path (fast.go); TLS ones,
 	// where HTTP/2 is negotiated, net/http's server.
 	units := make([]serveUnit, len(lns))
 	for i := range lns {
 		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
-		if srvs[i].TLSConfig == nil {
+		if srvs[i].TLSConfig == nil && s.opts.Listeners[i].Engine.Std() {
+			units[i] = &netHTTPUnit{srv: srvs[i], ln: keepAliveListener{lns[i]}}
+		} else if srvs[i].TLSConfig == nil {
 			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
 				units[i] = fs
