@@ -145,6 +145,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "webtier: %s is valid\n", path)
+	printEngines(cfg, stdout)
 	printTargetSources(cfg, stdout)
 	return 0
 }
@@ -250,6 +251,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 		return err
 	}
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
+	logEngines(cfg, log)
 	live := &running{started: cfg, srv: srv, res: res, metrics: popts.Metrics, level: rl.level, log: log}
 	// The reload loop ends before serve returns, so that no reload builds
 	// pools on the resolver closed by the deferred res.Close.
