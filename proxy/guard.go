@@ -44,7 +44,7 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	if status, msg := g.lim.checkRequest(r); status != 0 {
+	if status, msg := g.check(r); status != 0 {
 		w.Header().Set("Connection", "close")
 		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg, status)
 		return

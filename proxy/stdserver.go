@@ -68,3 +68,32 @@ func configureStdHTTP2(srv *http.Server, writeTimeout time.Duration) {
 		WriteByteTimeout:              writeTimeout,
 	}
 }
+
+// check applies the listener's head limits to a request net/http parsed:
+// HTTP/1's (checkRequest), or, with engine std, HTTP/2's as proxy/h2
+// counts them: header fields other than pseudo-header fields (net/http
+// has turned them into the request line and Host, and joined the cookie
+// crumbs into one Cookie field) up to max_header_fields, and the header
+// list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (name, value and 32
+// bytes a field) up to max_header_size; net/http's own bound on it has
+// some slack. No request-line limit: proxy/h2 has none either, :path
+// being bounded by the header list.
+func (g *netHTTPGuard) check(r *http.Request) (int, string) {
+	if r.ProtoMajor == 1 {
+		return g.lim.checkRequest(r)
+	}
+	fields, size := 0, len(":method")+len(r.Method)+len(":path")+len(r.RequestURI)+len(":authority")+len(r.Host)+3*32
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			fields++
+			size += len(k) + len(v) + 32
+		}
+	}
+	switch {
+	case fields > g.lim.fields:
+		return http.StatusRequestHeaderFieldsTooLarge, msgFields
+	case size > g.lim.headSize:
+		return http.StatusRequestHeaderFieldsTooLarge, msgHeadSize
+	}
+	return 0, ""
+}

@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/webtier/webtier/proxy/proxytest"
+)
+
+// stdProxy runs a proxy whose plain and TLS listeners have engine std, in
+// front of a backend that counts the requests reaching it.
+func stdProxy(t *testing.T) (plain, tlsAddr string, roots *x509.CertPool, reached *atomic.Int32) {
+	t.Helper()
+	reached = new(atomic.Int32)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(backend.Close)
+	certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
+	opts := oneUpstream(t, backend, func(u *UpstreamOptions) { u.Engine = EngineStd })
+	opts.Listeners = []ListenerOptions{
+		{Name: "plain", Address: "127.0.0.1:0", Engine: EngineStd},
+		{Name: "tls", Address: "127.0.0.1:0", Engine: EngineStd, TLS: &TLSOptions{CertFile: certFile, KeyFile: keyFile}},
+	}
+	addrs := serve(t, opts)
+	return addrs[0].String(), addrs[1].String(), roots, reached
+}
+
+// With engine std a plain listener is served by net/http's server, not the
+// fast path: a request line over max_header_size is answered 431, as
+// net/http bounds only the whole head (the fast path answers 414), and the
+// limits net/http lacks are still the listener's (101 fields: 431).
+func TestStdEngine_plainListenerIsNetHTTP(t *testing.T) {
+	plain, _, _, reached := stdProxy(t)
+	tests := []struct {
+		name  string
+		first string
+		n     int
+		want  int
+	}{
+		{name: "ok", first: "GET /ok HTTP/1.1", n: 1, want: 200},
+		{name: "101-fields", first: "GET /fields HTTP/1.1", n: 100, want: 431},
+		{name: "9KiB-uri", first: "GET /" + strings.Repeat("u", 9<<10) + " HTTP/1.1", n: 1, want: 414},
+		{name: "900KiB-uri", first: "GET /" + strings.Repeat("u", 900<<10) + " HTTP/1.1", n: 1, want: 431},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, plain)
+			go c.c.Write([]byte(head("", tt.first, repeatField(tt.n, "X-F: v")...))) //nolint:errcheck // the proxy may stop reading
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatalf("reading the response: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d; want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+	if n := reached.Load(); n != 1 {
+		t.Errorf("%d requests reached the backend; want 1 (only /ok)", n)
+	}
+}
+
+// With engine std a TLS listener's HTTP/2 is net/http's, and the
+// listener's limits apply to it: net/http's HTTP/2 server bounds only the
+// header list's size, the guard the field count (431), so that HTTP/2 is
+// no way around max_header_fields.
+func TestStdEngine_http2Limits(t *testing.T) {
+	_, tlsAddr, roots, reached := stdProxy(t)
+	tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots}}
+	defer tr.CloseIdleConnections()
+	tests := []struct {
+		name   string
+		fields int
+		want   int
+	}{
+		{name: "99-fields", fields: 98, want: 200}, // with Accept-Encoding, which the client adds
+		{name: "101-fields", fields: 101, want: 431},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, "https://"+tlsAddr+"/"+tt.name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.fields {
+				req.Header.Set("X-F"+strconv.Itoa(i), "v")
+			}
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("served as %s; want HTTP/2", resp.Proto)
+			}
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d; want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+	if n := reached.Load(); n != 1 {
+		t.Errorf("%d requests reached the backend; want 1", n)
+	}
+}
+
+// A listener's engine changes with a restart only: a reload names it.
+func TestStdEngine_reloadNamesEngineChange(t *testing.T) {
+	running := []ListenerOptions{{Name: "web", Address: ":8080"}}
+	next := []ListenerOptions{{Name: "web", Address: ":8080", Engine: EngineStd}}
+	merged, restart := mergeListeners(running, next)
+	if len(restart) != 1 || restart[0] != "web: engine changed" {
+		t.Errorf("restartNeeded = %q; want [\"web: engine changed\"]", restart)
+	}
+	if merged[0].Engine.Std() {
+		t.Error("the running listener took engine std at a reload; want it kept until a restart")
+	}
+	// "" and webtier are the same engine.
+	next[0].Engine = EngineWebtier
+	if _, restart := mergeListeners(running, next); len(restart) != 0 {
+		t.Errorf("restartNeeded = %q for an engine written as the default; want none", restart)
+	}
+}
