@@ -44,8 +44,13 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
+	r = g.detach(r)
 	if status, msg := g.check(r); status != 0 {
-		w.Header().Set("Connection", "close")
+		if r.ProtoMajor == 1 {
+			// (On HTTP/2, net/http would send the whole connection
+			// away: the stream alone is answered, as proxy/h2 does.)
+			w.Header().Set("Connection", "close")
+		}
 		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg, status)
 		return
 	}

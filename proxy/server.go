@@ -249,8 +249,8 @@ func (s *Server) Listen() error {
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
-		if tlsConf != nil && lo.Engine.Std() {
-			configureStdHTTP2(srv, orDefault(lo.WriteTimeout, DefaultWriteTimeout))
+		if lo.Engine.Std() {
+			configureStd(srv, orDefault(lo.WriteTimeout, DefaultWriteTimeout))
 		} else if tlsConf != nil {
 			// HTTP/2 by webtier's own server (proxy/h2): one write per
 			// response where net/http's takes two or more. The listener's
@@ -304,7 +304,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for i := range lns {
 		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
 		if srvs[i].TLSConfig == nil && s.opts.Listeners[i].Engine.Std() {
-			units[i] = &netHTTPUnit{srv: srvs[i], ln: keepAliveListener{lns[i]}}
+			units[i] = &netHTTPUnit{srv: srvs[i], ln: stdListener{lns[i]}}
 		} else if srvs[i].TLSConfig == nil {
 			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {

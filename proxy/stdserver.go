@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/webtier/webtier/proxy/h2"
@@ -47,9 +51,10 @@ const (
 	stdH2MaxFrame     = 16 << 10
 )
 
-// configureStdHTTP2 sets the HTTP/2 limits of srv, which serves a TLS
-// listener with net/http's bundled HTTP/2 server (negotiated by ALPN, as
-// srv.TLSConfig lists "h2"). The decoded header list is bounded by
+// configureStd makes srv serve a listener of engine std: on a TLS
+// listener, net/http's bundled HTTP/2 server (negotiated by ALPN, as
+// srv.TLSConfig lists "h2"; http.Server configures it when TLSNextProto is
+// nil) gets the listener's limits. The decoded header list is bounded by
 // srv.MaxHeaderBytes (max_header_size; net/http advertises it, with some
 // slack, as SETTINGS_MAX_HEADER_LIST_SIZE and answers 431 over it), and
 // the field count, request line, body timeout and per-write
@@ -59,7 +64,7 @@ const (
 // srv.IdleTimeout, which the HTTP/2 server uses as well. Rapid reset and
 // CONTINUATION floods are bounded by net/http itself (the Go advisories
 // of 2023 and 2024).
-func configureStdHTTP2(srv *http.Server, writeTimeout time.Duration) {
+func configureStd(srv *http.Server, writeTimeout time.Duration) {
 	srv.HTTP2 = &http.HTTP2Config{
 		MaxConcurrentStreams:          h2.DefaultMaxConcurrentStreams,
 		MaxReadFrameSize:              stdH2MaxFrame,
@@ -96,4 +101,62 @@ func (g *netHTTPGuard) check(r *http.Request) (int, string) {
 		return http.StatusRequestHeaderFieldsTooLarge, msgHeadSize
 	}
 	return 0, ""
+}
+
+// detach keeps an HTTP/2 request of engine std running when its client
+// resets the stream: net/http's HTTP/2 server cancels the request's
+// context then, the proxy's handler returns at once while its backend
+// connect goes on (a connect outlives the request that started it, see
+// upstream), and net/http starts the next stream's handler: a client
+// sending HEADERS and RST_STREAM in a loop (rapid reset, CVE-2023-44487)
+// would open backend connections far beyond SETTINGS_MAX_CONCURRENT_STREAMS.
+// Detached, a handler holds its slot until the backend answers
+// (response_header_timeout) or a write to the reset stream fails, so
+// net/http's bound on running handlers bounds the backend connections
+// too, and a client that keeps resetting is sent away by net/http
+// (ENHANCE_YOUR_CALM once its queue of unstarted handlers is full). This
+// is the own servers' behaviour toward a client that leaves before its
+// response headers (HAProxy's abortonclose off). HTTP/1 requests keep
+// net/http's cancellation: one connection runs one handler.
+func (g *netHTTPGuard) detach(r *http.Request) *http.Request {
+	if r.ProtoMajor != 2 {
+		return r
+	}
+	return r.WithContext(context.WithoutCancel(r.Context()))
+}
+
+// stdListener is a plain listener of engine std: each accepted connection
+// gets TCP keep-alive probes (as every connection net/http serves; see
+// withKeepAlive) and ends with a reset after a write_timeout.
+type stdListener struct{ net.Listener }
+
+func (l stdListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	withKeepAlive(c)
+	if tc, ok := c.(*net.TCPConn); ok {
+		return resetOnTimeoutConn{tc}, nil
+	}
+	return c, nil
+}
+
+// resetOnTimeoutConn makes a client connection end with a reset when a
+// write to it fails on write_timeout's deadline (set by netHTTPGuard): the
+// client stopped reading, and what is queued for it in the kernel
+// (megabytes, with autotuned buffers) would otherwise stay with the
+// orphaned socket, which never sends it nor gives up while the client
+// keeps its window shut. net/http closes the connection on the failed
+// write; the linger set here turns that close into a reset. The fast path
+// does the same (rawWriter), as nginx's reset_timedout_connection. The
+// other methods, ReadFrom and CloseWrite among them, are the TCPConn's.
+type resetOnTimeoutConn struct{ *net.TCPConn }
+
+func (c resetOnTimeoutConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.SetLinger(0) //nolint:errcheck // best effort: the connection ends either way
+	}
+	return n, err
 }

@@ -3,13 +3,16 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/webtier/webtier/proxy/proxytest"
 )
@@ -130,4 +133,42 @@ func TestStdEngine_reloadNamesEngineChange(t *testing.T) {
 	if _, restart := mergeListeners(running, next); len(restart) != 0 {
 		t.Errorf("restartNeeded = %q for an engine written as the default; want none", restart)
 	}
+}
+
+// A client that stops reading a large response on a listener of engine std
+// has its connection reset after write_timeout, as on the fast path: what
+// the kernel queued for it is dropped rather than kept by an orphaned
+// socket whose peer's window stays shut.
+func TestStdEngine_neverReadingClientReset(t *testing.T) {
+	const size = 20 << 20
+	backendDone := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(backendDone)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := make([]byte, 64<<10)
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(backend.Close)
+	opts := oneUpstream(t, backend, func(u *UpstreamOptions) { u.Engine = EngineStd })
+	opts.Listeners = []ListenerOptions{{Name: "plain", Address: "127.0.0.1:0", Engine: EngineStd, WriteTimeout: time.Second}}
+	addr := serve(t, opts)[0].String()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-backendDone                                       // the proxy gave up the response: write_timeout
+	c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a safety net, not a measurement
+	n, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if n >= size || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the client then read %d bytes (%v); want less than %d and the connection ended", n, err, size)
+	}
+	t.Logf("read %d bytes, then %v", n, err)
 }
