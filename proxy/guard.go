@@ -65,7 +65,7 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	rc := http.NewResponseController(w)
-	gw := &guardWriter{ResponseWriter: w, rc: rc, timeout: g.writeTimeout}
+	gw := &guardWriter{ResponseWriter: w, rc: rc, timeout: g.writeTimeout, noSniff: g.allProtos}
 	if r.Body != nil && r.Body != http.NoBody {
 		gw.body = &rateBody{r: r.Body, rc: rc, lim: &g.body}
 		r.Body = gw.body
@@ -114,6 +114,7 @@ type guardWriter struct {
 	timeout  time.Duration
 	body     *rateBody // nil if the request has none
 	hijacked bool
+	noSniff  bool // engine std: see noSniff
 }
 
 func (w *guardWriter) arm() {
@@ -136,6 +137,9 @@ func (w *guardWriter) WriteHeader(code int) {
 		// and the connection closes.
 		w.Header().Set("Connection", "close")
 		code = http.StatusRequestTimeout
+	}
+	if w.noSniff {
+		noSniff(w.Header())
 	}
 	w.arm()
 	w.ResponseWriter.WriteHeader(code)

@@ -160,3 +160,15 @@ func (c resetOnTimeoutConn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// noSniff keeps net/http's servers from adding a Content-Type sniffed
+// from the body to a response that has none (a key with no value is
+// written as nothing and stops the sniffing), so that engine std passes
+// the backend's headers as they are, as the fast path and proxy/h2 do: a
+// backend that sends an upload without a type, with nosniff, must not see
+// it turned into text/html by the proxy.
+func noSniff(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+}

@@ -172,3 +172,34 @@ func TestStdEngine_neverReadingClientReset(t *testing.T) {
 	}
 	t.Logf("read %d bytes, then %v", n, err)
 }
+
+// Engine std passes a response without Content-Type as it is, over
+// HTTP/1 and HTTP/2: net/http's servers would add one sniffed from the
+// body (text/html here).
+func TestStdEngine_noSniffedContentType(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil // net/http's test backend must not add one either
+		io.WriteString(w, "<html><script>alert(1)</script>")
+	}))
+	t.Cleanup(backend.Close)
+	certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
+	opts := oneUpstream(t, backend, func(u *UpstreamOptions) { u.Engine = EngineStd })
+	opts.Listeners = []ListenerOptions{
+		{Name: "plain", Address: "127.0.0.1:0", Engine: EngineStd},
+		{Name: "tls", Address: "127.0.0.1:0", Engine: EngineStd, TLS: &TLSOptions{CertFile: certFile, KeyFile: keyFile}},
+	}
+	addrs := serve(t, opts)
+	tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots}}
+	defer tr.CloseIdleConnections()
+	for _, url := range []string{"http://" + addrs[0].String() + "/", "https://" + addrs[1].String() + "/"} {
+		resp, err := (&http.Client{Transport: tr}).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if ct, ok := resp.Header["Content-Type"]; ok {
+			t.Errorf("%s (%s): Content-Type %q; want none, as the backend sent", url, resp.Proto, ct)
+		}
+	}
+}

@@ -67,3 +67,15 @@ func logEngines(cfg *config.Config, log *zap.Logger) {
 	}
 	log.Info("protocol engines", fields...)
 }
+
+// redirectStdLog sends what Go's standard library writes to its default
+// logger into webtier's log as warnings: net/http's Transport (engine std,
+// https:// targets) reports a backend's bytes after a complete response
+// there ("Unsolicited response received on idle HTTP channel").
+func redirectStdLog(log *zap.Logger) func() {
+	undo, err := zap.RedirectStdLogAt(log.Named("stdlib"), zap.WarnLevel)
+	if err != nil {
+		return func() {}
+	}
+	return undo
+}

@@ -208,6 +208,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	defer redirectStdLog(log)()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
