@@ -190,7 +190,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	// https:// targets, and http:// ones of an upstream with engine std:
 	// net/http's Transport (stdclient.go).
-	e.transport = p.newStdTransport(dial, e.tlsConfig)
+	e.transport = p.newStdTransport(dial, e.tlsConfig, p.unsolicitedLogger(e))
 	return e
 }
 

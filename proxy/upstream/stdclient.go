@@ -29,7 +29,20 @@ const stdMaxResponseHead = 1 << 20
 
 // newStdTransport returns net/http's Transport dialing through dial, with
 // the pool's timeouts and limits; tlsConf is nil for http:// targets.
-func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tlsConf *tls.Config) backendTransport {
+func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tlsConf *tls.Config, onStray func([]byte)) backendTransport {
+	if tlsConf == nil {
+		// Plain HTTP: the connection catches a backend's stray bytes
+		// (straybytes.go). Not under TLS, where a server may send
+		// session tickets after the handshake, before any request.
+		inner := dial
+		dial = func(ctx context.Context) (net.Conn, error) {
+			c, err := inner(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &strayConn{Conn: c, onStray: onStray}, nil
+		}
+	}
 	tr := &http.Transport{
 		// The address is fixed: the transport never sees a hostname, so it
 		// can never resolve one.
@@ -49,7 +62,7 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 	if p.opts.MaxIdlePerAddress < 0 {
 		tr.DisableKeepAlives = true
 	}
-	return stdTransport{tr}
+	return stdTransport{Transport: tr, plain: tlsConf == nil}
 }
 
 // stdTransport is net/http's Transport with the request checked first,
@@ -57,7 +70,10 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 // request's fault (errInvalidRequest), never counted against the backend
 // (the outlier count would otherwise let a client eject a healthy
 // address with requests the Transport refuses).
-type stdTransport struct{ *http.Transport }
+type stdTransport struct {
+	*http.Transport
+	plain bool // http:// targets: connections are strayConns
+}
 
 // errInvalidRequest is matched by the error of a request the std client
 // refuses to send: proxy/h1's ErrInvalidRequest for net/http's Transport.
@@ -70,7 +86,22 @@ func (t stdTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	return t.Transport.RoundTrip(req)
+	if !t.plain {
+		return t.Transport.RoundTrip(req)
+	}
+	out := withStrayTrace(req)
+	resp, err := t.Transport.RoundTrip(out)
+	if err != nil && errors.Is(err, errStrayBytes) {
+		// Nothing of the request was written: once more, on a new
+		// connection (the poisoned one is closed), if its body can be.
+		if g, ok := req.Body.(*bodyGuard); ok && g.read.n.Load() == 0 {
+			out.Body = &bodyGuard{read: g.read}
+		} else if req.Body != nil && req.Body != http.NoBody {
+			return nil, err
+		}
+		resp, err = t.Transport.RoundTrip(out)
+	}
+	return resp, err
 }
 
 // checkStdRequest applies the checks net/http's Transport makes before it
