@@ -563,13 +563,7 @@ func TestAttackResponsePoisoning(t *testing.T) {
 	if victim.first() != 200 || victim.bodies[0] != "/victim\n" {
 		t.Errorf("victim on a new connection got %s %q; want 200 \"/victim\\n\" (its own answer)", victim, victim.bodies)
 	}
-	// Engine std: net/http's Transport reports the stray bytes through the
-	// standard library's log (which webtier logs as a warning) without
-	// the backend's address; the connection is dropped all the same.
 	names := b.Addr()
-	if peer.StdEngine() {
-		names = "Unsolicited response received on idle HTTP channel"
-	}
 	warned := slices.ContainsFunc(strings.Split(w.Logs(), "\n"), func(l string) bool {
 		return strings.Contains(l, `"level":"warn"`) && strings.Contains(l, names)
 	})
