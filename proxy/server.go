@@ -299,7 +299,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			zap.String("engine", engineName(s.opts.Listeners[i].Engine)))
 	}
 	// Plain-HTTP listeners use the fast HTTP/1 path (fast.go); TLS ones,
-	// where HTTP/2 is negotiated, net/http's server.
+	// where HTTP/2 is negotiated, net/http's server. Engine std: net/http's
+	// server for both (stdserver.go).
 	units := make([]serveUnit, len(lns))
 	for i := range lns {
 		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i]}
