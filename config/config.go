@@ -15,7 +15,8 @@
 //
 // What it refuses to do: it accepts no unknown or duplicate keys, YAML merge
 // keys ("<<") or more than one YAML document per file; it does not expand
-// environment variables or include other files; it does not watch the file
+// environment variables (Load reads one, WEBTIER_ENGINE, which overrides
+// every engine key: engine.go) or include other files; it does not watch the file
 // (cmd reloads on SIGHUP by calling Load again); it reads no other file
 // except an AJP upstream's secret_file and a TLS listener's cert_file and
 // key_file (which it loads together once, to check them, and hands on as
@@ -78,6 +79,9 @@ type Config struct {
 	AccessLog AccessLog
 	// Admin is nil when the file has no admin key: no admin listener.
 	Admin *admin.Options
+	// Engine says what WEBTIER_ENGINE changed (Load only; Parse reads no
+	// environment). Its zero value: nothing, the file's engine keys hold.
+	Engine EngineOverride
 }
 
 // Logging configures webtier's own logs.
@@ -89,14 +93,23 @@ type Logging struct {
 	Format string
 }
 
-// Load reads and parses the config file at path. A file that cannot be read
-// gives the os error, wrapped; a file with problems gives Errors.
+// Load reads and parses the config file at path, then applies
+// WEBTIER_ENGINE (EngineEnv). A file that cannot be read gives the os
+// error, wrapped; a file with problems gives Errors; a bad WEBTIER_ENGINE
+// an error naming it.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading config: %w", err)
 	}
-	return Parse(path, data)
+	cfg, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.engineFromEnv(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // Parse parses data, the contents of a config file. file names it in error

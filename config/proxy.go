@@ -47,6 +47,7 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			ReadHeaderTimeout: c.duration(r.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
 			IdleTimeout:       c.duration(r.IdleTimeout, proxy.DefaultClientIdleTimeout),
 			TLS:               c.listenerTLS(r.TLS),
+			Engine:            c.engine(r.Engine),
 
 			KeepUnderscoreHeaders: r.KeepUnderscoreHeaders.V,
 		}
@@ -306,6 +307,7 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 			HostHeader:            c.hostHeader(r.HostHeader),
 		}
 		u.AJP = c.ajpOptions(r.AJP, proto)
+		u.Engine = c.upstreamEngine(r.Engine, proto)
 		c.resilience(&u, r, proto)
 		out = append(out, u)
 	}

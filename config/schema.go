@@ -41,6 +41,7 @@ type rawListener struct {
 	BodyMinRate        field[int]             `yaml:"body_min_rate"`         // default proxy.DefaultBodyMinRate
 	WriteTimeout       field[time.Duration]   `yaml:"write_timeout"`         // default proxy.DefaultWriteTimeout
 	TLS                field[rawTLS]          `yaml:"tls"`                   // absent: plain HTTP
+	Engine             field[string]          `yaml:"engine"`                // default proxy.DefaultEngine; WEBTIER_ENGINE overrides
 	// default false: header names with "_" are dropped
 	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
 
@@ -92,6 +93,7 @@ type rawUpstream struct {
 	AJP                   field[rawAJP]         `yaml:"ajp"`          // ajp:// targets only
 	HealthCheck           field[rawHealthCheck] `yaml:"health_check"` // absent: no active check
 	Outlier               rawOutlier            `yaml:"outlier"`
+	Engine                field[string]         `yaml:"engine"` // default proxy.DefaultEngine; WEBTIER_ENGINE overrides
 }
 
 func (rawUpstream) noun() string { return "upstream" }

@@ -281,8 +281,18 @@ func TestAttackHTTP2(t *testing.T) {
 			if got == "" {
 				t.Errorf("after %d HEADERS+RST_STREAM: no PING answer and no end of the connection", n)
 			}
-			if peak := b.Peak(); peak > int(maxStreams)+rawOpenBound {
-				t.Errorf("backend had %d connections open at once; want at most SETTINGS_MAX_CONCURRENT_STREAMS %d + %d idle", peak, maxStreams, rawOpenBound)
+			bound := int(maxStreams) + rawOpenBound
+			if peer.StdEngine() {
+				// net/http's Transport dials for a request that then
+				// takes a connection another request freed; the dial
+				// still ends in a connection, which goes idle or closes:
+				// a few more at once than handlers, never in proportion
+				// to the resets (before handlers held through a reset,
+				// 1,000 resets made 311 to 444).
+				bound += int(maxStreams) / 8
+			}
+			if peak := b.Peak(); peak > bound {
+				t.Errorf("backend had %d connections open at once; want at most %d (SETTINGS_MAX_CONCURRENT_STREAMS %d + %d idle)", peak, bound, maxStreams, rawOpenBound)
 			}
 			return fmt.Sprintf("%s; backend received %d requests, at most %d connections at once", got, len(b.Requests()), b.Peak())
 		}},

@@ -70,6 +70,14 @@ echo "WT_H2SPEC=$WT_H2SPEC"
 section "go test -race -timeout 25m ./... $*"
 go test -race -timeout 25m ./... "$@"
 
+# The end-to-end and attack suites again, with every listener and upstream
+# on the standard library's engine (WEBTIER_ENGINE=std: net/http's HTTP/1
+# and HTTP/2 servers and Transport instead of webtier's own code), so that
+# the switch an operator flips on an advisory is known to work. The soak
+# (3 minutes) is left to the default engine's run.
+section "WEBTIER_ENGINE=std go test -race ./e2e/"
+WEBTIER_ENGINE=std WT_SOAK=off go test -race -count=1 -timeout 25m ./e2e/ "$@"
+
 section "fuzz the AJP codec briefly (corpus in proxy/upstream/ajp/testdata/fuzz)"
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration expires while a worker

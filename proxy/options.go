@@ -170,6 +170,11 @@ type ListenerOptions struct {
 	// progress this long (nginx's send_timeout): a client that stops
 	// reading frees its backend connection. Default 60s.
 	WriteTimeout time.Duration
+	// Engine picks the server: EngineWebtier (the default, "") webtier's
+	// own HTTP/1 server and, on TLS, its own HTTP/2 server (frontend/h2);
+	// EngineStd net/http's HTTP/1 and HTTP/2 servers, with the same limits
+	// and timeouts (frontend/stdserver.go). A change waits for a restart.
+	Engine Engine
 	// TLS, when set, makes the listener serve HTTPS only: TLS 1.2 or later,
 	// with HTTP/2 and HTTP/1.1 offered by ALPN. Nil: plain HTTP/1.1.
 	TLS *TLSOptions
@@ -253,3 +258,14 @@ func (d *DrainState) Draining() bool { return d != nil && d.on.Load() }
 
 // Set turns the drain on or off.
 func (d *DrainState) Set(on bool) { d.on.Store(on) }
+
+// Engine picks whose protocol code serves a listener or an upstream; see
+// upstream.Engine.
+type Engine = upstream.Engine
+
+// The engines; see upstream.EngineWebtier and upstream.EngineStd.
+const (
+	EngineWebtier = upstream.EngineWebtier
+	EngineStd     = upstream.EngineStd
+	DefaultEngine = upstream.DefaultEngine
+)

@@ -166,6 +166,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "webtier: %s is valid\n", path)
+	printEngines(cfg, stdout)
 	printTargetSources(cfg, stdout)
 	return 0
 }
@@ -233,6 +234,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	defer redirectStdLog(log)()
 
 	// SIGTERM drains, SIGINT stops (stopOnSignals); caught from here
 	// on, as their default action ends the process at once.
@@ -321,6 +323,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	live.cfgm.loaded(cfg)
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
 	notified(log, rl.notify.Ready())
+	logEngines(cfg, log)
 	// The reload loop ends before serve returns, so that no reload builds
 	// pools on the resolver closed by the deferred res.Close.
 	loopCtx, stopLoop := context.WithCancel(ctx)

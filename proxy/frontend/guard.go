@@ -26,7 +26,9 @@ import (
 //   - the write timeout, progress-based per handler write (each write and
 //     flush gets write_timeout from its start).
 //
-// HTTP/2 requests pass through: frontend/h2 has its own limits. A connection
+// HTTP/2 requests pass through: frontend/h2 has its own limits; with engine
+// std (allProtos), net/http's HTTP/2 server serves them, and the guard
+// applies to them too (stdserver.go). A connection
 // hijacked for an upgrade (WebSocket) leaves without deadlines: every
 // request gets the guard, an Upgrade header does not turn it off.
 type netHTTPGuard struct {
@@ -36,16 +38,22 @@ type netHTTPGuard struct {
 	writeTimeout time.Duration
 	// rejected, when set, is told of each request the guard answers
 	// itself (431, 414), for the access log and the metrics.
-	rejected func(r *http.Request, status, bytes int)
+	rejected  func(r *http.Request, status, bytes int)
+	allProtos bool // HTTP/2 too: engine std
 }
 
 func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor != 1 {
+	if r.ProtoMajor != 1 && !g.allProtos {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	if status, msg := g.lim.checkRequest(r); status != 0 {
-		w.Header().Set("Connection", "close")
+	r = g.detach(r)
+	if status, msg := g.check(r); status != 0 {
+		if r.ProtoMajor == 1 {
+			// (On HTTP/2, net/http would send the whole connection
+			// away: the stream alone is answered, as frontend/h2 does.)
+			w.Header().Set("Connection", "close")
+		}
 		body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg
 		http.Error(w, body, status)
 		if g.rejected != nil {
@@ -64,7 +72,7 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	rc := http.NewResponseController(w)
-	gw := &guardWriter{ResponseWriter: w, rc: rc, timeout: g.writeTimeout}
+	gw := &guardWriter{ResponseWriter: w, rc: rc, timeout: g.writeTimeout, noSniff: g.allProtos}
 	if r.Body != nil && r.Body != http.NoBody {
 		gw.body = &rateBody{r: r.Body, rc: rc, lim: &g.body}
 		r.Body = gw.body
@@ -113,7 +121,8 @@ type guardWriter struct {
 	timeout  time.Duration
 	body     *rateBody // nil if the request has none
 	hijacked bool
-	status   int // the final status sent, 0 until then
+	status   int  // the final status sent, 0 until then
+	noSniff  bool // engine std: see noSniff
 }
 
 // SentStatus is the status sent, which a 408 may have replaced (for the
@@ -143,6 +152,9 @@ func (w *guardWriter) WriteHeader(code int) {
 	}
 	if code >= 200 && w.status == 0 {
 		w.status = code
+	}
+	if w.noSniff {
+		noSniff(w.Header())
 	}
 	w.arm()
 	w.ResponseWriter.WriteHeader(code)

@@ -22,6 +22,7 @@ var listenerReload = []struct {
 }{
 	{"Name", restartKey}, // the key listeners are matched by
 	{"Address", "address"},
+	{"Engine", "engine"},
 	{"TLS", "tls"},
 	{"ReadHeaderTimeout", "timeouts"},
 	{"IdleTimeout", "timeouts"},
@@ -82,7 +83,7 @@ func mergeListeners(running, next []proxy.ListenerOptions) (merged []proxy.Liste
 			case r.restart == restartKey:
 			case r.restart == "":
 				a.Set(b)
-			case !reflect.DeepEqual(a.Interface(), b.Interface()) && !slices.Contains(what, r.restart):
+			case !sameValue(a.Interface(), b.Interface()) && !slices.Contains(what, r.restart):
 				what = append(what, r.restart)
 			}
 		}
@@ -97,4 +98,13 @@ func mergeListeners(running, next []proxy.ListenerOptions) (merged []proxy.Liste
 		}
 	}
 	return merged, restartNeeded
+}
+
+// sameValue compares a field's running and next values; an engine left
+// out is the default one.
+func sameValue(a, b any) bool {
+	if ea, ok := a.(proxy.Engine); ok {
+		return ea.Std() == b.(proxy.Engine).Std()
+	}
+	return reflect.DeepEqual(a, b)
 }

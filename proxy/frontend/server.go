@@ -165,7 +165,7 @@ func (s *Server) Listen() error {
 			// path hands off) gets the limits and timeouts it lacks
 			// from the guard; the fast path has them built in.
 			Handler: &netHTTPGuard{next: inner, lim: lim, body: newBodyLimits(lo),
-				writeTimeout: orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout), rejected: s.rejected[idx]},
+				writeTimeout: orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout), rejected: s.rejected[idx], allProtos: lo.Engine.Std()},
 			MaxHeaderBytes:    lim.headSize,
 			ReadHeaderTimeout: orDefault(lo.ReadHeaderTimeout, proxy.DefaultReadHeaderTimeout),
 			IdleTimeout:       orDefault(lo.IdleTimeout, proxy.DefaultClientIdleTimeout),
@@ -173,7 +173,9 @@ func (s *Server) Listen() error {
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
 		var h2s *h2.Server
-		if tlsConf != nil {
+		if lo.Engine.Std() {
+			configureStd(srv, orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout))
+		} else if tlsConf != nil {
 			// HTTP/2 by webtier's own server (frontend/h2): one write per
 			// response where net/http's takes two or more. The listener's
 			// head limits bound the decoded header list (max_header_size
@@ -219,14 +221,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(lns))
 	for i := range lns {
 		s.log.Info("listening", zap.String("listener", s.opts.Listeners[i].Name),
-			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil))
+			zap.Stringer("address", lns[i].Addr()), zap.Bool("tls", srvs[i].TLSConfig != nil),
+			zap.String("engine", engineName(s.opts.Listeners[i].Engine)))
 	}
 	// Plain-HTTP listeners use webtier's own HTTP/1 server (http1.go); TLS ones,
-	// where HTTP/2 is negotiated, net/http's server.
+	// where HTTP/2 is negotiated, net/http's server with webtier's own
+	// HTTP/2 server (frontend/h2). Engine std: net/http's servers for both
+	// (stdserver.go).
 	units := make([]serveUnit, len(lns))
 	for i := range lns {
 		units[i] = &netHTTPUnit{srv: srvs[i], ln: lns[i], h2: h2s[i]}
-		if srvs[i].TLSConfig == nil {
+		if srvs[i].TLSConfig == nil && s.opts.Listeners[i].Engine.Std() {
+			units[i] = &netHTTPUnit{srv: srvs[i], ln: stdListener{lns[i]}}
+		} else if srvs[i].TLSConfig == nil {
 			fs, err := newFastServer(lns[i], srvs[i], fast[i], s.opts.Listeners[i], s.log.Named("http"))
 			if err == nil {
 				rej := rejected[i]

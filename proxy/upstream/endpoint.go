@@ -86,8 +86,9 @@ func (e *Endpoint) abandonConnects() {
 }
 
 // backendTransport is what an endpoint sends requests with: *h1.Transport
-// for http:// targets, *http.Transport for https:// ones, *ajp.Transport
-// for ajp:// ones. All close idle connections on demand and keep closing
+// for http:// targets, net/http's Transport (stdTransport) for https://
+// ones and for http:// ones with engine std, *ajp.Transport for ajp://
+// ones. All close idle connections on demand and keep closing
 // connections that become idle until the next request, which draining
 // relies on.
 type backendTransport interface {
@@ -184,6 +185,9 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		e.transport, e.intrT = at, at
 		return e
 	case "http":
+		if p.opts.Engine.Std() {
+			break // net/http's Transport, below
+		}
 		// A lean synchronous HTTP/1.1 client: net/http's Transport costs
 		// two goroutines per connection and channel hand-offs per request,
 		// a large part of the proxy's CPU per request. It dials through
@@ -200,30 +204,14 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		e.transport, e.intrT = ht, ht
 		return e
 	}
-	tr := &http.Transport{
-		// The address is fixed: the transport never sees a hostname, so it
-		// can never resolve one.
-		DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		Proxy:                 nil, // never honour HTTP_PROXY for backends
-		TLSHandshakeTimeout:   p.opts.ConnectTimeout,
-		MaxIdleConnsPerHost:   p.httpsMaxIdle(),
-		IdleConnTimeout:       p.opts.IdleConnTimeout,
-		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: 1 * time.Second,
-		// The proxy passes the client's Accept-Encoding through; it must not
-		// add its own and decompress behind the client's back.
-		DisableCompression: true,
-	}
-	if p.opts.MaxIdlePerAddress < 0 {
-		tr.DisableKeepAlives = true
-	}
 	if tg.Scheme == "https" {
 		// Verify the backend's certificate against the configured name,
 		// not the IP we happen to connect to.
 		e.tlsConfig = &tls.Config{ServerName: tg.Host, MinVersion: tls.VersionTLS12}
-		tr.TLSClientConfig = e.tlsConfig
 	}
-	e.transport = tr
+	// https:// targets, and http:// ones of an upstream with engine std:
+	// net/http's Transport (stdclient.go).
+	e.transport = p.newStdTransport(dial, e.tlsConfig, p.unsolicitedLogger(e))
 	return e
 }
 

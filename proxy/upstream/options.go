@@ -166,6 +166,12 @@ type Options struct {
 	// AJP configures ajp:// targets.
 	AJP AJPOptions
 
+	// Engine picks the client of http:// targets: EngineWebtier (the
+	// default, "") webtier's own HTTP/1.1 client, EngineStd net/http's
+	// Transport. https:// targets always use net/http's; ajp:// targets
+	// always webtier's AJP client (there is no standard one). See engine.go.
+	Engine Engine
+
 	// HealthCheck configures active checks; nil means none. For ajp://
 	// targets the check is an AJP CPING/CPONG instead of an HTTP request.
 	HealthCheck *HealthCheck

@@ -494,7 +494,7 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			// backend, and the proxy answers it as the client's.
 			err = &requestBodyError{err}
 		case errors.As(err, &de), errors.Is(err, errLostRace), errors.Is(err, errRescued), req.Context().Err() != nil:
-		case errors.Is(err, ajp.ErrUpgrade), errors.Is(err, h1.ErrInvalidRequest),
+		case errors.Is(err, ajp.ErrUpgrade), errors.Is(err, h1.ErrInvalidRequest), errors.Is(err, errInvalidRequest),
 			errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
 			// The request's own fault, or webtier's own limit: it says
 			// nothing about the backend.
