@@ -11,55 +11,20 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
-
-// lineSink collects access log lines and hands them out one by one as
-// they are written.
-type lineSink struct {
-	mu    sync.Mutex
-	buf   string
-	lines chan string
-}
-
-func newLineSink() *lineSink { return &lineSink{lines: make(chan string, 100)} }
-
-func (s *lineSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf += string(p)
-	for {
-		i := strings.IndexByte(s.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		s.lines <- s.buf[:i]
-		s.buf = s.buf[i+1:]
-	}
-}
-
-func (s *lineSink) next(t *testing.T) string {
-	t.Helper()
-	select {
-	case l := <-s.lines:
-		return l
-	case <-time.After(10 * time.Second):
-		t.Fatal("no access log line written")
-		return ""
-	}
-}
 
 // withAccessLog turns the access log on in opts, in format f, writing to
 // the returned sink.
-func withAccessLog(t *testing.T, opts *Options, f accesslog.Format) *lineSink {
+func withAccessLog(t *testing.T, opts *Options, f accesslog.Format) *proxytest.LineSink {
 	t.Helper()
-	sink := newLineSink()
+	sink := proxytest.NewLineSink()
 	w, err := accesslog.New(accesslog.Options{Path: "stdout", Stdout: sink})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +81,7 @@ func TestAccessLog_lines(t *testing.T) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			line := sink.next(t)
+			line := sink.Next(t)
 			id := seen.last()
 			if !generatedID.MatchString(id) {
 				t.Fatalf("backend saw X-Request-Id %q; want a generated id", id)
@@ -162,7 +127,7 @@ func TestAccessLog_unrouted(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	line := sink.next(t)
+	line := sink.Next(t)
 	if !strings.Contains(line, `"status":404`) || strings.Contains(line, `"upstream"`) || !strings.Contains(line, `"client":"127.0.0.1"`) {
 		t.Errorf("line %s; want status 404, client 127.0.0.1 and no upstream", line)
 	}
@@ -250,7 +215,7 @@ func TestRequestID_inWarnings(t *testing.T) {
 	var e struct {
 		RequestID string `json:"request_id"`
 	}
-	json.Unmarshal([]byte(sink.next(t)), &e)
+	json.Unmarshal([]byte(sink.Next(t)), &e)
 	warns := logs.FilterMessage("upstream request failed").All()
 	if len(warns) != 1 {
 		t.Fatalf("%d warnings; want 1", len(warns))

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,46 +18,11 @@ import (
 	"github.com/webtier/webtier/proxy/proxytest"
 )
 
-// lineSink collects access log lines and hands them out one by one as
-// they are written.
-type lineSink struct {
-	mu    sync.Mutex
-	buf   string
-	lines chan string
-}
-
-func newLineSink() *lineSink { return &lineSink{lines: make(chan string, 100)} }
-
-func (s *lineSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf += string(p)
-	for {
-		i := strings.IndexByte(s.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		s.lines <- s.buf[:i]
-		s.buf = s.buf[i+1:]
-	}
-}
-
-func (s *lineSink) next(t *testing.T) string {
-	t.Helper()
-	select {
-	case l := <-s.lines:
-		return l
-	case <-time.After(10 * time.Second):
-		t.Fatal("no access log line written")
-		return ""
-	}
-}
-
 // withAccessLog turns the access log on in opts, in format f, writing to
 // the returned sink.
-func withAccessLog(t *testing.T, opts *proxy.Options, f accesslog.Format) *lineSink {
+func withAccessLog(t *testing.T, opts *proxy.Options, f accesslog.Format) *proxytest.LineSink {
 	t.Helper()
-	sink := newLineSink()
+	sink := proxytest.NewLineSink()
 	w, err := accesslog.New(accesslog.Options{Path: "stdout", Stdout: sink})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +61,7 @@ func TestAccessLog_tls(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		tt.tr.CloseIdleConnections()
-		line := sink.next(t)
+		line := sink.Next(t)
 		for _, w := range tt.want {
 			if !strings.Contains(line, w) {
 				t.Errorf("line %s\nlacks %s", line, w)
@@ -134,7 +98,7 @@ func TestAccessLog_upgrade(t *testing.T) {
 	if len(id) != 26 { // proxy's generated ids: 26 base32 characters (TestRequestID checks their form)
 		t.Errorf("backend got X-Request-Id %q; want a generated id", id)
 	}
-	line := sink.next(t)
+	line := sink.Next(t)
 	if !strings.Contains(line, `"status":101`) || !strings.Contains(line, `"request_id":"`+id+`"`) {
 		t.Errorf("line %s; want status 101 and request id %s", line, id)
 	}
@@ -159,7 +123,7 @@ func TestAccessLog_bodyTimeout408(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestTimeout {
 			t.Fatalf("%s: status %d; want 408", path, resp.StatusCode)
 		}
-		if line := sink.next(t); !strings.Contains(line, `"POST /slow HTTP/1.1" 408 `) {
+		if line := sink.Next(t); !strings.Contains(line, `"POST /slow HTTP/1.1" 408 `) {
 			t.Errorf("%s: line %s; want the 408", path, line)
 		}
 	}
@@ -185,7 +149,7 @@ func TestAccessLog_rejected(t *testing.T) {
 	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusRequestURITooLong {
 		t.Fatalf("long request line: %d; want 414", resp.StatusCode)
 	}
-	if line := sink.next(t); !regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "-" 414 \d+$`).MatchString(line) {
+	if line := sink.Next(t); !regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "-" 414 \d+$`).MatchString(line) {
 		t.Errorf("long request line logged as %q; want \"-\" 414 and the bytes", line)
 	}
 
@@ -194,7 +158,7 @@ func TestAccessLog_rejected(t *testing.T) {
 	if resp, _ := c.read("GET"); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("too many fields: %d; want 431", resp.StatusCode)
 	}
-	if line := sink.next(t); !strings.Contains(line, `"GET /many HTTP/1.1" 431 `) {
+	if line := sink.Next(t); !strings.Contains(line, `"GET /many HTTP/1.1" 431 `) {
 		t.Errorf("too many fields logged as %q; want the request line and 431", line)
 	}
 	if got := requestsCounted(t, reg, "l", "4xx"); got != 2 {
