@@ -668,8 +668,10 @@ func TestAJPWrongSecret(t *testing.T) {
 		t.Errorf("the response shows the secret or the cause: %s%.300q", dump.String(), body)
 	}
 
-	w.WaitLog(t, "ajp.secret")
-	time.Sleep(500 * time.Millisecond) // a second line would come now
+	// The access log line (stdout, the same file) is written once the
+	// request is done: every line the request itself logged is there by
+	// then.
+	w.WaitLog(t, `"GET `+peer.EchoPath+` HTTP/1.1" 502 `)
 	lines := logLines(w, "ajp.secret")
 	if len(lines) != 1 {
 		t.Fatalf("%d log lines name ajp.secret; want exactly 1 for one refused request:\n%s", len(lines), strings.Join(lines, "\n"))
