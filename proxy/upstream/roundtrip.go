@@ -485,46 +485,7 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			}
 			cancel(nil)
 		}
-		var de *DialError
-		var ae *ajp.Error
-		switch {
-		case requestBodyFailed(req, err):
-			// The client's fault (issue 15: twelve POSTs with a malformed
-			// chunked body ejected a healthy address): nothing about the
-			// backend, and the proxy answers it as the client's.
-			err = &requestBodyError{err}
-		case errors.As(err, &de), errors.Is(err, errLostRace), errors.Is(err, errRescued), req.Context().Err() != nil:
-		case errors.Is(err, ajp.ErrUpgrade), errors.Is(err, h1.ErrInvalidRequest), errors.Is(err, errInvalidRequest),
-			errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
-			// The request's own fault, or webtier's own limit: it says
-			// nothing about the backend.
-		case errors.As(err, &ae) && ae.Kind == ajp.KindCPing:
-			// Tomcat accepted the connection but its AJP connector did not
-			// answer CPING: nothing was sent, and the address is as unusable
-			// as one that refuses connects.
-			if p.res != nil && !e.target.isLiteral {
-				p.res.RefreshNow(e.target.Host)
-			}
-			p.failure(e, p.opts.FailuresToEject, "no answer to AJP CPING: "+err.Error())
-			err = &notSentError{err}
-		case errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, errStalled):
-			// The backend stopped acknowledging: the kernel gave up
-			// (TCP_USER_TIMEOUT), or the stall watch saw the request
-			// unacknowledged through two retransmissions. The address is
-			// as dead as one that refuses connects.
-			if p.res != nil && !e.target.isLiteral {
-				p.res.RefreshNow(e.target.Host)
-			}
-			reason := "connection timed out: " + err.Error()
-			if errors.Is(err, errStalled) {
-				reason = "backend stopped acknowledging a request"
-			}
-			p.failure(e, p.opts.FailuresToEject, reason)
-			err = &deadConnError{err}
-		default:
-			p.gatewayFailure(e, "request failed: "+err.Error())
-		}
-		return nil, err
+		return nil, p.tryFailed(req, e, err)
 	}
 	if tm != nil {
 		tm.endpoint.Store(e) // the winner, when two raced
@@ -547,6 +508,52 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 		resp.Body = &ts.body
 	}
 	return resp, nil
+}
+
+// tryFailed classifies a failed try of req on e, counts it against e when
+// it says something about the backend, and returns the error RoundTrip
+// decides the retry by (see retryable).
+func (p *Pool) tryFailed(req *http.Request, e *Endpoint, err error) error {
+	var de *DialError
+	var ae *ajp.Error
+	switch {
+	case requestBodyFailed(req, err):
+		// The client's fault (issue 15: twelve POSTs with a malformed
+		// chunked body ejected a healthy address): nothing about the
+		// backend, and the proxy answers it as the client's.
+		err = &requestBodyError{err}
+	case errors.As(err, &de), errors.Is(err, errLostRace), errors.Is(err, errRescued), req.Context().Err() != nil:
+	case errors.Is(err, ajp.ErrUpgrade), errors.Is(err, h1.ErrInvalidRequest), errors.Is(err, errInvalidRequest),
+		errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
+		// The request's own fault, or webtier's own limit: it says
+		// nothing about the backend.
+	case errors.As(err, &ae) && ae.Kind == ajp.KindCPing:
+		// Tomcat accepted the connection but its AJP connector did not
+		// answer CPING: nothing was sent, and the address is as unusable
+		// as one that refuses connects.
+		if p.res != nil && !e.target.isLiteral {
+			p.res.RefreshNow(e.target.Host)
+		}
+		p.failure(e, p.opts.FailuresToEject, "no answer to AJP CPING: "+err.Error())
+		err = &notSentError{err}
+	case errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, errStalled):
+		// The backend stopped acknowledging: the kernel gave up
+		// (TCP_USER_TIMEOUT), or the stall watch saw the request
+		// left unacknowledged through a retransmission. The address is
+		// as dead as one that refuses connects.
+		if p.res != nil && !e.target.isLiteral {
+			p.res.RefreshNow(e.target.Host)
+		}
+		reason := "connection timed out: " + err.Error()
+		if errors.Is(err, errStalled) {
+			reason = "backend stopped acknowledging a request"
+		}
+		p.failure(e, p.opts.FailuresToEject, reason)
+		err = &deadConnError{err}
+	default:
+		p.gatewayFailure(e, "request failed: "+err.Error())
+	}
+	return err
 }
 
 // interruptible is a backend client whose requests an interrupt.Interrupt
