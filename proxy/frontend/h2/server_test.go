@@ -1446,10 +1446,16 @@ func TestServerClientCancel(t *testing.T) {
 	})
 }
 
-// 8. Protocol errors and connection-level frames.
-func TestServerProtocol(t *testing.T) {
-	blocked := make(chan struct{}, 10)
-	e := h2tStart(t, &Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// 8. Protocol errors and connection-level frames, one test per kind of
+// answer (TestServerProtocol_*), each on a server of its own.
+
+// protocolServer starts a server for the TestServerProtocol_* tests: /block
+// blocks until the stream ends (and says so on blocked), /read reads the
+// body; every path answers "ok".
+func protocolServer(t *testing.T) (e *h2tEnv, blocked chan struct{}, get, post func(path string, extra ...string) []string) {
+	t.Helper()
+	blocked = make(chan struct{}, 10)
+	e = h2tStart(t, &Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
 			blocked <- struct{}{}
 			<-r.Context().Done()
@@ -1460,8 +1466,14 @@ func TestServerProtocol(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	}))
-	get := func(path string, extra ...string) []string { return h2tReq("GET", e.addr, path, extra...) }
-	post := func(path string, extra ...string) []string { return h2tReq("POST", e.addr, path, extra...) }
+	get = func(path string, extra ...string) []string { return h2tReq("GET", e.addr, path, extra...) }
+	post = func(path string, extra ...string) []string { return h2tReq("POST", e.addr, path, extra...) }
+	return e, blocked, get, post
+}
+
+// TestServerProtocol_preface: a bad preface or a first frame other than SETTINGS ends the connection.
+func TestServerProtocol_preface(t *testing.T) {
+	e, _, get, _ := protocolServer(t)
 
 	t.Run("bad preface", func(t *testing.T) {
 		for _, pre := range []string{
@@ -1502,6 +1514,11 @@ func TestServerProtocol(t *testing.T) {
 			rc.expectClosed()
 		})
 	}
+}
+
+// TestServerProtocol_streamErrors: stream errors: RST_STREAM, the connection lives on.
+func TestServerProtocol_streamErrors(t *testing.T) {
+	e, blocked, get, post := protocolServer(t)
 
 	streamErrors := []struct {
 		name   string
@@ -1534,96 +1551,6 @@ func TestServerProtocol(t *testing.T) {
 			if rc.goAway != nil {
 				t.Errorf("GOAWAY %+v", *rc.goAway)
 			}
-		})
-	}
-
-	connErrors := []struct {
-		name  string
-		write func(t *testing.T, rc *h2tRaw)
-		code  http2.ErrCode
-	}{
-		{"DATA on an idle stream", func(t *testing.T, rc *h2tRaw) { rc.data(5, true, []byte("x")) }, http2.ErrCodeProtocol},
-		{"DATA on an idle stream after an open one", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, true, get("/")...)
-			rc.response(1)
-			rc.data(3, false, []byte("x"))
-		}, http2.ErrCodeProtocol},
-		{"HEADERS on an even stream", func(t *testing.T, rc *h2tRaw) { rc.headers(2, true, get("/")...) }, http2.ErrCodeProtocol},
-		{"RST_STREAM on an idle stream", func(t *testing.T, rc *h2tRaw) { rc.fr.WriteRSTStream(7, http2.ErrCodeCancel) }, http2.ErrCodeProtocol},
-		{"WINDOW_UPDATE on an idle stream", func(t *testing.T, rc *h2tRaw) { rc.fr.WriteWindowUpdate(9, 10) }, http2.ErrCodeProtocol},
-		{"connection WINDOW_UPDATE overflow", func(t *testing.T, rc *h2tRaw) { rc.fr.WriteWindowUpdate(0, 1<<31-1) }, http2.ErrCodeFlowControl},
-		{"connection WINDOW_UPDATE overflow in two steps", func(t *testing.T, rc *h2tRaw) {
-			rc.fr.WriteWindowUpdate(0, 1<<30)
-			rc.fr.WriteWindowUpdate(0, 1<<30)
-		}, http2.ErrCodeFlowControl},
-		{"INITIAL_WINDOW_SIZE too large", func(t *testing.T, rc *h2tRaw) {
-			rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
-		}, http2.ErrCodeFlowControl},
-		{"ENABLE_PUSH 2", func(t *testing.T, rc *h2tRaw) {
-			rc.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 2})
-		}, http2.ErrCodeProtocol},
-		{"frame over MAX_FRAME_SIZE", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, false, h2tReq("POST", e.addr, "/")...)
-			// The frame header alone: the server rejects the frame on its
-			// length, and no unread payload makes its close a reset.
-			rc.tc.Write([]byte{0, 0x4e, 0x20, byte(http2.FrameData), 0, 0, 0, 0, 1})
-		}, http2.ErrCodeFrameSize},
-		{"PUSH_PROMISE from the client", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, false, h2tReq("POST", e.addr, "/block")...)
-			h2tWait(t, blocked, "the handler")
-			rc.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: rc.block(get("/")...), EndHeaders: true})
-		}, http2.ErrCodeProtocol},
-		// RFC 9113 5.1.1: a new stream's id exceeds every id used before.
-		{"HEADERS on a stream below the last opened", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(5, true, get("/")...)
-			rc.headers(3, true, get("/")...)
-		}, http2.ErrCodeProtocol},
-		{"HEADERS on a skipped stream after the last one ended", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, true, get("/")...)
-			rc.headers(7, true, get("/")...)
-			rc.responses(1, 7)
-			rc.headers(5, true, get("/")...)
-		}, http2.ErrCodeProtocol},
-		// RFC 9113 5.1, closed: both sides sent END_STREAM (the response's
-		// is read before the frame is sent).
-		{"DATA on a closed stream", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, true, get("/")...)
-			rc.response(1)
-			rc.data(1, true, []byte("x"))
-		}, http2.ErrCodeStreamClosed},
-		{"HEADERS on a closed stream", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, true, get("/")...)
-			rc.response(1)
-			rc.headers(1, true, get("/")...)
-		}, http2.ErrCodeStreamClosed},
-		{"DATA on a closed stream whose body was read", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, false, post("/read")...)
-			rc.data(1, true, []byte("body"))
-			if r := rc.response(1); r.status != "200" || r.reset {
-				t.Errorf("stream 1: status %q reset %v %v", r.status, r.reset, r.resetCode)
-			}
-			rc.data(1, false, []byte("more"))
-		}, http2.ErrCodeStreamClosed},
-		{"trailers on a closed stream whose body was read", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(1, false, post("/read")...)
-			rc.data(1, true, []byte("body"))
-			rc.response(1)
-			rc.headers(1, true, "x-trailer", "1")
-		}, http2.ErrCodeStreamClosed},
-		{"DATA on a skipped stream", func(t *testing.T, rc *h2tRaw) {
-			rc.headers(5, true, get("/")...)
-			rc.response(5)
-			rc.data(3, true, []byte("x"))
-		}, http2.ErrCodeStreamClosed},
-	}
-	for _, tc := range connErrors {
-		t.Run("GOAWAY for "+tc.name, func(t *testing.T) {
-			rc := h2tDial(t, e)
-			tc.write(t, rc)
-			if ga := rc.expectGoAway(); ga.code != tc.code {
-				t.Errorf("GOAWAY %v, want %v", ga.code, tc.code)
-			}
-			rc.expectClosed()
 		})
 	}
 
@@ -1739,6 +1666,106 @@ func TestServerProtocol(t *testing.T) {
 			t.Errorf("GOAWAY %+v", *rc.goAway)
 		}
 	})
+}
+
+// TestServerProtocol_connErrors: connection errors: GOAWAY with the code RFC 9113 names.
+func TestServerProtocol_connErrors(t *testing.T) {
+	e, blocked, get, post := protocolServer(t)
+
+	connErrors := []struct {
+		name  string
+		write func(t *testing.T, rc *h2tRaw)
+		code  http2.ErrCode
+	}{
+		{"DATA on an idle stream", func(t *testing.T, rc *h2tRaw) { rc.data(5, true, []byte("x")) }, http2.ErrCodeProtocol},
+		{"DATA on an idle stream after an open one", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.response(1)
+			rc.data(3, false, []byte("x"))
+		}, http2.ErrCodeProtocol},
+		{"HEADERS on an even stream", func(t *testing.T, rc *h2tRaw) { rc.headers(2, true, get("/")...) }, http2.ErrCodeProtocol},
+		{"RST_STREAM on an idle stream", func(t *testing.T, rc *h2tRaw) { rc.fr.WriteRSTStream(7, http2.ErrCodeCancel) }, http2.ErrCodeProtocol},
+		{"WINDOW_UPDATE on an idle stream", func(t *testing.T, rc *h2tRaw) { rc.fr.WriteWindowUpdate(9, 10) }, http2.ErrCodeProtocol},
+		{"connection WINDOW_UPDATE overflow", func(t *testing.T, rc *h2tRaw) { rc.fr.WriteWindowUpdate(0, 1<<31-1) }, http2.ErrCodeFlowControl},
+		{"connection WINDOW_UPDATE overflow in two steps", func(t *testing.T, rc *h2tRaw) {
+			rc.fr.WriteWindowUpdate(0, 1<<30)
+			rc.fr.WriteWindowUpdate(0, 1<<30)
+		}, http2.ErrCodeFlowControl},
+		{"INITIAL_WINDOW_SIZE too large", func(t *testing.T, rc *h2tRaw) {
+			rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
+		}, http2.ErrCodeFlowControl},
+		{"ENABLE_PUSH 2", func(t *testing.T, rc *h2tRaw) {
+			rc.fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 2})
+		}, http2.ErrCodeProtocol},
+		{"frame over MAX_FRAME_SIZE", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, h2tReq("POST", e.addr, "/")...)
+			// The frame header alone: the server rejects the frame on its
+			// length, and no unread payload makes its close a reset.
+			rc.tc.Write([]byte{0, 0x4e, 0x20, byte(http2.FrameData), 0, 0, 0, 0, 1})
+		}, http2.ErrCodeFrameSize},
+		{"PUSH_PROMISE from the client", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, h2tReq("POST", e.addr, "/block")...)
+			h2tWait(t, blocked, "the handler")
+			rc.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, BlockFragment: rc.block(get("/")...), EndHeaders: true})
+		}, http2.ErrCodeProtocol},
+		// RFC 9113 5.1.1: a new stream's id exceeds every id used before.
+		{"HEADERS on a stream below the last opened", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(5, true, get("/")...)
+			rc.headers(3, true, get("/")...)
+		}, http2.ErrCodeProtocol},
+		{"HEADERS on a skipped stream after the last one ended", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.headers(7, true, get("/")...)
+			rc.responses(1, 7)
+			rc.headers(5, true, get("/")...)
+		}, http2.ErrCodeProtocol},
+		// RFC 9113 5.1, closed: both sides sent END_STREAM (the response's
+		// is read before the frame is sent).
+		{"DATA on a closed stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.response(1)
+			rc.data(1, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
+		{"HEADERS on a closed stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, true, get("/")...)
+			rc.response(1)
+			rc.headers(1, true, get("/")...)
+		}, http2.ErrCodeStreamClosed},
+		{"DATA on a closed stream whose body was read", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/read")...)
+			rc.data(1, true, []byte("body"))
+			if r := rc.response(1); r.status != "200" || r.reset {
+				t.Errorf("stream 1: status %q reset %v %v", r.status, r.reset, r.resetCode)
+			}
+			rc.data(1, false, []byte("more"))
+		}, http2.ErrCodeStreamClosed},
+		{"trailers on a closed stream whose body was read", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(1, false, post("/read")...)
+			rc.data(1, true, []byte("body"))
+			rc.response(1)
+			rc.headers(1, true, "x-trailer", "1")
+		}, http2.ErrCodeStreamClosed},
+		{"DATA on a skipped stream", func(t *testing.T, rc *h2tRaw) {
+			rc.headers(5, true, get("/")...)
+			rc.response(5)
+			rc.data(3, true, []byte("x"))
+		}, http2.ErrCodeStreamClosed},
+	}
+	for _, tc := range connErrors {
+		t.Run("GOAWAY for "+tc.name, func(t *testing.T) {
+			rc := h2tDial(t, e)
+			tc.write(t, rc)
+			if ga := rc.expectGoAway(); ga.code != tc.code {
+				t.Errorf("GOAWAY %v, want %v", ga.code, tc.code)
+			}
+			rc.expectClosed()
+		})
+	}
+}
+
+// TestServerProtocol_lateFrames: frames on closed streams are ignored; a stream's window cannot overflow.
+func TestServerProtocol_lateFrames(t *testing.T) {
+	e, blocked, get, post := protocolServer(t)
 
 	// RFC 9113 5.1 and 6.4: a client may still send frames on a stream the
 	// server reset, before it sees the RST_STREAM; they are ignored, DATA
@@ -1821,6 +1848,11 @@ func TestServerProtocol(t *testing.T) {
 			t.Errorf("next request: %q reset %v", r.status, r.reset)
 		}
 	})
+}
+
+// TestServerProtocol_pingSettings: PING and SETTINGS are answered.
+func TestServerProtocol_pingSettings(t *testing.T) {
+	e, _, get, _ := protocolServer(t)
 
 	t.Run("PING", func(t *testing.T) {
 		rc := h2tDial(t, e)
