@@ -208,443 +208,503 @@ func TestAJPRequest(t *testing.T) {
 	_, listenPort, _ := net.SplitHostPort(w.Addr())
 	c := ajpClient(t)
 
-	t.Run("methods", func(t *testing.T) {
-		// echo.jsp (Jasper) serves only GET, POST, HEAD and OPTIONS; other
-		// methods go to a path of the default servlet, whose 501 page
-		// names the method Tomcat received. PATCH has no AJP method code
-		// and travels as a request attribute; PROPFIND has one.
-		for _, tt := range []struct {
-			method, path, body string
-			status             int
-			check              func(t *testing.T, resp *http.Response, body []byte)
-		}{
-			{method: "GET", path: peer.EchoPath, status: 200},
-			{method: "POST", path: peer.EchoPath, body: "a=1", status: 200},
-			{method: "OPTIONS", path: peer.EchoPath, status: 200, check: func(t *testing.T, resp *http.Response, _ []byte) {
-				if got, want := resp.Header.Get("Allow"), "GET, HEAD, POST, OPTIONS"; got != want {
-					t.Errorf("Allow: %q; want Jasper's %q", got, want)
-				}
-			}},
-			{method: "PATCH", path: "/no-such-file", body: `{"op":"x"}`, status: 501},
-			{method: "PROPFIND", path: "/no-such-file", status: 501},
-			{method: "FROBNICATE", path: "/no-such-file", status: 501},
-		} {
-			t.Run(tt.method, func(t *testing.T) {
-				var body io.Reader
-				if tt.body != "" {
-					body = strings.NewReader(tt.body)
-				}
-				resp, got := send(t, c, newRequest(t, tt.method, base+tt.path, body))
-				if resp.StatusCode != tt.status {
-					t.Fatalf("%s %s: %s %.300q; want %d", tt.method, tt.path, resp.Status, got, tt.status)
-				}
-				switch {
-				case tt.path == peer.EchoPath && tt.method != "OPTIONS":
-					e, err := peer.ParseEcho(got)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if e.Method != tt.method || e.BodyLength != int64(len(tt.body)) || e.BodySha256 != hexSHA256([]byte(tt.body)) {
-						t.Errorf("Tomcat saw %s with a %d-byte body (sha256 %s); want %s with %d bytes (%s)",
-							e.Method, e.BodyLength, e.BodySha256, tt.method, len(tt.body), hexSHA256([]byte(tt.body)))
-					}
-				case tt.status == 501:
-					if want := "Method [" + tt.method + "] is not implemented"; !strings.Contains(string(got), want) {
-						t.Errorf("Tomcat's 501 page does not say %q: %.600q", want, got)
-					}
-				}
-				if tt.check != nil {
-					tt.check(t, resp, got)
-				}
-			})
-		}
-	})
-
-	t.Run("uri", func(t *testing.T) {
-		for _, tt := range []struct{ uri, path, query string }{
-			{uri: "/echo.jsp?x=1&y=%20z", path: "/echo.jsp", query: "x=1&y=%20z"},
-			{uri: "/echo.jsp?a=%2F%3F%26&b=&c=%C3%A9+%2B", path: "/echo.jsp", query: "a=%2F%3F%26&b=&c=%C3%A9+%2B"},
-			// %65 is "e", an unreserved character: webtier decodes it
-			// before routing (README, "The path is cleaned once"), so
-			// Tomcat gets the path that was routed.
-			{uri: "/%65cho.jsp?q", path: "/echo.jsp", query: "q"},
-		} {
-			e := echo(t, c, newRequest(t, "GET", base+tt.uri, nil))
-			if e.RequestURI != tt.path || e.QueryString == nil || *e.QueryString != tt.query {
-				t.Errorf("GET %s: Tomcat saw requestURI %q queryString %q; want %q and %q",
-					tt.uri, e.RequestURI, orNull(e.QueryString), tt.path, tt.query)
-			}
-		}
-		e := echo(t, c, newRequest(t, "GET", base+"/echo.jsp", nil))
-		if e.QueryString != nil {
-			t.Errorf("GET /echo.jsp: Tomcat saw queryString %q; want null (no query)", *e.QueryString)
-		}
-	})
-
-	t.Run("headers", func(t *testing.T) {
-		req := newRequest(t, "GET", base+peer.EchoPath, nil)
-		req.Host = "app.example.test"
-		req.Header.Set("User-Agent", "ajp-e2e/1.0")
-		req.Header.Set("Accept-Language", "de-CH, en;q=0.5")
-		req.Header.Set("Referer", "http://app.example.test/from")
-		req.Header["Cookie"] = []string{"a=1; b=2"}
-		req.Header["X-Multi"] = []string{"one", "two", "three"}
-		req.Header.Set("X-Custom-Header", "Mixed Case Value")
-		req.Header.Set("Connection", "X-Hop")
-		req.Header.Set("X-Hop", "must not be forwarded")
-		e := echo(t, c, req)
-		for _, tt := range []struct {
-			name string // as it must arrive, exact case
-			want []string
-		}{
-			// AJP's coded headers: Tomcat names them in lower case.
-			{"host", []string{"app.example.test"}},
-			{"user-agent", []string{"ajp-e2e/1.0"}},
-			{"accept-language", []string{"de-CH, en;q=0.5"}},
-			{"referer", []string{"http://app.example.test/from"}},
-			{"cookie", []string{"a=1; b=2"}},
-			// Others keep the case they had, and every value in order.
-			{"X-Multi", []string{"one", "two", "three"}},
-			{"X-Custom-Header", []string{"Mixed Case Value"}},
-			{"X-Forwarded-For", []string{"127.0.0.1"}},
-			{"X-Forwarded-Proto", []string{"http"}},
-			{"X-Forwarded-Host", []string{"app.example.test"}},
-		} {
-			var got []string
-			for _, h := range e.Headers {
-				if h[0] == tt.name {
-					got = append(got, h[1])
-				}
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("header %q arrived as %q (all values of any case: %q); want %q",
-					tt.name, got, e.Header(tt.name), tt.want)
-			}
-		}
-		if v := e.Header("X-Hop"); v != nil {
-			t.Errorf("X-Hop, listed in Connection, arrived as %q; want it removed (hop-by-hop)", v)
-		}
-		if t.Failed() {
-			t.Logf("headers Tomcat saw: %q", e.Headers)
-		}
-	})
-
-	t.Run("client-address", func(t *testing.T) {
-		// One new connection per request; its local port is the client
-		// port Tomcat must report (AJP_REMOTE_PORT).
-		var mu sync.Mutex
-		var ports []int
-		tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err == nil {
-				mu.Lock()
-				ports = append(ports, conn.LocalAddr().(*net.TCPAddr).Port)
-				mu.Unlock()
-			}
-			return conn, err
-		}}
-		defer tr.CloseIdleConnections()
-		dc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-		for i := range 3 {
-			e := echo(t, dc, newRequest(t, "GET", base+peer.EchoPath, nil))
-			mu.Lock()
-			port := ports[len(ports)-1]
-			mu.Unlock()
-			if e.RemoteAddr != "127.0.0.1" || e.RemoteHost != "127.0.0.1" || e.RemotePort != port {
-				t.Errorf("request %d: Tomcat saw remoteAddr %q remoteHost %q remotePort %d; want the client, 127.0.0.1 port %d",
-					i, e.RemoteAddr, e.RemoteHost, e.RemotePort, port)
-			}
-		}
-	})
-
-	t.Run("server-name-port-scheme", func(t *testing.T) {
-		lport, _ := strconv.Atoi(listenPort)
-		for _, tt := range []struct {
-			host string
-			name string
-			port int
-		}{
-			{host: "", name: "127.0.0.1", port: lport}, // the client's Host is webtier's address
-			{host: "app.example.test:8443", name: "app.example.test", port: 8443},
-			{host: "[::1]:9000", name: "[::1]", port: 9000},
-			// No port in Host: the scheme's, as Tomcat's own HTTP
-			// connector reports it.
-			{host: "app.example.test", name: "app.example.test", port: 80},
-		} {
-			req := newRequest(t, "GET", base+peer.EchoPath, nil)
-			if tt.host != "" {
-				req.Host = tt.host
-			}
-			e := echo(t, c, req)
-			if e.ServerName != tt.name || e.ServerPort != tt.port {
-				t.Errorf("Host %q: Tomcat saw serverName %q serverPort %d; want %q %d",
-					req.Host, e.ServerName, e.ServerPort, tt.name, tt.port)
-			}
-			// getLocalAddr/getLocalPort: where the client connected.
-			if e.LocalAddr != "127.0.0.1" || e.LocalPort != lport {
-				t.Errorf("Host %q: Tomcat saw localAddr %q localPort %d; want webtier's listener 127.0.0.1 %d",
-					req.Host, e.LocalAddr, e.LocalPort, lport)
-			}
-			if e.Scheme != "http" || e.IsSecure || e.Protocol != "HTTP/1.1" {
-				t.Errorf("Host %q: Tomcat saw scheme %q isSecure %v protocol %q; want http, false, HTTP/1.1",
-					req.Host, e.Scheme, e.IsSecure, e.Protocol)
-			}
-			if len(e.Attributes) != 0 {
-				t.Errorf("Host %q: Tomcat saw request attributes %v; want none (no TLS)", req.Host, e.Attributes)
-			}
-		}
-	})
-
-	t.Run("tls-is-secure", func(t *testing.T) {
-		// A second webtier in front of the same Tomcat, with a TLS
-		// listener: the servlet must see an HTTPS request, and the TLS
-		// parameters the client negotiated with webtier.
-		certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
-		tw := startAJPWebtierListener(t, fmt.Sprintf("    tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile),
-			tc.Secret(), []string{"ajp://" + tc.AJPAddr()}, "", "")
-		url := "https://" + tw.Addr() + peer.EchoPath
-		_, port, _ := net.SplitHostPort(tw.Addr())
-		tlsPort, _ := strconv.Atoi(port)
-		// Tomcat's key_size: the cipher's symmetric key bits.
-		keyBits := map[uint16]string{
-			tls.TLS_AES_128_GCM_SHA256:                  "128",
-			tls.TLS_AES_256_GCM_SHA384:                  "256",
-			tls.TLS_CHACHA20_POLY1305_SHA256:            "256",
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "256",
-		}
-		for _, tt := range []struct {
-			name        string
-			client      *tls.Config
-			h2          bool
-			wantProto   string // getProtocol()
-			wantVersion string // org.apache.tomcat.util.net.secure_protocol_version
-		}{
-			{name: "h2-tls1.3", client: &tls.Config{RootCAs: roots}, h2: true,
-				wantProto: "HTTP/2.0", wantVersion: "TLSv1.3"},
-			{name: "http1.1-tls1.2", client: &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12,
-				CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, NextProtos: []string{"http/1.1"}},
-				wantProto: "HTTP/1.1", wantVersion: "TLSv1.2"},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				// get sends a GET of echo.jsp on c and reports whether it
-				// went on a connection already used.
-				get := func(c *http.Client) (peer.Echo, *tls.ConnectionState, bool) {
-					t.Helper()
-					var reused bool
-					ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-						GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
-					})
-					req := newRequest(t, "GET", url, nil).WithContext(ctx)
-					resp, body := send(t, c, req)
-					if resp.StatusCode != http.StatusOK || resp.TLS == nil {
-						t.Fatalf("GET %s: %s (TLS %v) %.300q; want 200 over TLS", url, resp.Status, resp.TLS != nil, body)
-					}
-					if resp.Proto != tt.wantProto {
-						t.Errorf("client got %s from webtier; want %s", resp.Proto, tt.wantProto)
-					}
-					e, err := peer.ParseEcho(body)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return e, resp.TLS, reused
-				}
-				newClient := func() *http.Client {
-					tr := &http.Transport{TLSClientConfig: tt.client, ForceAttemptHTTP2: tt.h2}
-					t.Cleanup(tr.CloseIdleConnections)
-					return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-				}
-				c := newClient()
-				e, cs, _ := get(c)
-				if !e.IsSecure || e.Scheme != "https" || e.Protocol != tt.wantProto {
-					t.Errorf("Tomcat saw isSecure %v scheme %q protocol %q; want true, https, %s",
-						e.IsSecure, e.Scheme, e.Protocol, tt.wantProto)
-				}
-				if e.ServerPort != tlsPort || e.LocalPort != tlsPort {
-					t.Errorf("Tomcat saw serverPort %d localPort %d; want webtier's TLS port %d", e.ServerPort, e.LocalPort, tlsPort)
-				}
-				if got := e.Header("X-Forwarded-Proto"); !slices.Equal(got, []string{"https"}) {
-					t.Errorf("X-Forwarded-Proto arrived as %q; want [https]", got)
-				}
-				wantBits, ok := keyBits[cs.CipherSuite]
-				if !ok {
-					t.Fatalf("negotiated %s, which this test has no key size for", tls.CipherSuiteName(cs.CipherSuite))
-				}
-				for _, a := range []struct{ name, want string }{
-					{"jakarta.servlet.request.cipher_suite", tls.CipherSuiteName(cs.CipherSuite)},
-					{"jakarta.servlet.request.key_size", wantBits},
-					{"org.apache.tomcat.util.net.secure_protocol_version", tt.wantVersion},
-				} {
-					if got, ok := e.Attributes[a.name]; !ok || got != a.want {
-						t.Errorf("Tomcat's %s = %q (set %v); want %q", a.name, got, ok, a.want)
-					}
-				}
-				if v, ok := e.Attributes["jakarta.servlet.request.X509Certificate"]; ok {
-					t.Errorf("Tomcat saw a client certificate %q; want none (the client sent none)", v)
-				}
-				// ssl_session_id: one per client TLS connection.
-				const sessionAttr = "jakarta.servlet.request.ssl_session_id"
-				id := e.Attributes[sessionAttr]
-				if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-					t.Fatalf("Tomcat's %s = %q; want 32 hex digits", sessionAttr, id)
-				}
-				again, _, reused := get(c)
-				if !reused {
-					t.Fatal("the second request did not reuse the client's connection")
-				}
-				if got := again.Attributes[sessionAttr]; got != id {
-					t.Errorf("same client connection: %s = %q, then %q; want the same", sessionAttr, id, got)
-				}
-				other, _, _ := get(newClient())
-				if got := other.Attributes[sessionAttr]; got == id || got == "" {
-					t.Errorf("another client connection: %s = %q, the first one's was %q; want a different one", sessionAttr, got, id)
-				}
-			})
-		}
-	})
-
-	t.Run("post-1MiB", func(t *testing.T) {
-		payload := make([]byte, 1<<20)
-		if _, err := rand.Read(payload); err != nil {
-			t.Fatal(err)
-		}
-		for _, tt := range []struct {
-			name          string
-			contentLength int64 // as the client sends it; -1: chunked
-		}{
-			{"content-length", int64(len(payload))},
-			{"chunked", -1},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				var body io.Reader = strings.NewReader(string(payload))
-				if tt.contentLength < 0 {
-					body = io.MultiReader(body) // hides the length: the client sends chunks
-				}
-				req := newRequest(t, "POST", base+peer.EchoPath, body)
-				req.ContentLength = tt.contentLength
-				req.Header.Set("Content-Type", "application/octet-stream")
-				start := time.Now()
-				e := echo(t, c, req)
-				if e.BodyLength != int64(len(payload)) || e.BodySha256 != hexSHA256(payload) {
-					t.Errorf("Tomcat read %d bytes with sha256 %s; want %d bytes with %s",
-						e.BodyLength, e.BodySha256, len(payload), hexSHA256(payload))
-				}
-				if e.ContentLength != tt.contentLength {
-					t.Errorf("Tomcat saw contentLength %d; want %d", e.ContentLength, tt.contentLength)
-				}
-				if got := orNull(e.ContentType); got != "application/octet-stream" {
-					t.Errorf("Tomcat saw contentType %q; want application/octet-stream", got)
-				}
-				t.Logf("1 MiB %s POST took %v", tt.name, time.Since(start).Round(time.Millisecond))
-			})
-		}
-	})
-
-	t.Run("response-5MiB", func(t *testing.T) {
-		const pad = 5 << 20
-		start := time.Now()
-		resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?pad="+strconv.Itoa(pad), nil))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %.300q", resp.Status, body)
-		}
-		e, err := peer.ParseEcho(body)
-		if err != nil {
-			t.Fatalf("%d bytes arrived: %v", len(body), err)
-		}
-		if e.Pad == nil || len(*e.Pad) != pad || strings.Trim(*e.Pad, "x") != "" {
-			n := -1
-			if e.Pad != nil {
-				n = len(*e.Pad)
-			}
-			t.Fatalf("pad field of %d bytes; want %d 'x' bytes", n, pad)
-		}
-		if resp.ContentLength >= 0 && resp.ContentLength != int64(len(body)) {
-			t.Errorf("Content-Length %d, body %d bytes", resp.ContentLength, len(body))
-		}
-		t.Logf("%d-byte response in %v", len(body), time.Since(start).Round(time.Millisecond))
-	})
-
-	t.Run("set-cookies", func(t *testing.T) {
-		resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?cookies=3", nil))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %.300q", resp.Status, body)
-		}
-		var got []string
-		for _, ck := range resp.Cookies() {
-			got = append(got, ck.Name+"="+ck.Value)
-		}
-		if want := []string{"c1=v1", "c2=v2", "c3=v3"}; !slices.Equal(got, want) {
-			t.Errorf("cookies %q (Set-Cookie %q); want %q, one Set-Cookie each", got, resp.Header.Values("Set-Cookie"), want)
-		}
-	})
-
-	t.Run("status", func(t *testing.T) {
-		// Tomcat's status and body pass through; a 5xx from Tomcat is not
-		// turned into webtier's 502.
-		for _, status := range []int{201, 202, 301, 404, 418, 429, 500, 503} {
-			resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?status="+strconv.Itoa(status), nil))
-			if resp.StatusCode != status {
-				t.Errorf("?status=%d: got %s %.200q", status, resp.Status, body)
-				continue
-			}
-			if _, err := peer.ParseEcho(body); err != nil {
-				t.Errorf("?status=%d: body is not echo.jsp's: %v", status, err)
-			}
-		}
-	})
-
-	t.Run("no-body", func(t *testing.T) {
-		// On one raw keep-alive connection: each response that must have
-		// no body is followed by a GET whose response must come next, so
-		// a stray body byte breaks the parse of the next response.
-		conn, err := net.DialTimeout("tcp", w.Addr(), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(30 * time.Second))
-		br := bufio.NewReader(conn)
-		roundTrip := func(method, uri string) *http.Response {
-			t.Helper()
-			fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: app.example.test\r\n\r\n", method, uri)
-			resp, err := http.ReadResponse(br, &http.Request{Method: method})
-			if err != nil {
-				t.Fatalf("%s %s: reading the response: %v (a body where none may be?)", method, uri, err)
-			}
-			return resp
-		}
-		for _, tt := range []struct {
-			method, uri string
-			status      int
-		}{
-			{"HEAD", peer.EchoPath, 200},
-			{"GET", peer.EchoPath + "?status=304", 304},
-			{"GET", peer.EchoPath + "?status=204", 204},
-			{"HEAD", peer.EchoPath + "?pad=100000", 200},
-		} {
-			resp := roundTrip(tt.method, tt.uri)
-			resp.Body.Close() // ReadResponse reads no body for HEAD, 204, 304
-			if resp.StatusCode != tt.status {
-				t.Errorf("%s %s: %s; want %d", tt.method, tt.uri, resp.Status, tt.status)
-			}
-			if tt.method == "HEAD" && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-				t.Errorf("HEAD %s: Content-Type %q; want echo.jsp's application/json", tt.uri, resp.Header.Get("Content-Type"))
-			}
-			next := roundTrip("GET", peer.EchoPath+"?after="+tt.method)
-			body, err := io.ReadAll(next.Body)
-			next.Body.Close()
-			if err != nil || next.StatusCode != 200 {
-				t.Fatalf("GET after %s %s: %s %v", tt.method, tt.uri, next.Status, err)
-			}
-			if e, err := peer.ParseEcho(body); err != nil || orNull(e.QueryString) != "after="+tt.method {
-				t.Fatalf("GET after %s %s: unexpected body %.300q (%v)", tt.method, tt.uri, body, err)
-			}
-		}
-	})
+	s := &ajpRequestStack{tc: tc, w: w, base: base, listenPort: listenPort, c: c}
+	for _, tt := range []struct {
+		name  string
+		check func(*testing.T, *ajpRequestStack)
+	}{
+		{"methods", ajpRequestMethods},
+		{"uri", ajpRequestURI},
+		{"headers", ajpRequestHeaders},
+		{"client-address", ajpRequestClientAddress},
+		{"server-name-port-scheme", ajpRequestServerNamePortScheme},
+		{"tls-is-secure", ajpRequestTLSIsSecure},
+		{"post-1MiB", ajpRequestPost1MiB},
+		{"response-5MiB", ajpRequestResponse5MiB},
+		{"set-cookies", ajpRequestSetCookies},
+		{"status", ajpRequestStatus},
+		{"no-body", ajpRequestNoBody},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.check(t, s) })
+	}
 
 	// The secret is never logged (webtier knows it; the wrong-secret test
 	// covers the error path).
 	if strings.Contains(w.Logs(), tc.Secret()) {
 		t.Errorf("webtier's log contains the AJP secret %q", tc.Secret())
+	}
+}
+
+// ajpRequestStack is the one Tomcat and webtier TestAJPRequest's cases share.
+type ajpRequestStack struct {
+	tc         *peer.Tomcat
+	w          *peer.Webtier
+	base       string
+	listenPort string
+	c          *http.Client
+}
+
+// ajpRequestMethods is TestAJPRequest's "methods" case.
+func ajpRequestMethods(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	// echo.jsp (Jasper) serves only GET, POST, HEAD and OPTIONS; other
+	// methods go to a path of the default servlet, whose 501 page
+	// names the method Tomcat received. PATCH has no AJP method code
+	// and travels as a request attribute; PROPFIND has one.
+	for _, tt := range []struct {
+		method, path, body string
+		status             int
+		check              func(t *testing.T, resp *http.Response, body []byte)
+	}{
+		{method: "GET", path: peer.EchoPath, status: 200},
+		{method: "POST", path: peer.EchoPath, body: "a=1", status: 200},
+		{method: "OPTIONS", path: peer.EchoPath, status: 200, check: func(t *testing.T, resp *http.Response, _ []byte) {
+			if got, want := resp.Header.Get("Allow"), "GET, HEAD, POST, OPTIONS"; got != want {
+				t.Errorf("Allow: %q; want Jasper's %q", got, want)
+			}
+		}},
+		{method: "PATCH", path: "/no-such-file", body: `{"op":"x"}`, status: 501},
+		{method: "PROPFIND", path: "/no-such-file", status: 501},
+		{method: "FROBNICATE", path: "/no-such-file", status: 501},
+	} {
+		t.Run(tt.method, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			resp, got := send(t, c, newRequest(t, tt.method, base+tt.path, body))
+			if resp.StatusCode != tt.status {
+				t.Fatalf("%s %s: %s %.300q; want %d", tt.method, tt.path, resp.Status, got, tt.status)
+			}
+			switch {
+			case tt.path == peer.EchoPath && tt.method != "OPTIONS":
+				e, err := peer.ParseEcho(got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Method != tt.method || e.BodyLength != int64(len(tt.body)) || e.BodySha256 != hexSHA256([]byte(tt.body)) {
+					t.Errorf("Tomcat saw %s with a %d-byte body (sha256 %s); want %s with %d bytes (%s)",
+						e.Method, e.BodyLength, e.BodySha256, tt.method, len(tt.body), hexSHA256([]byte(tt.body)))
+				}
+			case tt.status == 501:
+				if want := "Method [" + tt.method + "] is not implemented"; !strings.Contains(string(got), want) {
+					t.Errorf("Tomcat's 501 page does not say %q: %.600q", want, got)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, resp, got)
+			}
+		})
+	}
+}
+
+// ajpRequestURI is TestAJPRequest's "uri" case.
+func ajpRequestURI(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	for _, tt := range []struct{ uri, path, query string }{
+		{uri: "/echo.jsp?x=1&y=%20z", path: "/echo.jsp", query: "x=1&y=%20z"},
+		{uri: "/echo.jsp?a=%2F%3F%26&b=&c=%C3%A9+%2B", path: "/echo.jsp", query: "a=%2F%3F%26&b=&c=%C3%A9+%2B"},
+		// %65 is "e", an unreserved character: webtier decodes it
+		// before routing (README, "The path is cleaned once"), so
+		// Tomcat gets the path that was routed.
+		{uri: "/%65cho.jsp?q", path: "/echo.jsp", query: "q"},
+	} {
+		e := echo(t, c, newRequest(t, "GET", base+tt.uri, nil))
+		if e.RequestURI != tt.path || e.QueryString == nil || *e.QueryString != tt.query {
+			t.Errorf("GET %s: Tomcat saw requestURI %q queryString %q; want %q and %q",
+				tt.uri, e.RequestURI, orNull(e.QueryString), tt.path, tt.query)
+		}
+	}
+	e := echo(t, c, newRequest(t, "GET", base+"/echo.jsp", nil))
+	if e.QueryString != nil {
+		t.Errorf("GET /echo.jsp: Tomcat saw queryString %q; want null (no query)", *e.QueryString)
+	}
+}
+
+// ajpRequestHeaders is TestAJPRequest's "headers" case.
+func ajpRequestHeaders(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	req := newRequest(t, "GET", base+peer.EchoPath, nil)
+	req.Host = "app.example.test"
+	req.Header.Set("User-Agent", "ajp-e2e/1.0")
+	req.Header.Set("Accept-Language", "de-CH, en;q=0.5")
+	req.Header.Set("Referer", "http://app.example.test/from")
+	req.Header["Cookie"] = []string{"a=1; b=2"}
+	req.Header["X-Multi"] = []string{"one", "two", "three"}
+	req.Header.Set("X-Custom-Header", "Mixed Case Value")
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "must not be forwarded")
+	e := echo(t, c, req)
+	for _, tt := range []struct {
+		name string // as it must arrive, exact case
+		want []string
+	}{
+		// AJP's coded headers: Tomcat names them in lower case.
+		{"host", []string{"app.example.test"}},
+		{"user-agent", []string{"ajp-e2e/1.0"}},
+		{"accept-language", []string{"de-CH, en;q=0.5"}},
+		{"referer", []string{"http://app.example.test/from"}},
+		{"cookie", []string{"a=1; b=2"}},
+		// Others keep the case they had, and every value in order.
+		{"X-Multi", []string{"one", "two", "three"}},
+		{"X-Custom-Header", []string{"Mixed Case Value"}},
+		{"X-Forwarded-For", []string{"127.0.0.1"}},
+		{"X-Forwarded-Proto", []string{"http"}},
+		{"X-Forwarded-Host", []string{"app.example.test"}},
+	} {
+		var got []string
+		for _, h := range e.Headers {
+			if h[0] == tt.name {
+				got = append(got, h[1])
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("header %q arrived as %q (all values of any case: %q); want %q",
+				tt.name, got, e.Header(tt.name), tt.want)
+		}
+	}
+	if v := e.Header("X-Hop"); v != nil {
+		t.Errorf("X-Hop, listed in Connection, arrived as %q; want it removed (hop-by-hop)", v)
+	}
+	if t.Failed() {
+		t.Logf("headers Tomcat saw: %q", e.Headers)
+	}
+}
+
+// ajpRequestClientAddress is TestAJPRequest's "client-address" case.
+func ajpRequestClientAddress(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	// One new connection per request; its local port is the client
+	// port Tomcat must report (AJP_REMOTE_PORT).
+	var mu sync.Mutex
+	var ports []int
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			mu.Lock()
+			ports = append(ports, conn.LocalAddr().(*net.TCPAddr).Port)
+			mu.Unlock()
+		}
+		return conn, err
+	}}
+	defer tr.CloseIdleConnections()
+	dc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	for i := range 3 {
+		e := echo(t, dc, newRequest(t, "GET", base+peer.EchoPath, nil))
+		mu.Lock()
+		port := ports[len(ports)-1]
+		mu.Unlock()
+		if e.RemoteAddr != "127.0.0.1" || e.RemoteHost != "127.0.0.1" || e.RemotePort != port {
+			t.Errorf("request %d: Tomcat saw remoteAddr %q remoteHost %q remotePort %d; want the client, 127.0.0.1 port %d",
+				i, e.RemoteAddr, e.RemoteHost, e.RemotePort, port)
+		}
+	}
+}
+
+// ajpRequestServerNamePortScheme is TestAJPRequest's "server-name-port-scheme" case.
+func ajpRequestServerNamePortScheme(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	listenPort := s.listenPort
+	c := s.c
+	lport, _ := strconv.Atoi(listenPort)
+	for _, tt := range []struct {
+		host string
+		name string
+		port int
+	}{
+		{host: "", name: "127.0.0.1", port: lport}, // the client's Host is webtier's address
+		{host: "app.example.test:8443", name: "app.example.test", port: 8443},
+		{host: "[::1]:9000", name: "[::1]", port: 9000},
+		// No port in Host: the scheme's, as Tomcat's own HTTP
+		// connector reports it.
+		{host: "app.example.test", name: "app.example.test", port: 80},
+	} {
+		req := newRequest(t, "GET", base+peer.EchoPath, nil)
+		if tt.host != "" {
+			req.Host = tt.host
+		}
+		e := echo(t, c, req)
+		if e.ServerName != tt.name || e.ServerPort != tt.port {
+			t.Errorf("Host %q: Tomcat saw serverName %q serverPort %d; want %q %d",
+				req.Host, e.ServerName, e.ServerPort, tt.name, tt.port)
+		}
+		// getLocalAddr/getLocalPort: where the client connected.
+		if e.LocalAddr != "127.0.0.1" || e.LocalPort != lport {
+			t.Errorf("Host %q: Tomcat saw localAddr %q localPort %d; want webtier's listener 127.0.0.1 %d",
+				req.Host, e.LocalAddr, e.LocalPort, lport)
+		}
+		if e.Scheme != "http" || e.IsSecure || e.Protocol != "HTTP/1.1" {
+			t.Errorf("Host %q: Tomcat saw scheme %q isSecure %v protocol %q; want http, false, HTTP/1.1",
+				req.Host, e.Scheme, e.IsSecure, e.Protocol)
+		}
+		if len(e.Attributes) != 0 {
+			t.Errorf("Host %q: Tomcat saw request attributes %v; want none (no TLS)", req.Host, e.Attributes)
+		}
+	}
+}
+
+// ajpRequestTLSIsSecure is TestAJPRequest's "tls-is-secure" case.
+func ajpRequestTLSIsSecure(t *testing.T, s *ajpRequestStack) {
+	tc := s.tc
+	// A second webtier in front of the same Tomcat, with a TLS
+	// listener: the servlet must see an HTTPS request, and the TLS
+	// parameters the client negotiated with webtier.
+	certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
+	tw := startAJPWebtierListener(t, fmt.Sprintf("    tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile),
+		tc.Secret(), []string{"ajp://" + tc.AJPAddr()}, "", "")
+	url := "https://" + tw.Addr() + peer.EchoPath
+	_, port, _ := net.SplitHostPort(tw.Addr())
+	tlsPort, _ := strconv.Atoi(port)
+	// Tomcat's key_size: the cipher's symmetric key bits.
+	keyBits := map[uint16]string{
+		tls.TLS_AES_128_GCM_SHA256:                  "128",
+		tls.TLS_AES_256_GCM_SHA384:                  "256",
+		tls.TLS_CHACHA20_POLY1305_SHA256:            "256",
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "256",
+	}
+	for _, tt := range []struct {
+		name        string
+		client      *tls.Config
+		h2          bool
+		wantProto   string // getProtocol()
+		wantVersion string // org.apache.tomcat.util.net.secure_protocol_version
+	}{
+		{name: "h2-tls1.3", client: &tls.Config{RootCAs: roots}, h2: true,
+			wantProto: "HTTP/2.0", wantVersion: "TLSv1.3"},
+		{name: "http1.1-tls1.2", client: &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, NextProtos: []string{"http/1.1"}},
+			wantProto: "HTTP/1.1", wantVersion: "TLSv1.2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// get sends a GET of echo.jsp on c and reports whether it
+			// went on a connection already used.
+			get := func(c *http.Client) (peer.Echo, *tls.ConnectionState, bool) {
+				t.Helper()
+				var reused bool
+				ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+					GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+				})
+				req := newRequest(t, "GET", url, nil).WithContext(ctx)
+				resp, body := send(t, c, req)
+				if resp.StatusCode != http.StatusOK || resp.TLS == nil {
+					t.Fatalf("GET %s: %s (TLS %v) %.300q; want 200 over TLS", url, resp.Status, resp.TLS != nil, body)
+				}
+				if resp.Proto != tt.wantProto {
+					t.Errorf("client got %s from webtier; want %s", resp.Proto, tt.wantProto)
+				}
+				e, err := peer.ParseEcho(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e, resp.TLS, reused
+			}
+			newClient := func() *http.Client {
+				tr := &http.Transport{TLSClientConfig: tt.client, ForceAttemptHTTP2: tt.h2}
+				t.Cleanup(tr.CloseIdleConnections)
+				return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			}
+			c := newClient()
+			e, cs, _ := get(c)
+			if !e.IsSecure || e.Scheme != "https" || e.Protocol != tt.wantProto {
+				t.Errorf("Tomcat saw isSecure %v scheme %q protocol %q; want true, https, %s",
+					e.IsSecure, e.Scheme, e.Protocol, tt.wantProto)
+			}
+			if e.ServerPort != tlsPort || e.LocalPort != tlsPort {
+				t.Errorf("Tomcat saw serverPort %d localPort %d; want webtier's TLS port %d", e.ServerPort, e.LocalPort, tlsPort)
+			}
+			if got := e.Header("X-Forwarded-Proto"); !slices.Equal(got, []string{"https"}) {
+				t.Errorf("X-Forwarded-Proto arrived as %q; want [https]", got)
+			}
+			wantBits, ok := keyBits[cs.CipherSuite]
+			if !ok {
+				t.Fatalf("negotiated %s, which this test has no key size for", tls.CipherSuiteName(cs.CipherSuite))
+			}
+			for _, a := range []struct{ name, want string }{
+				{"jakarta.servlet.request.cipher_suite", tls.CipherSuiteName(cs.CipherSuite)},
+				{"jakarta.servlet.request.key_size", wantBits},
+				{"org.apache.tomcat.util.net.secure_protocol_version", tt.wantVersion},
+			} {
+				if got, ok := e.Attributes[a.name]; !ok || got != a.want {
+					t.Errorf("Tomcat's %s = %q (set %v); want %q", a.name, got, ok, a.want)
+				}
+			}
+			if v, ok := e.Attributes["jakarta.servlet.request.X509Certificate"]; ok {
+				t.Errorf("Tomcat saw a client certificate %q; want none (the client sent none)", v)
+			}
+			// ssl_session_id: one per client TLS connection.
+			const sessionAttr = "jakarta.servlet.request.ssl_session_id"
+			id := e.Attributes[sessionAttr]
+			if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+				t.Fatalf("Tomcat's %s = %q; want 32 hex digits", sessionAttr, id)
+			}
+			again, _, reused := get(c)
+			if !reused {
+				t.Fatal("the second request did not reuse the client's connection")
+			}
+			if got := again.Attributes[sessionAttr]; got != id {
+				t.Errorf("same client connection: %s = %q, then %q; want the same", sessionAttr, id, got)
+			}
+			other, _, _ := get(newClient())
+			if got := other.Attributes[sessionAttr]; got == id || got == "" {
+				t.Errorf("another client connection: %s = %q, the first one's was %q; want a different one", sessionAttr, got, id)
+			}
+		})
+	}
+}
+
+// ajpRequestPost1MiB is TestAJPRequest's "post-1MiB" case.
+func ajpRequestPost1MiB(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	payload := make([]byte, 1<<20)
+	if _, err := rand.Read(payload); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name          string
+		contentLength int64 // as the client sends it; -1: chunked
+	}{
+		{"content-length", int64(len(payload))},
+		{"chunked", -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(string(payload))
+			if tt.contentLength < 0 {
+				body = io.MultiReader(body) // hides the length: the client sends chunks
+			}
+			req := newRequest(t, "POST", base+peer.EchoPath, body)
+			req.ContentLength = tt.contentLength
+			req.Header.Set("Content-Type", "application/octet-stream")
+			start := time.Now()
+			e := echo(t, c, req)
+			if e.BodyLength != int64(len(payload)) || e.BodySha256 != hexSHA256(payload) {
+				t.Errorf("Tomcat read %d bytes with sha256 %s; want %d bytes with %s",
+					e.BodyLength, e.BodySha256, len(payload), hexSHA256(payload))
+			}
+			if e.ContentLength != tt.contentLength {
+				t.Errorf("Tomcat saw contentLength %d; want %d", e.ContentLength, tt.contentLength)
+			}
+			if got := orNull(e.ContentType); got != "application/octet-stream" {
+				t.Errorf("Tomcat saw contentType %q; want application/octet-stream", got)
+			}
+			t.Logf("1 MiB %s POST took %v", tt.name, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// ajpRequestResponse5MiB is TestAJPRequest's "response-5MiB" case.
+func ajpRequestResponse5MiB(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	const pad = 5 << 20
+	start := time.Now()
+	resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?pad="+strconv.Itoa(pad), nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %.300q", resp.Status, body)
+	}
+	e, err := peer.ParseEcho(body)
+	if err != nil {
+		t.Fatalf("%d bytes arrived: %v", len(body), err)
+	}
+	if e.Pad == nil || len(*e.Pad) != pad || strings.Trim(*e.Pad, "x") != "" {
+		n := -1
+		if e.Pad != nil {
+			n = len(*e.Pad)
+		}
+		t.Fatalf("pad field of %d bytes; want %d 'x' bytes", n, pad)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d, body %d bytes", resp.ContentLength, len(body))
+	}
+	t.Logf("%d-byte response in %v", len(body), time.Since(start).Round(time.Millisecond))
+}
+
+// ajpRequestSetCookies is TestAJPRequest's "set-cookies" case.
+func ajpRequestSetCookies(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?cookies=3", nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %.300q", resp.Status, body)
+	}
+	var got []string
+	for _, ck := range resp.Cookies() {
+		got = append(got, ck.Name+"="+ck.Value)
+	}
+	if want := []string{"c1=v1", "c2=v2", "c3=v3"}; !slices.Equal(got, want) {
+		t.Errorf("cookies %q (Set-Cookie %q); want %q, one Set-Cookie each", got, resp.Header.Values("Set-Cookie"), want)
+	}
+}
+
+// ajpRequestStatus is TestAJPRequest's "status" case.
+func ajpRequestStatus(t *testing.T, s *ajpRequestStack) {
+	base := s.base
+	c := s.c
+	// Tomcat's status and body pass through; a 5xx from Tomcat is not
+	// turned into webtier's 502.
+	for _, status := range []int{201, 202, 301, 404, 418, 429, 500, 503} {
+		resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?status="+strconv.Itoa(status), nil))
+		if resp.StatusCode != status {
+			t.Errorf("?status=%d: got %s %.200q", status, resp.Status, body)
+			continue
+		}
+		if _, err := peer.ParseEcho(body); err != nil {
+			t.Errorf("?status=%d: body is not echo.jsp's: %v", status, err)
+		}
+	}
+}
+
+// ajpRequestNoBody is TestAJPRequest's "no-body" case.
+func ajpRequestNoBody(t *testing.T, s *ajpRequestStack) {
+	w := s.w
+	// On one raw keep-alive connection: each response that must have
+	// no body is followed by a GET whose response must come next, so
+	// a stray body byte breaks the parse of the next response.
+	conn, err := net.DialTimeout("tcp", w.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	roundTrip := func(method, uri string) *http.Response {
+		t.Helper()
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: app.example.test\r\n\r\n", method, uri)
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("%s %s: reading the response: %v (a body where none may be?)", method, uri, err)
+		}
+		return resp
+	}
+	for _, tt := range []struct {
+		method, uri string
+		status      int
+	}{
+		{"HEAD", peer.EchoPath, 200},
+		{"GET", peer.EchoPath + "?status=304", 304},
+		{"GET", peer.EchoPath + "?status=204", 204},
+		{"HEAD", peer.EchoPath + "?pad=100000", 200},
+	} {
+		resp := roundTrip(tt.method, tt.uri)
+		resp.Body.Close() // ReadResponse reads no body for HEAD, 204, 304
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s %s: %s; want %d", tt.method, tt.uri, resp.Status, tt.status)
+		}
+		if tt.method == "HEAD" && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("HEAD %s: Content-Type %q; want echo.jsp's application/json", tt.uri, resp.Header.Get("Content-Type"))
+		}
+		next := roundTrip("GET", peer.EchoPath+"?after="+tt.method)
+		body, err := io.ReadAll(next.Body)
+		next.Body.Close()
+		if err != nil || next.StatusCode != 200 {
+			t.Fatalf("GET after %s %s: %s %v", tt.method, tt.uri, next.Status, err)
+		}
+		if e, err := peer.ParseEcho(body); err != nil || orNull(e.QueryString) != "after="+tt.method {
+			t.Fatalf("GET after %s %s: unexpected body %.300q (%v)", tt.method, tt.uri, body, err)
+		}
 	}
 }
 
