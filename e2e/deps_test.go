@@ -21,14 +21,23 @@ func TestDependencyRules(t *testing.T) {
 	const mod = "github.com/webtier/webtier/"
 	rel := func(path string) string { return strings.TrimPrefix(path, mod) }
 	thirdParty := func(imp string) bool { return strings.Contains(strings.Split(imp, "/")[0], ".") }
-	// stdOnly: this module's packages that import the standard library only.
+	// stdOnly: this module's packages that import the standard library
+	// only, directly or through other such packages of this module.
 	stdOnly := map[string]bool{}
-	for _, p := range pkgs {
-		only := true
-		for _, imp := range p.Imports {
-			only = only && !thirdParty(imp)
+	for changed := true; changed; {
+		changed = false
+		for _, p := range pkgs {
+			if stdOnly[p.ImportPath] {
+				continue
+			}
+			only := true
+			for _, imp := range p.Imports {
+				only = only && (!thirdParty(imp) || strings.HasPrefix(imp, mod) && stdOnly[imp])
+			}
+			if only {
+				stdOnly[p.ImportPath], changed = true, true
+			}
 		}
-		stdOnly[p.ImportPath] = only
 	}
 	for _, p := range pkgs {
 		name := rel(p.ImportPath)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
 
@@ -94,11 +95,11 @@ func (ex *exchange) run() (*http.Response, error) {
 // connection.
 func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err *Error, retry bool) {
 	ex.pc = pc
-	pc.setOwner(ex)
+	pc.SetOwner(ex)
 	pc.uses++
 	ex.first = pc.uses == 1
 	ex.gotPacket = false
-	ex.stop = pc.watch(ex.req.Context())
+	ex.stop = backendconn.Watch(ex.req.Context(), pc.interruptFn)
 	if ex.intr != nil {
 		ex.intr.Attach(pc)
 	}
@@ -106,7 +107,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 	// The response header clock starts before the write: sendAwait waits
 	// for the answer under the read deadline.
 	rht := ex.t.o.ResponseHeaderTimeout
-	if !pc.setReadDeadline(time.Now().Add(rht)) {
+	if !pc.SetReadDeadline(time.Now().Add(rht)) {
 		return nil, ex.fail(net.ErrClosed, false), false
 	}
 	if n, werr := pc.sendAwait(ex.pkt); werr != nil {
@@ -128,7 +129,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 			if err := ex.sendBody(p.Length); err != nil {
 				return nil, err, false
 			}
-			if !pc.setReadDeadline(time.Now().Add(rht)) {
+			if !pc.SetReadDeadline(time.Now().Add(rht)) {
 				return nil, ex.fail(net.ErrClosed, false), false
 			}
 		case *SendHeadersPacket:
@@ -161,7 +162,7 @@ func (ex *exchange) response(p *SendHeadersPacket) (*http.Response, *Error) {
 	if p.Status < 200 {
 		return nil, ex.fail(fmt.Errorf("%w: status %d over AJP", ErrProtocol, p.Status), false)
 	}
-	if !ex.pc.setReadDeadline(time.Time{}) {
+	if !ex.pc.SetReadDeadline(time.Time{}) {
 		return nil, ex.fail(net.ErrClosed, false)
 	}
 	ex.status = p.Status
@@ -206,7 +207,7 @@ func (ex *exchange) sendBody(n int) *Error {
 	}
 	pc.wbuf = b
 	// A body packet written means Tomcat is reading: restart the clock.
-	if !ex.gotHeaders() && !pc.setReadDeadline(time.Now().Add(ex.t.o.ResponseHeaderTimeout)) {
+	if !ex.gotHeaders() && !pc.SetReadDeadline(time.Now().Add(ex.t.o.ResponseHeaderTimeout)) {
 		return ex.fail(net.ErrClosed, false)
 	}
 	if _, err := pc.conn.Write(b); err != nil {
@@ -295,8 +296,8 @@ func (ex *exchange) classify(err error, inBody bool) *Error {
 func (ex *exchange) finish(reuse bool) {
 	stopped := ex.stopWatch()
 	ex.rb.close()
-	ex.pc.setOwner(nil)
-	if reuse && stopped {
+	fit := ex.pc.Release() // not interrupted meanwhile
+	if reuse && stopped && fit {
 		ex.t.putIdle(ex.pc)
 	} else {
 		ex.pc.close()
@@ -555,7 +556,7 @@ func (b *body) Close() error {
 		return nil
 	}
 	if !b.mu.TryLock() {
-		b.ex.pc.interruptFor(b.ex) // a Read is blocked: wake it
+		b.ex.pc.InterruptFor(b.ex) // a Read is blocked: wake it
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()

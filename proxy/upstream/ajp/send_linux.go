@@ -15,7 +15,7 @@ package ajp
 // A connection just taken from the pool is checked in the same callback,
 // right before the write: one non-blocking peek (see fit).
 func (pc *persistConn) sendAwait(p []byte) (int, error) {
-	raw := pc.probe.Raw(pc.conn)
+	raw := pc.Probe.Raw(pc.conn)
 	if raw == nil {
 		return pc.write(p)
 	}
@@ -45,9 +45,9 @@ func (pc *persistConn) send(fd uintptr) bool {
 		return true
 	}
 	pc.sent = true
-	if pc.unchecked {
-		pc.unchecked = false
-		if !pc.probe.Fit(pc.probe.Look(fd), pc.t.o.OnUnsolicited) {
+	if pc.Unchecked {
+		pc.Unchecked = false
+		if !pc.Probe.Fit(pc.Probe.Look(fd), pc.t.o.OnUnsolicited) {
 			pc.sendErr = errStale
 			return true
 		}

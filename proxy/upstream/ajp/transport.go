@@ -444,7 +444,7 @@ func (t *Transport) getConn(ctx context.Context) (pc *persistConn, reused bool, 
 		}
 		// Checked right before the request goes out (sendAwait), in the
 		// same step as the write.
-		pc.unchecked = true
+		pc.Unchecked = true
 		if t.o.CPingIdle < 0 || idle <= t.o.CPingIdle {
 			return pc, true, nil
 		}
@@ -453,7 +453,7 @@ func (t *Transport) getConn(ctx context.Context) (pc *persistConn, reused bool, 
 			pc.close()
 			continue
 		}
-		pc.unchecked = true
+		pc.Unchecked = true
 		if err := pc.cping(ctx, t.o.CPingTimeout); err != nil {
 			pc.close() // not giving it back: stale
 			if ctx.Err() != nil {

@@ -17,7 +17,7 @@ package h1
 // right before the write: one non-blocking peek, the only cost of the
 // check (see fit).
 func (pc *persistConn) flushAwait() error {
-	raw := pc.probe.Raw(pc.conn)
+	raw := pc.Probe.Raw(pc.conn)
 	if raw == nil {
 		return pc.bw.Flush()
 	}
@@ -43,9 +43,9 @@ func (pc *persistConn) send(fd uintptr) bool {
 		return true
 	}
 	pc.sent = true
-	if pc.unchecked {
-		pc.unchecked = false
-		if !pc.probe.Fit(pc.probe.Look(fd), pc.t.o.OnUnsolicited) {
+	if pc.Unchecked {
+		pc.Unchecked = false
+		if !pc.Probe.Fit(pc.Probe.Look(fd), pc.t.o.OnUnsolicited) {
 			pc.sendErr = errStale
 			return true
 		}

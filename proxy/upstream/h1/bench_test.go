@@ -135,9 +135,9 @@ func BenchmarkReuseCheck(b *testing.B) {
 	})
 	b.Run("in-flush", func(b *testing.B) {
 		b.ReportAllocs()
-		pc.probe.Raw(conn).Read(func(fd uintptr) bool {
+		pc.Probe.Raw(conn).Read(func(fd uintptr) bool {
 			for b.Loop() {
-				if !pc.probe.Fit(pc.probe.Look(fd), nil) {
+				if !pc.Probe.Fit(pc.Probe.Look(fd), nil) {
 					b.Fatal("idle connection found unfit")
 				}
 			}

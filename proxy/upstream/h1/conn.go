@@ -2,14 +2,15 @@ package h1
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
+	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
 
 // aLongTimeAgo is a deadline in the past, set to wake a blocked read or
@@ -36,27 +37,26 @@ type persistConn struct {
 	// context.AfterFunc would allocate on every request.
 	interruptFn func()
 
-	dmu     sync.Mutex // guards broken, waiting, owner and every deadline change
-	broken  bool       // a past deadline was set to interrupt it: never reuse
-	waiting bool       // a response head is awaited: body writes extend the read deadline
-	owner   *exchange  // the exchange whose body reads it; nil otherwise
+	// Guard: ownership, deadlines, interruption and the reuse check,
+	// shared with the AJP client. Its Probe and Unchecked, and the send
+	// fields below, are used only by the goroutine that owns pc (out of
+	// the pool, no body writer yet).
+	backendconn.Guard
 
-	// For the reuse check and flushAwait, which run only on the goroutine
-	// that owns pc (out of the pool, no body writer yet). The callback is
-	// a method value made once: making it per call would allocate.
-	probe     idlepool.Probe
-	unchecked bool // taken from the pool: check before the first byte goes out
-	sendFn    func(fd uintptr) bool
-	sent      bool
-	sendErr   error
+	// The send callback is a method value made once: making it per call
+	// would allocate.
+	sendFn  func(fd uintptr) bool
+	sent    bool
+	sendErr error
 
 	closed atomic.Bool
 }
 
 func newPersistConn(t *Transport, conn net.Conn) *persistConn {
 	pc := &persistConn{t: t, conn: conn, limit: -1}
+	pc.Init(conn)
 	pc.attachBuffers()
-	pc.interruptFn = pc.interrupt
+	pc.interruptFn = pc.Interrupt
 	t.idle.Track(pc)
 	return pc
 }
@@ -124,7 +124,7 @@ var errStale = errors.New("h1: pooled connection closed or holding unsolicited b
 // RawConn round trip. Here it catches a head larger than the buffer,
 // which bw writes out in part before the flush.
 func (pc *persistConn) Write(p []byte) (int, error) {
-	if pc.unchecked && !pc.fit() {
+	if pc.Unchecked && !pc.fit() {
 		return 0, errStale
 	}
 	return pc.conn.Write(p)
@@ -135,14 +135,11 @@ func (pc *persistConn) Write(p []byte) (int, error) {
 // has sent FIN or RST; bytes nobody asked for (a backend that sent more
 // than its response) would be read as the answer to this request, so the
 // connection is dropped and they are reported.
-func (pc *persistConn) fit() bool {
-	pc.unchecked = false
-	return pc.probe.Fit(pc.probe.Check(pc.conn), pc.t.o.OnUnsolicited)
-}
+func (pc *persistConn) fit() bool { return pc.Fit(pc.t.o.OnUnsolicited) }
 
 // alive reports whether a pooled connection has nothing to read, without
 // reporting anything (for tests).
-func (pc *persistConn) alive() bool { return pc.probe.Check(pc.conn) == idlepool.Nothing }
+func (pc *persistConn) alive() bool { return pc.Probe.Check(pc.conn) == idlepool.Nothing }
 
 // IdleEntry and Close make pc an idlepool.Conn.
 func (pc *persistConn) IdleEntry() *idlepool.Entry { return &pc.idle }
@@ -155,111 +152,20 @@ func (pc *persistConn) close() {
 	}
 }
 
-// interrupt wakes any blocked read or write and marks pc broken. It runs
-// when the request's context ends.
-func (pc *persistConn) interrupt() {
-	pc.dmu.Lock()
-	pc.broken = true
-	pc.conn.SetDeadline(aLongTimeAgo)
-	pc.dmu.Unlock()
-}
-
-// interruptFor interrupts pc only if ex still owns it: a response body
-// closed late must not break the connection after it went back to the
-// pool and on to another request.
-func (pc *persistConn) interruptFor(ex *exchange) {
-	pc.dmu.Lock()
-	if pc.owner == ex {
-		pc.broken = true
-		pc.conn.SetDeadline(aLongTimeAgo)
-	}
-	pc.dmu.Unlock()
-}
-
-// alwaysStopped is the stop function of a context that never ends.
-func alwaysStopped() bool { return true }
-
-// watch interrupts pc when ctx ends, until the returned stop is called.
-// stop reports false if the interruption happened (or is happening).
-func (pc *persistConn) watch(ctx context.Context) (stop func() bool) {
-	if ctx.Done() == nil {
-		return alwaysStopped
-	}
-	return context.AfterFunc(ctx, pc.interruptFn)
-}
-
-// awaitHeaders sets the read deadline for the response head, unless pc
-// was interrupted; it reports whether it did.
-func (pc *persistConn) awaitHeaders(deadline time.Time) bool {
-	pc.dmu.Lock()
-	defer pc.dmu.Unlock()
-	if pc.broken {
-		return false
-	}
-	pc.waiting = true
-	pc.conn.SetReadDeadline(deadline)
-	return true
-}
-
-// extendHeaderWait restarts the response head clock after a body write,
-// if the head is still awaited.
-func (pc *persistConn) extendHeaderWait(d time.Duration) {
-	pc.dmu.Lock()
-	if pc.waiting && !pc.broken {
-		pc.conn.SetReadDeadline(time.Now().Add(d))
-	}
-	pc.dmu.Unlock()
-}
-
-// gotHeaders clears the read deadline once the response head is in and
-// makes ex the owner; false if pc was interrupted.
-func (pc *persistConn) gotHeaders(ex *exchange) bool {
-	pc.dmu.Lock()
-	defer pc.dmu.Unlock()
-	pc.waiting = false
-	if pc.broken {
-		return false
-	}
-	pc.owner = ex
-	pc.conn.SetReadDeadline(time.Time{})
-	return true
-}
-
-// release ends the ownership of the exchange; it reports whether pc is
-// still fit for another request.
-func (pc *persistConn) release() bool {
-	pc.dmu.Lock()
-	defer pc.dmu.Unlock()
-	pc.owner = nil
-	return !pc.broken
-}
-
-// setReadDeadline sets the read deadline unless pc was interrupted; it
-// reports whether it did. Guarding it keeps a late change from undoing an
-// interruption.
-func (pc *persistConn) setReadDeadline(t time.Time) bool {
-	pc.dmu.Lock()
-	defer pc.dmu.Unlock()
-	if pc.broken {
-		return false
-	}
-	pc.conn.SetReadDeadline(t)
-	return true
-}
-
 // failWrite records that reading the request body failed and interrupts
 // pc: the backend waits for bytes that will never come.
 func (pc *persistConn) failWrite(w *bodyWriter, err error) {
-	pc.dmu.Lock()
-	w.srcErr = err
-	pc.broken = true
-	pc.conn.SetDeadline(aLongTimeAgo)
-	pc.dmu.Unlock()
+	pc.BreakWith(func() { w.srcErr = err })
 }
 
 // sourceError returns the request body error recorded by failWrite.
-func (pc *persistConn) sourceError(w *bodyWriter) error {
-	pc.dmu.Lock()
-	defer pc.dmu.Unlock()
-	return w.srcErr
+func (pc *persistConn) sourceError(w *bodyWriter) (err error) {
+	pc.Locked(func() { err = w.srcErr })
+	return err
 }
+
+// persistConn is what the upstream pool's rescue and stall watch act on.
+var _ interface {
+	interrupt.Target
+	interrupt.Staller
+} = (*persistConn)(nil)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
 
@@ -91,7 +92,7 @@ func (ex *exchange) run() (*http.Response, error) {
 // been closed under the request, so a failure on one is never retried.
 func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err error, retry bool) {
 	ex.pc, ex.w, ex.resp = pc, nil, nil
-	ex.stop = pc.watch(ex.ctx)
+	ex.stop = backendconn.Watch(ex.ctx, pc.interruptFn)
 	if ex.intr != nil {
 		ex.intr.Attach(pc)
 	}
@@ -101,7 +102,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 		if ex.reqBody == nil {
 			// The head clock starts before the write so that the write
 			// can wait for the response in the same step (flushAwait).
-			if pc.awaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
+			if pc.AwaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
 				awaiting = true
 				err = pc.flushAwait()
 			} else {
@@ -126,7 +127,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 func (ex *exchange) readResponse(reused, awaiting bool) (*http.Response, error, bool) {
 	pc := ex.pc
 	pc.limit = maxHeaderBytes
-	if !awaiting && !pc.awaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
+	if !awaiting && !pc.AwaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
 		return nil, ex.fail(errInterrupted, inHead), false
 	}
 	if _, err := pc.br.Peek(1); err != nil {
@@ -171,7 +172,7 @@ func (ex *exchange) readResponse(reused, awaiting bool) (*http.Response, error, 
 		}
 	}
 	pc.limit = -1
-	if !pc.gotHeaders(ex) {
+	if !pc.GotHeaders(ex) {
 		return nil, ex.fail(errInterrupted, inHead), false
 	}
 	ex.resp = resp
@@ -315,7 +316,7 @@ func (ex *exchange) reusable() bool {
 func (ex *exchange) finish(eof bool) {
 	pc := ex.pc
 	stopped := ex.stopWatch()
-	fit := pc.release() && eof && stopped && ex.reusable()
+	fit := pc.Release() && eof && stopped && ex.reusable()
 	switch {
 	case !fit:
 		pc.close()
@@ -400,7 +401,7 @@ func (b *body) Close() error {
 		return nil
 	}
 	if !b.mu.TryLock() {
-		b.ex.pc.interruptFor(b.ex) // a Read is blocked: wake it
+		b.ex.pc.InterruptFor(b.ex) // a Read is blocked: wake it
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
@@ -425,11 +426,11 @@ func (b *body) drainBuffered() bool {
 		b.left = 0
 		return true
 	}
-	if !pc.setReadDeadline(aLongTimeAgo) {
+	if !pc.SetReadDeadline(aLongTimeAgo) {
 		return false
 	}
 	_, err := io.Copy(io.Discard, b.rc)
-	return pc.setReadDeadline(time.Time{}) && err == nil
+	return pc.SetReadDeadline(time.Time{}) && err == nil
 }
 
 // switchedConn is the body of a 101 response: the connection itself, now

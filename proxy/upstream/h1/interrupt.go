@@ -22,15 +22,6 @@ func (t *Transport) RoundTripInterruptible(req *http.Request, in *interrupt.Inte
 	return ex.run()
 }
 
-// Interrupt wakes any blocked read or write and keeps pc from being
-// reused: an interrupt.Target.
-func (pc *persistConn) Interrupt() { pc.interrupt() }
-
-// Stalled reports whether the backend left the bytes sent on pc
-// unacknowledged (an interrupt.Staller): the pool's stall watch re-sends
-// such a request elsewhere instead of waiting for TCP_USER_TIMEOUT.
-func (pc *persistConn) Stalled() bool { return interrupt.Unacknowledged(pc.conn) }
-
 // ended reports whether the request's context ended or its Interrupt
 // fired.
 func (ex *exchange) ended() bool {

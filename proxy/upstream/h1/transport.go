@@ -170,7 +170,7 @@ func (t *Transport) getConn(ex *exchange, fresh bool) (pc *persistConn, reused b
 		// Checked before the first byte goes out: a request without a
 		// body by its flush (flushAwait), in the same step as the write;
 		// one with a body here, before its writer can read any of it.
-		pc.unchecked = true
+		pc.Unchecked = true
 		if ex.reqBody != nil && !pc.fit() {
 			pc.close() // not giving it back: closed, or holding stray bytes
 			continue
