@@ -194,9 +194,10 @@ type ListenerOptions struct {
 	HealthRequires []string
 }
 
-// TLSOptions are a listener's certificate and key. Both are PEM files, read
-// once when Server.Listen runs: a renewed certificate takes effect at the
-// next start.
+// TLSOptions are a listener's certificate and key. Both are PEM files,
+// read when the listener starts and again at every reload (SIGHUP): a
+// renewed certificate is served from the next handshake, and one that
+// does not load fails the reload and leaves the old one in place.
 type TLSOptions struct {
 	// CertFile holds the server certificate, then any intermediates.
 	CertFile string
