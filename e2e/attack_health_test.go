@@ -162,6 +162,18 @@ logging:
 		t.Errorf("backend received %s; want only GET /first", describeReqs(got))
 	}
 
+	for _, r := range b.Requests() {
+		if r.RequestURI == "/smuggled" {
+			t.Error("backend received a pipelined request sent during the drain")
+		}
+	}
+	if peer.StdEngine() {
+		// net/http's HTTP/2 server has no drain of its own before
+		// Shutdown: no GOAWAY until the listeners close (README, what
+		// std costs).
+		t.Log("engine std: HTTP/2 during the drain not checked (no GOAWAY before the listeners close)")
+		return
+	}
 	before = len(b.Requests())
 	h := dialH2(t, tlsAddr, false)
 	for _, id := range []uint32{1, 3, 5} {
@@ -184,10 +196,5 @@ logging:
 	}
 	if got := b.Requests()[before:]; len(got) != 1 || got[0].RequestURI != "/h2-1" {
 		t.Errorf("backend received %s over HTTP/2; want only GET /h2-1", describeReqs(got))
-	}
-	for _, r := range b.Requests() {
-		if r.RequestURI == "/smuggled" {
-			t.Error("backend received a pipelined request sent during the drain")
-		}
 	}
 }
