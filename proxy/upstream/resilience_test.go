@@ -283,12 +283,21 @@ func TestPool_neverRetriesSentNonIdempotent(t *testing.T) {
 }
 
 // Idempotent requests stuck on an address that leaves DNS are re-sent to
-// another address after the grace, and their connection is closed.
+// another address after the grace, and their connection is closed. With
+// engine std, net/http's Transport is ended by cancelling the try's
+// context instead.
 func TestPool_rescuesStuckRequests(t *testing.T) {
+	for _, engine := range []Engine{EngineWebtier, EngineStd} {
+		t.Run(string(engine), func(t *testing.T) { rescuesStuckRequests(t, engine) })
+	}
+}
+
+func rescuesStuckRequests(t *testing.T, engine Engine) {
 	a := startBackend(t, "a", "127.0.0.2", 0)
 	startBackend(t, "b", "127.0.0.3", a.port())
 	res := &pushResolver{}
 	opts := fastOpts("app", Target{Scheme: "http", Host: "elb.test", Port: uint16(a.port())})
+	opts.Engine = engine
 	opts.RescueGrace = 20 * time.Millisecond
 	opts.RaceDelay = -1 // no race: the rescue interrupts the h1 client directly
 	opts.Metrics = NewMetrics(prometheus.NewRegistry())
@@ -302,6 +311,9 @@ func TestPool_rescuesStuckRequests(t *testing.T) {
 	defer p.Close()
 	defer close(a.block)
 	res.push(t, "elb.test", "127.0.0.2")
+	if engine == EngineStd {
+		requireStd(t, p)
+	}
 	// /hang never answers on a: its handler blocks before writing headers.
 	a.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -334,7 +346,9 @@ func TestPool_rescuesStuckRequests(t *testing.T) {
 	if n := testutil.ToFloat64(opts.Metrics.retries.WithLabelValues("app", "rescued")); n != 1 {
 		t.Errorf("retries{reason=rescued} = %v; want 1", n)
 	}
-	<-a.closed // the stuck connection was closed
+	if engine == EngineWebtier {
+		<-a.closed // the stuck connection was closed
+	}
 }
 
 // listenNoAccept makes a socket whose accept queue fills at once, so that
