@@ -57,7 +57,14 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg
 		http.Error(w, body, status)
 		if g.rejected != nil {
-			g.rejected(r, status, len(body)+1) // http.Error adds a line break
+			lr := r
+			if status == http.StatusRequestURITooLong {
+				// The refused line (up to max_header_size of the
+				// client's bytes) is not logged: the access log shows
+				// "-", as for the fast path, which refuses it unread.
+				lr = &http.Request{RemoteAddr: r.RemoteAddr, Header: http.Header{}, TLS: r.TLS}
+			}
+			g.rejected(lr, status, len(body)+1) // http.Error adds a line break
 		}
 		return
 	}
