@@ -373,13 +373,6 @@ func TestAttackHTTP2(t *testing.T) {
 	}
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
-			if peer.StdEngine() && v.name == "connection dropped with streams waiting" {
-				// net/http's HTTP/2 server keeps the handlers of a dropped
-				// connection, and their backend connections, until the
-				// backend answers (README, what std costs): this backend
-				// never does, and the next vectors would count them.
-				t.Skip("engine std: handlers outlive a dropped HTTP/2 connection")
-			}
 			mark := markOf(b)
 			h := dialH2(t, w.Addr(), v.lazy)
 			got := v.run(t, h)

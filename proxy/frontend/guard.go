@@ -47,7 +47,10 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	r = g.detach(r)
+	r, release := g.detach(r)
+	if release != nil {
+		defer release()
+	}
 	if status, msg := g.check(r); status != 0 {
 		if r.ProtoMajor == 1 {
 			// (On HTTP/2, net/http would send the whole connection

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -52,8 +53,10 @@ const (
 // make no progress (WriteByteTimeout), as proxy/h2 does; idle_timeout is
 // srv.IdleTimeout, which the HTTP/2 server uses as well. Rapid reset and
 // CONTINUATION floods are bounded by net/http itself (the Go advisories
-// of 2023 and 2024).
+// of 2023 and 2024). Requests carry their connection's life (connLife),
+// which ends their backend requests when the client goes away (detach).
 func configureStd(srv *http.Server, writeTimeout time.Duration) {
+	srv.ConnContext = connLife
 	srv.HTTP2 = &http.HTTP2Config{
 		MaxConcurrentStreams:          h2.DefaultMaxConcurrentStreams,
 		MaxReadFrameSize:              stdH2MaxFrame,
@@ -105,13 +108,70 @@ func (g *netHTTPGuard) check(r *http.Request) (int, string) {
 // too, and a client that keeps resetting is sent away by net/http
 // (ENHANCE_YOUR_CALM once its queue of unstarted handlers is full). This
 // is the own servers' behaviour toward a client that leaves before its
-// response headers (HAProxy's abortonclose off). HTTP/1 requests keep
-// net/http's cancellation: one connection runs one handler.
-func (g *netHTTPGuard) detach(r *http.Request) *http.Request {
+// response headers (HAProxy's abortonclose off).
+//
+// The end of the connection still ends the request, as on proxy/h2: the
+// detached context is cancelled when the client's connection closes
+// (connLife), so that a client that drops a connection with streams
+// waiting takes their backend requests with it rather than leaving them
+// to the backend's answer. release must be called when the handler
+// returns. HTTP/1 requests keep net/http's cancellation (release is nil):
+// one connection runs one handler.
+func (g *netHTTPGuard) detach(r *http.Request) (_ *http.Request, release func()) {
 	if r.ProtoMajor != 2 {
-		return r
+		return r, nil
 	}
-	return r.WithContext(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	if life, ok := r.Context().Value(connLifeKey{}).(context.Context); ok {
+		stop := context.AfterFunc(life, cancel)
+		return r.WithContext(ctx), func() { stop(); cancel() }
+	}
+	return r.WithContext(ctx), cancel
+}
+
+// connLifeKey is the key of a connection's connLife context in its
+// requests' contexts.
+type connLifeKey struct{}
+
+// connLifeListener gives each connection of a TLS listener of engine std,
+// under its TLS layer, a context that ends when net/http closes the
+// connection (connLife): the only sign of a dropped HTTP/2 connection a
+// detached handler can wait on, as net/http's HTTP/2 server cancels a
+// request's context alike for a reset stream and for a closed connection.
+type connLifeListener struct{ net.Listener }
+
+func (l connLifeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	life, end := context.WithCancel(context.Background())
+	return &lifeConn{Conn: c, life: life, end: end}, nil
+}
+
+// lifeConn is a connection whose life ends at its first Close.
+type lifeConn struct {
+	net.Conn
+	life context.Context
+	end  context.CancelFunc
+}
+
+func (c *lifeConn) Close() error {
+	c.end()
+	return c.Conn.Close()
+}
+
+// connLife is the http.Server's ConnContext with engine std: it puts the
+// connection's life, if it has one (connLifeListener), in the context its
+// requests derive from.
+func connLife(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*lifeConn); ok {
+		return context.WithValue(ctx, connLifeKey{}, lc.life)
+	}
+	return ctx
 }
 
 // stdListener is a plain listener of engine std: each accepted connection

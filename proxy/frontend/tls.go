@@ -46,6 +46,9 @@ func listen(lo proxy.ListenerOptions) (net.Listener, *tls.Config, *certSource, e
 		return nil, nil, nil, err
 	}
 	if conf != nil {
+		if lo.Engine.Std() {
+			ln = connLifeListener{ln} // see detach
+		}
 		ln = tls.NewListener(ln, conf)
 	}
 	return ln, conf, cs, nil
