@@ -29,6 +29,7 @@ type h2Event struct {
 	flags    http2.Flags
 	status   string // :status of a HEADERS frame
 	code     http2.ErrCode
+	last     uint32 // a GOAWAY's last stream
 	settings map[http2.SettingID]uint32
 	err      error
 }
@@ -109,7 +110,7 @@ func (h *h2Conn) read() {
 		case *http2.RSTStreamFrame:
 			e.code = f.ErrCode
 		case *http2.GoAwayFrame:
-			e.code = f.ErrCode
+			e.code, e.last = f.ErrCode, f.LastStreamID
 		case *http2.SettingsFrame:
 			e.settings = map[http2.SettingID]uint32{}
 			_ = f.ForeachSetting(func(s http2.Setting) error { e.settings[s.ID] = s.Val; return nil })

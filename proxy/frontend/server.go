@@ -39,7 +39,7 @@ type Server struct {
 	fast      []http.Handler                  // per listener: the handler without netHTTPGuard
 	rejected  []func(*http.Request, int, int) // per listener: logs a request the server answered itself
 	certs     []*certSource                   // per listener; nil for a plain one
-	h2s       []*h2.Server                    // per listener; nil for a plain one
+	h2s       []h2Drainer                     // per listener: its HTTP/2 server; nil for a plain one
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -146,11 +146,16 @@ func (s *Server) Listen() error {
 		s.certs = append(s.certs, cs)
 		idx := i
 		front := s.live.Front(i)
+		std := lo.Engine.Std()
 		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s.drain.draining() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
+			if s.drain.draining() && (r.ProtoMajor == 1 || std) && r.Header.Get("Upgrade") == "" {
 				// Draining: the client reconnects through the
 				// balancer (the fast path says it on its own; an
 				// upgrade's 101 keeps its Connection: Upgrade).
+				// net/http's HTTP/2 server (engine std) sends a
+				// GOAWAY for it instead: a connection opened
+				// during the drain goes after its first response
+				// (proxy/h2 after its first stream, on its own).
 				w.Header().Set("Connection", "close")
 			}
 			front.ServeHTTP(w, r)
@@ -172,16 +177,19 @@ func (s *Server) Listen() error {
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
-		var h2s *h2.Server
+		var h2d h2Drainer
 		if lo.Engine.Std() {
 			configureStd(srv, orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout))
+			if tlsConf != nil {
+				h2d = newStdH2Drain(srv)
+			}
 		} else if tlsConf != nil {
 			// HTTP/2 by webtier's own server (frontend/h2): one write per
 			// response where net/http's takes two or more. The listener's
 			// head limits bound the decoded header list (max_header_size
 			// as SETTINGS_MAX_HEADER_LIST_SIZE counts it), and
 			// write_timeout the streams waiting for flow-control window.
-			h2s = &h2.Server{
+			h2s := &h2.Server{
 				IdleTimeout:       srv.IdleTimeout,
 				ReadHeaderTimeout: srv.ReadHeaderTimeout,
 				MaxHeaderBytes:    uint32(lim.headSize),
@@ -189,9 +197,10 @@ func (s *Server) Listen() error {
 				WriteTimeout:      orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout),
 			}
 			h2s.Configure(srv)
+			h2d = h2s
 		}
 		s.servers = append(s.servers, srv)
-		s.h2s = append(s.h2s, h2s)
+		s.h2s = append(s.h2s, h2d)
 	}
 	return nil
 }
@@ -296,7 +305,7 @@ type serveUnit interface {
 type netHTTPUnit struct {
 	srv *http.Server
 	ln  net.Listener
-	h2  *h2.Server // nil on a plain listener
+	h2  h2Drainer // nil on a plain listener
 
 	mu  sync.Mutex
 	gen int // drain generation: a half-time timer of an older one does nothing
@@ -326,6 +335,10 @@ func (u *netHTTPUnit) drain(on bool, spread time.Duration) {
 		}
 	})
 }
+
+// h2Drainer is a TLS listener's HTTP/2 server as a drain sees it:
+// webtier's own (h2.Server) or net/http's (stdH2Drain).
+type h2Drainer interface{ Drain(on bool) }
 
 func (u *netHTTPUnit) Serve() error                       { return u.srv.Serve(u.ln) }
 func (u *netHTTPUnit) Shutdown(ctx context.Context) error { return u.srv.Shutdown(ctx) }

@@ -43,8 +43,8 @@ const (
 
 // configureStd makes srv serve a listener of engine std: on a TLS
 // listener, net/http's bundled HTTP/2 server (negotiated by ALPN, as
-// srv.TLSConfig lists "h2"; http.Server configures it when TLSNextProto is
-// nil) gets the listener's limits. The decoded header list is bounded by
+// srv.TLSConfig lists "h2"; set up by newStdH2Drain) gets the listener's
+// limits. The decoded header list is bounded by
 // srv.MaxHeaderBytes (max_header_size; net/http advertises it, with some
 // slack, as SETTINGS_MAX_HEADER_LIST_SIZE and answers 431 over it), and
 // the field count, request line, body timeout and per-write
@@ -221,3 +221,51 @@ func noSniff(h http.Header) {
 		h["Content-Type"] = nil
 	}
 }
+
+// stdH2Drain sends the HTTP/2 connections of a TLS listener of engine std
+// away at the start of a drain, as proxy/h2's Drain does: a GOAWAY
+// (NO_ERROR) to each, whose open streams finish before it closes, so that
+// its client reconnects through the balancer. net/http's HTTP/2 server
+// sends that GOAWAY only from Server.Shutdown, which closes the listener
+// too; so it is set up on a second http.Server that serves nothing
+// (goAway), and the listener's server serves each "h2" connection with
+// the TLSNextProto function net/http made for goAway. That function
+// serves a connection as the server that hands it over (its handler,
+// ConnContext, HTTP2 limits, hooks and logger) but registers it with
+// goAway, whose Shutdown is then a GOAWAY to every connection and closes
+// nothing else. The listener's own Shutdown calls it too, as net/http
+// would. Connections opened during the drain get their GOAWAY with their
+// first response (Listen's handler says Connection: close, which
+// net/http's HTTP/2 server turns into one).
+type stdH2Drain struct{ goAway *http.Server }
+
+// newStdH2Drain sets srv's HTTP/2 up so (before srv serves). It returns
+// nil, and leaves srv as it is, when net/http serves no HTTP/2
+// (GODEBUG=http2server=0): there is nothing to send away then.
+func newStdH2Drain(srv *http.Server) h2Drainer {
+	ga := &http.Server{IdleTimeout: srv.IdleTimeout, HTTP2: srv.HTTP2}
+	ga.Serve(noListener{}) //nolint:errcheck // sets HTTP/2 up on ga, then returns: nothing to accept
+	h2 := ga.TLSNextProto["h2"]
+	if h2 == nil {
+		return nil
+	}
+	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": h2}
+	d := stdH2Drain{goAway: ga}
+	srv.RegisterOnShutdown(func() { d.Drain(true) })
+	return d
+}
+
+// Drain, on, sends every HTTP/2 connection a GOAWAY; off, nothing is to
+// be undone (connections sent away reconnect as new ones).
+func (d stdH2Drain) Drain(on bool) {
+	if on {
+		d.goAway.Shutdown(context.Background()) //nolint:errcheck // returns at once: goAway has no connection of its own
+	}
+}
+
+// noListener is a listener that has nothing to accept.
+type noListener struct{}
+
+func (noListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (noListener) Close() error              { return nil }
+func (noListener) Addr() net.Addr            { return &net.TCPAddr{} }
