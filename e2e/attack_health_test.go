@@ -13,19 +13,14 @@ import (
 	"github.com/webtier/webtier/proxy/proxytest"
 )
 
-// Health endpoint (issue 19): webtier answers GET /health_check.html
-// itself, so the balancer in front learns webtier's state, not a
-// backend's. From the attacker's side: every spelling of the path that
-// webtier (and so the backend) would read as the health path is answered
-// by webtier and reaches no backend, whatever the Host, the method or a
-// body hiding a request; a path that only looks like it (a ".." after it,
-// an encoded "/", another case) is routed as any other path, and the
-// backend gets exactly the path that was routed.
-func TestAttackHealthPath(t *testing.T) {
-	b := peer.StartRawBackend(t, nil)
+// startHealthWebtier starts webtier in front of b with a plain listener
+// (w.Addr()) and a TLS one (a self-signed certificate; its address is
+// returned), info logs and extra, top-level YAML, appended.
+func startHealthWebtier(t *testing.T, b *peer.RawBackend, extra string) (w *peer.Webtier, tlsAddr string) {
+	t.Helper()
 	certFile, keyFile, _ := proxytest.WriteCert(t, t.TempDir(), "webtier-attack")
 	plain, tlsAddr := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
-	w := peer.StartWebtier(t, peer.Build(t), plain, fmt.Sprintf(`listeners:
+	w = peer.StartWebtier(t, peer.Build(t), plain, fmt.Sprintf(`listeners:
   - address: %q
   - address: %q
     tls: {cert_file: %q, key_file: %q}
@@ -38,7 +33,21 @@ upstreams:
 logging:
   level: info
   format: json
-`, plain, tlsAddr, certFile, keyFile, b.URL()))
+`, plain, tlsAddr, certFile, keyFile, b.URL())+extra)
+	return w, tlsAddr
+}
+
+// Health endpoint (issue 19): webtier answers GET /health_check.html
+// itself, so the balancer in front learns webtier's state, not a
+// backend's. From the attacker's side: every spelling of the path that
+// webtier (and so the backend) would read as the health path is answered
+// by webtier and reaches no backend, whatever the Host, the method or a
+// body hiding a request; a path that only looks like it (a ".." after it,
+// an encoded "/", another case) is routed as any other path, and the
+// backend gets exactly the path that was routed.
+func TestAttackHealthPath(t *testing.T) {
+	b := peer.StartRawBackend(t, nil)
+	w, tlsAddr := startHealthWebtier(t, b, "")
 
 	vectors := []struct {
 		name   string
@@ -126,24 +135,7 @@ logging:
 // connection closes.
 func TestAttackDuringDrain(t *testing.T) {
 	b := peer.StartRawBackend(t, nil)
-	certFile, keyFile, _ := proxytest.WriteCert(t, t.TempDir(), "webtier-attack")
-	plain, tlsAddr := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
-	w := peer.StartWebtier(t, peer.Build(t), plain, fmt.Sprintf(`listeners:
-  - address: %q
-  - address: %q
-    tls: {cert_file: %q, key_file: %q}
-routes:
-  - path: /
-    upstream: app
-upstreams:
-  app:
-    targets: [%q]
-drain:
-  wait: 10m
-logging:
-  level: info
-  format: json
-`, plain, tlsAddr, certFile, keyFile, b.URL()))
+	w, tlsAddr := startHealthWebtier(t, b, "drain:\n  wait: 10m\n")
 	if err := w.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
