@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/webtier/webtier/proxy/accesslog"
@@ -29,6 +28,11 @@ type exchange struct {
 
 	rt    *route // nil until routed
 	reqID string
+
+	// The client's address (client.go), decided once when the exchange
+	// starts: for the access log, and as the outbound RemoteAddr.
+	client netip.Addr
+	remote string
 
 	proxied         bool // forward sent it to a pool and filled the upstream fields
 	upstreamAddr    netip.AddrPort
@@ -90,6 +94,7 @@ func (x *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (f *front) serveObserved(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{w: w, start: time.Now(),
 		upstreamConnect: -1, upstreamHeader: -1, upstreamTotal: -1}
+	x.client, x.remote = f.client(r)
 	if f.reqID.Header != "" {
 		x.reqID = f.requestID(r, &x.idBuf)
 	}
@@ -115,6 +120,7 @@ func (f *front) rejected(r *http.Request, status, bytes int) {
 	}
 	x := &exchange{start: time.Now(), status: status, bytes: int64(bytes),
 		upstreamConnect: -1, upstreamHeader: -1, upstreamTotal: -1}
+	x.client, x.remote = f.client(r)
 	f.observed(x, r)
 }
 
@@ -149,7 +155,7 @@ func (f *front) observed(x *exchange, r *http.Request) {
 	e := accesslog.Entry{
 		Format:          f.logFormat,
 		Start:           x.start,
-		Client:          f.clientAddr(r),
+		Client:          x.client,
 		Method:          r.Method,
 		URI:             r.RequestURI,
 		Proto:           r.Proto,
@@ -184,57 +190,12 @@ func (f *front) observed(x *exchange, r *http.Request) {
 	f.accessLog.Log(&e)
 }
 
-// clientAddr is the client's address as httpd's mod_remoteip finds it: the
-// peer, or, when the peer is a trusted proxy, the right-most address of
-// X-Forwarded-For that is not itself a trusted proxy.
-func (f *front) clientAddr(r *http.Request) netip.Addr {
-	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
-	if err != nil {
-		return netip.Addr{}
-	}
-	peer = peer.Unmap()
-	if !f.trustsAddr(peer) {
-		return peer
-	}
-	client := peer
-	xff := r.Header["X-Forwarded-For"]
-	for i := len(xff) - 1; i >= 0; i-- {
-		v := xff[i]
-		for v != "" {
-			var part string
-			if j := strings.LastIndexByte(v, ','); j >= 0 {
-				v, part = v[:j], v[j+1:]
-			} else {
-				v, part = "", v
-			}
-			a, err := netip.ParseAddr(strings.TrimSpace(part))
-			if err != nil {
-				return client // a value that is no address ends the chain
-			}
-			client = a.Unmap()
-			if !f.trustsAddr(client) {
-				return client
-			}
-		}
-	}
-	return client
-}
-
 // peerHost is the host part of a RemoteAddr.
 func peerHost(remoteAddr string) string {
 	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
 		return h
 	}
 	return remoteAddr
-}
-
-func (f *front) trustsAddr(ip netip.Addr) bool {
-	for _, p := range f.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // tlsVersionName names a TLS version as httpd's SSL_PROTOCOL does.
