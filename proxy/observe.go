@@ -29,11 +29,6 @@ type exchange struct {
 	rt    *route // nil until routed
 	reqID string
 
-	// The client's address (client.go), decided once when the exchange
-	// starts: for the access log, and as the outbound RemoteAddr.
-	client netip.Addr
-	remote string
-
 	proxied         bool // forward sent it to a pool and filled the upstream fields
 	upstreamAddr    netip.AddrPort
 	upstreamConnect time.Duration
@@ -94,7 +89,6 @@ func (x *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (f *front) serveObserved(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{w: w, start: time.Now(),
 		upstreamConnect: -1, upstreamHeader: -1, upstreamTotal: -1}
-	x.client, x.remote = f.client(r)
 	if f.reqID.Header != "" {
 		x.reqID = f.requestID(r, &x.idBuf)
 	}
@@ -120,7 +114,6 @@ func (f *front) rejected(r *http.Request, status, bytes int) {
 	}
 	x := &exchange{start: time.Now(), status: status, bytes: int64(bytes),
 		upstreamConnect: -1, upstreamHeader: -1, upstreamTotal: -1}
-	x.client, x.remote = f.client(r)
 	f.observed(x, r)
 }
 
@@ -155,7 +148,7 @@ func (f *front) observed(x *exchange, r *http.Request) {
 	e := accesslog.Entry{
 		Format:          f.logFormat,
 		Start:           x.start,
-		Client:          x.client,
+		Client:          f.clientAddr(r),
 		Method:          r.Method,
 		URI:             r.RequestURI,
 		Proto:           r.Proto,
