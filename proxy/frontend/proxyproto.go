@@ -295,6 +295,17 @@ func (c *proxiedConn) SyscallConn() (syscall.RawConn, error) {
 	return sc.SyscallConn()
 }
 
+// CloseWrite is the TCP connection's: net/http's server half-closes a
+// connection before it closes it, so that the client reads the answer
+// instead of a reset.
+func (c *proxiedConn) CloseWrite() error {
+	tc, ok := tcpConn(c.Conn)
+	if !ok {
+		return fmt.Errorf("proxy: %T cannot half-close", c.Conn)
+	}
+	return tc.CloseWrite()
+}
+
 // tcpConn returns the TCP connection under c: c itself, or the one a
 // proxiedConn or a resetOnTimeoutConn wraps.
 func tcpConn(c net.Conn) (*net.TCPConn, bool) {
