@@ -264,3 +264,39 @@ func FuzzFrameProxy(f *testing.F) {
 		}
 	})
 }
+
+// With both keys, the PROXY header's address is the peer trusted_proxies
+// is checked against: an HTTP proxy behind the NLB that is trusted keeps
+// its X-Forwarded-For, and one that is not has it replaced.
+func TestProxyProtocol_withTrustedProxies(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-For"))
+	}))
+	t.Cleanup(backend.Close)
+	opts := oneUpstream(t, backend, nil)
+	opts.Listeners = []proxy.ListenerOptions{{Name: "nlb", Address: "127.0.0.1:0",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
+		ProxyProtocol:  &proxy.ProxyProtocolOptions{From: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}}}
+	addr := serve(t, opts)[0].String()
+	for _, tc := range []struct{ src, want string }{
+		{"203.0.113.7:4711", "198.51.100.1, 203.0.113.7"},
+		{"192.0.2.7:4711", "192.0.2.7"},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(ppHeader(t, 2, proxyproto.PROXY, tc.src, "10.0.0.1:80"))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if string(b) != tc.want {
+			t.Errorf("from %s: backend got X-Forwarded-For %q; want %q", tc.src, b, tc.want)
+		}
+	}
+}
