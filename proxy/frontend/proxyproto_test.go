@@ -187,6 +187,16 @@ func TestProxyProtocol_refused(t *testing.T) {
 				}
 			})
 		}
+		// A second header (a client's own, behind the balancer's) is
+		// request bytes: 400, nothing forwarded.
+		for _, v := range []byte{1, 2} {
+			before := listed.reached.Load()
+			pre := append(append([]byte(nil), v2...), ppHeader(t, v, proxyproto.PROXY, "203.0.113.8:4711", "10.0.0.1:80")...)
+			if got, _ := listed.exchange(t, listed.plain, false, pre); !strings.HasPrefix(got, "400 ") || listed.reached.Load() != before {
+				t.Fatalf("%s: a second v%d header: %q, %d requests reached the backend; want 400 and none",
+					engineName(e), v, got, listed.reached.Load()-before)
+			}
+		}
 		// An unlisted source without a header is an ordinary client.
 		got, err := unlisted.exchange(t, unlisted.plain, false, nil)
 		if err != nil || got != "200 OK 127.0.0.1" {
