@@ -33,6 +33,14 @@ import (
 // reads it from the file descriptor (a buffered reader would keep
 // request bytes the fast path never sees). The connection handed on is
 // the *net.TCPConn itself, wrapped only to change RemoteAddr.
+//
+// With TCP_DEFER_ACCEPT (deferaccept_linux.go) a connection is accepted
+// once its first bytes are in, so the header is read on the accept
+// goroutine without waiting, and a connection costs no goroutine of its
+// own. A header that came alone (HAProxy writes it at connect, before
+// the client has sent anything) leaves nothing in the socket: the fast
+// path's first read finds nothing and parks the connection in the idle
+// poller, as it does any new connection whose request has not come.
 
 // maxProxyHeader bounds a v2 header (16 bytes and the addresses and
 // TLVs): an AWS NLB's, with its VPC endpoint TLV, is under 100 bytes. A
