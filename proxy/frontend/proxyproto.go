@@ -190,8 +190,9 @@ func (l *proxyListener) admit(c net.Conn, wait bool) (_ net.Conn, needWait bool,
 	if err != nil {
 		return nil, false, err
 	}
-	buf := proxyBufs.Get().(*[maxProxyHeader]byte)
-	defer proxyBufs.Put(buf)
+	pb := proxyBufs.Get().(*proxyBuf)
+	defer proxyBufs.Put(pb)
+	buf := &pb.b
 	if !l.listed(peer) {
 		n, _ := peekProxy(rc, buf[:len(proxyV2Sig)], false)
 		if b := buf[:n]; bytes.HasPrefix(b, []byte("PROXY ")) || bytes.Equal(b, proxyV2Sig) {
@@ -214,8 +215,9 @@ func (l *proxyListener) admit(c net.Conn, wait bool) (_ net.Conn, needWait bool,
 	if _, err := io.ReadFull(tc, buf[:size]); err != nil {
 		return nil, false, fmt.Errorf("reading the PROXY header: %w", err)
 	}
-	rd := bytes.NewReader(buf[:size])
-	br := bufio.NewReaderSize(rd, 256)
+	rd, br := &pb.rd, pb.br
+	rd.Reset(buf[:size])
+	br.Reset(rd)
 	h, err := proxyproto.Read(br)
 	if err != nil {
 		return nil, false, fmt.Errorf("malformed PROXY header: %w", err)
@@ -238,7 +240,20 @@ func (l *proxyListener) listed(a netip.Addr) bool {
 	return false
 }
 
-var proxyBufs = sync.Pool{New: func() any { return new([maxProxyHeader]byte) }}
+// proxyBuf is what reading one header needs: the peeked bytes, and the
+// reader go-proxyproto parses them from. Pooled: a connection costs
+// none of it once its header is read.
+type proxyBuf struct {
+	b  [maxProxyHeader]byte
+	rd bytes.Reader
+	br *bufio.Reader
+}
+
+var proxyBufs = sync.Pool{New: func() any {
+	pb := &proxyBuf{}
+	pb.br = bufio.NewReaderSize(&pb.rd, 256)
+	return pb
+}}
 
 // frameProxy finds the length of the PROXY header at the start of b:
 // proxyproto.ErrNoProxyProtocol when b does not start with one,

@@ -310,3 +310,51 @@ func TestProxyProtocol_withTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProxyProtocolConn is a connection per request to a plain
+// listener (the fast path), without and with a v2 PROXY header from a
+// listed source: what proxy_protocol adds to accepting a connection.
+func BenchmarkProxyProtocolConn(b *testing.B) {
+	_, port := startBenchBackend(b)
+	hdr := ppHeader(&testing.T{}, 2, proxyproto.PROXY, "203.0.113.7:4711", "10.0.0.1:80")
+	for _, tc := range []struct {
+		name string
+		pp   *proxy.ProxyProtocolOptions
+		pre  []byte
+	}{
+		{"plain", nil, nil},
+		{"proxy_protocol", &proxy.ProxyProtocolOptions{From: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, hdr},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			addr := serveWith(b, proxy.Options{
+				Listeners: []proxy.ListenerOptions{{Name: "bench", Address: "127.0.0.1:0", ProxyProtocol: tc.pp}},
+				Routes:    []proxy.RouteOptions{{PathPrefix: "/", Upstream: "app"}},
+				Upstreams: []proxy.UpstreamOptions{{Name: "app", Targets: []proxy.TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: port, Weight: 1}}}},
+			}, zap.NewNop())[0].String()
+			req := append(append([]byte(nil), tc.pre...), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"...)
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					n += m
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+				if n < 12 || string(buf[9:12]) != "200" {
+					b.Fatalf("answer %q", buf[:n])
+				}
+			}
+		})
+	}
+}
