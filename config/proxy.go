@@ -50,6 +50,9 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			Engine:            c.engine(r.Engine),
 
 			KeepUnderscoreHeaders: r.KeepUnderscoreHeaders.V,
+
+			ProxyProtocol:   c.proxyProtocol(r.ProxyProtocol),
+			ForwardedHeader: r.ForwardedHeader.V,
 		}
 		c.listenerLimits(r, &l)
 		if l.Name == "" {

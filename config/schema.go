@@ -49,6 +49,19 @@ type rawListener struct {
 	HealthPath       field[string]          `yaml:"health_path"`        // default proxy.DefaultHealthPath; "": none
 	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
 	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
+
+	// The client's address (config/proxyprotocol.go).
+	ProxyProtocol   field[rawProxyProtocol] `yaml:"proxy_protocol"`   // absent: off
+	ForwardedHeader field[bool]             `yaml:"forwarded_header"` // default false
+}
+
+// rawProxyProtocol is listeners[].proxy_protocol: the PROXY protocol
+// header (v1 or v2) that an NLB or L4 balancer puts before the
+// connection's first bytes.
+type rawProxyProtocol struct {
+	loc
+	From    field[[]field[string]] `yaml:"from"`    // required: CIDRs or IPs of the balancer
+	Timeout field[time.Duration]   `yaml:"timeout"` // default proxy.DefaultProxyHeaderTimeout
 }
 
 func (rawListener) noun() string { return "listener" }

@@ -92,6 +92,7 @@ go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x -fuzzminimizetime 20
 go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzClassifyHead$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzWriterFields$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
+go test -run '^$' -fuzz '^FuzzFrameProxy$' -fuzztime 20000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/internal/httplex/
 
 section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"

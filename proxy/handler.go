@@ -70,6 +70,9 @@ type front struct {
 	// (ListenerOptions.KeepUnderscoreHeaders).
 	keepUnderscores bool
 	health          health
+	// forwarded sends HTTP backends RFC 7239 Forwarded too
+	// (ListenerOptions.ForwardedHeader; client.go).
+	forwarded bool
 
 	// observe: requests go through serveObserved, for the access log
 	// and the request metrics; false when both are off.
@@ -138,6 +141,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	for _, lo := range opts.Listeners {
 		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
 			reqID: opts.RequestID}
+		f.forwarded = lo.ForwardedHeader // client.go
 		var err error
 		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
 			h.Close()
@@ -374,6 +378,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 				}
 			}
 			f.setForwarded(pr.In, pr.Out)
+			pr.Out.RemoteAddr = f.clientRemote(pr.In) // client.go
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.upstreamError(w, r, p, err)
@@ -416,6 +421,9 @@ func (f *front) setForwarded(in, out *http.Request) {
 	}
 	vals[2] = host
 	out.Header["X-Forwarded-Host"] = vals[2:3:3]
+	if f.forwarded {
+		out.Header["Forwarded"] = []string{forwardedValue(xff, proto, host)}
+	}
 }
 
 func (f *front) trusts(peer string) bool {
@@ -470,6 +478,7 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		zap.String("method", r.Method),
 		zap.String("host", r.Host),
 		zap.String("path", r.URL.Path),
+		zap.String("client", r.RemoteAddr), // the outbound request's: the client (client.go)
 		zap.Int("status", status),
 		zap.String("request_id", f.requestIDOf(r)),
 		zap.Error(err))

@@ -20,6 +20,9 @@ const (
 	DefaultMaxIdleBackendConns   = upstream.DefaultMaxIdleConns
 
 	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultProxyHeaderTimeout bounds the read of a PROXY protocol
+	// header: a balancer sends it with the connection's first segment.
+	DefaultProxyHeaderTimeout = 5 * time.Second
 	// DefaultClientIdleTimeout is above the 60 s idle timeout of an AWS
 	// load balancer (ALB and CLB default): the balancer, not webtier, must
 	// close an idle connection, or it may send a request on a connection
@@ -192,6 +195,29 @@ type ListenerOptions struct {
 	// HealthRequires names upstreams that must each have an address that
 	// takes requests for the health endpoint to answer 200.
 	HealthRequires []string
+
+	// ProxyProtocol, when set, makes the listener read the PROXY protocol
+	// header (v1 or v2) that an NLB or an L4 balancer sends before the
+	// connection's first bytes, from the sources it lists; nil: off.
+	ProxyProtocol *ProxyProtocolOptions
+	// ForwardedHeader sends HTTP backends an RFC 7239 Forwarded header
+	// besides X-Forwarded-*. Default false.
+	ForwardedHeader bool
+}
+
+// ProxyProtocolOptions are a listener's PROXY protocol settings. A
+// connection from a source in From must open with a PROXY header, whose
+// source address becomes the connection's remote address (a LOCAL header,
+// the balancer's own health check, keeps the TCP peer); a connection from
+// any other source that opens with one is closed. Connections from other
+// sources without a header are served as on any listener.
+type ProxyProtocolOptions struct {
+	// From are the balancer's addresses: the only peers whose PROXY
+	// header is believed, and which must send one.
+	From []netip.Prefix
+	// Timeout bounds reading the header (a balancer sends it at once).
+	// Default DefaultProxyHeaderTimeout.
+	Timeout time.Duration
 }
 
 // TLSOptions are a listener's certificate and key. Both are PEM files,

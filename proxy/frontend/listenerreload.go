@@ -38,6 +38,8 @@ var listenerReload = []struct {
 	{"HealthPath", ""},
 	{"HealthFailStatus", ""},
 	{"HealthRequires", ""},
+	{"ProxyProtocol", "proxy_protocol"}, // read below the server, at accept
+	{"ForwardedHeader", ""},
 }
 
 // restartKey marks Name: a listener with another name is another listener.

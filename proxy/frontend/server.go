@@ -134,7 +134,7 @@ func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, lo := range s.opts.Listeners {
-		ln, tlsConf, cs, err := listen(lo)
+		ln, tlsConf, cs, err := listen(lo, s.log)
 		if err != nil {
 			for _, l := range s.listeners {
 				l.Close()

@@ -188,6 +188,11 @@ func (l stdListener) Accept() (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		return resetOnTimeoutConn{tc}, nil
 	}
+	if pc, ok := c.(*proxiedConn); ok {
+		if tc, ok := pc.Conn.(*net.TCPConn); ok {
+			pc.Conn = resetOnTimeoutConn{tc} // RemoteAddr stays the client's
+		}
+	}
 	return c, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/webtier/webtier/proxy"
 )
 
@@ -21,7 +23,7 @@ import (
 // returns the socket wrapped to do the TLS handshake, with the config the
 // http.Server must carry as its TLSConfig and the certificate's source,
 // which a reload reads again. Both are nil for a plain listener.
-func listen(lo proxy.ListenerOptions) (net.Listener, *tls.Config, *certSource, error) {
+func listen(lo proxy.ListenerOptions, log *zap.Logger) (net.Listener, *tls.Config, *certSource, error) {
 	var conf *tls.Config
 	var cs *certSource
 	if lo.TLS != nil {
@@ -44,6 +46,10 @@ func listen(lo proxy.ListenerOptions) (net.Listener, *tls.Config, *certSource, e
 	ln, err := lc.Listen(context.Background(), "tcp", lo.Address)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if lo.ProxyProtocol != nil {
+		// The PROXY header comes first, before a TLS handshake.
+		ln = newProxyListener(ln, *lo.ProxyProtocol, log)
 	}
 	if conf != nil {
 		if lo.Engine.Std() {
@@ -105,7 +111,7 @@ var clientKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, 
 // leaves the fast path (net/http serves it, maybe as a long-lived tunnel),
 // so that a client that vanished without a FIN is noticed.
 func withKeepAlive(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
+	if tc, ok := tcpConn(c); ok {
 		tc.SetKeepAliveConfig(clientKeepAlive) //nolint:errcheck // best effort, as net/http's
 	}
 }
