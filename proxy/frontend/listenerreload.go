@@ -38,6 +38,7 @@ var listenerReload = []struct {
 	{"HealthPath", ""},
 	{"HealthFailStatus", ""},
 	{"HealthRequires", ""},
+	{"RedirectHTTPS", ""},
 }
 
 // restartKey marks Name: a listener with another name is another listener.
