@@ -1,105 +1,18 @@
 package frontend
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/webtier/webtier/proxy"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
-
-// testCA signs server and client certificates for the TLS tests.
-type testCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	pool   *x509.CertPool
-	file   string // its certificate, PEM
-	serial int64
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "webtier test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pool: x509.NewCertPool(), file: filepath.Join(t.TempDir(), "ca.pem"), serial: 1}
-	ca.pool.AddCert(cert)
-	if err := os.WriteFile(ca.file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-// issue writes a certificate for names (DNS names, or IPs) with the given
-// extended usage into dir as NAME.crt and NAME.key, and returns the files
-// and the pair.
-func (ca *testCA) issue(t *testing.T, dir, file string, usage x509.ExtKeyUsage, names ...string) (proxy.CertFiles, tls.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-	f := proxy.CertFiles{CertFile: filepath.Join(dir, file+".crt"), KeyFile: filepath.Join(dir, file+".key")}
-	if err := os.WriteFile(f.CertFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.KeyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, pair
-}
 
 // engines runs f once per engine.
 func engines(t *testing.T, f func(t *testing.T, e proxy.Engine)) {
@@ -121,14 +34,14 @@ func okBackend(t *testing.T) *httptest.Server {
 // the files' new contents.
 func TestServer_tlsSNI(t *testing.T) {
 	engines(t, func(t *testing.T, e proxy.Engine) {
-		ca := newTestCA(t)
+		ca := proxytest.NewCA(t)
 		dir := t.TempDir()
-		first, _ := ca.issue(t, dir, "default", x509.ExtKeyUsageServerAuth, "www.example.com", "example.com")
-		wild, _ := ca.issue(t, dir, "wild", x509.ExtKeyUsageServerAuth, "*.example.net")
-		exact, _ := ca.issue(t, dir, "exact", x509.ExtKeyUsageServerAuth, "api.example.net")
+		first, _ := ca.Issue(t, dir, "default", x509.ExtKeyUsageServerAuth, "www.example.com", "example.com")
+		wild, _ := ca.Issue(t, dir, "wild", x509.ExtKeyUsageServerAuth, "*.example.net")
+		exact, _ := ca.Issue(t, dir, "exact", x509.ExtKeyUsageServerAuth, "api.example.net")
 		opts := oneUpstream(t, okBackend(t), nil)
 		opts.Listeners = []proxy.ListenerOptions{{Name: "https", Address: "127.0.0.1:0", Engine: e,
-			TLS: &proxy.TLSOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, Certificates: []proxy.CertFiles{wild, exact}}}}
+			TLS: &proxy.TLSOptions{CertFile: first.CertFile, KeyFile: first.KeyFile, Certificates: []proxy.CertFiles{{CertFile: wild.CertFile, KeyFile: wild.KeyFile}, {CertFile: exact.CertFile, KeyFile: exact.KeyFile}}}}}
 		s, err := NewServer(opts, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -145,7 +58,7 @@ func TestServer_tlsSNI(t *testing.T) {
 			{"", "www.example.com"},                    // no SNI: default
 		}
 		for _, c := range cases {
-			roots := ca.pool
+			roots := ca.Pool
 			conf := c.sni
 			if c.want == "www.example.com" && c.sni != "example.com" {
 				conf = "" // the default does not cover the name: check it by chain only
@@ -158,14 +71,14 @@ func TestServer_tlsSNI(t *testing.T) {
 		// A reload reads the files again: the wildcard's file now holds a
 		// certificate for another domain, so its old names fall back to
 		// the default and the new one is served.
-		ca.issue(t, dir, "wild", x509.ExtKeyUsageServerAuth, "*.example.info")
+		ca.Issue(t, dir, "wild", x509.ExtKeyUsageServerAuth, "*.example.info")
 		if _, err := s.Reload(t.Context(), opts, nil); err != nil {
 			t.Fatal(err)
 		}
-		if got := servedNameAs(t, addr, "shop.example.info", "shop.example.info", ca.pool); got != "*.example.info" {
+		if got := servedNameAs(t, addr, "shop.example.info", "shop.example.info", ca.Pool); got != "*.example.info" {
 			t.Errorf("after the reload, SNI shop.example.info: served %q; want *.example.info", got)
 		}
-		if got := servedNameAs(t, addr, "shop.example.net", "", ca.pool); got != "www.example.com" {
+		if got := servedNameAs(t, addr, "shop.example.net", "", ca.Pool); got != "www.example.com" {
 			t.Errorf("after the reload, SNI shop.example.net: served %q; want the default www.example.com", got)
 		}
 	})
@@ -193,19 +106,19 @@ func servedNameAs(t *testing.T, addr, sni, verifyName string, roots *x509.CertPo
 // request: one without is served, one with a bad one refused.
 func TestServer_tlsClientAuth(t *testing.T) {
 	engines(t, func(t *testing.T, e proxy.Engine) {
-		ca, other := newTestCA(t), newTestCA(t)
+		ca, other := proxytest.NewCA(t), proxytest.NewCA(t)
 		dir := t.TempDir()
-		server, _ := ca.issue(t, dir, "server", x509.ExtKeyUsageServerAuth, "127.0.0.1")
-		_, good := ca.issue(t, dir, "client", x509.ExtKeyUsageClientAuth, "client.example.com")
-		_, bad := other.issue(t, dir, "stranger", x509.ExtKeyUsageClientAuth, "client.example.com")
+		server, _ := ca.Issue(t, dir, "server", x509.ExtKeyUsageServerAuth, "127.0.0.1")
+		_, good := ca.Issue(t, dir, "client", x509.ExtKeyUsageClientAuth, "client.example.com")
+		_, bad := other.Issue(t, dir, "stranger", x509.ExtKeyUsageClientAuth, "client.example.com")
 		opts := oneUpstream(t, okBackend(t), nil)
 		for _, mode := range []proxy.ClientAuth{proxy.ClientAuthRequire, proxy.ClientAuthRequest} {
 			opts.Listeners = append(opts.Listeners, proxy.ListenerOptions{Name: string(mode), Address: "127.0.0.1:0", Engine: e,
-				TLS: &proxy.TLSOptions{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: ca.file, ClientAuth: mode}})
+				TLS: &proxy.TLSOptions{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: ca.File, ClientAuth: mode}})
 		}
 		addrs := serve(t, opts)
 		get := func(addr string, certs ...tls.Certificate) error {
-			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, Certificates: certs}}}
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: certs}}}
 			defer c.CloseIdleConnections()
 			resp, err := c.Get("https://" + addr + "/")
 			if err != nil {
@@ -242,8 +155,8 @@ func TestServer_tlsClientAuth(t *testing.T) {
 // Issue 20: tls.min_version 1.3 refuses a TLS 1.2 client; the default
 // accepts it.
 func TestServer_tlsMinVersion(t *testing.T) {
-	ca := newTestCA(t)
-	server, _ := ca.issue(t, t.TempDir(), "server", x509.ExtKeyUsageServerAuth, "127.0.0.1")
+	ca := proxytest.NewCA(t)
+	server, _ := ca.Issue(t, t.TempDir(), "server", x509.ExtKeyUsageServerAuth, "127.0.0.1")
 	opts := oneUpstream(t, okBackend(t), nil)
 	opts.Listeners = []proxy.ListenerOptions{
 		{Name: "default", Address: "127.0.0.1:0", TLS: &proxy.TLSOptions{CertFile: server.CertFile, KeyFile: server.KeyFile}},
@@ -251,7 +164,7 @@ func TestServer_tlsMinVersion(t *testing.T) {
 	}
 	addrs := serve(t, opts)
 	for i, wantOK := range []bool{true, false} {
-		c, err := tls.Dial("tcp", addrs[i].String(), &tls.Config{RootCAs: ca.pool, MaxVersion: tls.VersionTLS12})
+		c, err := tls.Dial("tcp", addrs[i].String(), &tls.Config{RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12})
 		if err == nil {
 			c.Close()
 		}
@@ -267,8 +180,8 @@ func TestServer_tlsMinVersion(t *testing.T) {
 // responses only.
 func TestServer_redirectHTTPSAndHSTS(t *testing.T) {
 	engines(t, func(t *testing.T, e proxy.Engine) {
-		ca := newTestCA(t)
-		server, _ := ca.issue(t, t.TempDir(), "server", x509.ExtKeyUsageServerAuth, "127.0.0.1")
+		ca := proxytest.NewCA(t)
+		server, _ := ca.Issue(t, t.TempDir(), "server", x509.ExtKeyUsageServerAuth, "127.0.0.1")
 		opts := oneUpstream(t, okBackend(t), nil)
 		opts.Listeners = []proxy.ListenerOptions{
 			{Name: "plain", Address: "127.0.0.1:0", Engine: e, RedirectHTTPS: true, HealthPath: "/health"},
@@ -279,7 +192,7 @@ func TestServer_redirectHTTPSAndHSTS(t *testing.T) {
 		addrs := serve(t, opts)
 		noFollow := &http.Client{
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}},
+			Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}},
 		}
 		defer noFollow.CloseIdleConnections()
 		do := func(method, url, host string) *http.Response {
