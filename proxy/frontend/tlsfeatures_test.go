@@ -3,12 +3,17 @@ package frontend
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/proxy/proxytest"
@@ -224,4 +229,45 @@ func TestServer_redirectHTTPSAndHSTS(t *testing.T) {
 			t.Errorf("https: %d, Strict-Transport-Security %q; want 200 and max-age=31536000", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
 		}
 	})
+}
+
+// Issue 20: ACME never holds up the listener. With a CA that cannot be
+// reached, Listen and Serve return at once, the file certificate serves
+// every name (the ACME one too, until its certificate comes), and the
+// failure is logged with its reason, to be retried.
+func TestServer_acmeFailureKeepsServing(t *testing.T) {
+	ca := proxytest.NewCA(t)
+	dir := t.TempDir()
+	def, _ := ca.Issue(t, dir, "default", x509.ExtKeyUsageServerAuth, "www.example.com")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	directory := "https://" + closed.Addr().String() + "/dir" // nothing listens
+	closed.Close()
+	opts := oneUpstream(t, okBackend(t), nil)
+	opts.Listeners = []proxy.ListenerOptions{{Name: "https", Address: "127.0.0.1:0", TLS: &proxy.TLSOptions{
+		CertFile: def.CertFile, KeyFile: def.KeyFile,
+		ACME: &proxy.ACMEOptions{Names: []string{"acme.example.com"}, Directory: directory, TLSALPN01: true,
+			Storage: t.TempDir(), RenewWindowPercent: 33, RenewCheckInterval: time.Minute},
+	}}}
+	core, logs := observer.New(zap.InfoLevel)
+	addr := serveWith(t, opts, zap.New(core))[0].String()
+	if got := servedNameAs(t, addr, "acme.example.com", "", ca.Pool); got != "www.example.com" {
+		t.Errorf("ACME name before its certificate: served %q; want the default www.example.com", got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for logs.FilterMessage("could not get certificate from issuer").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"could not get certificate from issuer\" logged; logs: %v", logs.All())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log: certmagic signals nothing else
+	}
+	e := logs.FilterMessage("could not get certificate from issuer").All()[0]
+	if !strings.Contains(fmt.Sprint(e.ContextMap()), "connection refused") {
+		t.Errorf("logged %v; want the reason (connection refused)", e.ContextMap())
+	}
+	if got := servedNameAs(t, addr, "www.example.com", "www.example.com", ca.Pool); got != "www.example.com" {
+		t.Errorf("after the failure: served %q; want www.example.com", got)
+	}
 }
