@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -122,10 +123,17 @@ func TestServer_tlsClientAuth(t *testing.T) {
 				TLS: &proxy.TLSOptions{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: ca.File, ClientAuth: mode}})
 		}
 		addrs := serve(t, opts)
+		// get sends one request over HTTP/1.1 on a new connection. With
+		// TLS 1.3 the client's handshake ends before the server's verdict
+		// on its certificate, which comes as an alert on the first read.
 		get := func(addr string, certs ...tls.Certificate) error {
-			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: certs}}}
-			defer c.CloseIdleConnections()
-			resp, err := c.Get("https://" + addr + "/")
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, Certificates: certs, NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
 				return err
 			}
