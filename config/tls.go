@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io/fs"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -213,17 +214,12 @@ func validACMEName(name string) bool {
 
 // listenersACME completes the TLS settings that depend on the other
 // listeners: HTTP-01 is answered on the plain listeners, so it needs one
-// (the first is where the CA connects, on its port); by default a
-// listener offers HTTP-01 when there is a plain listener and TLS-ALPN-01
+// the CA's connection to port 80 reaches: the first plain listener on the
+// TLS listener's host, or on all addresses (certmagic is told its port
+// and finds it bound, so it opens none of its own). By default a listener
+// offers HTTP-01 when there is such a plain listener, and TLS-ALPN-01
 // always. redirect_https is for plain listeners.
 func (c *checker) listenersACME(raw []rawListener, out []proxy.ListenerOptions) {
-	plain := ""
-	for i, lo := range out {
-		if lo.TLS == nil && i < len(raw) && !raw[i].TLS.Set {
-			plain = lo.Address
-			break
-		}
-	}
 	for i := range out {
 		if i >= len(raw) {
 			break
@@ -242,17 +238,35 @@ func (c *checker) listenersACME(raw []rawListener, out []proxy.ListenerOptions) 
 		}
 		a := t.ACME
 		ra := r.TLS.V.ACME.V
+		plain := http01Listener(raw, out, out[i].Address)
 		if !ra.Challenges.Set {
 			a.HTTP01, a.TLSALPN01 = plain != "", true
 		}
 		if a.HTTP01 {
 			if plain == "" {
-				c.errorf(ra.Challenges.loc, "%s is answered on a plain (non-TLS) listener, and this config has none; add a listener like {address: \":80\"} or write challenges: [%s]",
+				c.errorf(ra.Challenges.loc, "%s is answered on a plain (non-TLS) listener on this listener's host or on all addresses, and this config has none; add a listener like {address: \":80\"} or write challenges: [%s]",
 					challengeHTTP01, challengeTLSALPN01)
 			}
 			a.HTTPAddress = plain
 		}
 	}
+}
+
+// http01Listener returns the address of the first plain listener that
+// shares a host with the TLS listener at tlsAddr (either may have none:
+// all addresses), or "".
+func http01Listener(raw []rawListener, out []proxy.ListenerOptions, tlsAddr string) string {
+	tlsHost, _, _ := net.SplitHostPort(tlsAddr)
+	for i, lo := range out {
+		if lo.TLS != nil || i >= len(raw) || raw[i].TLS.Set {
+			continue
+		}
+		host, _, err := net.SplitHostPort(lo.Address)
+		if err == nil && (host == "" || tlsHost == "" || strings.EqualFold(host, tlsHost)) {
+			return lo.Address
+		}
+	}
+	return ""
 }
 
 // tlsFile reads the file f names, relative to the config file's directory,
