@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/e2e/peer"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // acmeConfig is webtier with a plain listener on plain and a TLS listener
@@ -86,17 +87,25 @@ func TestACME(t *testing.T) {
 		cfg := fmt.Sprintf(acmeConfig(pb, plain, secure, name, challenge, t.TempDir(), extra), backend.Addr())
 		return peer.StartWebtier(t, bin, plain, cfg)
 	}
+	// The TLS listener of the TLS-ALPN-01 case also requires client
+	// certificates, which the CA's validation does not send.
+	clients := proxytest.NewCA(t)
+	_, clientCert := clients.Issue(t, t.TempDir(), "client", x509.ExtKeyUsageClientAuth, "client.webtier.test")
 	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
 		t.Run(challenge, func(t *testing.T) {
 			name := strings.ReplaceAll(challenge, "-", "") + ".webtier.test"
-			w := start(t, name, challenge, "")
+			extra := ""
+			if challenge == "tls-alpn-01" {
+				extra = "      client_ca_file: " + clients.File + "\n      client_auth: require"
+			}
+			w := start(t, name, challenge, extra)
 			cert := waitCertificate(t, secure, name, pb.Roots, nil)
 			if cert.DNSNames[0] != name {
 				t.Errorf("certificate for %v; want %s", cert.DNSNames, name)
 			}
 			// The certificate serves HTTPS, with the request proxied.
 			c := &http.Client{Transport: &http.Transport{
-				TLSClientConfig:   &tls.Config{RootCAs: pb.Roots},
+				TLSClientConfig:   &tls.Config{RootCAs: pb.Roots, Certificates: []tls.Certificate{clientCert}},
 				ForceAttemptHTTP2: true,
 				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 					return (&net.Dialer{}).DialContext(ctx, network, secure) // name resolves to webtier
