@@ -106,7 +106,9 @@ func serverTLSConfig(cs *certSource, t *proxy.TLSOptions) (*tls.Config, error) {
 		conf.NextProtos = append(conf.NextProtos, acmez.ACMETLS1Protocol)
 		if conf.ClientAuth != tls.NoClientCert {
 			// The CA's validation sends no client certificate: its
-			// handshake gets a config without client authentication.
+			// handshake gets a config without client authentication
+			// (over TLS 1.3 a validator has the certificate before the
+			// server's verdict, over TLS 1.2 it would not).
 			challenge := conf.Clone()
 			challenge.ClientAuth, challenge.ClientCAs = tls.NoClientCert, nil
 			conf.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
