@@ -44,6 +44,8 @@ type rawListener struct {
 	Engine             field[string]          `yaml:"engine"`                // default proxy.DefaultEngine; WEBTIER_ENGINE overrides
 	// default false: header names with "_" are dropped
 	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
+	// TLS (config/tls.go): plain listeners only; default false
+	RedirectHTTPS field[bool] `yaml:"redirect_https"`
 
 	// The health endpoint for the balancer in front (config/health.go).
 	HealthPath       field[string]          `yaml:"health_path"`        // default proxy.DefaultHealthPath; "": none
@@ -66,12 +68,41 @@ type rawProxyProtocol struct {
 
 func (rawListener) noun() string { return "listener" }
 
-// rawTLS is listeners[].tls: a certificate and key from PEM files, both
-// required.
+// rawTLS is listeners[].tls: certificates from PEM files (cert_file and
+// key_file, and/or certificates), from ACME, or both; at least one.
 type rawTLS struct {
 	loc
-	CertFile field[string] `yaml:"cert_file"` // the certificate, then its intermediates
-	KeyFile  field[string] `yaml:"key_file"`  // its private key
+	CertFile     field[string]           `yaml:"cert_file"`      // the certificate, then its intermediates
+	KeyFile      field[string]           `yaml:"key_file"`       // its private key
+	Certificates field[[]rawCertificate] `yaml:"certificates"`   // more, chosen by SNI; the first overall is the default
+	ACME         field[rawACME]          `yaml:"acme"`           // absent: no ACME
+	MinVersion   field[string]           `yaml:"min_version"`    // "1.2" (default) or "1.3"
+	ClientCAFile field[string]           `yaml:"client_ca_file"` // PEM CAs for client certificates; needs client_auth
+	ClientAuth   field[string]           `yaml:"client_auth"`    // off (default), request, require
+	HSTS         field[time.Duration]    `yaml:"hsts"`           // Strict-Transport-Security max-age; absent: none
+}
+
+// rawCertificate is one item of listeners[].tls.certificates.
+type rawCertificate struct {
+	loc
+	CertFile field[string] `yaml:"cert_file"`
+	KeyFile  field[string] `yaml:"key_file"`
+}
+
+func (rawCertificate) noun() string { return "certificate" }
+
+// rawACME is listeners[].tls.acme: certificates obtained and renewed by
+// certmagic from an ACME CA.
+type rawACME struct {
+	loc
+	Names              field[[]field[string]] `yaml:"names"`                // required
+	Directory          field[string]          `yaml:"directory"`            // default proxy.DefaultACMEDirectory
+	Email              field[string]          `yaml:"email"`                // default none
+	CARoot             field[string]          `yaml:"ca_root"`              // PEM file trusted for the directory's HTTPS; default: system roots
+	Challenges         field[[]field[string]] `yaml:"challenges"`           // http-01, tls-alpn-01; default both (http-01 only with a plain listener)
+	Storage            field[string]          `yaml:"storage"`              // default proxy.DefaultACMEStorage
+	RenewWindowPercent field[int]             `yaml:"renew_window_percent"` // default proxy.DefaultACMERenewWindowPercent
+	RenewCheckInterval field[time.Duration]   `yaml:"renew_check_interval"` // default proxy.DefaultACMERenewCheckInterval
 }
 
 // rawRoute is one item of routes.

@@ -81,6 +81,9 @@ type front struct {
 	logFormat accesslog.Format
 	metrics   *frontMetrics // nil: no request metrics
 	reqID     RequestIDOptions
+
+	// TLS: redirect_https and hsts (proxy/tls.go); nil when neither.
+	tls *frontTLS
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -140,7 +143,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
 		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
-			reqID: opts.RequestID}
+			reqID: opts.RequestID, tls: newFrontTLS(lo)}
 		f.forwarded = lo.ForwardedHeader // client.go
 		var err error
 		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
@@ -315,6 +318,9 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 	}
 	if f.health.matches(u.Path) {
 		f.health.serve(w, r)
+		return r, nil
+	}
+	if f.tls != nil && f.tls.answer(w, r) { // TLS: redirect_https, hsts
 		return r, nil
 	}
 	rt := f.h.router.match(r.Host, u.Path)

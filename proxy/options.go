@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/upstream"
 )
@@ -203,6 +205,10 @@ type ListenerOptions struct {
 	// ForwardedHeader sends HTTP backends an RFC 7239 Forwarded header
 	// besides X-Forwarded-*. Default false.
 	ForwardedHeader bool
+	// RedirectHTTPS, on a plain listener, answers every request with 308
+	// to https:// with the same host, path and query, except the health
+	// path and ACME HTTP-01 challenges.
+	RedirectHTTPS bool
 }
 
 // ProxyProtocolOptions are a listener's PROXY protocol settings. A
@@ -220,17 +226,89 @@ type ProxyProtocolOptions struct {
 	Timeout time.Duration
 }
 
-// TLSOptions are a listener's certificate and key. Both are PEM files,
-// read when the listener starts and again at every reload (SIGHUP): a
-// renewed certificate is served from the next handshake, and one that
-// does not load fails the reload and leaves the old one in place.
+// TLSOptions are a listener's certificates and TLS settings. Certificate
+// files are read when the listener starts and again at every reload
+// (SIGHUP): a renewed certificate is served from the next handshake, and
+// one that does not load fails the reload and leaves the old ones in
+// place. A handshake gets the certificate whose name matches its SNI
+// exactly, else a wildcard one, else the default: the first file
+// certificate (CertFile, else Certificates[0]), else the first ACME name's.
 type TLSOptions struct {
 	// CertFile holds the server certificate, then any intermediates.
 	CertFile string
 	// KeyFile holds the certificate's private key (PKCS #1, PKCS #8 or
 	// SEC 1 EC), unencrypted.
 	KeyFile string
+	// Certificates are more certificate and key files, after CertFile's.
+	Certificates []CertFiles
+	// ACME, when set, obtains and renews certificates for its names.
+	ACME *ACMEOptions
+	// MinVersion is the lowest TLS version accepted:
+	// tls.VersionTLS12 (0: the default) or tls.VersionTLS13.
+	MinVersion uint16
+	// ClientCAFile holds the CAs that sign client certificates (mTLS).
+	ClientCAFile string
+	// ClientAuth says whether a client certificate is asked for.
+	ClientAuth ClientAuth
+	// HSTS, when positive, is the max-age of the Strict-Transport-Security
+	// header set on every response of the listener.
+	HSTS time.Duration
 }
+
+// CertFiles are one certificate's PEM files.
+type CertFiles struct {
+	CertFile, KeyFile string
+}
+
+// ClientAuth is a TLS listener's client-certificate policy.
+type ClientAuth string
+
+const (
+	ClientAuthOff     ClientAuth = ""        // no client certificate asked for
+	ClientAuthRequest ClientAuth = "request" // asked for; verified against ClientCAFile when sent
+	ClientAuthRequire ClientAuth = "require" // required and verified; the handshake fails without
+)
+
+// ACMEOptions are the certificates a TLS listener obtains over ACME.
+type ACMEOptions struct {
+	Names     []string // the certificates' names, one certificate each
+	Directory string   // the CA's directory URL; default DefaultACMEDirectory
+	Email     string   // the account's contact; optional
+	CARoot    string   // PEM file trusted for the directory's HTTPS; "": the system's roots
+	// HTTP01 and TLSALPN01 are the challenges offered. HTTP-01 is answered
+	// on the plain listeners (HTTPAddress is the one the CA connects to);
+	// TLS-ALPN-01 on the TLS listener itself.
+	HTTP01, TLSALPN01 bool
+	HTTPAddress       string
+	// Storage is the directory of accounts, certificates and locks;
+	// default DefaultACMEStorage.
+	Storage string
+	// RenewWindowPercent: a certificate is renewed once less than this
+	// share of its lifetime is left. Default DefaultACMERenewWindowPercent.
+	RenewWindowPercent int
+	// RenewCheckInterval is how often certificates are checked for
+	// renewal. Default DefaultACMERenewCheckInterval.
+	RenewCheckInterval time.Duration
+}
+
+// ACME defaults.
+const (
+	// DefaultACMEDirectory is Let's Encrypt's production directory.
+	DefaultACMEDirectory = certmagic.LetsEncryptProductionCA
+	// DefaultACMEStorage is where accounts and certificates are kept; it
+	// must be writable by webtier's user and survive restarts (the CA
+	// limits how often a name may be issued).
+	DefaultACMEStorage = "/var/lib/webtier/acme"
+	// DefaultACMERenewCheckInterval is certmagic's.
+	DefaultACMERenewCheckInterval = certmagic.DefaultRenewCheckInterval
+)
+
+// DefaultACMERenewWindowPercent is certmagic's renewal window: the last
+// third of a certificate's lifetime.
+var DefaultACMERenewWindowPercent = func() int {
+	r := certmagic.DefaultRenewalWindowRatio
+	return int(r*100 + 0.5)
+}()
 
 // RouteOptions map requests to an upstream. Routes are matched in order of
 // specificity: an exact Host beats a wildcard Host beats any Host, and within

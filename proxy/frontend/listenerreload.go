@@ -40,6 +40,7 @@ var listenerReload = []struct {
 	{"HealthRequires", ""},
 	{"ProxyProtocol", "proxy_protocol"}, // read below the server, at accept
 	{"ForwardedHeader", ""},
+	{"RedirectHTTPS", ""},
 }
 
 // restartKey marks Name: a listener with another name is another listener.
