@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/proxy/upstream/h1"
@@ -527,6 +529,12 @@ func (p *Pool) tryFailed(req *http.Request, e *Endpoint, err error) error {
 		errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
 		// The request's own fault, or webtier's own limit: it says
 		// nothing about the backend.
+	case errors.As(err, new(*CertificateError)):
+		// A wrong certificate is no dead address (see CertificateError):
+		// not counted; nothing was sent, so another address may take it.
+		p.log.Error("TLS handshake with backend failed: certificate not accepted; not ejected, check tls.ca_file, tls.server_name and the backend's certificate",
+			zap.String("target", e.target.Host), zap.Stringer("address", e.addr), zap.Error(err))
+		err = &notSentError{err}
 	case errors.As(err, &ae) && ae.Kind == ajp.KindCPing:
 		// Tomcat accepted the connection but its AJP connector did not
 		// answer CPING: nothing was sent, and the address is as unusable

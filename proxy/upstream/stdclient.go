@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 )
 
 // This file is the standard library's backend client: net/http's
@@ -28,12 +29,21 @@ import (
 const stdMaxResponseHead = 1 << 20
 
 // newStdTransport returns net/http's Transport dialing through dial, with
-// the pool's timeouts and limits; tlsConf is nil for http:// targets.
-func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tlsConf *tls.Config, onStray func([]byte)) backendTransport {
-	if tlsConf == nil {
-		// Plain HTTP: the connection catches a backend's stray bytes
+// the pool's timeouts and limits; tlsConf is nil for http:// targets. For
+// https:// targets webtier makes the TLS handshake itself (tlsDial), so
+// that a certificate failure is told from a dead address. HTTP/2 (ALPN h2
+// on https:// targets unless protocol is http1; prior knowledge with
+// protocol h2c) is golang.org/x/net/http2's Transport under this one: the
+// same dial, so the same address choice, and CloseIdleConnections closes
+// its idle connections too (net/http finds it, Go issue 22891).
+func (p *Pool) newStdTransport(e *Endpoint, dial func(context.Context) (net.Conn, error), tlsConf *tls.Config, onStray func([]byte)) backendTransport {
+	h2c := tlsConf == nil && p.opts.Protocol == ProtocolH2C
+	plain := tlsConf == nil && !h2c
+	if plain {
+		// Plain HTTP/1.1: the connection catches a backend's stray bytes
 		// (straybytes.go). Not under TLS, where a server may send
-		// session tickets after the handshake, before any request.
+		// session tickets after the handshake, before any request, nor
+		// with HTTP/2, whose server speaks first (its SETTINGS).
 		inner := dial
 		dial = func(ctx context.Context) (net.Conn, error) {
 			c, err := inner(ctx)
@@ -44,11 +54,7 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 		}
 	}
 	tr := &http.Transport{
-		// The address is fixed: the transport never sees a hostname, so it
-		// can never resolve one.
-		DialContext:            func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		Proxy:                  nil, // never honour HTTP_PROXY for backends
-		TLSClientConfig:        tlsConf,
 		TLSHandshakeTimeout:    p.opts.ConnectTimeout,
 		MaxIdleConnsPerHost:    p.httpsMaxIdle(),
 		IdleConnTimeout:        p.opts.IdleConnTimeout,
@@ -59,10 +65,27 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 		// add its own and decompress behind the client's back.
 		DisableCompression: true,
 	}
+	if tlsConf != nil {
+		tr.DialTLSContext = p.tlsDial(e, dial, tlsConf)
+	} else {
+		// The address is fixed: the transport never sees a hostname, so
+		// it can never resolve one.
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }
+	}
 	if p.opts.MaxIdlePerAddress < 0 {
 		tr.DisableKeepAlives = true
 	}
-	return stdTransport{Transport: tr, plain: tlsConf == nil}
+	if h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	if h2c || (tlsConf != nil && p.opts.Protocol != ProtocolHTTP1) {
+		// Cannot fail: tr has no TLSNextProto of its own yet.
+		if _, err := http2.ConfigureTransports(tr); err != nil {
+			panic(fmt.Sprintf("upstream: configuring HTTP/2: %v", err))
+		}
+	}
+	return stdTransport{Transport: tr, plain: plain}
 }
 
 // stdTransport is net/http's Transport with the request checked first,
