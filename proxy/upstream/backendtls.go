@@ -9,8 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-
-	"go.uber.org/zap"
+	"strings"
 )
 
 // This file is how webtier talks to https:// backends and to backends that
@@ -86,9 +85,8 @@ func (p *Pool) tlsBase() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	if o.InsecureSkipVerify {
-		p.log.Warn("INSECURE: tls.insecure_skip_verify is true: the backends' certificates are NOT verified; "+
-			"anyone on the path can impersonate them. Set tls.ca_file to the CA that signs them instead",
-			zap.String("upstream", p.opts.Name))
+		p.log.Warn("INSECURE: tls.insecure_skip_verify is true: the backends' certificates are NOT verified; " +
+			"anyone on the path can impersonate them. Set tls.ca_file to the CA that signs them instead")
 		cfg.InsecureSkipVerify = true
 	}
 	return cfg, nil
@@ -143,14 +141,14 @@ func isCertificateFailure(err error) bool {
 	if errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) {
 		return true
 	}
-	var alert tls.AlertError
-	if errors.As(err, &alert) {
-		switch alert {
-		case 42, 43, 44, 45, 46, 48, 116: // bad_certificate .. unknown_ca, certificate_required (RFC 8446 6.2)
-			return true
-		}
-	}
-	return false
+	// An alert from the backend comes as a *net.OpError "remote error"
+	// around crypto/tls's unexported alert type: bad_certificate,
+	// unsupported_, revoked_, expired_, unknown_certificate, unknown
+	// certificate authority, certificate_required (RFC 8446 6.2) all
+	// name a certificate.
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil &&
+		strings.Contains(op.Err.Error(), "certificate")
 }
 
 // tlsDial returns the DialTLSContext of an https:// address: the pool's

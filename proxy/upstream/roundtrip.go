@@ -529,7 +529,13 @@ func (p *Pool) tryFailed(req *http.Request, e *Endpoint, err error) error {
 		errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
 		// The request's own fault, or webtier's own limit: it says
 		// nothing about the backend.
-	case errors.As(err, new(*CertificateError)):
+	case errors.As(err, new(*CertificateError)), isCertificateFailure(err):
+		if !errors.As(err, new(*CertificateError)) {
+			// Under TLS 1.3 a backend refuses webtier's certificate (or
+			// its absence) after the handshake, before it reads the
+			// request: its alert comes as the answer.
+			err = &CertificateError{Addr: e.addr, Err: err}
+		}
 		// A wrong certificate is no dead address (see CertificateError):
 		// not counted; nothing was sent, so another address may take it.
 		p.log.Error("TLS handshake with backend failed: certificate not accepted; not ejected, check tls.ca_file, tls.server_name and the backend's certificate",
