@@ -110,7 +110,7 @@ func (t stdTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if !t.plain {
-		return t.Transport.RoundTrip(req)
+		return checkLength(t.Transport.RoundTrip(req))
 	}
 	out := withStrayTrace(req)
 	resp, err := t.Transport.RoundTrip(out)
@@ -125,6 +125,31 @@ func (t stdTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err = t.Transport.RoundTrip(out)
 	}
 	return resp, err
+}
+
+// errContentLength is the error of a response with conflicting
+// Content-Length values.
+var errContentLength = errors.New("upstream: backend sent conflicting Content-Length values")
+
+// checkLength refuses a response with several different Content-Length
+// values, which RFC 9110 8.6 makes an unrecoverable error: net/http's
+// HTTP/1 client refuses it, golang.org/x/net/http2's passes the fields on
+// (it frames by DATA frames), and a front end that writes them would hand
+// an HTTP/1.1 client two framings. Equal values are made one.
+func checkLength(resp *http.Response, err error) (*http.Response, error) {
+	if err != nil {
+		return resp, err
+	}
+	if cl := resp.Header["Content-Length"]; len(cl) > 1 {
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				resp.Body.Close()
+				return nil, fmt.Errorf("%w: %q", errContentLength, cl)
+			}
+		}
+		resp.Header["Content-Length"] = cl[:1]
+	}
+	return resp, nil
 }
 
 // checkStdRequest applies the checks net/http's Transport makes before it
