@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +82,8 @@ func portOf(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 // and one route per upstream, chosen by the request's authority.
 type grpcStack struct {
 	bind      *peer.BIND
+	otherCA   string // the CA file of upstream wrongca
+	ca        *proxytest.CA
 	webtier   *peer.Webtier
 	roots     *tls.Config // the client's TLS config for webtier
 	a, b, tls *grpcBackend
@@ -94,7 +98,7 @@ func startGRPCStack(t *testing.T) *grpcStack {
 
 	// Two h2c servers sharing a port, for the DNS change.
 	lnA, lnB := listenPair(t, "127.0.20.2", "127.0.20.3")
-	s := &grpcStack{}
+	s := &grpcStack{otherCA: other.File, ca: ca}
 	s.a = startGRPC(t, lnA, nil, "backend-a")
 	s.b = startGRPC(t, lnB, nil, "backend-b")
 	// An HTTPS server whose certificate names grpc.internal only, signed
@@ -113,9 +117,10 @@ func startGRPCStack(t *testing.T) *grpcStack {
 	}})
 	// webtier's own certificate names the routes' hosts, which the
 	// client sends as SNI and :authority.
-	listenCert, listenKey := ca.Issue(t, "webtier", false, "h2c.test", "secure.test", "nocert.test", "wrongca.test")
+	listenCert, listenKey := ca.Issue(t, "webtier", false, "h2c.test", "secure.test", "nocert.test", "wrongca.test", "insecure.test")
 	s.roots = &tls.Config{RootCAs: ca.Pool}
 	listen := peer.FreeAddr(t, "127.0.0.1")
+	grpcName, secureName := strings.TrimSuffix(s.bind.FQDN("grpc"), "."), strings.TrimSuffix(s.bind.FQDN("secure"), ".")
 	cfg := fmt.Sprintf(`
 listeners:
   - address: %q
@@ -125,6 +130,7 @@ routes:
   - {host: secure.test, upstream: secure}
   - {host: nocert.test, upstream: nocert}
   - {host: wrongca.test, upstream: wrongca}
+  - {host: insecure.test, upstream: insecure}
 upstreams:
   h2c:
     targets: [http://%s:%d]
@@ -139,6 +145,9 @@ upstreams:
   wrongca:
     targets: [https://%s:%d]
     tls: {ca_file: %s, server_name: grpc.internal, cert_file: %s, key_file: %s}
+  insecure:
+    targets: [https://%s:%d]
+    tls: {insecure_skip_verify: true, cert_file: %s, key_file: %s}
 resolver:
   nameservers: [%q]
   query_timeout: 500ms
@@ -147,10 +156,11 @@ logging:
   level: info
   format: json
 `, listen, listenCert, listenKey,
-		strings.TrimSuffix(s.bind.FQDN("grpc"), "."), portOf(lnA),
-		strings.TrimSuffix(s.bind.FQDN("secure"), "."), portOf(lnTLS), ca.File, clientCert, clientKey,
-		strings.TrimSuffix(s.bind.FQDN("secure"), "."), portOf(lnTLS), ca.File,
-		strings.TrimSuffix(s.bind.FQDN("secure"), "."), portOf(lnTLS), other.File, clientCert, clientKey,
+		grpcName, portOf(lnA),
+		secureName, portOf(lnTLS), ca.File, clientCert, clientKey,
+		secureName, portOf(lnTLS), ca.File,
+		secureName, portOf(lnTLS), other.File, clientCert, clientKey,
+		secureName, portOf(lnTLS), clientCert, clientKey,
 		s.bind.Addr())
 	s.webtier = peer.StartWebtier(t, peer.Build(t), listen, cfg)
 	return s
@@ -269,6 +279,40 @@ func TestGRPC_throughWebtier(t *testing.T) {
 		})
 	}
 
+	t.Run("insecure_skip_verify accepts any certificate, loudly", func(t *testing.T) {
+		cc := s.dial(t, "insecure.test")
+		if st, err := check(ctx, cc, "backend-tls"); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("Check(backend-tls) = %v, %v; want SERVING", st, err)
+		}
+		if logLine(s.webtier.Logs(), `"upstream":"insecure"`, "INSECURE") == "" {
+			t.Fatalf("no warning naming upstream insecure at start-up; log:\n%s", s.webtier.Logs())
+		}
+	})
+
+	t.Run("reload reads the CA file again", func(t *testing.T) {
+		// The operator puts the right CA in wrongca's ca_file and reloads.
+		pem, err := os.ReadFile(s.ca.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.otherCA, pem, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Count(s.webtier.Logs(), "INSECURE")
+		reloaded := strings.Count(s.webtier.Logs(), "config reloaded")
+		if err := s.webtier.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitLogCount(t, s.webtier, "config reloaded", reloaded+1)
+		cc := s.dial(t, "wrongca.test")
+		if st, err := check(ctx, cc, "backend-tls"); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("Check through wrongca after the reload = %v, %v; want SERVING", st, err)
+		}
+		if n := strings.Count(s.webtier.Logs(), "INSECURE"); n != warned+1 {
+			t.Fatalf("%d insecure_skip_verify warnings after the reload; want %d (one more)", n, warned+1)
+		}
+	})
+
 	t.Run("h2c upstream follows DNS", func(t *testing.T) {
 		cc := s.dial(t, "h2c.test")
 		s.bind.SetA(t, "grpc", recordTTL, "127.0.20.3")
@@ -294,6 +338,18 @@ func TestGRPC_throughWebtier(t *testing.T) {
 			}
 		}
 	})
+}
+
+// waitLogCount waits until webtier's log holds substr n times.
+func waitLogCount(t *testing.T, w *peer.Webtier, substr string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(w.Logs(), substr) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("webtier logged %q fewer than %d times in 30s; log:\n%s", substr, n, w.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // logLine returns the first line of logs containing every part, or "".
