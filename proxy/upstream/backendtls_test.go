@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
@@ -289,5 +290,54 @@ func TestPool_h2cAddressLeavingDNSCloses(t *testing.T) {
 	case <-bClosed:
 		t.Fatal("the connection to b, which stayed in DNS, was closed")
 	default:
+	}
+}
+
+// The active health check of an h2c upstream speaks HTTP/2 too: a gRPC
+// server does not answer HTTP/1.1.
+func TestPool_healthCheckSpeaksH2C(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	seen := make(chan string, 10)
+	h2s := &http2.Server{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case seen <- r.Proto + " " + r.UserAgent():
+		default:
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Prior knowledge only: no HTTP/1.1 fallback, as a gRPC server.
+			go h2s.ServeConn(c, &http2.ServeConnOpts{Handler: h})
+		}
+	}()
+	o := fastOpts("grpc", Target{Scheme: "http", Host: "127.0.0.1", Port: uint16(ln.Addr().(*net.TCPAddr).Port)})
+	o.Protocol = ProtocolH2C
+	o.HealthCheck = &HealthCheck{Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 1, Rise: 1}
+	p, err := New(o, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 3 {
+		select {
+		case got := <-seen:
+			if got != "HTTP/2.0 webtier-health-check" {
+				t.Fatalf("backend saw a check as %q; want HTTP/2.0 webtier-health-check", got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no health check reached the h2c-only backend; address %v", stateOf(p, "127.0.0.1"))
+		}
+	}
+	if s := stateOf(p, "127.0.0.1"); s != StateRunning {
+		t.Fatalf("address %v after passing checks; want running", s)
 	}
 }
