@@ -341,3 +341,31 @@ func TestPool_healthCheckSpeaksH2C(t *testing.T) {
 		t.Fatalf("address %v after passing checks; want running", s)
 	}
 }
+
+// Health checks and requests of an h2 upstream share its TLS settings
+// without sharing the value net/http adjusts (run with -race).
+func TestPool_httpsHealthCheckWithRequests(t *testing.T) {
+	ca := proxytest.NewCA(t, t.TempDir(), "internal")
+	srv := startTLSBackend(t, "127.0.0.1", ca.Server(t, "app", []string{"h2"}, "app.internal"))
+	o := fastOpts("app", Target{Scheme: "https", Host: "127.0.0.1", Port: uint16(srv.Listener.Addr().(*net.TCPAddr).Port)})
+	o.TLS = &TLSOptions{CAFile: ca.File, ServerName: "app.internal"}
+	o.Protocol = ProtocolH2
+	o.HealthCheck = &HealthCheck{Interval: 5 * time.Millisecond, Timeout: time.Second}
+	p, err := New(o, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 20 {
+		resp, err := get(t, p, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := body(t, resp); got != "HTTP/2.0" {
+			t.Fatalf("backend saw %q; want HTTP/2.0", got)
+		}
+	}
+	if s := stateOf(p, "127.0.0.1"); s != StateRunning {
+		t.Fatalf("address %v; want running", s)
+	}
+}
