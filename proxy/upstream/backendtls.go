@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // This file is how webtier talks to https:// backends and to backends that
@@ -109,6 +111,26 @@ func (p *Pool) targetTLS(tg *target) *tls.Config {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 	}
 	return cfg
+}
+
+// warnMissingClientCert makes the endpoint's handshakes log, once per
+// address, that a backend asked for a client certificate while the
+// upstream has none (no tls.cert_file). Under TLS 1.3 a backend that
+// requires one refuses it after the handshake, and over HTTP/2 that
+// refusal reaches webtier only as a connection that could not be
+// established: this line names the cause.
+func (p *Pool) warnMissingClientCert(e *Endpoint, cfg *tls.Config) {
+	if len(cfg.Certificates) > 0 {
+		return
+	}
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if e.askedCert.CompareAndSwap(false, true) {
+			p.log.Warn("backend asked for a client certificate and tls.cert_file is not set; "+
+				"a backend that requires one refuses webtier's connections (502)",
+				zap.String("target", e.target.Host), zap.Stringer("address", e.addr))
+		}
+		return new(tls.Certificate), nil
+	}
 }
 
 // CertificateError is a TLS handshake with a backend address that failed

@@ -44,6 +44,9 @@ type Endpoint struct {
 	reason   atomic.Pointer[string] // why the endpoint entered its state
 	fails    atomic.Int32           // consecutive connect or health-check failures
 	errs5xx  atomic.Int32           // consecutive 5xx answers or gateway failures
+	// askedCert: an https:// backend asked for a client certificate the
+	// upstream does not have; logged once (warnMissingClientCert).
+	askedCert atomic.Bool
 
 	// Written under Pool.mu.
 	ejections int  // consecutive ejections, the backoff exponent
@@ -208,6 +211,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		// Verify the backend's certificate against the configured name,
 		// not the IP we happen to connect to (backendtls.go).
 		e.tlsConfig = p.targetTLS(tg)
+		p.warnMissingClientCert(e, e.tlsConfig)
 	}
 	// https:// targets, h2c ones, and http:// ones of an upstream with
 	// engine std: net/http's Transport, with golang.org/x/net/http2 for
