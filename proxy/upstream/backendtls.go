@@ -133,6 +133,15 @@ func (p *Pool) warnMissingClientCert(e *Endpoint, cfg *tls.Config) {
 	}
 }
 
+// refusedClientCert reports whether err is the HTTP/2 client's account of
+// a backend that asked for a client certificate the upstream lacks and
+// then closed the connection before its first request: under TLS 1.3
+// that is how the refusal arrives, and golang.org/x/net/http2 keeps only
+// this text (its error value is unexported).
+func refusedClientCert(e *Endpoint, err error) bool {
+	return e.askedCert.Load() && strings.Contains(err.Error(), "http2: client conn could not be established")
+}
+
 // CertificateError is a TLS handshake with a backend address that failed
 // over a certificate: the backend's was not trusted (wrong CA, wrong name,
 // expired), or the backend refused webtier's. It is not a dead address:

@@ -83,6 +83,8 @@ func TestPool_httpsTrust(t *testing.T) {
 			host: "app.internal", tls: &TLSOptions{CAFile: ca.File, CertFile: clientCert, KeyFile: clientKey}, want: "HTTP/2.0 webtier-client"},
 		{name: "client certificate required and missing", server: requireClient(ca.Server(t, "app10", nil, "app.internal")),
 			host: "app.internal", tls: &TLSOptions{CAFile: ca.File}, protocol: ProtocolHTTP1, wantErr: "certificate"},
+		{name: "client certificate required and missing, HTTP/2", server: requireClient(ca.Server(t, "app11", []string{"h2"}, "app.internal")),
+			host: "app.internal", tls: &TLSOptions{CAFile: ca.File}, wantErr: "certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -529,7 +529,7 @@ func (p *Pool) tryFailed(req *http.Request, e *Endpoint, err error) error {
 		errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
 		// The request's own fault, or webtier's own limit: it says
 		// nothing about the backend.
-	case errors.As(err, new(*CertificateError)), isCertificateFailure(err):
+	case errors.As(err, new(*CertificateError)), isCertificateFailure(err), refusedClientCert(e, err):
 		if !errors.As(err, new(*CertificateError)) {
 			// Under TLS 1.3 a backend refuses webtier's certificate (or
 			// its absence) after the handshake, before it reads the
