@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -105,6 +105,7 @@ func (p *Pool) targetTLS(tg *target) *tls.Config {
 	switch p.opts.Protocol {
 	case ProtocolH2:
 		cfg.NextProtos = []string{"h2"}
+		cfg.VerifyConnection = requireH2
 	case ProtocolHTTP1:
 		cfg.NextProtos = []string{"http/1.1"}
 	default:
@@ -133,13 +134,27 @@ func (p *Pool) warnMissingClientCert(e *Endpoint, cfg *tls.Config) {
 	}
 }
 
-// refusedClientCert reports whether err is the HTTP/2 client's account of
-// a backend that asked for a client certificate the upstream lacks and
-// then closed the connection before its first request: under TLS 1.3
-// that is how the refusal arrives, and golang.org/x/net/http2 keeps only
-// this text (its error value is unexported).
+// refusedClientCert reports whether err is how a backend that asked for a
+// client certificate the upstream lacks refused the connection: under TLS
+// 1.3 it does so after the handshake, and the client sees the connection
+// end (golang.org/x/net/http2: "client conn could not be established",
+// its error value unexported; or a reset or broken pipe while it writes)
+// rather than the alert. Only an upstream without tls.cert_file whose
+// backend asked for one gets here (Endpoint.askedCert).
 func refusedClientCert(e *Endpoint, err error) bool {
-	return e.askedCert.Load() && strings.Contains(err.Error(), "http2: client conn could not be established")
+	return e.askedCert.Load() && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "http2: client conn could not be established"))
+}
+
+// errNoH2 fails the handshake with a backend that did not agree to HTTP/2
+// when the upstream's protocol is h2.
+var errNoH2 = errors.New("upstream: backend did not agree to HTTP/2 (ALPN h2) and protocol is h2; set protocol: auto or http1 for this upstream")
+
+func requireH2(cs tls.ConnectionState) error {
+	if cs.NegotiatedProtocol != "h2" {
+		return errNoH2
+	}
+	return nil
 }
 
 // CertificateError is a TLS handshake with a backend address that failed
@@ -180,39 +195,4 @@ func isCertificateFailure(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil &&
 		strings.Contains(op.Err.Error(), "certificate")
-}
-
-// tlsDial returns the DialTLSContext of an https:// address: the pool's
-// dial to the fixed address, then the handshake under cfg, bounded by
-// ConnectTimeout and ended when the address leaves service. A handshake
-// that fails over a certificate is a CertificateError; any other (a
-// timeout, a reset) is a failed connect, counted toward ejection as one.
-func (p *Pool) tlsDial(e *Endpoint, dial func(context.Context) (net.Conn, error), cfg *tls.Config) func(context.Context, string, string) (net.Conn, error) {
-	return func(ctx context.Context, _, _ string) (net.Conn, error) {
-		c, err := dial(ctx)
-		if err != nil {
-			return nil, err
-		}
-		hctx, cancel := context.WithTimeout(e.gone.Load().ctx, p.opts.ConnectTimeout)
-		defer cancel()
-		tc := tls.Client(c, cfg)
-		if err := tc.HandshakeContext(hctx); err != nil {
-			c.Close()
-			if isCertificateFailure(err) {
-				return nil, &CertificateError{Addr: e.addr, Err: err}
-			}
-			if cause := context.Cause(hctx); cause == errAddressGone {
-				return nil, &DialError{Addr: e.addr, Err: fmt.Errorf("%w: %w", cause, err)}
-			}
-			err = fmt.Errorf("TLS handshake: %w", err)
-			p.connectFailed(e, err)
-			return nil, &DialError{Addr: e.addr, Err: err}
-		}
-		if p.opts.Protocol == ProtocolH2 && tc.ConnectionState().NegotiatedProtocol != "h2" {
-			tc.Close()
-			return nil, &DialError{Addr: e.addr, Err: fmt.Errorf("backend did not agree to HTTP/2 (ALPN h2) and protocol is h2; " +
-				"set protocol: auto or http1 for this upstream")}
-		}
-		return tc, nil
-	}
 }

@@ -21,22 +21,29 @@ import (
 	"github.com/webtier/webtier/proxy/proxytest"
 )
 
-// startTLSBackend serves HTTPS on ip (port 0: any) with cfg, answering
+// startTLSBackend serves HTTPS on 127.0.0.1 with cfg, answering
 // with the protocol the request came in and the client certificate's
 // name, if any.
-func startTLSBackend(t *testing.T, ip string, cfg *tls.Config) *httptest.Server {
+func startTLSBackend(t *testing.T, cfg *tls.Config) *httptest.Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startTLSBackendHandler(t, cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := ""
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			client = " " + r.TLS.PeerCertificates[0].Subject.CommonName
 		}
 		io.WriteString(w, r.Proto+client)
 	}))
+}
+
+// startTLSBackendHandler serves HTTPS (HTTP/2 and HTTP/1.1) with h on
+// 127.0.0.1.
+func startTLSBackendHandler(t *testing.T, cfg *tls.Config, h http.Handler) *httptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = ln
 	srv.TLS = cfg
 	srv.EnableHTTP2 = true
@@ -88,7 +95,7 @@ func TestPool_httpsTrust(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startTLSBackend(t, "127.0.0.1", tt.server)
+			srv := startTLSBackend(t, tt.server)
 			port := uint16(srv.Listener.Addr().(*net.TCPAddr).Port)
 			log, logs := observed()
 			res := &pushResolver{}
@@ -348,7 +355,7 @@ func TestPool_healthCheckSpeaksH2C(t *testing.T) {
 // without sharing the value net/http adjusts (run with -race).
 func TestPool_httpsHealthCheckWithRequests(t *testing.T) {
 	ca := proxytest.NewCA(t, t.TempDir(), "internal")
-	srv := startTLSBackend(t, "127.0.0.1", ca.Server(t, "app", []string{"h2"}, "app.internal"))
+	srv := startTLSBackend(t, ca.Server(t, "app", []string{"h2"}, "app.internal"))
 	o := fastOpts("app", Target{Scheme: "https", Host: "127.0.0.1", Port: uint16(srv.Listener.Addr().(*net.TCPAddr).Port)})
 	o.TLS = &TLSOptions{CAFile: ca.File, ServerName: "app.internal"}
 	o.Protocol = ProtocolH2
@@ -369,5 +376,53 @@ func TestPool_httpsHealthCheckWithRequests(t *testing.T) {
 	}
 	if s := stateOf(p, "127.0.0.1"); s != StateRunning {
 		t.Fatalf("address %v; want running", s)
+	}
+}
+
+// An upgrade (WebSocket) to an https:// backend that also speaks HTTP/2
+// goes over HTTP/1.1: HTTP/2 has no Upgrade, and protocol auto must not
+// break WebSockets to backends that added HTTP/2.
+func TestPool_httpsUpgradeUsesHTTP1(t *testing.T) {
+	ca := proxytest.NewCA(t, t.TempDir(), "internal")
+	srv := startTLSBackendHandler(t, ca.Server(t, "app", []string{"h2", "http/1.1"}, "app.internal"),
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "websocket" {
+				io.WriteString(w, r.Proto)
+				return
+			}
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack over %s: %v", r.Proto, err)
+				return
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			brw.Flush()
+		}))
+	o := fastOpts("app", Target{Scheme: "https", Host: "127.0.0.1", Port: uint16(srv.Listener.Addr().(*net.TCPAddr).Port)})
+	o.TLS = &TLSOptions{CAFile: ca.File, ServerName: "app.internal"}
+	p, err := New(o, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// An HTTP/2 connection first, as a busy upstream has.
+	resp, err := get(t, p, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := body(t, resp); got != "HTTP/2.0" {
+		t.Fatalf("plain request went over %q; want HTTP/2.0", got)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://upstream/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err = p.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("upgrade failed: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade answered %d; want 101", resp.StatusCode)
 	}
 }

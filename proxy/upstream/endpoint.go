@@ -216,7 +216,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	// https:// targets, h2c ones, and http:// ones of an upstream with
 	// engine std: net/http's Transport, with golang.org/x/net/http2 for
 	// HTTP/2 (stdclient.go).
-	e.transport = p.newStdTransport(e, dial, e.tlsConfig, p.unsolicitedLogger(e))
+	e.transport = p.newStdTransport(dial, e.tlsConfig, p.unsolicitedLogger(e))
 	return e
 }
 

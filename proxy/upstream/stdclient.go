@@ -29,14 +29,16 @@ import (
 const stdMaxResponseHead = 1 << 20
 
 // newStdTransport returns net/http's Transport dialing through dial, with
-// the pool's timeouts and limits; tlsConf is nil for http:// targets. For
-// https:// targets webtier makes the TLS handshake itself (tlsDial), so
-// that a certificate failure is told from a dead address. HTTP/2 (ALPN h2
-// on https:// targets unless protocol is http1; prior knowledge with
-// protocol h2c) is golang.org/x/net/http2's Transport under this one: the
-// same dial, so the same address choice, and CloseIdleConnections closes
-// its idle connections too (net/http finds it, Go issue 22891).
-func (p *Pool) newStdTransport(e *Endpoint, dial func(context.Context) (net.Conn, error), tlsConf *tls.Config, onStray func([]byte)) backendTransport {
+// the pool's timeouts and limits; tlsConf is nil for http:// targets.
+// net/http makes the TLS handshake on the dialed connection (so that a
+// WebSocket upgrade gets a connection offering HTTP/1.1 only: HTTP/2 has
+// no Upgrade); tryFailed tells a refused certificate from the error.
+// HTTP/2 (ALPN h2 on https:// targets unless protocol is http1; prior
+// knowledge with protocol h2c) is golang.org/x/net/http2's Transport under
+// this one: the same dial, so the same address choice, and
+// CloseIdleConnections closes its idle connections too (net/http finds
+// it, Go issue 22891).
+func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tlsConf *tls.Config, onStray func([]byte)) backendTransport {
 	h2c := tlsConf == nil && p.opts.Protocol == ProtocolH2C
 	plain := tlsConf == nil && !h2c
 	if plain {
@@ -54,7 +56,13 @@ func (p *Pool) newStdTransport(e *Endpoint, dial func(context.Context) (net.Conn
 		}
 	}
 	tr := &http.Transport{
-		Proxy:                  nil, // never honour HTTP_PROXY for backends
+		// The address is fixed: the transport never sees a hostname, so
+		// it can never resolve one.
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		Proxy:       nil, // never honour HTTP_PROXY for backends
+		// A copy: net/http and x/net adjust NextProtos on the one they
+		// are given.
+		TLSClientConfig:        tlsConf.Clone(),
 		TLSHandshakeTimeout:    p.opts.ConnectTimeout,
 		MaxIdleConnsPerHost:    p.httpsMaxIdle(),
 		IdleConnTimeout:        p.opts.IdleConnTimeout,
@@ -64,13 +72,6 @@ func (p *Pool) newStdTransport(e *Endpoint, dial func(context.Context) (net.Conn
 		// The proxy passes the client's Accept-Encoding through; it must not
 		// add its own and decompress behind the client's back.
 		DisableCompression: true,
-	}
-	if tlsConf != nil {
-		tr.DialTLSContext = p.tlsDial(e, dial, tlsConf)
-	} else {
-		// The address is fixed: the transport never sees a hostname, so
-		// it can never resolve one.
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }
 	}
 	if p.opts.MaxIdlePerAddress < 0 {
 		tr.DisableKeepAlives = true
