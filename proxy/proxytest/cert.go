@@ -1,5 +1,6 @@
-// Package proxytest has helpers for tests of webtier's listeners, shared by
-// the proxy package's tests and the end-to-end tests.
+// Package proxytest has helpers for tests of webtier's listeners and of
+// its TLS to backends (a test CA), shared by the proxy packages' tests and
+// the end-to-end tests.
 package proxytest
 
 import (

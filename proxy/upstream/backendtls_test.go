@@ -426,3 +426,34 @@ func TestPool_httpsUpgradeUsesHTTP1(t *testing.T) {
 		t.Fatalf("upgrade answered %d; want 101", resp.StatusCode)
 	}
 }
+
+// An ejected address's idle HTTP/2 connection is closed, as an HTTP/1
+// one is.
+func TestPool_h2cEjectionCloses(t *testing.T) {
+	srv, closed := startH2CBackend(t, "127.0.0.1", 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	o := fastOpts("grpc", Target{Scheme: "http", Host: "127.0.0.1", Port: uint16(srv.Listener.Addr().(*net.TCPAddr).Port)})
+	o.Protocol = ProtocolH2C
+	p, err := New(o, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	resp, err := get(t, p, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := body(t, resp); got != "HTTP/2.0" {
+		t.Fatalf("answered over %q; want HTTP/2.0", got)
+	}
+	e := endpointFor(t, p, "127.0.0.1")
+	p.mu.Lock()
+	p.setStateLocked(e, StateEjected, "test")
+	p.mu.Unlock()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle HTTP/2 connection of the ejected address is still open")
+	}
+}
