@@ -312,6 +312,9 @@ func (c *checker) upstreams(f field[entries[rawUpstream]]) []proxy.UpstreamOptio
 		}
 		u.AJP = c.ajpOptions(r.AJP, proto)
 		u.Engine = c.upstreamEngine(r.Engine, proto)
+		// HTTPS and HTTP/2 to backends (config/upstreamtls.go).
+		u.TLS = c.upstreamTLS(r.TLS, r.Targets)
+		u.Protocol = c.backendProtocol(r.Protocol, r.Targets, proto)
 		c.resilience(&u, r, proto)
 		out = append(out, u)
 	}

@@ -138,9 +138,23 @@ type rawUpstream struct {
 	HealthCheck           field[rawHealthCheck] `yaml:"health_check"` // absent: no active check
 	Outlier               rawOutlier            `yaml:"outlier"`
 	Engine                field[string]         `yaml:"engine"` // default proxy.DefaultEngine; WEBTIER_ENGINE overrides
+	// HTTPS and HTTP/2 to backends (config/upstreamtls.go).
+	TLS      field[rawUpstreamTLS] `yaml:"tls"`      // https:// targets only; absent: system roots, the target's name
+	Protocol field[string]         `yaml:"protocol"` // default upstream.DefaultProtocol (auto)
 }
 
 func (rawUpstream) noun() string { return "upstream" }
+
+// rawUpstreamTLS is upstreams.<name>.tls: how webtier verifies an https://
+// backend and what certificate it presents to it.
+type rawUpstreamTLS struct {
+	loc
+	CAFile             field[string] `yaml:"ca_file"`              // PEM roots; default: the system's
+	ServerName         field[string] `yaml:"server_name"`          // default: each target's host name
+	CertFile           field[string] `yaml:"cert_file"`            // client certificate; with key_file
+	KeyFile            field[string] `yaml:"key_file"`             // its private key
+	InsecureSkipVerify field[bool]   `yaml:"insecure_skip_verify"` // default false; logged loudly when true
+}
 
 // rawTarget is one item of targets: either a URL string or a mapping.
 type rawTarget struct {

@@ -119,7 +119,7 @@ func TestAttack_proxyProtocol(t *testing.T) {
 			c, local := clientFrom(t, "127.0.0.2")
 			req := newRequest(t, "GET", "http://"+hap.addr+"/app/"+hap.name, nil)
 			req.Header.Set("X-Forwarded-For", "203.0.113.66") // from a client: replaced
-			if resp, _ := send(t, c, req); resp.StatusCode != 200 {
+			if resp, _ := peer.Fetch(t, c, req); resp.StatusCode != 200 {
 				t.Fatalf("GET /app/: %s", resp.Status)
 			}
 			local()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/webtier/webtier/proxy/internal/httplex"
 	"github.com/webtier/webtier/proxy/upstream"
@@ -130,6 +131,9 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	}
 	removeHopByHop(res.Header)
 	moveHeader(w.Header(), res.Header)
+	if len(res.Trailer) > 0 {
+		dropInvalidTrailers(res.Trailer)
+	}
 	announced := len(res.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)
@@ -154,6 +158,7 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	res.Body.Close() // now, not deferred: it fills res.Trailer
 
 	if len(res.Trailer) > 0 {
+		dropInvalidTrailers(res.Trailer)
 		// Force chunking, so that net/http sends the trailers.
 		http.NewResponseController(w).Flush()
 	}
@@ -359,6 +364,20 @@ func removeHopByHop(h http.Header) {
 	}
 	for _, k := range httplex.HopByHop {
 		delete(h, k)
+	}
+}
+
+// dropInvalidTrailers deletes the trailer fields a message must not carry
+// in trailers (RFC 9110 6.5.1: framing, routing, connection and the like,
+// as httpguts lists them): a backend's Content-Length or Transfer-Encoding
+// trailer must not reach a client that merges trailers into the header.
+// No transport drops them all (golang.org/x/net/http2's client keeps a
+// Host or Connection trailer).
+func dropInvalidTrailers(tr http.Header) {
+	for k := range tr {
+		if !httpguts.ValidTrailerHeader(k) {
+			delete(tr, k)
+		}
 	}
 }
 

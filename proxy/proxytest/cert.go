@@ -1,5 +1,6 @@
-// Package proxytest has helpers for tests of webtier's listeners, shared by
-// the proxy package's tests and the end-to-end tests.
+// Package proxytest has helpers for tests of webtier's listeners and of
+// its TLS to backends (a test CA), shared by the proxy packages' tests and
+// the end-to-end tests.
 package proxytest
 
 import (
@@ -8,10 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,12 +43,8 @@ func WriteCert(t testing.TB, dir, cn string) (certFile, keyFile string, roots *x
 		t.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePEM(t, certFile, pemBlock("CERTIFICATE", der), 0o644)
+	writePEM(t, keyFile, pemBlock("PRIVATE KEY", kder), 0o600)
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)

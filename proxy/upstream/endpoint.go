@@ -44,6 +44,9 @@ type Endpoint struct {
 	reason   atomic.Pointer[string] // why the endpoint entered its state
 	fails    atomic.Int32           // consecutive connect or health-check failures
 	errs5xx  atomic.Int32           // consecutive 5xx answers or gateway failures
+	// askedCert: an https:// backend asked for a client certificate the
+	// upstream does not have; logged once (warnMissingClientCert).
+	askedCert atomic.Bool
 
 	// Written under Pool.mu.
 	ejections int  // consecutive ejections, the backoff exponent
@@ -189,7 +192,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		e.transport, e.intrT = at, at
 		return e
 	case "http":
-		if p.opts.Engine.Std() {
+		if p.opts.Engine.Std() || p.opts.Protocol == ProtocolH2C {
 			break // net/http's Transport, below
 		}
 		// A lean synchronous HTTP/1.1 client: net/http's Transport costs
@@ -210,11 +213,13 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 	}
 	if tg.Scheme == "https" {
 		// Verify the backend's certificate against the configured name,
-		// not the IP we happen to connect to.
-		e.tlsConfig = &tls.Config{ServerName: tg.Host, MinVersion: tls.VersionTLS12}
+		// not the IP we happen to connect to (backendtls.go).
+		e.tlsConfig = p.targetTLS(tg)
+		p.warnMissingClientCert(e, e.tlsConfig)
 	}
-	// https:// targets, and http:// ones of an upstream with engine std:
-	// net/http's Transport (stdclient.go).
+	// https:// targets, h2c ones, and http:// ones of an upstream with
+	// engine std: net/http's Transport, with golang.org/x/net/http2 for
+	// HTTP/2 (stdclient.go).
 	e.transport = p.newStdTransport(dial, e.tlsConfig, p.unsolicitedLogger(e))
 	return e
 }

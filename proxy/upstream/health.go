@@ -96,7 +96,21 @@ func (p *Pool) checkTransport(e *Endpoint) *http.Transport {
 		Proxy:             nil,
 		DialContext:       e.dialer.DialContext,
 		DisableKeepAlives: true,
-		TLSClientConfig:   e.tlsConfig,
+		// A copy: net/http may set NextProtos on the one it is given,
+		// and e.tlsConfig is in use by the endpoint's handshakes.
+		TLSClientConfig: e.tlsConfig.Clone(),
+	}
+	// The check speaks what requests speak: an h2c or h2-only backend
+	// (a gRPC server) does not answer HTTP/1.1.
+	switch pr := p.opts.Protocol; {
+	case pr == ProtocolH2C && e.tlsConfig == nil:
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	case pr == ProtocolH2 && e.tlsConfig != nil:
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP2(true)
+	case e.tlsConfig != nil && pr != ProtocolHTTP1:
+		tr.ForceAttemptHTTP2 = true
 	}
 	return tr
 }

@@ -172,6 +172,14 @@ type Options struct {
 	// always webtier's AJP client (there is no standard one). See engine.go.
 	Engine Engine
 
+	// TLS configures how https:// targets are verified and what client
+	// certificate they get (backendtls.go). Nil: the system's roots and
+	// each target's host name, no client certificate.
+	TLS *TLSOptions
+	// Protocol is the HTTP version spoken to http(s):// targets; empty
+	// is DefaultProtocol (ProtocolAuto). See backendtls.go.
+	Protocol Protocol
+
 	// HealthCheck configures active checks; nil means none. For ajp://
 	// targets the check is an AJP CPING/CPONG instead of an HTTP request.
 	HealthCheck *HealthCheck

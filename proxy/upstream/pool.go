@@ -23,6 +23,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -94,6 +95,9 @@ type Pool struct {
 	unanswered int
 
 	stall *stallWatch
+	// tlsConf is the TLS client configuration of https:// targets, read
+	// from the files once per load (backendtls.go); nil for others.
+	tlsConf *tls.Config
 
 	testHookAwait func() // if set (by tests, before any request), runs when a request starts waiting for answered
 }
@@ -139,6 +143,12 @@ func New(opts Options, res Resolver, log *zap.Logger) (*Pool, error) {
 	}
 	p := &Pool{opts: opts, res: res, log: log.With(zap.String("upstream", opts.Name)), m: m, now: time.Now,
 		answered: make(chan struct{}), stall: newStallWatch()}
+	if slices.ContainsFunc(opts.Targets, func(t Target) bool { return t.Scheme == "https" }) {
+		var err error
+		if p.tlsConf, err = p.tlsBase(); err != nil {
+			return nil, err
+		}
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.active.Store(&snapshot{})
 	b := opts.Balance
@@ -205,6 +215,9 @@ func applyDefaults(o *Options) {
 	}
 	if o.Balance == "" {
 		o.Balance = DefaultBalance
+	}
+	if o.Protocol == "" {
+		o.Protocol = DefaultProtocol
 	}
 	if o.StickyCookie == "" {
 		o.StickyCookie = DefaultStickyCookie

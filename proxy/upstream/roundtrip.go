@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/proxy/upstream/h1"
@@ -538,6 +540,21 @@ func (p *Pool) tryFailed(req *http.Request, e *Endpoint, err error) error {
 		errors.As(err, &ae) && ae.Kind == ajp.KindHeadersTooLarge:
 		// The request's own fault, or webtier's own limit: it says
 		// nothing about the backend.
+	case errors.As(err, new(*CertificateError)), isCertificateFailure(err), refusedClientCert(e, err):
+		// A wrong certificate is no dead address (see CertificateError):
+		// not counted. Under TLS 1.3 a backend refuses webtier's
+		// certificate (or its absence) after the handshake, before it
+		// reads a request: its alert, or the end of the connection,
+		// comes as the answer.
+		notSent := !refusedClientCert(e, err) // a broken write may have sent part of a request
+		if !errors.As(err, new(*CertificateError)) {
+			err = &CertificateError{Addr: e.addr, Err: err}
+		}
+		p.log.Error("TLS handshake with backend failed: certificate not accepted; not ejected, check tls.ca_file, tls.server_name, tls.cert_file and the backend's certificate",
+			zap.String("target", e.target.Host), zap.Stringer("address", e.addr), zap.Error(err))
+		if notSent {
+			err = &notSentError{err}
+		}
 	case errors.As(err, &ae) && ae.Kind == ajp.KindCPing:
 		// Tomcat accepted the connection but its AJP connector did not
 		// answer CPING: nothing was sent, and the address is as unusable

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 )
 
 // This file is the standard library's backend client: net/http's
@@ -29,11 +30,22 @@ const stdMaxResponseHead = 1 << 20
 
 // newStdTransport returns net/http's Transport dialing through dial, with
 // the pool's timeouts and limits; tlsConf is nil for http:// targets.
+// net/http makes the TLS handshake on the dialed connection (so that a
+// WebSocket upgrade gets a connection offering HTTP/1.1 only: HTTP/2 has
+// no Upgrade); tryFailed tells a refused certificate from the error.
+// HTTP/2 (ALPN h2 on https:// targets unless protocol is http1; prior
+// knowledge with protocol h2c) is golang.org/x/net/http2's Transport under
+// this one: the same dial, so the same address choice, and
+// CloseIdleConnections closes its idle connections too (net/http finds
+// it, Go issue 22891).
 func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tlsConf *tls.Config, onStray func([]byte)) backendTransport {
-	if tlsConf == nil {
-		// Plain HTTP: the connection catches a backend's stray bytes
+	h2c := tlsConf == nil && p.opts.Protocol == ProtocolH2C
+	plain := tlsConf == nil && !h2c
+	if plain {
+		// Plain HTTP/1.1: the connection catches a backend's stray bytes
 		// (straybytes.go). Not under TLS, where a server may send
-		// session tickets after the handshake, before any request.
+		// session tickets after the handshake, before any request, nor
+		// with HTTP/2, whose server speaks first (its SETTINGS).
 		inner := dial
 		dial = func(ctx context.Context) (net.Conn, error) {
 			c, err := inner(ctx)
@@ -44,11 +56,13 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 		}
 	}
 	tr := &http.Transport{
-		// The address is fixed: the transport never sees a hostname, so it
-		// can never resolve one.
-		DialContext:            func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		Proxy:                  nil, // never honour HTTP_PROXY for backends
-		TLSClientConfig:        tlsConf,
+		// The address is fixed: the transport never sees a hostname, so
+		// it can never resolve one.
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		Proxy:       nil, // never honour HTTP_PROXY for backends
+		// A copy: net/http and x/net adjust NextProtos on the one they
+		// are given.
+		TLSClientConfig:        tlsConf.Clone(),
 		TLSHandshakeTimeout:    p.opts.ConnectTimeout,
 		MaxIdleConnsPerHost:    p.httpsMaxIdle(),
 		IdleConnTimeout:        p.opts.IdleConnTimeout,
@@ -62,7 +76,17 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 	if p.opts.MaxIdlePerAddress < 0 {
 		tr.DisableKeepAlives = true
 	}
-	return stdTransport{Transport: tr, plain: tlsConf == nil}
+	if h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	if h2c || (tlsConf != nil && p.opts.Protocol != ProtocolHTTP1) {
+		// Cannot fail: tr has no TLSNextProto of its own yet.
+		if _, err := http2.ConfigureTransports(tr); err != nil {
+			panic(fmt.Sprintf("upstream: configuring HTTP/2: %v", err))
+		}
+	}
+	return stdTransport{Transport: tr, plain: plain}
 }
 
 // stdTransport is net/http's Transport with the request checked first,
@@ -87,7 +111,7 @@ func (t stdTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if !t.plain {
-		return t.Transport.RoundTrip(req)
+		return checkLength(t.Transport.RoundTrip(req))
 	}
 	out := withStrayTrace(req)
 	resp, err := t.Transport.RoundTrip(out)
@@ -102,6 +126,31 @@ func (t stdTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err = t.Transport.RoundTrip(out)
 	}
 	return resp, err
+}
+
+// errContentLength is the error of a response with conflicting
+// Content-Length values.
+var errContentLength = errors.New("upstream: backend sent conflicting Content-Length values")
+
+// checkLength refuses a response with several different Content-Length
+// values, which RFC 9110 8.6 makes an unrecoverable error: net/http's
+// HTTP/1 client refuses it, golang.org/x/net/http2's passes the fields on
+// (it frames by DATA frames), and a front end that writes them would hand
+// an HTTP/1.1 client two framings. Equal values are made one.
+func checkLength(resp *http.Response, err error) (*http.Response, error) {
+	if err != nil {
+		return resp, err
+	}
+	if cl := resp.Header["Content-Length"]; len(cl) > 1 {
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				resp.Body.Close()
+				return nil, fmt.Errorf("%w: %q", errContentLength, cl)
+			}
+		}
+		resp.Header["Content-Length"] = cl[:1]
+	}
+	return resp, nil
 }
 
 // checkStdRequest applies the checks net/http's Transport makes before it

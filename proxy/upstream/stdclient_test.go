@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,3 +152,42 @@ func TestStdClient_invalidRequestIsNotTheBackends(t *testing.T) {
 		t.Errorf("address state %v after 5 invalid requests; want running", s)
 	}
 }
+
+func TestCheckLength(t *testing.T) {
+	tests := []struct {
+		name    string
+		cl      []string
+		want    []string
+		refused bool
+	}{
+		{"none", nil, nil, false},
+		{"one", []string{"5"}, []string{"5"}, false},
+		{"equal values made one", []string{"5", "5"}, []string{"5"}, false},
+		{"conflicting", []string{"5", "50"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			closed := false
+			h := http.Header{}
+			if tt.cl != nil {
+				h["Content-Length"] = tt.cl
+			}
+			body := &closeRecorder{closed: &closed}
+			resp, err := checkLength(&http.Response{Header: h, Body: body}, nil)
+			if tt.refused {
+				if !errors.Is(err, errContentLength) || !closed {
+					t.Fatalf("err %v, body closed %v; want errContentLength and the body closed", err, closed)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(resp.Header["Content-Length"], tt.want) {
+				t.Fatalf("Content-Length %q, %v; want %q", resp.Header["Content-Length"], err, tt.want)
+			}
+		})
+	}
+}
+
+type closeRecorder struct{ closed *bool }
+
+func (c *closeRecorder) Read([]byte) (int, error) { return 0, io.EOF }
+func (c *closeRecorder) Close() error             { *c.closed = true; return nil }
