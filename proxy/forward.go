@@ -129,6 +129,10 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	}
 	removeHopByHop(res.Header)
 	moveHeader(w.Header(), res.Header)
+	// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse.
+	if rt.rewrite != nil {
+		f.reverse(w.Header(), res, r, rt)
+	}
 	announced := len(res.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)

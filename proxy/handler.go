@@ -123,7 +123,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 		h.hostHeaders = append(h.hostHeaders, uo.HostHeader)
 	}
 	for _, ro := range opts.Routes {
-		if _, ok := index[ro.Upstream]; !ok {
+		if _, ok := index[ro.Upstream]; !ok && !(ro.Upstream == "" && ro.Rewrite != nil && ro.Rewrite.AnswersAll()) {
 			h.Close()
 			return nil, fmt.Errorf("route %s%s: unknown upstream %q", ro.Host, ro.PathPrefix, ro.Upstream)
 		}
@@ -324,6 +324,10 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 			http.Error(w, "400 Bad Request: Host header required", http.StatusBadRequest)
 			return r, nil
 		}
+	}
+	// Rewrite rules (proxy/rules/rewrite): redirects, rewrites, remapping.
+	if rt.rewrite != nil && rt.rewrite.OnRequest() {
+		return f.rewrite(w, r, u, host, rt)
 	}
 	if u != r.URL || host != r.Host {
 		r2 := new(http.Request)

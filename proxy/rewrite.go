@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/webtier/webtier/proxy/rules/rewrite"
+)
+
+// rewrite applies rt's rewrite rules (proxy/rules/rewrite) to r, whose
+// cleaned URL is u and whose Host is host, the way route returns: the
+// request to forward and its route, or a nil route when the rules (or an
+// error here) answered. The order is httpd's: redirects and rewrites on
+// the client's path, then the remapping of the route the (rewritten) path
+// is routed to.
+//
+// A rewritten path is cleaned again (a substitution may paste "/../")
+// and routed again, once, on the same host: the route it lands on
+// applies its remapping, not its own redirects and rewrites, so that no
+// pair of rules can loop.
+func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host string, rt *route) (*http.Request, *route) {
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Host = host
+	rs := rt.rewrite
+	res := rs.Request(w, rewrite.Client{R: r2, Trusted: f.trusted}, u.EscapedPath())
+	if res.Answered {
+		return r, nil
+	}
+	if rs.AnswersAll() {
+		// A redirect route's prefix that ends inside a segment.
+		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+		return r, nil
+	}
+	if res.Changed {
+		clean, err := cleanRawPath(res.Path)
+		var path string
+		if err == nil {
+			path, err = url.PathUnescape(clean)
+		}
+		if err != nil {
+			http.Error(w, "400 Bad Request: the rewritten path: "+err.Error(), http.StatusBadRequest)
+			return r, nil
+		}
+		nu := *u
+		nu.Path, nu.RawPath, nu.RawQuery = path, clean, res.Query
+		u = &nu
+		rt = f.h.router.match(host, u.Path)
+		if rt == nil || rt.rewrite != nil && rt.rewrite.AnswersAll() {
+			http.Error(w, "404 page not found: no route for this host and the rewritten path", http.StatusNotFound)
+			return r, nil
+		}
+	}
+	if rt.rewrite != nil && rt.rewrite.Remaps() {
+		p, ok := rt.rewrite.Remap(u.EscapedPath())
+		if !ok {
+			// The router matched a decoded "/" of "%2F", or a prefix
+			// without "/" that ends inside a segment: the backend
+			// would get a path outside the mapping.
+			http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+			return r, nil
+		}
+		path, err := url.PathUnescape(p)
+		if err != nil {
+			http.Error(w, "400 Bad Request: "+errPathEscape.Error(), http.StatusBadRequest)
+			return r, nil
+		}
+		nu := *u
+		nu.Path, nu.RawPath = path, p
+		u = &nu
+	}
+	r2.URL = u
+	return r2, rt
+}
+
+// reverse rewrites the backend's response header h for the client
+// (ProxyPassReverse) by rt's rules; r is the request as forwarded.
+func (f *front) reverse(h http.Header, res *http.Response, r *http.Request, rt *route) {
+	addr := ""
+	if res.Request != nil && res.Request.URL != nil {
+		addr = res.Request.URL.Host // the address the pool sent it to
+	}
+	rt.rewrite.Response(h, addr, rewrite.Client{R: r, Trusted: f.trusted})
+}
