@@ -18,7 +18,7 @@ import (
 // upstreamPath is the path of an upstream's targets (ProxyPass remapping)
 // and where its first target wrote it.
 type upstreamPath struct {
-	path string // escaped; "" for none (no path, or "/")
+	path string // escaped; "" for none (no path, or "/", as before remapping)
 	at   loc
 }
 

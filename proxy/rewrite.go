@@ -15,9 +15,9 @@ import (
 // is routed to.
 //
 // A rewritten path is cleaned again (a substitution may paste "/../")
-// and routed again, once, on the same host: the route it lands on
-// applies its remapping, not its own redirects and rewrites, so that no
-// pair of rules can loop.
+// and stays on the route: remapped when it is still under the route's
+// prefix, forwarded as it is otherwise (the rewrite chose the backend's
+// path, as a RewriteRule with [P] does).
 func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host string, rt *route) (*http.Request, *route) {
 	r2 := new(http.Request)
 	*r2 = *r
@@ -45,14 +45,13 @@ func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host
 		nu := *u
 		nu.Path, nu.RawPath, nu.RawQuery = path, clean, res.Query
 		u = &nu
-		rt = f.h.router.match(host, u.Path)
-		if rt == nil || rt.rewrite != nil && rt.rewrite.AnswersAll() {
-			http.Error(w, "404 page not found: no route for this host and the rewritten path", http.StatusNotFound)
-			return r, nil
-		}
 	}
-	if rt.rewrite != nil && rt.rewrite.Remaps() {
-		p, ok := rt.rewrite.Remap(u.EscapedPath())
+	if rs.Remaps() {
+		p, ok := rs.Remap(u.EscapedPath())
+		if !ok && res.Changed {
+			r2.URL = u // the rewrite's own backend path
+			return r2, rt
+		}
 		if !ok {
 			// The router matched a decoded "/" of "%2F", or a prefix
 			// without "/" that ends inside a segment: the backend
