@@ -19,7 +19,9 @@ import (
 // prefix, forwarded as it is otherwise (the rewrite chose the backend's
 // path, as a RewriteRule with [P] does).
 func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host string, rt *route) (*http.Request, *route) {
-	r2 := new(http.Request)
+	// The request and its new URL in one allocation.
+	ru := new(rewrittenRequest)
+	r2 := &ru.r
 	*r2 = *r
 	r2.Host = host
 	rs := rt.rewrite
@@ -42,9 +44,9 @@ func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host
 			http.Error(w, "400 Bad Request: the rewritten path: "+err.Error(), http.StatusBadRequest)
 			return r, nil
 		}
-		nu := *u
-		nu.Path, nu.RawPath, nu.RawQuery = path, clean, res.Query
-		u = &nu
+		ru.u = *u
+		ru.u.Path, ru.u.RawPath, ru.u.RawQuery = path, clean, res.Query
+		u = &ru.u
 	}
 	if rs.Remaps() {
 		p, ok := rs.Remap(u.EscapedPath())
@@ -64,9 +66,9 @@ func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host
 			http.Error(w, "400 Bad Request: "+errPathEscape.Error(), http.StatusBadRequest)
 			return r, nil
 		}
-		nu := *u
-		nu.Path, nu.RawPath = path, p
-		u = &nu
+		ru.u = *u
+		ru.u.Path, ru.u.RawPath = path, p
+		u = &ru.u
 	}
 	r2.URL = u
 	return r2, rt
@@ -80,4 +82,10 @@ func (f *front) reverse(h http.Header, res *http.Response, r *http.Request, rt *
 		addr = res.Request.URL.Host // the address the pool sent it to
 	}
 	rt.rewrite.Response(h, addr, rewrite.Client{R: r, Trusted: f.trusted})
+}
+
+// rewrittenRequest is a request to forward with the URL the rules made.
+type rewrittenRequest struct {
+	r http.Request
+	u url.URL
 }
