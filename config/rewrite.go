@@ -116,6 +116,9 @@ func (c *checker) routeRules(raw []rawRoute, routes []proxy.RouteOptions, rawUps
 		}
 		o.Reverse = c.reverse(r.Reverse, up)
 		o.Redirect = c.redirect(r.Redirect)
+		if o.Redirect != nil && (r.Redirects.Set || r.Rewrites.Set) {
+			c.errorf(r.Redirect.loc, "redirect answers every request of the route, so its redirects and rewrites would never run; put them on a route of their own")
+		}
 		for _, rm := range r.Redirects.V {
 			o.Redirects = append(o.Redirects, rewrite.RedirectMatch{
 				Match:  c.regexp(rm.Match, true),
