@@ -286,3 +286,28 @@ func TestScheme(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResponse: what reverse (on by default) adds to a response:
+// "none" a typical response header without a URL field, "location" a
+// redirect to the backend's own address.
+func BenchmarkResponse(b *testing.B) {
+	rs := New(Options{Prefix: "/", Reverse: ReverseOptions{Enabled: true, Backends: []string{"tomcat.internal:8080"}}})
+	r := httptest.NewRequest("GET", "http://www.example.com/", nil)
+	c := Client{R: r}
+	b.Run("none", func(b *testing.B) {
+		h := http.Header{"Content-Type": {"text/html"}, "Content-Length": {"100"}, "Date": {"x"}, "Server": {"Tomcat"}}
+		b.ReportAllocs()
+		for b.Loop() {
+			rs.Response(h, "10.0.0.5:8080", c)
+		}
+	})
+	b.Run("location", func(b *testing.B) {
+		loc := []string{""}
+		h := http.Header{"Location": loc, "Content-Length": {"0"}}
+		b.ReportAllocs()
+		for b.Loop() {
+			loc[0] = "http://10.0.0.5:8080/login"
+			rs.Response(h, "10.0.0.5:8080", c)
+		}
+	})
+}
