@@ -59,6 +59,10 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 			}
 			r.Header[f.reqID.Header] = []string{id}
 		}
+		// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse, in rp's ModifyResponse.
+		if rt.rewrite != nil {
+			r = withReverse(r, rt)
+		}
 		rp.ServeHTTP(w, r)
 		return
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
@@ -88,4 +89,32 @@ func (f *front) reverse(h http.Header, res *http.Response, r *http.Request, rt *
 type rewrittenRequest struct {
 	r http.Request
 	u url.URL
+}
+
+// reverseKey is the context key under which forward hands an upgrade
+// request's route and inbound request to reverseUpgrade.
+type reverseKey struct{}
+
+type reverseValue struct {
+	rt *route
+	in *http.Request
+}
+
+// withReverse marks an upgrade request for reverseUpgrade: the
+// ReverseProxy that serves it is per pool, not per route.
+func withReverse(r *http.Request, rt *route) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), reverseKey{}, &reverseValue{rt, r}))
+}
+
+// reverseUpgrade is the ReverseProxy's ModifyResponse: the backend's
+// answer to an upgrade request (a 101, or a redirect to a login page)
+// gets ProxyPassReverse as forward gives every other response.
+func (f *front) reverseUpgrade(res *http.Response) error {
+	if res.Request == nil {
+		return nil
+	}
+	if v, ok := res.Request.Context().Value(reverseKey{}).(*reverseValue); ok {
+		f.reverse(res.Header, res, v.in, v.rt)
+	}
+	return nil
 }
