@@ -383,7 +383,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 			f.upstreamError(w, r, p, err)
 		},
 		ModifyResponse: f.reverseUpgrade, // rewrite rules: ProxyPassReverse
-		ErrorLog: zap.NewStdLog(f.h.log.Named("reverseproxy")),
+		ErrorLog:       zap.NewStdLog(f.h.log.Named("reverseproxy")),
 	}
 }
 
