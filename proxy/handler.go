@@ -382,8 +382,10 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.upstreamError(w, r, p, err)
 		},
-		ModifyResponse: f.reverseUpgrade, // rewrite rules: ProxyPassReverse
-		ErrorLog:       zap.NewStdLog(f.h.log.Named("reverseproxy")),
+		ErrorLog: zap.NewStdLog(f.h.log.Named("reverseproxy")),
+
+		// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse on upgrades.
+		ModifyResponse: f.reverseUpgrade,
 	}
 }
 
