@@ -275,6 +275,8 @@ func (c *checker) rewriteRule(raw rawRewrite) rewrite.Rule {
 	switch to := raw.To.V; {
 	case to == "":
 		c.errorf(raw.To.loc, `%s; write the substitution, like /new/$1, or "-" to leave the path as it is`, missing(raw.To.Set))
+	case to == "-" && rule.Flags.Redirect != 0 && !answers:
+		c.errorf(raw.To.loc, `"-" with R would redirect the client to the same URL, again and again; write where to send it, like /new/$1`)
 	case to == "-" || answers:
 	case rule.Flags.Redirect != 0:
 		if p := locationProblem(strings.TrimLeft(to, "$%0123456789")); p != "" && !strings.HasPrefix(to, "$") {
