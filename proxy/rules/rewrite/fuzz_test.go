@@ -16,7 +16,7 @@ func FuzzRules(f *testing.F) {
 	f.Add("/shop%2Fx", "0;url='/shop-app", "a; path=")
 	f.Add("/shopping", "/shop-app", ";;=;Path=/shop-app/")
 	rs := New(Options{Prefix: "/shop", TargetPath: "/shop-app",
-		Reverse:  ReverseOptions{Enabled: true, Backends: []string{"10.0.0.5:8080"}, CookieDomain: []Pair{{"x", "y"}}},
+		Reverse: ReverseOptions{Enabled: true, Backends: []string{"10.0.0.5:8080"}, CookieDomain: []Pair{{"x", "y"}}},
 		Rewrites: []Rule{{Match: regexp.MustCompile(`^/shop/r/(.*)$`), To: "/t/$1?%1", Flags: Flags{Redirect: 302},
 			When: []Condition{{On: OnHeader, Header: "X-V", Match: regexp.MustCompile(`(.*)`)}}}}})
 	f.Fuzz(func(t *testing.T, path, value, cookie string) {
