@@ -116,14 +116,14 @@ func (rs *Rules) isBackend(authority, addr string) bool {
 		return true
 	}
 	for _, b := range rs.backends {
-		if strings.EqualFold(authority, b.authority) {
+		if strings.EqualFold(authority, b) {
 			return true
 		}
 	}
 	// Without a port: the same as a backend's default port.
 	if strings.HasSuffix(authority, "]") || strings.IndexByte(authority, ':') < 0 {
 		for _, b := range rs.backends {
-			if h, port, err := net.SplitHostPort(b.authority); err == nil && (port == "80" || port == "443") &&
+			if h, port, err := net.SplitHostPort(b); err == nil && (port == "80" || port == "443") &&
 				strings.EqualFold(strings.Trim(authority, "[]"), h) {
 				return true
 			}

@@ -139,12 +139,8 @@ type Rules struct {
 	remap bool
 	// reverse is Reverse.Enabled; cookies is whether Set-Cookie is read.
 	reverse, cookies bool
-	backends         []backend
-}
-
-// backend is one authority a backend may name itself by, lower case.
-type backend struct {
-	authority string
+	// backends are the authorities the backend may name itself by.
+	backends []string
 }
 
 // New builds a route's rules from checked options.
@@ -158,9 +154,7 @@ func New(o Options) *Rules {
 	}
 	if rs.reverse {
 		rs.cookies = len(o.Reverse.CookieDomain) > 0 || len(o.Reverse.CookiePath) > 0 || rs.remap
-		for _, a := range o.Reverse.Backends {
-			rs.backends = append(rs.backends, backend{strings.ToLower(a)})
-		}
+		rs.backends = o.Reverse.Backends
 	}
 	return rs
 }
