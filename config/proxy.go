@@ -25,6 +25,7 @@ func (c *checker) proxy(raw *rawFile) proxy.Options {
 	}
 	c.listenersHealth(raw.Listeners.V, opts.Listeners, raw.Upstreams.V)
 	c.listenersACME(raw.Listeners.V, opts.Listeners) // TLS: config/tls.go
+	c.routeRules(raw.Routes.V, opts.Routes, raw.Upstreams.V, opts.Upstreams) // rewrite rules
 	return opts
 }
 
@@ -180,7 +181,11 @@ func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.
 	for _, r := range f.V {
 		host, hostOK := c.routeHost(r.Host)
 		path, pathOK := c.routePath(r.Path)
-		c.routeUpstream(r.Upstream, names)
+		if r.Redirect.Set { // rewrite rules: a redirect route forwards nothing
+			c.redirectRouteUpstream(r)
+		} else {
+			c.routeUpstream(r.Upstream, names)
+		}
 		if hostOK && pathOK {
 			m := match{host, path}
 			if prev, dup := first[m]; dup {
@@ -431,10 +436,6 @@ func (c *checker) target(r rawTarget) (proxy.TargetOptions, bool) {
 		return t, false
 	}
 	switch {
-	case u.Path != "" && u.Path != "/":
-		c.errorf(f.loc, "%q has the path %q; a target is only scheme://host:port and webtier passes the request path through unchanged, so remove %q",
-			f.V, u.Path, u.Path)
-		return t, false
 	case u.RawQuery != "" || u.ForceQuery:
 		c.errorf(f.loc, "%q has a query; remove %q", f.V, "?"+u.RawQuery)
 		return t, false

@@ -113,9 +113,65 @@ type rawRoute struct {
 	Upstream field[string] `yaml:"upstream"` // required
 	// default proxy.DefaultUpgrades; h2c refused
 	Upgrades field[[]field[string]] `yaml:"upgrades"`
+
+	// Rewrite rules (config/rewrite.go, proxy/rules/rewrite): ProxyPass
+	// remapping comes from the upstream's target path; these add
+	// ProxyPassReverse, Redirect, RedirectMatch and RewriteRule.
+	Reverse   field[rawReverse]         `yaml:"reverse"`   // default: on
+	Redirect  field[rawRedirect]        `yaml:"redirect"`  // absent: none
+	Redirects field[[]rawRedirectMatch] `yaml:"redirects"` // default none; first match wins
+	Rewrites  field[[]rawRewrite]       `yaml:"rewrites"`  // default none; in order
 }
 
 func (rawRoute) noun() string { return "route" }
+
+// rawReverse is routes[].reverse: ProxyPassReverse and
+// ProxyPassReverseCookieDomain/Path.
+type rawReverse struct {
+	loc
+	Enabled      field[bool]            `yaml:"enabled"`       // default true
+	CookieDomain field[entries[string]] `yaml:"cookie_domain"` // backend domain: client domain; default none
+	CookiePath   field[entries[string]] `yaml:"cookie_path"`   // backend path prefix: client prefix; default the remap
+}
+
+// rawRedirect is routes[].redirect: every request of the route is
+// redirected, the rest of its path after the route's path appended to to.
+type rawRedirect struct {
+	loc
+	To     field[string] `yaml:"to"`     // required (but for status 410)
+	Status field[int]    `yaml:"status"` // default rewrite.DefaultRedirectStatus
+}
+
+// rawRedirectMatch is one item of routes[].redirects (RedirectMatch).
+type rawRedirectMatch struct {
+	loc
+	Match  field[string] `yaml:"match"`  // required: RE2 on the escaped path
+	To     field[string] `yaml:"to"`     // required (but for status 410); $1..$9
+	Status field[int]    `yaml:"status"` // default rewrite.DefaultRedirectStatus
+}
+
+// rawRewrite is one item of routes[].rewrites (RewriteRule + RewriteCond).
+type rawRewrite struct {
+	loc
+	Match field[string]          `yaml:"match"` // required: RE2 on the escaped path
+	To    field[string]          `yaml:"to"`    // required ("-": unchanged); $N, %N
+	When  field[[]rawCondition]  `yaml:"when"`  // default none; all must hold
+	Flags field[[]field[string]] `yaml:"flags"` // L, R[=code], QSA, NE, F, G
+}
+
+// rawCondition is one item of routes[].rewrites[].when: exactly one of
+// host, path, query, header (with match), method or client.
+type rawCondition struct {
+	loc
+	Host   field[string] `yaml:"host"`   // RE2 on the Host without port
+	Path   field[string] `yaml:"path"`   // RE2 on the escaped path
+	Query  field[string] `yaml:"query"`  // RE2 on the raw query
+	Header field[string] `yaml:"header"` // a header name; match is the RE2
+	Match  field[string] `yaml:"match"`  // with header: RE2 on its value
+	Method field[string] `yaml:"method"` // RE2 on the method
+	Client field[string] `yaml:"client"` // CIDR or IP: the client address
+	Negate field[bool]   `yaml:"negate"` // default false
+}
 
 // rawUpstream is one value of the upstreams mapping.
 type rawUpstream struct {

@@ -99,6 +99,9 @@ go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 20
 section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20000x -fuzzminimizetime 200x ./config/
 
+section "fuzz the route rewrite rules briefly (remapping, ProxyPassReverse, redirect Locations)"
+go test -run '^$' -fuzz '^FuzzRules$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/rules/rewrite/
+
 section "fuzz the HTTP/2 server's frame handling briefly (corpus in proxy/frontend/h2/testdata/fuzz)"
 # Frame sequences against a live server over net.Pipe: no panic, an answer
 # or the end of the connection, header lists within the limits, no stream

@@ -60,6 +60,10 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 			}
 			r.Header[f.reqID.Header] = []string{id}
 		}
+		// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse, in rp's ModifyResponse.
+		if rt.rewrite != nil {
+			r = withReverse(r, rt)
+		}
 		rp.ServeHTTP(w, r)
 		return
 	}
@@ -131,6 +135,10 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	}
 	removeHopByHop(res.Header)
 	moveHeader(w.Header(), res.Header)
+	// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse.
+	if rt.rewrite != nil {
+		f.reverse(w.Header(), res, r, rt)
+	}
 	if len(res.Trailer) > 0 {
 		dropInvalidTrailers(res.Trailer)
 	}

@@ -129,7 +129,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 		h.hostHeaders = append(h.hostHeaders, uo.HostHeader)
 	}
 	for _, ro := range opts.Routes {
-		if _, ok := index[ro.Upstream]; !ok {
+		if _, ok := index[ro.Upstream]; !ok && !(ro.Upstream == "" && ro.Rewrite != nil && ro.Rewrite.AnswersAll()) {
 			h.Close()
 			return nil, fmt.Errorf("route %s%s: unknown upstream %q", ro.Host, ro.PathPrefix, ro.Upstream)
 		}
@@ -335,6 +335,10 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 			return r, nil
 		}
 	}
+	// Rewrite rules (proxy/rules/rewrite): redirects, rewrites, remapping.
+	if rt.rewrite != nil && rt.rewrite.OnRequest() {
+		return f.rewrite(w, r, u, host, rt)
+	}
 	if u != r.URL || host != r.Host {
 		r2 := new(http.Request)
 		*r2 = *r
@@ -390,6 +394,9 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 			f.upstreamError(w, r, p, err)
 		},
 		ErrorLog: zap.NewStdLog(f.h.log.Named("reverseproxy")),
+
+		// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse on upgrades.
+		ModifyResponse: f.reverseUpgrade,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/rules/rewrite"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -330,6 +331,12 @@ type RouteOptions struct {
 	// refused: the tunnel would carry later requests past routing,
 	// X-Forwarded-* and every other rule.
 	Upgrades []string
+
+	// Rewrite is the route's rewrite rules (proxy/rules/rewrite):
+	// remapping, ProxyPassReverse, redirects and rewrites. Nil: none. A
+	// route whose rules answer every request (AnswersAll) needs no
+	// Upstream.
+	Rewrite *rewrite.Rules
 }
 
 // DefaultUpgrades is RouteOptions.Upgrades when it is nil. Read only.

@@ -5,6 +5,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/webtier/webtier/proxy/rules/rewrite"
 )
 
 // router picks the upstream for a request from its Host and path.
@@ -31,6 +33,9 @@ type route struct {
 	// upgrades are the protocols (lower case, without a version) whose
 	// Upgrade requests are forwarded as such; see RouteOptions.Upgrades.
 	upgrades []string
+	// rewrite is the route's rewrite rules (proxy/rules/rewrite); nil:
+	// none.
+	rewrite *rewrite.Rules
 }
 
 // allowsUpgrade reports whether the route forwards an upgrade to proto, an
@@ -56,6 +61,7 @@ func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
 	wild := map[string][]route{}
 	for i, ro := range routes {
 		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream], index: i, upgrades: ro.upgrades()}
+		rt.rewrite = ro.Rewrite // rewrite rules
 		if rt.prefix == "" {
 			rt.prefix = "/"
 		}
