@@ -50,6 +50,8 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			Engine:            c.engine(r.Engine),
 
 			KeepUnderscoreHeaders: r.KeepUnderscoreHeaders.V,
+
+			Rules: c.listenerRules(r), // header rules, error pages (rules.go)
 		}
 		c.listenerLimits(r, &l)
 		if l.Name == "" {
@@ -191,7 +193,8 @@ func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.
 			}
 		}
 		out = append(out, proxy.RouteOptions{Host: host, PathPrefix: path, Upstream: r.Upstream.V,
-			Upgrades: c.upgrades(r.Upgrades)})
+			Upgrades: c.upgrades(r.Upgrades),
+			Rules:    c.routeRules(r, ups)}) // header rules, error pages, limits, access (rules.go)
 	}
 	return out
 }

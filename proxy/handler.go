@@ -23,6 +23,7 @@ import (
 
 	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
+	"github.com/webtier/webtier/proxy/rules/errpage"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/resolver"
@@ -78,6 +79,10 @@ type front struct {
 	logFormat accesslog.Format
 	metrics   *frontMetrics // nil: no request metrics
 	reqID     RequestIDOptions
+
+	// Header rules, error pages, limits and access control (rules.go).
+	index        int            // in Handler.fronts
+	noRoutePages *errpage.Pages // the listener's 404 page; nil: none
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -137,7 +142,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
 		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
-			reqID: opts.RequestID}
+			reqID: opts.RequestID, index: len(h.fronts)}
 		var err error
 		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
 			h.Close()
@@ -154,6 +159,10 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
 		h.fronts = append(h.fronts, f)
+	}
+	if err := h.compileRules(opts); err != nil { // header rules, error pages, limits, access
+		h.Close()
+		return nil, err
 	}
 	return h, nil
 }
@@ -282,6 +291,11 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if x != nil {
 		x.rt = rt
 	}
+	if rt.rules != nil { // header rules, error pages, limits, access (rules.go)
+		if r = f.applyRules(w, r, rt, x); r == nil {
+			return
+		}
+	}
 	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
 		// the response headers; net/http's HTTP/1 server would stop the
@@ -315,7 +329,7 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 	}
 	rt := f.h.router.match(r.Host, u.Path)
 	if rt == nil {
-		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+		f.noRoute(w, r)
 		return r, nil
 	}
 	host := r.Host
@@ -376,7 +390,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 			f.setForwarded(pr.In, pr.Out)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			f.upstreamError(w, r, p, err)
+			f.upstreamError(w, r, p, nil, err)
 		},
 		ErrorLog: zap.NewStdLog(f.h.log.Named("reverseproxy")),
 	}
@@ -437,9 +451,10 @@ func (f *front) trusts(peer string) bool {
 
 // upstreamError answers a request whose upstream could not give a response:
 // 504 when the backend did not answer in time, 502 otherwise (no address, a
-// connect failure, a broken connection). The body is short and generic; the
-// details go to the log, never to the client.
-func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstream.Pool, err error) {
+// connect failure, a broken connection). The body is short and generic (or
+// the route's error page); the details go to the log, never to the
+// client. rt is nil on the upgrade path.
+func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstream.Pool, rt *route, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; there is nobody to answer.
 		w.WriteHeader(499)
@@ -473,6 +488,9 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		zap.Int("status", status),
 		zap.String("request_id", f.requestIDOf(r)),
 		zap.Error(err))
+	if rt != nil && rt.rules != nil && f.errorPage(w, r, rt, status) { // error_pages (rules.go)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -192,6 +192,10 @@ type ListenerOptions struct {
 	// HealthRequires names upstreams that must each have an address that
 	// takes requests for the health endpoint to answer 200.
 	HealthRequires []string
+
+	// Rules are the listener's defaults for its routes' header rules and
+	// error pages (rules.go). Nil: none.
+	Rules *ListenerRules
 }
 
 // TLSOptions are a listener's certificate and key. Both are PEM files,
@@ -226,6 +230,10 @@ type RouteOptions struct {
 	// refused: the tunnel would carry later requests past routing,
 	// X-Forwarded-* and every other rule.
 	Upgrades []string
+
+	// Rules are the route's header rules, error pages, limits and access
+	// control (rules.go). Nil: none.
+	Rules *RouteRules
 }
 
 // DefaultUpgrades is RouteOptions.Upgrades when it is nil. Read only.

@@ -31,6 +31,10 @@ type route struct {
 	// upgrades are the protocols (lower case, without a version) whose
 	// Upgrade requests are forwarded as such; see RouteOptions.Upgrades.
 	upgrades []string
+
+	// Header rules, error pages, limits and access control (rules.go);
+	// nil: none.
+	rules *ruleSet
 }
 
 // allowsUpgrade reports whether the route forwards an upgrade to proto, an

@@ -38,6 +38,7 @@ var listenerReload = []struct {
 	{"HealthPath", ""},
 	{"HealthFailStatus", ""},
 	{"HealthRequires", ""},
+	{"Rules", ""}, // header rules, error pages (proxy/rules.go)
 }
 
 // restartKey marks Name: a listener with another name is another listener.

@@ -1,0 +1,175 @@
+// Package access is a route's limits and access control: allow and deny
+// by client address (httpd's Require ip), HTTP Basic authentication from
+// an htpasswd file of bcrypt hashes (AuthType Basic, AuthUserFile), a
+// per-client request rate limit (nginx's limit_req), a request body size
+// limit (LimitRequestBody) and a response header timeout (ProxyTimeout).
+//
+// The proxy decides what to answer; this package only decides.
+package access
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Options are a route's limits and access rules as configured. The zero
+// value allows everything.
+type Options struct {
+	// MaxBodySize is the largest request body in bytes; 0: no limit.
+	MaxBodySize int64
+	// Timeout bounds the wait for the backend's response headers, all
+	// tries together; 0: the upstream's response_header_timeout.
+	Timeout time.Duration
+	// Allow, when not empty, lists the only client addresses let in.
+	Allow []netip.Prefix
+	// Deny lists client addresses refused (checked after Allow).
+	Deny []netip.Prefix
+	// BasicAuth, when not nil, requires a user from its file.
+	BasicAuth *BasicAuth
+	// RateLimit, when not nil, limits requests per client address.
+	RateLimit *RateLimit
+}
+
+// DefaultRealm is the realm of basic_auth when none is given.
+const DefaultRealm = "webtier"
+
+// BasicAuth is basic_auth: the users and their bcrypt hashes.
+type BasicAuth struct {
+	Realm string
+	// Users maps a user name to its bcrypt hash (from ParseHtpasswd).
+	Users map[string][]byte
+	// ForwardAuth keeps the Authorization field on the forwarded request.
+	ForwardAuth bool
+}
+
+// ParseHtpasswd reads an htpasswd file's "user:hash" lines (blank lines and
+// lines starting with # are skipped). Only bcrypt hashes ($2a$, $2b$, $2y$,
+// written by htpasswd -B) are accepted: MD5-crypt ($apr1$), SHA-1 ({SHA}),
+// crypt and plain text are quick to guess from a stolen file. The error
+// names the line.
+func ParseHtpasswd(data []byte) (map[string][]byte, error) {
+	users := make(map[string][]byte)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		user, hash, ok := strings.Cut(s, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("line %d: not user:hash", line)
+		}
+		if _, dup := users[user]; dup {
+			return nil, fmt.Errorf("line %d: user %q appears twice; keep one line per user", line, user)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			kind := "not a bcrypt hash"
+			switch {
+			case strings.HasPrefix(hash, "$apr1$"):
+				kind = "an MD5 ($apr1$) hash"
+			case strings.HasPrefix(hash, "{SHA}"):
+				kind = "a SHA-1 ({SHA}) hash"
+			}
+			return nil, fmt.Errorf("line %d: user %q has %s; only bcrypt is accepted: set the password again with htpasswd -B", line, user, kind)
+		}
+		users[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("no users; add one with htpasswd -B FILE USER")
+	}
+	return users, nil
+}
+
+// dummyHash is compared against when the user is unknown, so that an
+// unknown user costs the same time as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("webtier: no such user"), bcrypt.DefaultCost)
+
+// Check reports whether the request's Authorization field names a user of
+// a with its password. Every attempt that carries credentials costs one
+// bcrypt comparison, whether the user exists or not.
+func (a *BasicAuth) Check(h http.Header) bool {
+	vv := h["Authorization"]
+	if len(vv) != 1 {
+		return false
+	}
+	v := vv[0]
+	const prefix = "Basic "
+	if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[len(prefix):]))
+	if err != nil {
+		return false
+	}
+	user, pass, ok := bytes.Cut(raw, []byte{':'})
+	if !ok {
+		return false
+	}
+	hash, known := a.Users[string(user)]
+	if !known {
+		hash = dummyHash
+	}
+	okPass := bcrypt.CompareHashAndPassword(hash, pass) == nil
+	return subtle.ConstantTimeEq(b2i(known), 1)&subtle.ConstantTimeEq(b2i(okPass), 1) == 1
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Challenge is the WWW-Authenticate value of a 401.
+func (a *BasicAuth) Challenge() string {
+	realm := a.Realm
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	return `Basic realm="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(realm) + `", charset="UTF-8"`
+}
+
+// Allowed reports whether the client address a may use the route: in
+// Allow (when Allow is not empty) and not in Deny. An invalid address is
+// allowed only when there are no lists.
+func (o *Options) Allowed(a netip.Addr) bool {
+	if len(o.Allow) == 0 && len(o.Deny) == 0 {
+		return true
+	}
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	if len(o.Allow) > 0 && !containsAddr(o.Allow, a) {
+		return false
+	}
+	return !containsAddr(o.Deny, a)
+}
+
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasAddressRules reports whether the options read the client address.
+func (o *Options) HasAddressRules() bool {
+	return len(o.Allow) > 0 || len(o.Deny) > 0 || o.RateLimit != nil
+}
