@@ -221,13 +221,11 @@ func (c *checker) basicAuth(f field[rawBasicAuth]) *access.BasicAuth {
 	if !f.Set {
 		return nil
 	}
-	b := &access.BasicAuth{Realm: f.V.Realm.V, ForwardAuth: f.V.ForwardAuth.V}
-	if b.Realm == "" {
-		b.Realm = access.DefaultRealm
+	realm := f.V.Realm.V
+	if f.V.Realm.Set && (realm == "" || secretProblem(realm)) {
+		c.errorf(f.V.Realm.loc, "%q is empty or has a control character; write the realm as plain text, like Staff only", realm)
 	}
-	if f.V.Realm.Set && (b.Realm == "" || secretProblem(b.Realm)) {
-		c.errorf(f.V.Realm.loc, "%q is empty or has a control character; write the realm as plain text, like Staff only", b.Realm)
-	}
+	b := &access.BasicAuth{} // a placeholder while there are errors
 	hf := f.V.HtpasswdFile
 	if hf.V == "" {
 		c.errorf(hf.loc, "%s; write the path of an htpasswd file with bcrypt entries (htpasswd -B -c FILE USER)", orMissing(hf.Set))
@@ -244,8 +242,7 @@ func (c *checker) basicAuth(f field[rawBasicAuth]) *access.BasicAuth {
 		c.errorf(hf.loc, "%s: %v", path, err)
 		return b
 	}
-	b.Users = users
-	return b
+	return access.NewBasicAuth(realm, users, f.V.ForwardAuth.V)
 }
 
 func orMissing(set bool) string {

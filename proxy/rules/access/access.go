@@ -49,6 +49,11 @@ type BasicAuth struct {
 	Users map[string][]byte
 	// ForwardAuth keeps the Authorization field on the forwarded request.
 	ForwardAuth bool
+
+	// dummy is compared against when the user is unknown, so that an
+	// unknown user costs the time a known one does (the highest cost
+	// among the users' hashes).
+	dummy []byte
 }
 
 // ParseHtpasswd reads an htpasswd file's "user:hash" lines (blank lines and
@@ -94,9 +99,21 @@ func ParseHtpasswd(data []byte) (map[string][]byte, error) {
 	return users, nil
 }
 
-// dummyHash is compared against when the user is unknown, so that an
-// unknown user costs the same time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("webtier: no such user"), bcrypt.DefaultCost)
+// NewBasicAuth returns the basic_auth of users (from ParseHtpasswd).
+func NewBasicAuth(realm string, users map[string][]byte, forwardAuth bool) *BasicAuth {
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	a := &BasicAuth{Realm: realm, Users: users, ForwardAuth: forwardAuth}
+	cost := bcrypt.MinCost
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil && c > cost {
+			cost = c
+		}
+	}
+	a.dummy, _ = bcrypt.GenerateFromPassword([]byte("webtier: no such user"), cost)
+	return a
+}
 
 // Check reports whether the request's Authorization field names a user of
 // a with its password. Every attempt that carries credentials costs one
@@ -121,7 +138,7 @@ func (a *BasicAuth) Check(h http.Header) bool {
 	}
 	hash, known := a.Users[string(user)]
 	if !known {
-		hash = dummyHash
+		hash = a.dummy
 	}
 	okPass := bcrypt.CompareHashAndPassword(hash, pass) == nil
 	return subtle.ConstantTimeEq(b2i(known), 1)&subtle.ConstantTimeEq(b2i(okPass), 1) == 1
