@@ -53,7 +53,6 @@ func ruleBackend(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	return srv, &hits
 }
 
-
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
