@@ -190,7 +190,9 @@ func (f *front) applyRules(w http.ResponseWriter, r *http.Request, rt *route, x 
 		return nil
 	}
 	stripAuth := a.BasicAuth != nil && !a.BasicAuth.ForwardAuth
-	limitBody := a.MaxBodySize > 0 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	// A body of known length is within the limit (checked above), and the
+	// server holds it to that length.
+	limitBody := a.MaxBodySize > 0 && r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0
 	timeout := a.Timeout > 0
 	if timeout {
 		if up := requestedUpgrade(r.Header); up != "" && rt.allowsUpgrade(up) {
