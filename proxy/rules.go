@@ -230,7 +230,8 @@ func (f *front) ruleAnswer(w http.ResponseWriter, r *http.Request, rt *route, x 
 	} else if f.reqID.Header != "" {
 		id = f.requestID(r, new([requestIDLen]byte))
 	}
-	fr.resp.Apply(w.Header(), f.vars(r, id))
+	var v headers.Vars
+	fr.resp.Apply(w.Header(), f.vars(&v, fr.resp.Needs(), r, id))
 	if fr.pages.Write(w, status, id) {
 		return
 	}
@@ -240,11 +241,17 @@ func (f *front) ruleAnswer(w http.ResponseWriter, r *http.Request, rt *route, x 
 	w.Write([]byte(body)) //nolint:errcheck // the client went away
 }
 
-// vars are the header rules' variables for r.
-func (f *front) vars(r *http.Request, id string) *headers.Vars {
-	v := &headers.Vars{RequestID: id, Scheme: f.proto(r), Host: r.Host}
-	if a := f.clientAddr(r); a.IsValid() {
-		v.ClientIP = a.String()
+// vars fills v with the header rules' variables for r that need asks
+// for, and returns it.
+func (f *front) vars(v *headers.Vars, need headers.Need, r *http.Request, id string) *headers.Vars {
+	v.RequestID, v.Host = id, r.Host
+	if need&headers.NeedScheme != 0 {
+		v.Scheme = f.proto(r)
+	}
+	if need&headers.NeedClientIP != 0 {
+		if a := f.clientAddr(r); a.IsValid() {
+			v.ClientIP = a.String()
+		}
 	}
 	return v
 }
@@ -258,7 +265,8 @@ func (f *front) requestRules(r, out *http.Request, rt *route) {
 	if p == nil {
 		return
 	}
-	p.Apply(out.Header, f.vars(r, f.requestIDOf(out)))
+	var v headers.Vars
+	p.Apply(out.Header, f.vars(&v, p.Needs(), r, f.requestIDOf(out)))
 }
 
 // responseRules runs when the backend's response head has arrived, before
@@ -273,12 +281,14 @@ func (f *front) responseRules(w http.ResponseWriter, r, out *http.Request, rt *r
 	if fr.pages != nil && fr.pages.Backend && res.StatusCode >= 500 && fr.pages.Has(res.StatusCode) {
 		res.Body.Close()
 		id := f.requestIDOf(out)
-		fr.resp.Apply(w.Header(), f.vars(r, id))
+		var v headers.Vars
+		fr.resp.Apply(w.Header(), f.vars(&v, fr.resp.Needs(), r, id))
 		fr.pages.Write(w, res.StatusCode, id)
 		return true
 	}
 	if fr.resp != nil {
-		fr.resp.Apply(res.Header, f.vars(r, f.requestIDOf(out)))
+		var v headers.Vars
+		fr.resp.Apply(res.Header, f.vars(&v, fr.resp.Needs(), r, f.requestIDOf(out)))
 	}
 	return false
 }
@@ -291,7 +301,8 @@ func (f *front) errorPage(w http.ResponseWriter, r *http.Request, rt *route, sta
 		return false
 	}
 	id := f.requestIDOf(r)
-	fr.resp.Apply(w.Header(), f.vars(r, id))
+	var v headers.Vars
+	fr.resp.Apply(w.Header(), f.vars(&v, fr.resp.Needs(), r, id))
 	return fr.pages.Write(w, status, id)
 }
 

@@ -55,7 +55,8 @@ type Vars struct {
 	Host      string // {host}: the request's Host
 }
 
-// Variables are the names a value may hold in braces.
+// Variables are the names a value may hold in braces, in the order of
+// the Need bits and Vars.get.
 var Variables = []string{"client_ip", "request_id", "scheme", "host"}
 
 // Check returns why rules in direction d may not name field k, or nil.
@@ -138,11 +139,28 @@ func varList() string { return "{" + strings.Join(Variables, "}, {") + "}" }
 type value struct {
 	lit  string
 	segs []segment // nil: lit
+	// shared is []string{lit}, set by Compile for a literal: every
+	// request's header shares it (its cap is its len, so an append
+	// copies, and Apply's edits copy before they change a value).
+	shared []string
+}
+
+// field returns the value as a header field's values for vs.
+func (t *value) field(vs *Vars) []string {
+	if t.shared != nil {
+		return t.shared
+	}
+	return []string{t.expand(vs)}
 }
 
 func (t *value) expand(vs *Vars) string {
 	if t.segs == nil {
 		return t.lit
+	}
+	if len(t.segs) == 1 && t.segs[0].v >= 0 {
+		if x := vs.get(t.segs[0].v); httplex.ValidValue(x) {
+			return x // "{client_ip}" alone: no copy
+		}
 	}
 	var b strings.Builder
 	for _, s := range t.segs {
@@ -150,20 +168,24 @@ func (t *value) expand(vs *Vars) string {
 			b.WriteString(s.lit)
 			continue
 		}
-		var x string
-		switch Variables[s.v] {
-		case "client_ip":
-			x = vs.ClientIP
-		case "request_id":
-			x = vs.RequestID
-		case "scheme":
-			x = vs.Scheme
-		case "host":
-			x = vs.Host
-		}
-		writeClean(&b, x)
+		writeClean(&b, vs.get(s.v))
 	}
 	return b.String()
+}
+
+// get returns the value of Variables[i].
+func (vs *Vars) get(i int) string {
+	switch i {
+	case 0:
+		return vs.ClientIP
+	case 1:
+		return vs.RequestID
+	case 2:
+		return vs.Scheme
+	case 3:
+		return vs.Host
+	}
+	return ""
 }
 
 // writeClean writes x without control characters: a variable's value comes
@@ -195,8 +217,29 @@ type step struct {
 }
 
 // Program is compiled rules, ready to apply. A nil Program does nothing.
+// It is read only, shared by every request.
 type Program struct {
 	steps []step
+	needs Need
+}
+
+// Need says which variables a Program reads, so that the caller works out
+// only those.
+type Need uint8
+
+const (
+	NeedClientIP Need = 1 << iota
+	NeedRequestID
+	NeedScheme
+	NeedHost
+)
+
+// Needs returns the variables p reads (none for a nil p).
+func (p *Program) Needs() Need {
+	if p == nil {
+		return 0
+	}
+	return p.needs
 }
 
 // Options are the extras of a response Program.
@@ -280,6 +323,20 @@ func Compile(d Direction, o Options, layers ...*Rules) (*Program, error) {
 	if len(p.steps) == 0 {
 		return nil, nil
 	}
+	for i := range p.steps {
+		v := &p.steps[i].val
+		if v.segs == nil {
+			v.shared = []string{v.lit}
+		}
+		for _, g := range v.segs {
+			if g.v >= 0 {
+				p.needs |= 1 << g.v // Variables and the Need bits are in the same order
+			}
+		}
+	}
+	if d == Response && o.Security {
+		p.needs |= NeedScheme // HSTS only over HTTPS
+	}
 	return p, nil
 }
 
@@ -294,15 +351,26 @@ func (p *Program) Apply(h http.Header, vs *Vars) {
 		case opUnset:
 			delete(h, s.name)
 		case opSet:
-			h[s.name] = []string{s.val.expand(vs)}
+			h[s.name] = s.val.field(vs)
 		case opAdd:
-			h[s.name] = append(h[s.name], s.val.expand(vs))
+			if old := h[s.name]; len(old) > 0 {
+				h[s.name] = append(old[:len(old):len(old)], s.val.expand(vs))
+			} else {
+				h[s.name] = s.val.field(vs)
+			}
 		case opEdit:
 			vv := h[s.name]
+			var out []string // a copy, made at the first change: vv may be shared
 			for j, v := range vv {
 				if nv := s.re.ReplaceAllString(v, s.repl); nv != v {
-					vv[j] = stripControl(nv)
+					if out == nil {
+						out = append([]string(nil), vv...)
+					}
+					out[j] = stripControl(nv)
 				}
+			}
+			if out != nil {
+				h[s.name] = out
 			}
 		case opAddIfAbsent:
 			if _, ok := h[s.name]; ok {
@@ -311,7 +379,7 @@ func (p *Program) Apply(h http.Header, vs *Vars) {
 			if s.name == "Strict-Transport-Security" && vs.Scheme != "https" {
 				continue
 			}
-			h[s.name] = []string{s.val.lit}
+			h[s.name] = s.val.shared
 		}
 	}
 }
@@ -324,20 +392,4 @@ func stripControl(v string) string {
 	var b strings.Builder
 	writeClean(&b, v)
 	return b.String()
-}
-
-// Uses reports whether the program reads the variable name, so that the
-// caller computes only what is needed.
-func (p *Program) Uses(name string) bool {
-	if p == nil {
-		return false
-	}
-	for _, s := range p.steps {
-		for _, g := range s.val.segs {
-			if g.v >= 0 && Variables[g.v] == name {
-				return true
-			}
-		}
-	}
-	return false
 }
