@@ -340,28 +340,7 @@ func BenchmarkServeHTTPRules(b *testing.B) {
 			RateLimit: &access.RateLimit{Rate: 1e9, Burst: 1 << 20}}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			port := benchBackend(b)
-			h, err := NewHandler(Options{
-				Listeners: []ListenerOptions{{Name: "bench", Address: "127.0.0.1:0"}},
-				Routes:    []RouteOptions{{PathPrefix: "/", Upstream: "app", Rules: bc.rules}},
-				Upstreams: []UpstreamOptions{{Name: "app", Targets: []TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: port}}}},
-			}, nil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer h.Close()
-			req := httptest.NewRequest("GET", "http://example.com/app/page?x=1", nil)
-			req.RemoteAddr = "192.0.2.7:40000"
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				w.status = 0
-				h.ServeHTTP(w, req)
-				if w.status != 200 {
-					b.Fatalf("status %d", w.status)
-				}
-			}
+			benchServeHTTP(b, Options{Routes: []RouteOptions{{PathPrefix: "/", Upstream: "app", Rules: bc.rules}}})
 		})
 	}
 }
