@@ -168,15 +168,19 @@ func TestRules_maxBodySize(t *testing.T) {
 
 func TestRules_timeout(t *testing.T) {
 	backend, _ := ruleBackend(t)
-	opts := oneUpstream(t, backend, nil)
-	opts.Routes[0].Rules = &RouteRules{Access: &access.Options{Timeout: 50 * time.Millisecond}}
-	url, _ := startProxy(t, opts)
-	if res, _ := get(t, url+"/slow-head", nil); res.StatusCode != http.StatusGatewayTimeout {
-		t.Errorf("slow head: status %d; want 504", res.StatusCode)
-	}
-	res, body := get(t, url+"/slow-body", nil)
-	if res.StatusCode != 200 || body != "ok\n" {
-		t.Errorf("slow body after a timely head: %d %q; want 200 \"ok\\n\" (the timeout is for the head only)", res.StatusCode, body)
+	for _, engine := range []Engine{EngineWebtier, EngineStd} {
+		t.Run(string(engine), func(t *testing.T) {
+			opts := oneUpstream(t, backend, func(uo *UpstreamOptions) { uo.Engine = engine })
+			opts.Routes[0].Rules = &RouteRules{Access: &access.Options{Timeout: 50 * time.Millisecond}}
+			url, _ := startProxy(t, opts)
+			if res, _ := get(t, url+"/slow-head", nil); res.StatusCode != http.StatusGatewayTimeout {
+				t.Errorf("slow head: status %d; want 504", res.StatusCode)
+			}
+			res, body := get(t, url+"/slow-body", nil)
+			if res.StatusCode != 200 || body != "ok\n" {
+				t.Errorf("slow body after a timely head: %d %q; want 200 \"ok\\n\" (the timeout is for the head only)", res.StatusCode, body)
+			}
+		})
 	}
 }
 
