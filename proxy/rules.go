@@ -324,7 +324,11 @@ func (f *front) noRoute(w http.ResponseWriter, r *http.Request) {
 // headerTimeout is a request context that ends with DeadlineExceeded when
 // the backend's response head takes longer than a route's timeout, and
 // stops counting once it has come (stop): a plain deadline would also cut
-// off the body. Its parent's end ends it too.
+// off the body. Its parent's end ends it too, also after the head came (a
+// client that leaves stops the backend body read): the servers cancel a
+// request's context when the request ends (webtier's HTTP/1 server's is
+// never done), which releases the AfterFunc; the timer holds the context
+// at most for the timeout.
 type headerTimeout struct {
 	context.Context
 	done       chan struct{}
