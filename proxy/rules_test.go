@@ -105,7 +105,11 @@ func TestRules_headers(t *testing.T) {
 		SecurityHeaders: &sec,
 	}
 	url, _ := startProxy(t, opts)
-	res, _ := get(t, url+"/", http.Header{"X-Rule": {"client"}})
+	// The client's own X-Client is dropped as Connection-listed, and its
+	// X-Forwarded-For is not believed: the rules run after both are
+	// handled, so the backend sees only the rule's values.
+	res, _ := get(t, url+"/", http.Header{"X-Rule": {"client"}, "Connection": {"X-Client"},
+		"X-Client": {"10.6.6.6 https evil.test"}, "X-Forwarded-For": {"10.6.6.6"}})
 	h := res.Header
 	checks := map[string]string{
 		"Server":                 "webtier",
