@@ -293,13 +293,11 @@ func (f *front) responseRules(w http.ResponseWriter, r, out *http.Request, rt *r
 	return false
 }
 
-// errorPage answers webtier's own error status for a request of rt from
-// the route's page, and reports whether there was one.
+// errorPage applies the route's response header rules to webtier's own
+// error answer for a request of rt (as httpd's "Header always"), answers
+// it from the route's page when there is one, and reports whether it did.
 func (f *front) errorPage(w http.ResponseWriter, r *http.Request, rt *route, status int) bool {
 	fr := &rt.rules.fronts[f.index]
-	if !fr.pages.Has(status) {
-		return false
-	}
 	id := f.requestIDOf(r)
 	var v headers.Vars
 	fr.resp.Apply(w.Header(), f.vars(&v, fr.resp.Needs(), r, id))

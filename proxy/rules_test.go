@@ -289,7 +289,8 @@ func TestRules_errorPages(t *testing.T) {
 	}
 	opts := Options{
 		Listeners: []ListenerOptions{{Name: "test", Rules: &ListenerRules{
-			ErrorPages: map[int]errpage.Page{404: errpage.NewPage(notFound, []byte("<p>No such page ({request_id})</p>"))},
+			ErrorPages:      map[int]errpage.Page{404: errpage.NewPage(notFound, []byte("<p>No such page ({request_id})</p>"))},
+			ResponseHeaders: &headers.Rules{Set: []headers.Field{{Name: "X-Route", Value: "1"}}},
 		}}},
 		Upstreams: []UpstreamOptions{
 			{Name: "app", Targets: []TargetOptions{target(t, backend)}},
@@ -299,6 +300,7 @@ func TestRules_errorPages(t *testing.T) {
 			{Host: "a.test", PathPrefix: "/", Upstream: "app", Rules: &RouteRules{ErrorPages: pages, ErrorPagesBackend: true}},
 			{Host: "b.test", PathPrefix: "/", Upstream: "app", Rules: &RouteRules{ErrorPages: pages}},
 			{Host: "c.test", PathPrefix: "/", Upstream: "down", Rules: &RouteRules{ErrorPages: pages}},
+			{Host: "e.test", PathPrefix: "/", Upstream: "down"},
 		},
 		RequestID: RequestIDOptions{Header: "X-Request-Id"},
 	}
@@ -313,6 +315,7 @@ func TestRules_errorPages(t *testing.T) {
 		{"b.test", "/fail", 503, regexp.MustCompile(`^backend stack trace`)},
 		{"c.test", "/", 502, regexp.MustCompile(`^<p>Sorry\. Quote ([0-9a-z]+)\.</p>$`)},
 		{"d.test", "/", 404, regexp.MustCompile(`^<p>No such page \(([0-9a-z]+)\)</p>$`)},
+		{"e.test", "/", 502, regexp.MustCompile(`^502 Bad Gateway: no backend could be reached\n$`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
@@ -325,7 +328,10 @@ func TestRules_errorPages(t *testing.T) {
 			if m := tt.body.FindStringSubmatch(body); len(m) > 1 && !id.MatchString(m[1]) {
 				t.Errorf("request id %q", m[1])
 			}
-			if tt.host != "b.test" && !strings.Contains(res.Header.Get("Content-Type"), "text/html") {
+			if res.Header.Get("X-Route") != "1" && tt.host != "d.test" {
+				t.Errorf("X-Route %q; want the route's response header on its error answers too", res.Header.Get("X-Route"))
+			}
+			if tt.host != "b.test" && tt.host != "e.test" && !strings.Contains(res.Header.Get("Content-Type"), "text/html") {
 				t.Errorf("Content-Type %q; want text/html", res.Header.Get("Content-Type"))
 			}
 		})
