@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// DefaultMaxClients is rate_limit.max_clients when not given: about 10 MB
-// of buckets at most.
+// DefaultMaxClients is rate_limit.max_clients when not given: about 16 MB
+// of buckets at most (a bucket, its list element and map entry take
+// about 165 bytes).
 const DefaultMaxClients = 100000
 
 // RateLimit is rate_limit as configured.
