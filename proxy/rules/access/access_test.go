@@ -124,6 +124,17 @@ func TestLimiter(t *testing.T) {
 	if ok, _ := l.Allow(netip.MustParseAddr("192.0.2.2"), now); !ok {
 		t.Fatal("another client shares the bucket")
 	}
+	if ok, _ := l.Allow(netip.MustParseAddr("::ffff:192.0.2.1"), now); ok {
+		t.Fatal("the IPv4-mapped form of a client has a bucket of its own")
+	}
+	v6 := NewLimiter(RateLimit{Rate: 1, Burst: 1})
+	v6.Allow(netip.MustParseAddr("2001:db8:1:2::1"), now)
+	if ok, _ := v6.Allow(netip.MustParseAddr("2001:db8:1:2:ffff::9"), now); ok {
+		t.Fatal("another address of the same IPv6 /64 has a bucket of its own")
+	}
+	if ok, _ := v6.Allow(netip.MustParseAddr("2001:db8:1:3::1"), now); !ok {
+		t.Fatal("another /64 shares the bucket")
+	}
 	if ok, _ := l.Allow(c, now.Add(500*time.Millisecond)); !ok {
 		t.Fatal("no token after the refill time")
 	}

@@ -76,7 +76,7 @@ func max1(n int) int {
 // Allow takes a token from a's bucket at time now. When there is none it
 // returns false and how long until there is one.
 func (l *Limiter) Allow(a netip.Addr, now time.Time) (bool, time.Duration) {
-	a = a.Unmap()
+	a = bucketKey(a)
 	s := &l.shards[maphash.Comparable(l.seed, a)%limiterShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,6 +103,20 @@ func (l *Limiter) Allow(a netip.Addr, now time.Time) (bool, time.Duration) {
 	}
 	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 	return false, wait
+}
+
+// bucketKey is the address a bucket is kept for: an IPv4 address, or an
+// IPv6 address's /64, which one client usually holds whole (a client
+// that could pick any of 2^64 addresses would otherwise get a new bucket
+// for each and push everyone else's out).
+func bucketKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 // Len returns the number of addresses remembered.
