@@ -75,6 +75,21 @@ func TestBasicAuth_Check(t *testing.T) {
 			t.Errorf("%s: Check = %v; want %v", tt.name, got, tt.ok)
 		}
 	}
+	// Accepted credentials are remembered (one pair, whatever the
+	// scheme's case), rejected ones never; a remembered pair is not
+	// checked with bcrypt again (a reload makes a new BasicAuth).
+	n := 0
+	a.verified.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("%d verified pairs remembered; want 1", n)
+	}
+	a.Users["alice"] = []byte(hash(t, "changed"))
+	if !a.Check(basic("alice", "secret")) {
+		t.Error("a remembered pair was checked with bcrypt again")
+	}
+	if a.Check(basic("alice", "wrong")) {
+		t.Error("wrong password accepted")
+	}
 	if c := (&BasicAuth{Realm: `a"b`}).Challenge(); c != `Basic realm="a\"b", charset="UTF-8"` {
 		t.Errorf("Challenge = %s", c)
 	}
