@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/webtier/webtier/e2e/peer"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // Error pages and the htpasswd file are read at load and again on every
@@ -116,5 +118,78 @@ upstreams:
 	}
 	if res, _ := fetch("app.test", "bob", "pw-b"); res.StatusCode != 200 {
 		t.Errorf("bob after a failed reload: %d; want 200 (the config in force)", res.StatusCode)
+	}
+}
+
+// Over a TLS listener with HTTP/2: a body without a length over
+// max_body_size gets 413 with nothing complete reaching the backend, and
+// security_headers sends HSTS (which it leaves out over plain HTTP).
+func TestRouteRulesHTTP2(t *testing.T) {
+	certFile, keyFile, _ := proxytest.WriteCert(t, t.TempDir(), "webtier-rules")
+	b := peer.StartBackend(t, "127.0.0.1", "app")
+	listen := peer.FreeAddr(t, "127.0.0.1")
+	plain := peer.FreeAddr(t, "127.0.0.1")
+	cfg := fmt.Sprintf(`listeners:
+  - address: %q
+    tls: {cert_file: %q, key_file: %q}
+  - address: %q
+routes:
+  - upstream: app
+    max_body_size: 1k
+    security_headers: true
+upstreams:
+  app:
+    targets: [%q]
+`, listen, certFile, keyFile, plain, b.URL())
+	peer.StartWebtier(t, peer.Build(t), listen, cfg)
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // the test's own certificate
+		ForceAttemptHTTP2: true,
+	}}
+	t.Cleanup(client.CloseIdleConnections)
+	post := func(body io.Reader, length int64) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "https://"+listen+"/up", body)
+		req.ContentLength = length
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 2 {
+			t.Fatalf("answered over %s; want HTTP/2", res.Proto)
+		}
+		return res
+	}
+	big := strings.Repeat("x", 64<<10)
+	if res := post(strings.NewReader(big), int64(len(big))); res.StatusCode != 413 {
+		t.Errorf("with a length over the limit: %d; want 413", res.StatusCode)
+	}
+	if n := b.Count(); n != 0 {
+		t.Errorf("the backend answered %d requests; want none", n)
+	}
+	if res := post(io.MultiReader(strings.NewReader(big)), -1); res.StatusCode != 413 {
+		t.Errorf("without a length, over the limit: %d; want 413", res.StatusCode)
+	}
+	// The backend may have seen the start of that one (the request is
+	// sent as the body comes), but never more than the limit.
+	if b.Count() != 0 && b.Last().BodyLen > 1024 {
+		t.Errorf("the backend read %d bytes of the body; want it cut off at 1024", b.Last().BodyLen)
+	}
+	res := post(strings.NewReader("small"), -1)
+	if res.StatusCode != 200 || b.Last().BodyLen != 5 {
+		t.Fatalf("a small body: %d, backend got %d bytes; want 200 and 5", res.StatusCode, b.Last().BodyLen)
+	}
+	if got := res.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("HSTS over HTTPS: %q; want max-age=31536000", got)
+	}
+	pres, err := http.Get("http://" + plain + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres.Body.Close()
+	if got, ok := pres.Header["Strict-Transport-Security"]; ok || pres.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("over plain HTTP: HSTS %q, X-Content-Type-Options %q; want no HSTS and nosniff", got, pres.Header.Get("X-Content-Type-Options"))
 	}
 }
