@@ -60,9 +60,6 @@ func (c *checker) routeRules(r rawRoute, ups entries[rawUpstream]) *proxy.RouteR
 		v := r.SecurityHeaders.V
 		rr.SecurityHeaders = &v
 	}
-	if r.ErrorPagesBackend.V && rr.ErrorPages == nil {
-		c.errorf(r.ErrorPagesBackend.loc, "needs error_pages on the route: write the page of each backend status to replace, like error_pages: {502: 502.html}")
-	}
 	if rr.RequestHeaders == nil && rr.ResponseHeaders == nil && rr.SecurityHeaders == nil && rr.ErrorPages == nil &&
 		rr.Access == nil {
 		return nil
