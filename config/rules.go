@@ -61,7 +61,7 @@ func (c *checker) routeRules(r rawRoute, ups entries[rawUpstream]) *proxy.RouteR
 		rr.SecurityHeaders = &v
 	}
 	if rr.RequestHeaders == nil && rr.ResponseHeaders == nil && rr.SecurityHeaders == nil && rr.ErrorPages == nil &&
-		rr.Access == nil {
+		!rr.ErrorPagesBackend && rr.Access == nil {
 		return nil
 	}
 	return rr

@@ -126,6 +126,13 @@ func TestRuleKeysValues(t *testing.T) {
 	if cfg.Proxy.Listeners[0].Rules != nil {
 		t.Error("a listener without rule keys has Rules")
 	}
+	backendOnly, err := Parse("w.yaml", []byte(rulesConfig("", "    error_pages_backend: true\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr := backendOnly.Proxy.Routes[0].Rules; rr == nil || !rr.ErrorPagesBackend {
+		t.Errorf("error_pages_backend alone: Rules = %+v; want ErrorPagesBackend", rr)
+	}
 	plain, err := Parse("w.yaml", []byte(rulesConfig("", "")))
 	if err != nil {
 		t.Fatal(err)
