@@ -24,8 +24,8 @@ func (c *checker) proxy(raw *rawFile) proxy.Options {
 		MaxIdleBackendConns: c.intRange(raw.Backends.MaxIdle, 1, -1, proxy.DefaultMaxIdleBackendConns),
 	}
 	c.listenersHealth(raw.Listeners.V, opts.Listeners, raw.Upstreams.V)
-	c.listenersACME(raw.Listeners.V, opts.Listeners) // TLS: config/tls.go
-	c.routeRules(raw.Routes.V, opts.Routes, raw.Upstreams.V, opts.Upstreams) // rewrite rules
+	c.listenersACME(raw.Listeners.V, opts.Listeners)                            // TLS: config/tls.go
+	c.routeRewrites(raw.Routes.V, opts.Routes, raw.Upstreams.V, opts.Upstreams) // rewrite rules (rewrite.go)
 	return opts
 }
 
@@ -55,6 +55,7 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 
 			ProxyProtocol:   c.proxyProtocol(r.ProxyProtocol),
 			ForwardedHeader: r.ForwardedHeader.V,
+			Rules:           c.listenerRules(r), // header rules, error pages (rules.go)
 		}
 		c.listenerLimits(r, &l)
 		if l.Name == "" {
@@ -200,7 +201,8 @@ func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.
 			}
 		}
 		out = append(out, proxy.RouteOptions{Host: host, PathPrefix: path, Upstream: r.Upstream.V,
-			Upgrades: c.upgrades(r.Upgrades)})
+			Upgrades: c.upgrades(r.Upgrades),
+			Rules:    c.routeRules(r, ups)}) // header rules, error pages, limits, access (rules.go)
 	}
 	return out
 }

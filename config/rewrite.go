@@ -92,9 +92,9 @@ func targetPathProblem(p string) string {
 	return ""
 }
 
-// routeRules compiles the rewrite rules of every route (routes[i] was
+// routeRewrites compiles the rewrite rules of every route (routes[i] was
 // built from raw[i]) with its upstream's target path and addresses.
-func (c *checker) routeRules(raw []rawRoute, routes []proxy.RouteOptions, rawUps entries[rawUpstream], ups []proxy.UpstreamOptions) {
+func (c *checker) routeRewrites(raw []rawRoute, routes []proxy.RouteOptions, rawUps entries[rawUpstream], ups []proxy.UpstreamOptions) {
 	if len(raw) != len(routes) {
 		return
 	}

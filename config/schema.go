@@ -52,6 +52,13 @@ type rawListener struct {
 	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
 	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
 
+	// Header rules and error pages (issue 21; config/rules.go): defaults
+	// for every route served on this listener.
+	ServerHeader    field[string]                 `yaml:"server_header"`    // absent: as the backend sent it; "": none
+	RequestHeaders  field[rawHeaderRules]         `yaml:"request_headers"`  // applied before the route's
+	ResponseHeaders field[rawHeaderRules]         `yaml:"response_headers"` // applied before the route's
+	SecurityHeaders field[bool]                   `yaml:"security_headers"` // default false; a route's value wins
+	ErrorPages      field[entries[field[string]]] `yaml:"error_pages"`      // status: file; a route's entries win
 	// The client's address (config/proxyprotocol.go).
 	ProxyProtocol   field[rawProxyProtocol] `yaml:"proxy_protocol"`   // absent: off
 	ForwardedHeader field[bool]             `yaml:"forwarded_header"` // default false
@@ -121,9 +128,59 @@ type rawRoute struct {
 	Redirect  field[rawRedirect]        `yaml:"redirect"`  // absent: none
 	Redirects field[[]rawRedirectMatch] `yaml:"redirects"` // default none; first match wins
 	Rewrites  field[[]rawRewrite]       `yaml:"rewrites"`  // default none; in order
+	// Header rules, error pages, limits and access control (issue 21
+	// points 4, 7, 8; config/rules.go, proxy/rules/).
+	RequestHeaders    field[rawHeaderRules]         `yaml:"request_headers"`     // added to the listener's
+	ResponseHeaders   field[rawHeaderRules]         `yaml:"response_headers"`    // added to the listener's
+	SecurityHeaders   field[bool]                   `yaml:"security_headers"`    // default: the listener's (false)
+	ErrorPages        field[entries[field[string]]] `yaml:"error_pages"`         // status (404, 502, 503, 504): file
+	ErrorPagesBackend field[bool]                   `yaml:"error_pages_backend"` // default false: a backend's 5xx passes as sent
+	MaxBodySize       field[string]                 `yaml:"max_body_size"`       // default none; 10MiB, 512k, 1048576
+	Timeout           field[time.Duration]          `yaml:"timeout"`             // default: the upstream's response_header_timeout
+	Allow             field[[]field[string]]        `yaml:"allow"`               // CIDRs or IPs; default: everyone
+	Deny              field[[]field[string]]        `yaml:"deny"`                // CIDRs or IPs; default: nobody
+	BasicAuth         field[rawBasicAuth]           `yaml:"basic_auth"`          // absent: no authentication
+	RateLimit         field[rawRateLimit]           `yaml:"rate_limit"`          // absent: no limit
 }
 
 func (rawRoute) noun() string { return "route" }
+
+// rawHeaderRules is request_headers or response_headers, on a route or a
+// listener. Values may hold {client_ip}, {request_id}, {scheme}, {host}.
+type rawHeaderRules struct {
+	loc
+	Set   field[entries[field[string]]] `yaml:"set"`   // name: value; replaces every field of that name
+	Add   field[entries[field[string]]] `yaml:"add"`   // name: value; one more field
+	Unset field[[]field[string]]        `yaml:"unset"` // names
+	Edit  field[[]rawHeaderEdit]        `yaml:"edit"`  // regex replace in the values of one name
+}
+
+// rawHeaderEdit is one item of edit: match is an RE2 regular expression,
+// replace may use $1 or ${name}.
+type rawHeaderEdit struct {
+	loc
+	Name    field[string] `yaml:"name"`    // required
+	Match   field[string] `yaml:"match"`   // required
+	Replace field[string] `yaml:"replace"` // default ""
+}
+
+func (rawHeaderEdit) noun() string { return "header edit" }
+
+// rawBasicAuth is routes[].basic_auth.
+type rawBasicAuth struct {
+	loc
+	Realm        field[string] `yaml:"realm"`         // default proxy/rules/access.DefaultRealm
+	HtpasswdFile field[string] `yaml:"htpasswd_file"` // required; bcrypt entries only (htpasswd -B)
+	ForwardAuth  field[bool]   `yaml:"forward_auth"`  // default false: Authorization is not forwarded
+}
+
+// rawRateLimit is routes[].rate_limit: a token bucket per client address.
+type rawRateLimit struct {
+	loc
+	RequestsPerSecond field[string] `yaml:"requests_per_second"` // required, > 0; may be a fraction (0.5)
+	Burst             field[int]    `yaml:"burst"`               // default: requests_per_second rounded up
+	MaxClients        field[int]    `yaml:"max_clients"`         // default access.DefaultMaxClients
+}
 
 // rawReverse is routes[].reverse: ProxyPassReverse and
 // ProxyPassReverseCookieDomain/Path.

@@ -103,6 +103,7 @@ var layers = []struct {
 	{"proxy/frontend", 2}, {"proxy/frontend/", 2},
 	{"proxy", 3},
 	{"proxy/upstream", 4}, {"proxy/upstream/", 4},
+	{"proxy/rules/", 4}, // route rules, applied by proxy
 	{"proxy/internal/", 5}, {"resolver", 5}, {"resolver/", 5},
 }
 
@@ -133,6 +134,10 @@ var configAllowed = map[string]bool{
 	"resolver":           true, // resolver.Options, Default*
 	"proxy/accesslog":    true, // accesslog.Format, ParseFormat
 	"admin":              true, // admin.Options, DefaultAddress
+	// issue 21's header rules, error pages, limits and access control
+	"proxy/rules/headers": true, // headers.Rules, Check, CheckValue
+	"proxy/rules/errpage": true, // errpage.Page, Statuses
+	"proxy/rules/access":  true, // access.Options, ParseHtpasswd, Default*
 }
 
 // TestLayoutRules keeps the tree the map README's Layout section draws:

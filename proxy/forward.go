@@ -107,6 +107,9 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 		}
 		out.Header[f.reqID.Header] = sid.idVal[:]
 	}
+	if rt.rules != nil { // request header rules (rules.go)
+		f.requestRules(r, out, rt)
+	}
 
 	var sent time.Time
 	if x != nil {
@@ -122,18 +125,21 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 		x.upstreamAddr, x.upstreamConnect, x.upstreamHeader = tm.Addr(), tm.Connect(), tm.Header()
 	}
 	if err != nil {
-		f.upstreamError(w, out, p, err)
+		f.upstreamError(w, out, p, rt, err)
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// The outbound request asked for no upgrade: those the route
 		// allows go to ReverseProxy, the others lost their Upgrade.
 		res.Body.Close()
-		f.upstreamError(w, out, p, fmt.Errorf("backend tried to switch protocol %q when %q was requested",
+		f.upstreamError(w, out, p, rt, fmt.Errorf("backend tried to switch protocol %q when %q was requested",
 			upgradeType(res.Header), ""))
 		return
 	}
 	removeHopByHop(res.Header)
+	if rt.rules != nil && f.responseRules(w, r, out, rt, res) { // response header rules, error pages (rules.go)
+		return
+	}
 	moveHeader(w.Header(), res.Header)
 	// Rewrite rules (proxy/rules/rewrite): ProxyPassReverse.
 	if rt.rewrite != nil {

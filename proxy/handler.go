@@ -23,6 +23,7 @@ import (
 
 	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
+	"github.com/webtier/webtier/proxy/rules/errpage"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/resolver"
@@ -65,7 +66,10 @@ type front struct {
 	h       *Handler
 	name    string
 	trusted []netip.Prefix
-	rps     []*httputil.ReverseProxy // by pool index
+	// clientAddrOf is clientAddr as a func value, made once so that the
+	// rewrite rules can ask for the client without an allocation.
+	clientAddrOf func(*http.Request) netip.Addr
+	rps          []*httputil.ReverseProxy // by pool index
 	// keepUnderscores forwards header fields with "_" in their name
 	// (ListenerOptions.KeepUnderscoreHeaders).
 	keepUnderscores bool
@@ -84,6 +88,9 @@ type front struct {
 
 	// TLS: redirect_https and hsts (proxy/tls.go); nil when neither.
 	tls *frontTLS
+	// Header rules, error pages, limits and access control (rules.go).
+	index        int            // in Handler.fronts
+	noRoutePages *errpage.Pages // the listener's 404 page; nil: none
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -143,8 +150,9 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
 		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
-			reqID: opts.RequestID, tls: newFrontTLS(lo)}
+			reqID: opts.RequestID, tls: newFrontTLS(lo), index: len(h.fronts)}
 		f.forwarded = lo.ForwardedHeader // client.go
+		f.clientAddrOf = f.clientAddr    // for the rewrite rules' client conditions, made once
 		var err error
 		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
 			h.Close()
@@ -161,6 +169,10 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
 		h.fronts = append(h.fronts, f)
+	}
+	if err := h.compileRules(opts); err != nil { // header rules, error pages, limits, access
+		h.Close()
+		return nil, err
 	}
 	return h, nil
 }
@@ -289,6 +301,11 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if x != nil {
 		x.rt = rt
 	}
+	if rt.rules != nil { // header rules, error pages, limits, access (rules.go)
+		if r = f.applyRules(w, r, rt, x); r == nil {
+			return
+		}
+	}
 	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
 		// the response headers; net/http's HTTP/1 server would stop the
@@ -325,7 +342,7 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 	}
 	rt := f.h.router.match(r.Host, u.Path)
 	if rt == nil {
-		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
+		f.noRoute(w, r)
 		return r, nil
 	}
 	host := r.Host
@@ -391,7 +408,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 			pr.Out.RemoteAddr = f.clientRemote(pr.In) // client.go
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			f.upstreamError(w, r, p, err)
+			f.upstreamError(w, r, p, nil, err)
 		},
 		ErrorLog: zap.NewStdLog(f.h.log.Named("reverseproxy")),
 
@@ -458,9 +475,10 @@ func (f *front) trusts(peer string) bool {
 
 // upstreamError answers a request whose upstream could not give a response:
 // 504 when the backend did not answer in time, 502 otherwise (no address, a
-// connect failure, a broken connection). The body is short and generic; the
-// details go to the log, never to the client.
-func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstream.Pool, err error) {
+// connect failure, a broken connection). The body is short and generic (or
+// the route's error page); the details go to the log, never to the
+// client. rt is nil on the upgrade path.
+func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstream.Pool, rt *route, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; there is nobody to answer.
 		w.WriteHeader(499)
@@ -495,6 +513,9 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		zap.Int("status", status),
 		zap.String("request_id", f.requestIDOf(r)),
 		zap.Error(err))
+	if rt != nil && rt.rules != nil && f.errorPage(w, r, rt, status) { // error_pages (rules.go)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

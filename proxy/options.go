@@ -210,6 +210,9 @@ type ListenerOptions struct {
 	// to https:// with the same host, path and query, except the health
 	// path and ACME HTTP-01 challenges.
 	RedirectHTTPS bool
+	// Rules are the listener's defaults for its routes' header rules and
+	// error pages (rules.go). Nil: none.
+	Rules *ListenerRules
 }
 
 // ProxyProtocolOptions are a listener's PROXY protocol settings. A
@@ -337,6 +340,9 @@ type RouteOptions struct {
 	// route whose rules answer every request (AnswersAll) needs no
 	// Upstream.
 	Rewrite *rewrite.Rules
+	// Rules are the route's header rules, error pages, limits and access
+	// control (rules.go). Nil: none.
+	Rules *RouteRules
 }
 
 // DefaultUpgrades is RouteOptions.Upgrades when it is nil. Read only.

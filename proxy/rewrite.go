@@ -26,7 +26,7 @@ func (f *front) rewrite(w http.ResponseWriter, r *http.Request, u *url.URL, host
 	*r2 = *r
 	r2.Host = host
 	rs := rt.rewrite
-	res := rs.Request(w, rewrite.Client{R: r2, Trusted: f.trusted}, u.EscapedPath())
+	res := rs.Request(w, rewrite.Client{R: r2, Trusted: f.trusted, AddrOf: f.clientAddrOf}, u.EscapedPath())
 	if res.Answered {
 		return r, nil
 	}
@@ -82,7 +82,7 @@ func (f *front) reverse(h http.Header, res *http.Response, r *http.Request, rt *
 	if res.Request != nil && res.Request.URL != nil {
 		addr = res.Request.URL.Host // the address the pool sent it to
 	}
-	rt.rewrite.Response(h, addr, rewrite.Client{R: r, Trusted: f.trusted})
+	rt.rewrite.Response(h, addr, rewrite.Client{R: r, Trusted: f.trusted, AddrOf: f.clientAddrOf})
 }
 
 // rewrittenRequest is a request to forward with the URL the rules made.

@@ -15,7 +15,7 @@ import (
 // any rule written (ProxyPassReverse on, nothing to rewrite in the
 // response), "remap" a route remapped /app/ → /app-v2/ whose responses
 // pass reverse's checks.
-func BenchmarkServeHTTPRules(b *testing.B) {
+func BenchmarkServeHTTPRewrites(b *testing.B) {
 	b.Run("reverse_default", func(b *testing.B) {
 		benchServeHTTPRules(b, "/", rewrite.Options{Prefix: "/"})
 	})

@@ -36,6 +36,10 @@ type route struct {
 	// rewrite is the route's rewrite rules (proxy/rules/rewrite); nil:
 	// none.
 	rewrite *rewrite.Rules
+
+	// Header rules, error pages, limits and access control (rules.go);
+	// nil: none.
+	rules *ruleSet
 }
 
 // allowsUpgrade reports whether the route forwards an upgrade to proto, an

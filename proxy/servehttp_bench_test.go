@@ -73,7 +73,9 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func benchServeHTTP(b *testing.B, opts Options) {
 	port := benchBackend(b)
 	opts.Listeners = []ListenerOptions{{Name: "bench", Address: "127.0.0.1:0"}}
-	opts.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "app"}}
+	if opts.Routes == nil {
+		opts.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "app"}}
+	}
 	opts.Upstreams = []UpstreamOptions{{Name: "app", Targets: []TargetOptions{{Scheme: "http", Host: "127.0.0.1", Port: port}}}}
 	h, err := NewHandler(opts, nil, zap.NewNop())
 	if err != nil {

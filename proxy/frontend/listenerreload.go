@@ -41,6 +41,7 @@ var listenerReload = []struct {
 	{"ProxyProtocol", "proxy_protocol"}, // read below the server, at accept
 	{"ForwardedHeader", ""},
 	{"RedirectHTTPS", ""},
+	{"Rules", ""}, // header rules, error pages (proxy/rules.go)
 }
 
 // restartKey marks Name: a listener with another name is another listener.

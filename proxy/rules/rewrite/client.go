@@ -13,6 +13,11 @@ import (
 type Client struct {
 	R       *http.Request
 	Trusted []netip.Prefix
+	// AddrOf, when set, decides the client address (the proxy's one
+	// decision per request, which walks a chain of trusted proxies);
+	// without it Addr believes the last X-Forwarded-For address of a
+	// trusted peer.
+	AddrOf func(*http.Request) netip.Addr
 }
 
 // peer returns the TCP peer's address and whether it is a trusted proxy.
@@ -37,6 +42,9 @@ func (c Client) peer() (netip.Addr, bool) {
 // Addr is the client's address: the peer, or behind a trusted proxy the
 // last address that proxy put in X-Forwarded-For (the client it saw).
 func (c Client) Addr() netip.Addr {
+	if c.AddrOf != nil {
+		return c.AddrOf(c.R)
+	}
 	a, trusted := c.peer()
 	if !trusted {
 		return a
