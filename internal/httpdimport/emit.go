@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/webtier/webtier/proxy"
 )
 
 // This file turns what was read into listeners and routes, and writes the
@@ -192,7 +194,9 @@ func (t *translator) emitServer(s *server, hosts []string) {
 		}
 	} else {
 		for _, p := range order {
-			if p.exclude && !covered[p.path] {
+			if p.exclude && !covered[p.path] && p.path == proxy.DefaultHealthPath {
+				t.mark(p.d, Approx, "webtier answers "+p.path+" itself on every listener (health_path), for the load balancer in front; httpd served a file")
+			} else if p.exclude && !covered[p.path] {
 				t.mark(p.d, Left, "httpd answered these itself (no DocumentRoot: 404); webtier sends them to the route that covers them")
 			}
 		}
@@ -314,7 +318,7 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			}
 			if dup := t.route(h, sp.path); dup != nil {
 				for _, d := range sp.src {
-					t.mark(d, Approx, fmt.Sprintf("host %q path %s is already routed from %s; httpd would choose by the address the request came to", h, sp.path, dup.src[0].Pos()))
+					t.mark(d, Approx, fmt.Sprintf("host %q path %s is already routed from %s:%d; webtier's routes are for every listener, httpd chose the virtual host by the address the request came to", h, sp.path, t.rel(dup.src[0].File), dup.src[0].Line))
 				}
 				continue
 			}

@@ -181,12 +181,17 @@ func (t *translator) jkUpstream(p *pass) (string, string, bool) {
 	}
 	if t.jkUsed == nil {
 		t.jkUsed = map[string]map[string]jkUse{}
+		t.jkLines = map[int]jkUse{}
 	}
+	// use records how a property fared, by its line: a property that a
+	// worker takes from its reference= is reported at the referenced line.
 	use := func(worker, prop string, s Status, note string) {
 		if t.jkUsed[worker] == nil {
 			t.jkUsed[worker] = map[string]jkUse{}
 		}
-		t.jkUsed[worker][prop] = jkUse{s, note}
+		if p, ok := w.workers[worker][prop]; ok {
+			t.jkLines[p.line] = jkUse{s, note}
+		}
 	}
 	keys := obj{}
 	var members []string
@@ -323,9 +328,9 @@ func (t *translator) reportWorkers() {
 		parts := strings.SplitN(l.key, ".", 3)
 		if len(parts) == 3 {
 			worker, prop := parts[1], parts[2]
-			if u, ok := t.jkUsed[worker][prop]; ok {
+			if u, ok := t.jkLines[l.line]; ok {
 				e.Status, e.Note = u.status, u.note
-			} else if t.jkUsed[worker] == nil {
+			} else if t.jkUsed[worker] == nil && !t.jkReferenced(worker) {
 				e.Note = "no JkMount uses worker " + worker
 			} else if prop == "reference" {
 				e.Status, e.Note = Exact, "its properties were read"
@@ -337,4 +342,15 @@ func (t *translator) reportWorkers() {
 		}
 		t.extra = append(t.extra, e)
 	}
+}
+
+// jkReferenced reports whether a used worker takes its properties from
+// worker (reference=).
+func (t *translator) jkReferenced(worker string) bool {
+	for name := range t.jkUsed {
+		if p, ok := t.jk.workers[name]["reference"]; ok && strings.TrimPrefix(p.value, "worker.") == worker {
+			return true
+		}
+	}
+	return false
 }

@@ -110,3 +110,8 @@ func probe(parse ParseFunc, snippets []string) bool {
 	}
 	return false
 }
+
+// Features lists every feature the importer may write, for tests and for
+// the lead's check after a merge.
+var Features = []Feature{Remap, Reverse, Redirect, Rewrites, Headers, BodyLimit, Access, BasicAuth, ErrorPages,
+	Static, Compress, TLSMin, TLSMulti, RedirectTLS, UpstreamTLS, ServerHeader, RouteTimeout, ProxyProto}

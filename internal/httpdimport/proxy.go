@@ -403,26 +403,10 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 			return "", "", false
 		}
 	}
-	// The identity of an upstream: its targets and everything that sets its
-	// keys. Two ProxyPass lines to the same backend share one upstream.
-	var idb strings.Builder
-	for _, m := range members {
-		fmt.Fprintf(&idb, "%s %v;", m.base(), m.params)
-	}
-	preserve := s.preserveHost
-	fmt.Fprintf(&idb, "|%v|%v|%s|%v", p.params, preserve, s.proxyTimeout, len(members))
-	if t.has(Remap) {
-		idb.WriteString("|" + path)
-	}
-	id := idb.String()
-	if u, ok := t.byKey[id]; ok {
-		t.mark(p.d, Exact, "upstreams."+u.name)
-		return u.name, path, true
-	}
 	// Targets.
 	for _, m := range members {
 		o := &obj{{"url", m.base()}}
-		if t.has(Remap) && path != "" && path != "/" {
+		if t.has(Remap) && needsRemap(p.path, path) {
 			o.set("url", m.base()+path)
 		}
 		b.targets = append(b.targets, o)
@@ -430,7 +414,7 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 	if s.proxyTimeout > 0 {
 		b.keys.set("response_header_timeout", s.proxyTimeout)
 	}
-	if !preserve && members[0].scheme != "ajp" {
+	if !s.preserveHost && members[0].scheme != "ajp" {
 		hosts := map[string]bool{}
 		for _, m := range members {
 			hosts[m.hostHeader()] = true
@@ -486,6 +470,13 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 	}
 	keys := obj{{"targets", ts}}
 	keys = append(keys, sortedKeys(b.keys)...)
+	// Two ProxyPass lines to the same backends with the same keys share
+	// one upstream.
+	id := string(render(node(keys)))
+	if u, ok := t.byKey[id]; ok {
+		t.mark(p.d, Exact, "upstreams."+u.name)
+		return u.name, path, true
+	}
 	name = t.uniqueName(name)
 	u := &upstreamOut{name: name, keys: keys, src: p.d}
 	if balancer != "" {

@@ -60,6 +60,7 @@ type translator struct {
 	logFormat map[string]string
 	trusted   []string // RemoteIPTrustedProxy
 	jkUsed    map[string]map[string]jkUse
+	jkLines   map[int]jkUse
 	// vhostCount is the number of <VirtualHost> sections.
 	vhostCount int
 	// usedBalancers are those a ProxyPass sends to.
