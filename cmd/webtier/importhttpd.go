@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/webtier/webtier/config"
+	httpdimport "github.com/webtier/webtier/config/httpd"
 	"github.com/webtier/webtier/internal/httpdconf"
-	"github.com/webtier/webtier/internal/httpdimport"
 )
 
 // exitApproximated is import-httpd's exit status under -strict when a

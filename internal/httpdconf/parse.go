@@ -5,7 +5,7 @@
 // ${VAR} (with Debian's envvars file), line continuations, quoting and
 // comments. What it hands back is the tree of directives that httpd would
 // act on, each with the file and line it came from, so that the importer
-// (internal/httpdimport) can say where every line of its output came from.
+// (config/httpd) can say where every line of its output came from.
 //
 // It interprets nothing else: which directives mean what is the importer's
 // business. It never runs httpd and never reads a file that the tree does

@@ -1,4 +1,4 @@
-package httpdimport
+package httpd
 
 import (
 	"fmt"

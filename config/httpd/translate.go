@@ -1,4 +1,4 @@
-// Package httpdimport turns an Apache httpd configuration (read by
+// Package httpd turns an Apache httpd configuration (read by
 // internal/httpdconf), with mod_jk's workers.properties, into a webtier
 // config file and a report of what became of every directive: translated
 // exactly, approximately (and how webtier differs), left (and why), or not
@@ -8,7 +8,7 @@
 // becomes; keys that this webtier's config package does not know yet (see
 // Feature) are written as comments and reported as left, so that the output
 // always loads in the webtier that wrote it.
-package httpdimport
+package httpd
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package httpdimport
+package httpd
 
 import (
 	"bytes"
@@ -86,7 +86,7 @@ func node(v any) *yaml.Node {
 	case *yaml.Node:
 		return v
 	}
-	panic(fmt.Sprintf("httpdimport: no YAML for %T", v))
+	panic(fmt.Sprintf("config/httpd: no YAML for %T", v))
 }
 
 // durationString writes d the way a person would: 300s as 5m, 1500ms as
@@ -109,7 +109,7 @@ func render(doc *yaml.Node) []byte {
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	if err := enc.Encode(doc); err != nil {
-		panic(fmt.Sprintf("httpdimport: encoding YAML: %v", err)) // only a bug in node gets here
+		panic(fmt.Sprintf("config/httpd: encoding YAML: %v", err)) // only a bug in node gets here
 	}
 	_ = enc.Close()
 	return b.Bytes()

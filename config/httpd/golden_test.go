@@ -1,4 +1,4 @@
-package httpdimport_test
+package httpd_test
 
 import (
 	"flag"
@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/webtier/webtier/config"
+	httpdimport "github.com/webtier/webtier/config/httpd"
 	"github.com/webtier/webtier/internal/httpdconf"
-	"github.com/webtier/webtier/internal/httpdimport"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata from the current output")
