@@ -12,8 +12,9 @@ section() { printf '\n==== %s ====\n' "$*"; }
 # Debian packages of the peers the e2e tests run (tomcat10 pulls in its JRE,
 # default-jre-headless, as a dependency). systemd: systemd-analyze verify
 # checks deploy/systemd/webtier.service; haproxy: the L4 in front of the
-# drain test; chromium: the admin status page's browser test.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium)
+# drain test; chromium: the admin status page's browser test; apache2: the
+# httpd that import-httpd's differential test compares webtier with.
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium apache2)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()
