@@ -302,6 +302,11 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			}
 		}
 	}
+	if len(hosts) == 1 && hosts[0] == "" {
+		for _, d := range s.nameSrc {
+			t.mark(d, Exact, "the only server answers every Host in httpd, so its routes are for any host")
+		}
+	}
 	// Routes per host.
 	for _, h := range hosts {
 		for _, sp := range specs {
@@ -461,7 +466,7 @@ func (t *translator) document(source string) *yaml.Node {
 	}
 	add("routes", rs, "")
 	if len(t.resolver) > 0 {
-		add("resolver", node(t.resolver), "addressttl")
+		add("resolver", node(t.resolver), "addressttl= "+t.from(t.resolverSrc))
 	}
 	if len(t.accessLog) > 0 {
 		add("access_log", node(t.accessLog), t.from([]*dir{t.logSrc}))

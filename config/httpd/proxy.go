@@ -190,6 +190,7 @@ func init() {
 				}
 				u.t.resolver.set("min_ttl", d)
 				u.t.resolver.set("max_ttl", d)
+				u.t.resolverSrc = append(u.t.resolverSrc, u.d)
 				return nil
 			}},
 		"secret": {Exact, "ajp.secret", func(u *upstreamBuild, _ int, v string) error {
@@ -444,6 +445,15 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 		b.params(m.d, i, m.params)
 	}
 	b.params(p.d, -1, p.params)
+	if hc, ok := b.keys.get("health_check"); ok {
+		// mod_proxy_hcheck's own defaults, where webtier's differ.
+		h := hc.(*obj)
+		for _, d := range []kv{{"interval", 30 * time.Second}, {"rise", 1}, {"fall", 1}} {
+			if _, set := h.get(d.K); !set {
+				h.set(d.K, d.V)
+			}
+		}
+	}
 	if m, ok := b.keys.get("ajp"); ok {
 		if _, has := m.(*obj).get("secret"); has {
 			*m.(*obj) = removeKey(*m.(*obj), "secret_required")

@@ -46,21 +46,22 @@ type translator struct {
 	main    *server
 	servers []*server
 
-	listeners []*listenerOut
-	upstreams []*upstreamOut
-	byKey     map[string]*upstreamOut
-	routes    []*routeOut
-	resolver  obj
-	accessLog obj
-	logSrc    *dir
-	deferred  []string
-	balancers map[string]*dir
-	jk        *jkWorkers
-	jkDir     *dir
-	logFormat map[string]string
-	trusted   []string // RemoteIPTrustedProxy
-	jkUsed    map[string]map[string]jkUse
-	jkLines   map[int]jkUse
+	listeners   []*listenerOut
+	upstreams   []*upstreamOut
+	byKey       map[string]*upstreamOut
+	routes      []*routeOut
+	resolver    obj
+	resolverSrc []*dir
+	accessLog   obj
+	logSrc      *dir
+	deferred    []string
+	balancers   map[string]*dir
+	jk          *jkWorkers
+	jkDir       *dir
+	logFormat   map[string]string
+	trusted     []string // RemoteIPTrustedProxy
+	jkUsed      map[string]map[string]jkUse
+	jkLines     map[int]jkUse
 	// vhostCount is the number of <VirtualHost> sections.
 	vhostCount int
 	// usedBalancers are those a ProxyPass sends to.
@@ -199,6 +200,7 @@ var unneeded = map[string]string{
 type server struct {
 	vhost        *dir
 	names        []string
+	nameSrc      []*dir
 	ports        []string
 	preserveHost bool
 	preserveSrc  *dir
@@ -602,6 +604,7 @@ func (t *translator) serverName(c ctx, d *dir) {
 		}
 		c.s.names = append(c.s.names, h)
 	}
+	c.s.nameSrc = append(c.s.nameSrc, d)
 	t.mark(d, Exact, "routes[].host")
 }
 
