@@ -398,7 +398,7 @@ func (t *translator) directive(c ctx, d *dir) {
 			var all func(ds []*dir)
 			all = func(ds []*dir) {
 				for _, ch := range ds {
-					t.mark(ch, Left, fmt.Sprintf("inside <%s> (%s)", d.Name, d.Pos()))
+					t.mark(ch, Left, fmt.Sprintf("inside <%s> (line %d)", d.Name, d.Line))
 					all(ch.Children)
 				}
 			}
@@ -639,6 +639,20 @@ func (t *translator) location(c ctx, d *dir) {
 	if strings.HasPrefix(p, "~") {
 		t.mark(d, Left, "a regular-expression <Location ~> is not translated; webtier routes by path prefix")
 		return
+	}
+	for _, ch := range d.Children {
+		if ch.Is("SetHandler") {
+			// The Location is the handler's (server-status, ...): its rules
+			// guard something webtier does not have.
+			t.mark(d, Left, "its SetHandler has no counterpart, so nothing here is translated")
+			t.directive(ctx{s: c.s, location: p}, ch)
+			for _, o := range d.Children {
+				if o != ch {
+					t.mark(o, Left, fmt.Sprintf("inside <Location %s> (line %d), whose handler webtier does not run", p, d.Line))
+				}
+			}
+			return
+		}
 	}
 	t.mark(d, Exact, "rules on the route for "+p)
 	for _, ch := range d.Children {
