@@ -391,22 +391,29 @@ func (t *translator) hostsFor(i int, s *server) []string {
 func (t *translator) directive(c ctx, d *dir) {
 	h, ok := handlers[strings.ToLower(d.Name)]
 	if !ok {
-		if d.Section {
-			// <Files>, <If>, <Limit> ...: what they hold applies only to
-			// some requests, which a route cannot tell apart.
-			t.mark(d, Left, fmt.Sprintf("webtier has no counterpart for <%s>; the directives in it are not translated", d.Name))
-			var all func(ds []*dir)
-			all = func(ds []*dir) {
-				for _, ch := range ds {
-					t.mark(ch, Left, fmt.Sprintf("inside <%s> (line %d)", d.Name, d.Line))
-					all(ch.Children)
-				}
-			}
-			all(d.Children)
-		}
+		t.section(c, d)
 		return
 	}
 	h(t, c, d)
+}
+
+// section reports a section the importer does not translate, and all it
+// holds.
+func (t *translator) section(c ctx, d *dir) {
+	if !d.Section {
+		return // unmarked: the report says it has no counterpart
+	}
+	// <Files>, <If>, <Limit> ...: what they hold applies only to some
+	// requests, which a route cannot tell apart.
+	t.mark(d, Left, fmt.Sprintf("webtier has no counterpart for <%s>; the directives in it are not translated", d.Name))
+	var all func(ds []*dir)
+	all = func(ds []*dir) {
+		for _, ch := range ds {
+			t.mark(ch, Left, fmt.Sprintf("inside <%s> (line %d)", d.Name, d.Line))
+			all(ch.Children)
+		}
+	}
+	all(d.Children)
 }
 
 // handlers is the table: every directive the importer translates, by its
@@ -468,6 +475,7 @@ func init() {
 		"location":                     (*translator).location,
 		"locationmatch":                (*translator).locationMatch,
 		"directory":                    (*translator).directory,
+		"filesmatch":                   (*translator).filesMatch,
 		"sethandler": func(t *translator, c ctx, d *dir) {
 			note := "webtier runs no handlers"
 			if strings.HasPrefix(strings.ToLower(first(d.Args)), "server-") {
@@ -670,4 +678,17 @@ func (t *translator) directory(c ctx, d *dir) {
 	for _, ch := range d.Children {
 		t.directive(ctx{s: c.s, dirPath: filepath.Clean(p)}, ch)
 	}
+}
+
+// filesMatch translates the one <FilesMatch> every Debian and RHEL tree
+// has: dotfiles (.htaccess, .htpasswd) refused, which webtier's static
+// routes do by default (static.dotfiles: false).
+func (t *translator) filesMatch(c ctx, d *dir) {
+	if strings.HasPrefix(first(d.Args), `^\.`) && len(d.Children) == 1 && d.Children[0].Is("Require") &&
+		strings.EqualFold(strings.Join(d.Children[0].Args, " "), "all denied") {
+		t.mark(d, Exact, "webtier's static routes refuse dotfiles (static.dotfiles: false)")
+		t.mark(d.Children[0], Exact, "")
+		return
+	}
+	t.section(c, d)
 }
