@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -95,6 +96,8 @@ type spec struct {
 	missing obj
 	src     []*dir
 	whole   bool // the route needs a key this webtier lacks: write it all as a comment
+	// targetPath is the backend path of a remapped route.
+	targetPath string
 }
 
 func (t *translator) emitServer(s *server, hosts []string) {
@@ -132,6 +135,30 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			continue
 		}
 		sp := &spec{path: p.path, src: []*dir{p.d}}
+		if tp := targetPath(p); needsRemap(p.path, tp) && (tp == "" || tp == "/") {
+			// To the backend's root: a target path of "/" means no
+			// remapping, so the prefix is cut by a rewrite.
+			if !strings.HasSuffix(p.path, "/") {
+				t.mark(p.d, Left, fmt.Sprintf("%s to the backend's root: write it with a trailing slash on both sides (%s/ to .../)", p.path, p.path))
+				continue
+			}
+			rw := []any{&obj{{"match", "^" + regexp.QuoteMeta(p.path) + "(.*)$"}, {"to", "/$1"}}}
+			if !t.has(Rewrites) {
+				t.mark(p.d, Left, fmt.Sprintf("%s maps to the backend's root: %s", p.path, missingNote(Rewrites)))
+				sp.missing = obj{{"upstream", "(target " + p.target + ")"}, {"rewrites", rw}}
+				sp.whole = true
+				specs = append(specs, sp)
+				continue
+			}
+			name, _, ok := t.upstreamFor(s, p)
+			if !ok {
+				continue
+			}
+			t.mark(p.d, Exact, "routes[].rewrites cut "+p.path+" (a target path / means no remapping)")
+			sp.keys = obj{{"upstream", name}, {"rewrites", rw}}
+			specs = append(specs, sp)
+			continue
+		}
 		if tp := targetPath(p); needsRemap(p.path, tp) && !t.has(Remap) {
 			t.mark(p.d, Left, fmt.Sprintf("%s maps to the backend path %s: %s", p.path, tp, missingNote(Remap)))
 			sp.missing = obj{{"upstream", "(target " + p.target + ")"}}
@@ -147,6 +174,9 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			t.mark(p.d, Approx, fmt.Sprintf("webtier matches %s as a string prefix, so %sx is routed here too; httpd matches whole path segments", p.path, p.path))
 		}
 		sp.keys = obj{{"upstream", name}}
+		if tp := targetPath(p); needsRemap(p.path, tp) {
+			sp.targetPath = tp
+		}
 		specs = append(specs, sp)
 	}
 	// Static files, redirects, exclusions.
@@ -167,9 +197,12 @@ func (t *translator) emitServer(s *server, hosts []string) {
 		covered[r.path] = true
 		sp := &spec{path: r.path, src: []*dir{r.d}}
 		red := &obj{{"to", r.to}, {"status", r.status}}
+		if r.status == 410 {
+			red = &obj{{"status", 410}}
+		}
 		if t.has(Redirect) {
 			sp.keys = obj{{"redirect", red}}
-			t.mark(r.d, Approx, "routes[].redirect: httpd appends the rest of the path after "+r.path+" to the target; check that webtier's redirect does the same for your links")
+			t.mark(r.d, Exact, "routes[].redirect (the rest of the path and the query are appended, as httpd does)")
 		} else {
 			sp.missing, sp.whole = obj{{"redirect", red}}, true
 			t.mark(r.d, Left, missingNote(Redirect))
@@ -282,6 +315,21 @@ func (t *translator) emitServer(s *server, hosts []string) {
 				sp.missing.set(e.K, e.V)
 			}
 			sp.src = append(sp.src, l.src...)
+		}
+	}
+	// webtier rewrites a backend's Location on every route unless told
+	// not to; httpd only where ProxyPassReverse says so.
+	if t.has(Reverse) {
+		for _, sp := range specs {
+			if _, proxied := sp.keys.get("upstream"); !proxied {
+				continue
+			}
+			if _, rev := sp.keys.get("reverse"); !rev {
+				sp.keys.set("reverse", &obj{{"enabled", false}})
+				t.mark(sp.src[0], Exact, "reverse: {enabled: false}, as httpd has no ProxyPassReverse here")
+			} else if tp := sp.targetPath; tp != "" && tp != sp.path {
+				t.mark(sp.src[0], Approx, "webtier also rewrites the Path of the backend's cookies from "+tp+" to "+sp.path+" (reverse.cookie_path's default on a remapped route); httpd only with ProxyPassReverseCookiePath")
+			}
 		}
 	}
 	// Per-vhost compression that differs from the server-wide one.

@@ -16,49 +16,37 @@ import (
 type Feature string
 
 const (
-	Main         Feature = ""                 // in every build
-	Remap        Feature = "remap"            // targets[].url with a path
-	Reverse      Feature = "reverse"          // routes[].reverse
-	Redirect     Feature = "redirect"         // routes[].redirect, routes[].redirects
-	Rewrites     Feature = "rewrites"         // routes[].rewrites
-	Headers      Feature = "headers"          // routes[].request_headers, response_headers
-	BodyLimit    Feature = "max_body_size"    // routes[].max_body_size
-	Access       Feature = "access"           // routes[].allow, deny
-	BasicAuth    Feature = "basic_auth"       // routes[].basic_auth
-	ErrorPages   Feature = "error_pages"      // routes[].error_pages
-	Static       Feature = "static"           // routes[].static
-	Compress     Feature = "compress"         // listeners[].compress
-	TLSMin       Feature = "tls.min_version"  // listeners[].tls.min_version
-	TLSMulti     Feature = "tls.certificates" // listeners[].tls.certificates
-	RedirectTLS  Feature = "redirect_https"   // listeners[].redirect_https
-	UpstreamTLS  Feature = "upstreams.tls"    // upstreams.<name>.tls
-	ServerHeader Feature = "server_header"    // listeners[].server_header
-	RouteTimeout Feature = "routes[].timeout" // routes[].timeout
-	ProxyProto   Feature = "proxy_protocol"   // listeners[].proxy_protocol
+	Main       Feature = ""                // in every build
+	Remap      Feature = "remap"           // targets[].url with a path
+	Reverse    Feature = "reverse"         // routes[].reverse
+	Redirect   Feature = "redirect"        // routes[].redirect, routes[].redirects
+	Rewrites   Feature = "rewrites"        // routes[].rewrites
+	Headers    Feature = "headers"         // routes[].request_headers, response_headers
+	BodyLimit  Feature = "max_body_size"   // routes[].max_body_size
+	Access     Feature = "access"          // routes[].allow, deny
+	BasicAuth  Feature = "basic_auth"      // routes[].basic_auth
+	ErrorPages Feature = "error_pages"     // routes[].error_pages
+	Static     Feature = "static"          // routes[].static
+	Compress   Feature = "compress"        // listeners[].compress
+	TLSMin     Feature = "tls.min_version" // listeners[].tls.min_version
 )
 
 // probes are the smallest config fragments that use each feature: the
 // feature is there when the config package accepts one of them. {dir}
 // is a scratch directory holding index.html, 404.html and htpasswd.
 var probes = map[Feature][]string{
-	Remap:        {"upstreams: {a: {targets: ['http://127.0.0.1:9/app/']}}\nroutes: [{path: /x/, upstream: a}]"},
-	Reverse:      {routeProbe("reverse: {enabled: true}")},
-	Redirect:     {routeProbe("redirect: {to: 'https://example.com/', status: 301}"), "upstreams: {a: {targets: ['http://127.0.0.1:9']}}\nroutes: [{path: /, upstream: a}, {path: /old, redirect: {to: 'https://example.com/', status: 301}}]"},
-	Rewrites:     {routeProbe("rewrites: [{match: '^/a$', to: /b}]")},
-	Headers:      {routeProbe("request_headers: {set: {X-A: b}}")},
-	BodyLimit:    {routeProbe("max_body_size: 1024"), routeProbe("max_body_size: 1KiB")},
-	Access:       {routeProbe("allow: [127.0.0.1/32]")},
-	BasicAuth:    {routeProbe("basic_auth: {realm: r, htpasswd_file: '{dir}/htpasswd'}")},
-	ErrorPages:   {routeProbe("error_pages: {404: '{dir}/404.html'}")},
-	Static:       {"upstreams: {a: {targets: ['http://127.0.0.1:9']}}\nroutes: [{path: /, upstream: a}, {path: /s/, static: {root: '{dir}'}}]"},
-	Compress:     {listenerProbe("compress: {types: [text/html]}")},
-	TLSMin:       {listenerProbe("tls: {min_version: '1.2'}")},
-	TLSMulti:     {listenerProbe("tls: {certificates: []}")},
-	RedirectTLS:  {listenerProbe("redirect_https: true")},
-	UpstreamTLS:  {"upstreams: {a: {targets: ['https://127.0.0.1:9'], tls: {insecure_skip_verify: true}}}\nroutes: [{path: /, upstream: a}]"},
-	ServerHeader: {listenerProbe("server_header: ''")},
-	RouteTimeout: {routeProbe("timeout: 5s")},
-	ProxyProto:   {listenerProbe("proxy_protocol: {from: [10.0.0.0/8]}")},
+	Remap:      {"upstreams: {a: {targets: ['http://127.0.0.1:9/app/']}}\nroutes: [{path: /x/, upstream: a}]"},
+	Reverse:    {routeProbe("reverse: {enabled: true}")},
+	Redirect:   {routeProbe("redirect: {to: 'https://example.com/', status: 301}"), "upstreams: {a: {targets: ['http://127.0.0.1:9']}}\nroutes: [{path: /, upstream: a}, {path: /old, redirect: {to: 'https://example.com/', status: 301}}]"},
+	Rewrites:   {routeProbe("rewrites: [{match: '^/a$', to: /b}]")},
+	Headers:    {routeProbe("request_headers: {set: {X-A: b}}")},
+	BodyLimit:  {routeProbe("max_body_size: 1024"), routeProbe("max_body_size: 1KiB")},
+	Access:     {routeProbe("allow: [127.0.0.1/32]")},
+	BasicAuth:  {routeProbe("basic_auth: {realm: r, htpasswd_file: '{dir}/htpasswd'}")},
+	ErrorPages: {routeProbe("error_pages: {404: '{dir}/404.html'}")},
+	Static:     {"upstreams: {a: {targets: ['http://127.0.0.1:9']}}\nroutes: [{path: /, upstream: a}, {path: /s/, static: {root: '{dir}'}}]"},
+	Compress:   {listenerProbe("compress: {types: [text/html]}")},
+	TLSMin:     {listenerProbe("tls: {min_version: '1.2'}")},
 }
 
 func routeProbe(keys string) string {
@@ -114,4 +102,4 @@ func probe(parse ParseFunc, snippets []string) bool {
 // Features lists every feature the importer may write, for tests and for
 // the lead's check after a merge.
 var Features = []Feature{Remap, Reverse, Redirect, Rewrites, Headers, BodyLimit, Access, BasicAuth, ErrorPages,
-	Static, Compress, TLSMin, TLSMulti, RedirectTLS, UpstreamTLS, ServerHeader, RouteTimeout, ProxyProto}
+	Static, Compress, TLSMin}

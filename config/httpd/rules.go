@@ -201,7 +201,7 @@ func (t *translator) directoryIndex(c ctx, d *dir) {
 
 // --- redirects ------------------------------------------------------------
 
-var redirectStatus = map[string]int{"permanent": 301, "temp": 302, "seeother": 303}
+var redirectStatus = map[string]int{"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
 
 func (t *translator) redirect(c ctx, d *dir) {
 	args := d.Args
@@ -209,7 +209,7 @@ func (t *translator) redirect(c ctx, d *dir) {
 	switch {
 	case d.Is("RedirectPermanent"):
 		status = 301
-	case len(args) == 3:
+	case len(args) == 3 || len(args) == 2 && strings.EqualFold(args[0], "gone"):
 		if n, ok := redirectStatus[strings.ToLower(args[0])]; ok {
 			status = n
 		} else if n, err := strconv.Atoi(args[0]); err == nil && n >= 300 && n < 400 {
@@ -221,6 +221,10 @@ func (t *translator) redirect(c ctx, d *dir) {
 		args = args[1:]
 	}
 	path := c.location
+	if status == 410 && len(args) == 1 && path == "" {
+		c.s.redirects = append(c.s.redirects, &redirect{path: args[0], status: 410, d: d})
+		return
+	}
 	if len(args) == 2 {
 		path, args = args[0], args[1:]
 	}
@@ -347,14 +351,11 @@ func (t *translator) rewriteRule(c ctx, d *dir) {
 		fail(fmt.Sprintf("the pattern is not RE2 (webtier's regexp): %v", err))
 		return
 	}
-	if strings.Contains(subst, "%{") || regexp.MustCompile(`%[0-9]`).MatchString(subst) {
-		fail("server variables and %N back-references in the substitution have no counterpart; only $N captures of the pattern")
+	if strings.Contains(subst, "%{") {
+		fail("server variables (%{...}) in the substitution have no counterpart; only $N and %N captures")
 		return
 	}
-	rule := &obj{{"match", pattern}}
-	if subst != "-" {
-		rule.set("to", subst)
-	}
+	rule := &obj{{"match", pattern}, {"to", subst}}
 	var when []any
 	for _, cd := range conds {
 		w, why := condition(cd)
@@ -409,11 +410,11 @@ func condition(d *dir) (*obj, string) {
 		w.set(condVars[test], pat)
 	case headerVar.MatchString(test):
 		w.set("header", headerVar.FindStringSubmatch(test)[1])
-		w.set("regex", pat)
+		w.set("match", pat)
 	case test == "%{HTTP_USER_AGENT}" || test == "%{HTTP_REFERER}" || test == "%{HTTP_COOKIE}":
 		name := map[string]string{"%{HTTP_USER_AGENT}": "User-Agent", "%{HTTP_REFERER}": "Referer", "%{HTTP_COOKIE}": "Cookie"}[test]
 		w.set("header", name)
-		w.set("regex", pat)
+		w.set("match", pat)
 	default:
 		return nil, fmt.Sprintf("test string %s has no counterpart; webtier checks host, path, query, method, a header or the client address", test)
 	}
@@ -524,7 +525,7 @@ func (t *translator) bodyLimit(c ctx, d *dir) {
 		t.mark(d, Exact, "0 is unlimited, webtier's default")
 		return
 	}
-	t.locKey(c.s, c.location, d, BodyLimit, "max_body_size", int(n), Exact, "routes[].max_body_size")
+	t.locKey(c.s, c.location, d, BodyLimit, "max_body_size", strconv.FormatInt(n, 10), Exact, "routes[].max_body_size")
 }
 
 func (t *translator) require(c ctx, d *dir) {
