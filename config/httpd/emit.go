@@ -398,7 +398,7 @@ func (t *translator) staticSpec(s *server, path, root string, d *dir) *spec {
 	sp := &spec{path: path, src: []*dir{d}}
 	if t.has(Static) {
 		sp.keys = obj{{"static", st}}
-		t.mark(d, Approx, "routes[].static: files only; webtier runs no scripts (CGI, PHP) and lists no directories")
+		t.mark(d, Approx, "routes[].static: files only; webtier runs no scripts (CGI, PHP) and lists no directories, and names text types with charset=utf-8")
 		if s.indexSrc != nil {
 			t.mark(s.indexSrc, Exact, "routes[].static.index")
 		}
