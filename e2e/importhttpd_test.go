@@ -122,6 +122,7 @@ Timeout 30
 		cookie     string
 		anyBackend bool     // the balancer picks: compare all but the backend's name
 		statusOnly bool     // the error answer's body is each server's own
+		noBody     bool     // a redirect's body is each server's own short page
 		headers    []string // response headers the rule touches
 		mediaType  bool     // Content-Type compared without parameters (the report says why)
 	}{
@@ -137,7 +138,7 @@ Timeout 30
 		{name: "an unknown Host gets the first virtual host", host: "other.test", path: "/single/y"},
 		{name: "ProxyPassReverse rewrites the backend's Location", needs: httpdimport.Reverse, host: "app.test", path: "/rev/redirect"},
 		{name: "ProxyPass remaps the path", needs: httpdimport.Remap, host: "app.test", path: "/shop/item?x=1"},
-		{name: "Redirect keeps the rest of the path", needs: httpdimport.Redirect, host: "app.test", path: "/old/page"},
+		{name: "Redirect keeps the rest of the path", needs: httpdimport.Redirect, host: "app.test", path: "/old/page", noBody: true},
 		{name: "RequestHeader and Header in a Location", needs: httpdimport.Headers, host: "app.test", path: "/hdr/x", headers: []string{"X-Frame-Options"}},
 		// httpd sends text/plain, webtier text/plain; charset=utf-8: the
 		// report's note on static routes says so.
@@ -176,7 +177,9 @@ Timeout 30
 			} else {
 				check("backend", want.header.Get("X-Backend"), got.header.Get("X-Backend"))
 			}
-			check("body", want.body, got.body)
+			if !c.noBody {
+				check("body", want.body, got.body)
+			}
 		})
 	}
 	if t.Failed() {
