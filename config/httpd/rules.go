@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -54,6 +55,10 @@ func (t *translator) header(c ctx, d *dir) {
 		return
 	}
 	name, rest := args[1], args[2:]
+	if why, st := reservedHeader(side, name); why != "" {
+		t.mark(d, st, why)
+		return
+	}
 	for _, a := range rest {
 		if strings.HasPrefix(a, "env=") || strings.HasPrefix(a, "expr=") || strings.HasPrefix(a, "early") {
 			t.mark(d, Left, "conditions (env=, expr=, early) have no counterpart; the header would be set always")
@@ -102,6 +107,23 @@ func (t *translator) header(c ctx, d *dir) {
 		return
 	}
 	t.mark(d, act.status, strings.TrimPrefix(strings.Join([]string{"routes[]." + side + "." + act.key, act.note, note}, "; "), "; "))
+}
+
+// reservedHeader says why webtier's header rules may not touch name (the
+// rule branch refuses these at load), or "".
+func reservedHeader(side, name string) (string, Status) {
+	c := http.CanonicalHeaderKey(name)
+	switch {
+	case c == "Content-Length" || c == "Transfer-Encoding" || c == "Trailer":
+		return c + " frames the message: webtier writes it", Left
+	case c == "Connection" || c == "Keep-Alive" || c == "Te" || c == "Upgrade" || c == "Proxy-Connection" || c == "Proxy-Authenticate" || c == "Proxy-Authorization":
+		return c + " is hop-by-hop: removed at every hop", Left
+	case side == "request_headers" && c == "Host":
+		return "set the upstream's host_header instead", Left
+	case side == "request_headers" && (c == "Forwarded" || strings.HasPrefix(c, "X-Forwarded-")):
+		return c + " is written by webtier itself: the scheme, host and client it received, or what a trusted proxy (listeners[].trusted_proxies) sent", Approx
+	}
+	return "", Exact
 }
 
 // --- TLS -----------------------------------------------------------------
