@@ -1,10 +1,18 @@
 package httpd
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Feature names a group of config keys that a webtier build may not have
@@ -46,7 +54,7 @@ var probes = map[Feature][]string{
 	ErrorPages: {routeProbe("error_pages: {404: '{dir}/404.html'}")},
 	Static:     {"upstreams: {a: {targets: ['http://127.0.0.1:9']}}\nroutes: [{path: /, upstream: a}, {path: /s/, static: {root: '{dir}'}}]"},
 	Compress:   {listenerProbe("compress: {types: [text/html]}")},
-	TLSMin:     {listenerProbe("tls: {min_version: '1.2'}")},
+	TLSMin:     {listenerProbe("tls: {cert_file: '{dir}/cert.pem', key_file: '{dir}/key.pem', min_version: '1.2'}")},
 }
 
 func routeProbe(keys string) string {
@@ -87,6 +95,10 @@ func probe(parse ParseFunc, snippets []string) bool {
 	_ = os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("u:$2y$05$uTEa/mBmjN8JCRX6Rhyf9exQ0ehBsvp2mBxvYmBcr.3QJf4dL0E8a\n"), 0o600)
 	_ = os.WriteFile(filepath.Join(dir, "index.html"), []byte("x"), 0o600)
 	_ = os.WriteFile(filepath.Join(dir, "404.html"), []byte("x"), 0o600)
+	if cert, key, err := selfSigned(); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "cert.pem"), cert, 0o600)
+		_ = os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600)
+	}
 	for _, s := range snippets {
 		s = strings.ReplaceAll(s, "{dir}", dir)
 		if !strings.Contains(s, "listeners:") {
@@ -103,3 +115,23 @@ func probe(parse ParseFunc, snippets []string) bool {
 // the lead's check after a merge.
 var Features = []Feature{Remap, Reverse, Redirect, Rewrites, Headers, BodyLimit, Access, BasicAuth, ErrorPages,
 	Static, Compress, TLSMin}
+
+// selfSigned makes a throwaway certificate for the TLS probe.
+func selfSigned() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "probe.invalid"},
+		DNSNames: []string{"probe.invalid"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
