@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,8 @@ import (
 // in front of the same two backends, and every request of the set must get
 // the same answer from both: status, Location, the backend that answered,
 // the body (which echoes what the backend received: method, URI, Host and
-// the X-From header) and the headers a rule touches.
+// the X-From header) and the headers a rule touches. Tomcat's AJP
+// connector, with its secret, is the third backend.
 //
 // Cases that need keys of issue 21 (path remapping, ProxyPassReverse,
 // Redirect, headers, static files) are in the same httpd config; until this
@@ -36,6 +38,7 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	peer.RequireTools(t, "apache2")
 	bin := peer.Build(t)
 	b1, b2 := startEchoBackend(t, "b1"), startEchoBackend(t, "b2")
+	tomcat := peer.StartTomcat(t, peer.TomcatOptions{})
 
 	dir := t.TempDir()
 	// httpd's children run as www-data: they read the static files.
@@ -60,7 +63,7 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	webtierAddr := peer.FreeAddr(t, "127.0.0.1")
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-		"lbmethod_byrequests", "alias", "mime", "headers")+fmt.Sprintf(`
+		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp")+fmt.Sprintf(`
 TypesConfig /etc/mime.types
 Listen %[1]s
 Timeout 30
@@ -80,6 +83,7 @@ Timeout 30
     ProxyPassReverse /rev/ http://%[2]s/rev/
     ProxyPass /shop/ http://%[2]s/shop-app/
     ProxyPass /hdr/ http://%[2]s/hdr/
+    ProxyPass %[5]s ajp://%[6]s%[5]s secret=%[7]s
     <Location /hdr/>
         RequestHeader set X-From imported
         Header set X-Frame-Options DENY
@@ -92,7 +96,7 @@ Timeout 30
     ServerName plain.test
     ProxyPass / http://%[3]s/
 </VirtualHost>
-`, httpdAddr, b1.addr, b2.addr, files))
+`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret()))
 
 	// The import, as a user runs it.
 	out, report := filepath.Join(dir, "webtier.yaml"), filepath.Join(dir, "report.txt")
@@ -125,6 +129,9 @@ Timeout 30
 		noBody     bool     // a redirect's body is each server's own short page
 		headers    []string // response headers the rule touches
 		mediaType  bool     // Content-Type compared without parameters (the report says why)
+		// echo: the body is Tomcat's echo page, compared on these fields
+		// (the ports and the proxy's own headers differ by nature).
+		echo []string
 	}{
 		{name: "balancer, sticky cookie to b2", host: "app.test", path: "/app/page", cookie: "JSESSIONID=abc.b2"},
 		{name: "balancer, sticky cookie to b1", host: "app.test", path: "/app/page?x=1", cookie: "JSESSIONID=abc.b1"},
@@ -136,6 +143,8 @@ Timeout 30
 		{name: "a backend's redirect passes unchanged without ProxyPassReverse", host: "app.test", path: "/single/redirect"},
 		{name: "no route: 404", host: "app.test", path: "/nothing/", statusOnly: true},
 		{name: "an unknown Host gets the first virtual host", host: "other.test", path: "/single/y"},
+		{name: "AJP to Tomcat with the connector's secret", host: "app.test", path: peer.EchoPath + "?a=1&b=%20c",
+			echo: []string{"method", "requestURI", "queryString", "protocol", "scheme", "isSecure", "serverName", "remoteAddr", "remoteUser", "sessionId", "bodyLength"}},
 		{name: "ProxyPassReverse rewrites the backend's Location", needs: httpdimport.Reverse, host: "app.test", path: "/rev/redirect"},
 		{name: "ProxyPass remaps the path", needs: httpdimport.Remap, host: "app.test", path: "/shop/item?x=1"},
 		{name: "Redirect keeps the rest of the path", needs: httpdimport.Redirect, host: "app.test", path: "/old/page", noBody: true},
@@ -177,7 +186,19 @@ Timeout 30
 			} else {
 				check("backend", want.header.Get("X-Backend"), got.header.Get("X-Backend"))
 			}
-			if !c.noBody {
+			switch {
+			case c.echo != nil:
+				var w, g map[string]any
+				if err := json.Unmarshal([]byte(want.body), &w); err != nil {
+					t.Fatalf("httpd's answer is not the echo page: %v\n%s", err, want.body)
+				}
+				if err := json.Unmarshal([]byte(got.body), &g); err != nil {
+					t.Fatalf("webtier's answer is not the echo page: %v\n%s", err, got.body)
+				}
+				for _, k := range c.echo {
+					check("Tomcat's "+k, fmt.Sprint(w[k]), fmt.Sprint(g[k]))
+				}
+			case !c.noBody:
 				check("body", want.body, got.body)
 			}
 		})
