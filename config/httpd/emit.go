@@ -56,6 +56,30 @@ func (t *translator) emitListeners(vhosts []*dir) {
 				}
 			}
 		}
+		// An "everything to https" rewrite of a server on this port.
+		for _, s := range t.servers {
+			if len(s.httpsRedirect) == 0 || (s.vhost != nil && !containsStr(s.ports, l.port)) {
+				continue
+			}
+			if _, tls := l.keys.get("tls"); tls {
+				continue
+			}
+			note := "listeners[].redirect_https: webtier answers 308 (the rule's own status aside) for every request of this listener but the health path, whatever virtual host it names"
+			if !t.has(HTTPSOnly) {
+				t.deferred = append(t.deferred, fmt.Sprintf("listener %s:\n%s", l.addr, commentOut("redirect_https", true)))
+				note = missingNote(HTTPSOnly)
+			} else {
+				l.keys.set("redirect_https", true)
+				l.src = append(l.src, s.httpsRedirect...)
+			}
+			for _, d := range s.httpsRedirect {
+				if t.has(HTTPSOnly) {
+					t.mark(d, Approx, note)
+				} else {
+					t.mark(d, Left, note)
+				}
+			}
+		}
 		for _, e := range t.listenerAll {
 			l.keys.set(e.K, e.V)
 		}

@@ -38,6 +38,7 @@ var cases = []struct {
 	{"balancer", "httpd.conf", false}, // /shop/ -> /shop/ needs no remap, but the exclusion's static route does
 	{"jk", "httpd.conf", true},
 	{"unknown-module", "httpd.conf", true},
+	{"https-redirect", "httpd.conf", true},
 }
 
 func testdata(t *testing.T) string {

@@ -37,6 +37,7 @@ const (
 	Static     Feature = "static"          // routes[].static
 	Compress   Feature = "compress"        // listeners[].compress
 	TLSMin     Feature = "tls.min_version" // listeners[].tls.min_version
+	HTTPSOnly  Feature = "redirect_https"  // listeners[].redirect_https
 )
 
 // probes are the smallest config fragments that use each feature: the
@@ -54,6 +55,7 @@ var probes = map[Feature][]string{
 	ErrorPages: {routeProbe("error_pages: {404: '{dir}/404.html'}")},
 	Static:     {"upstreams: {a: {targets: ['http://127.0.0.1:9']}}\nroutes: [{path: /, upstream: a}, {path: /s/, static: {root: '{dir}'}}]"},
 	Compress:   {listenerProbe("compress: {types: [text/html]}")},
+	HTTPSOnly:  {listenerProbe("redirect_https: true")},
 	TLSMin:     {listenerProbe("tls: {cert_file: '{dir}/cert.pem', key_file: '{dir}/key.pem', min_version: '1.2'}")},
 }
 
@@ -114,7 +116,7 @@ func probe(parse ParseFunc, snippets []string) bool {
 // Features lists every feature the importer may write, for tests and for
 // the lead's check after a merge.
 var Features = []Feature{Remap, Reverse, Redirect, Rewrites, Headers, BodyLimit, Access, BasicAuth, ErrorPages,
-	Static, Compress, TLSMin}
+	Static, Compress, TLSMin, HTTPSOnly}
 
 // selfSigned makes a throwaway certificate for the TLS probe.
 func selfSigned() (certPEM, keyPEM []byte, err error) {

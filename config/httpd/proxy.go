@@ -595,7 +595,7 @@ func (t *translator) reverseCookie(c ctx, d *dir) {
 }
 
 func missingNote(f Feature) string {
-	return fmt.Sprintf("this webtier has no %s keys yet (issue 21); written as a comment in the output", f)
+	return fmt.Sprintf("this webtier's config has no %s key yet (session 16's route rules and TLS keys); written as a comment in the output", f)
 }
 
 // locKey sets a route key for the routes of path (or the whole server for

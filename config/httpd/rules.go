@@ -361,7 +361,6 @@ func (t *translator) rewriteRule(c ctx, d *dir) {
 			}
 		}
 	}
-	_ = status
 	if strings.HasPrefix(pattern, "!") {
 		fail("a negated pattern has no counterpart; write the condition as a RewriteCond with !")
 		return
@@ -371,6 +370,10 @@ func (t *translator) rewriteRule(c ctx, d *dir) {
 	}
 	if _, err := regexp.Compile(pattern); err != nil {
 		fail(fmt.Sprintf("the pattern is not RE2 (webtier's regexp): %v", err))
+		return
+	}
+	if httpsRedirect.MatchString(subst) && status != 0 {
+		t.httpsRule(c.s, d, conds, fail)
 		return
 	}
 	if strings.Contains(subst, "%{") {
@@ -396,6 +399,35 @@ func (t *translator) rewriteRule(c ctx, d *dir) {
 	s.rewrites = append(s.rewrites, rule)
 	s.rewriteSrc = append(s.rewriteSrc, d)
 	s.rewriteSrc = append(s.rewriteSrc, conds...)
+}
+
+// httpsRedirect is the substitution of the usual "everything to https"
+// rule.
+var httpsRedirect = regexp.MustCompile(`^https://%\{(HTTP_HOST|SERVER_NAME)\}(%\{REQUEST_URI\}|/\$1|\$1)?$`)
+
+// httpsRule translates RewriteCond %{HTTPS} off (or %{SERVER_PORT} 80) +
+// RewriteRule ... https://%{HTTP_HOST}%{REQUEST_URI} [R]: the plain
+// listener's redirect_https. A condition on X-Forwarded-Proto means TLS
+// ends at a load balancer that also sends https requests here: that is
+// left, as redirect_https would answer those with a redirect too.
+func (t *translator) httpsRule(s *server, d *dir, conds []*dir, fail func(string)) {
+	for _, cd := range conds {
+		test, pat := first(cd.Args), ""
+		if len(cd.Args) > 1 {
+			pat = strings.ToLower(cd.Args[1])
+		}
+		switch {
+		case test == "%{HTTPS}" && (pat == "off" || pat == "!on" || pat == "!=on" || pat == "!^on$" || pat == "^off$"):
+		case test == "%{SERVER_PORT}" && (pat == "80" || pat == "^80$" || pat == "=80" || pat == "!443" || pat == "!^443$"):
+		case strings.HasPrefix(test, "%{HTTP:X-Forwarded-Proto}"):
+			fail("a redirect to https decided by X-Forwarded-Proto: TLS ends at the load balancer, which sends https requests here too; redirect at the load balancer (ALB: an HTTP listener rule \"redirect to HTTPS\")")
+			return
+		default:
+			fail("RewriteCond " + strings.Join(cd.Args, " ") + " with a redirect to https: only %{HTTPS} off and %{SERVER_PORT} 80 translate (to redirect_https)")
+			return
+		}
+	}
+	s.httpsRedirect = append(append(s.httpsRedirect, d), conds...)
 }
 
 // condition translates one RewriteCond, or says why it cannot.

@@ -198,36 +198,39 @@ var unneeded = map[string]string{
 
 // server is one virtual host (or the main server) as it is being read.
 type server struct {
-	vhost        *dir
-	names        []string
-	nameSrc      []*dir
-	ports        []string
-	preserveHost bool
-	preserveSrc  *dir
-	proxyTimeout time.Duration
-	timeoutSrc   *dir
-	docRoot      string
-	docRootSrc   *dir
-	index        []string
-	indexSrc     *dir
-	passes       []*pass
-	aliases      []*alias
-	redirects    []*redirect
-	matches      []any // redirects (RedirectMatch)
-	matchSrc     []*dir
-	rewrites     []any
-	rewriteSrc   []*dir
-	rewriteOn    bool
-	conds        []*dir // RewriteCond lines waiting for their RewriteRule
-	locs         map[string]*locRules
-	locOrder     []string
-	compress     []string
-	compressSrc  []*dir
-	ssl          bool
-	sslSrc       []*dir
-	cert, key    string
-	minTLS       string
-	minTLSSrc    *dir
+	vhost   *dir
+	names   []string
+	nameSrc []*dir
+	// httpsRedirect: the RewriteRule (and its conditions) sending every
+	// plain request to https.
+	httpsRedirect []*dir
+	ports         []string
+	preserveHost  bool
+	preserveSrc   *dir
+	proxyTimeout  time.Duration
+	timeoutSrc    *dir
+	docRoot       string
+	docRootSrc    *dir
+	index         []string
+	indexSrc      *dir
+	passes        []*pass
+	aliases       []*alias
+	redirects     []*redirect
+	matches       []any // redirects (RedirectMatch)
+	matchSrc      []*dir
+	rewrites      []any
+	rewriteSrc    []*dir
+	rewriteOn     bool
+	conds         []*dir // RewriteCond lines waiting for their RewriteRule
+	locs          map[string]*locRules
+	locOrder      []string
+	compress      []string
+	compressSrc   []*dir
+	ssl           bool
+	sslSrc        []*dir
+	cert, key     string
+	minTLS        string
+	minTLSSrc     *dir
 }
 
 type pass struct {
