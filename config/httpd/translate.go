@@ -140,6 +140,10 @@ func (t *translator) report() *Report {
 		}
 	}
 	walk(t.tree.Directives)
+	for _, d := range t.tree.Skipped {
+		r.Entries = append(r.Entries, Entry{File: t.rel(d.File), Line: d.Line, Directive: "<" + d.Name + " " + strings.Join(d.Args, " ") + ">",
+			Status: Unneeded, Note: "false here, so httpd skips what it holds, and so did the import"})
+	}
 	r.Entries = append(r.Entries, t.extra...)
 	return r
 }

@@ -86,6 +86,10 @@ type Tree struct {
 	Directives []*Directive // the top level, in order
 	Modules    []string     // loaded modules by name, like proxy_module
 	Vars       map[string]string
+	// Skipped are the conditional sections that were false, in the order
+	// read: what httpd skips (an <IfModule> of a module not loaded, or of
+	// one that does not exist, is false, not an error).
+	Skipped []*Directive
 }
 
 // maxDepth bounds Include nesting, as httpd does, so a file that includes
@@ -100,6 +104,7 @@ type parser struct {
 	modules    map[string]bool
 	moduleList []string
 	version    []int
+	skipped    []*Directive
 }
 
 // Parse reads the tree whose main file is path.
@@ -132,7 +137,7 @@ func Parse(path string, opts Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tree{Main: path, ServerRoot: p.serverRoot, Directives: ds, Modules: p.moduleList, Vars: p.vars}, nil
+	return &Tree{Main: path, ServerRoot: p.serverRoot, Directives: ds, Modules: p.moduleList, Vars: p.vars, Skipped: p.skipped}, nil
 }
 
 // readEnvvars reads the assignments of Debian's /etc/apache2/envvars (a
@@ -285,6 +290,9 @@ func (p *parser) block(path string, lines []line, i *int, section string, depth 
 				continue
 			}
 			if cond {
+				if !keep {
+					p.skipped = append(p.skipped, &Directive{Name: name, Args: args, File: path, Line: l.num, Section: true})
+				}
 				out = append(out, children...)
 				continue
 			}

@@ -1,6 +1,7 @@
 package httpdconf
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,23 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not say %q", msg, c.want)
 			}
 		})
+	}
+}
+
+// A false conditional is listed in Skipped with its position, so the report
+// can say what httpd skips; one inside a false one is not (httpd never
+// looks at it).
+func TestParseSkipped(t *testing.T) {
+	dir := writeTree(t, map[string]string{"httpd.conf": "<IfModule ssl_module>\n  <IfDefine X>\n  </IfDefine>\n</IfModule>\n<IfDefine !X>\n</IfDefine>\n<IfVersion < 2.0>\n</IfVersion>\n"})
+	tree, err := Parse(filepath.Join(dir, "httpd.conf"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range tree.Skipped {
+		got = append(got, fmt.Sprintf("%d <%s %s>", d.Line, d.Name, strings.Join(d.Args, " ")))
+	}
+	if want := "1 <IfModule ssl_module>, 7 <IfVersion < 2.0>"; strings.Join(got, ", ") != want {
+		t.Errorf("Skipped = %q; want %q", strings.Join(got, ", "), want)
 	}
 }
