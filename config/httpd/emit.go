@@ -332,11 +332,21 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			}
 		}
 		for _, sp := range targets {
+			if sp.redirects() {
+				continue // a redirect route answers before any rule
+			}
+			_, proxied := sp.keys.get("upstream")
 			for _, e := range l.keys {
-				sp.keys.set(e.K, e.V)
+				if e.K == "reverse" && !proxied {
+					continue
+				}
+				merge(&sp.keys, e.K, e.V)
 			}
 			for _, e := range l.missing {
-				sp.missing.set(e.K, e.V)
+				if e.K == "reverse" && !proxied {
+					continue
+				}
+				merge(&sp.missing, e.K, e.V)
 			}
 			sp.src = append(sp.src, l.src...)
 		}
@@ -402,6 +412,32 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			t.routes = append(t.routes, r)
 		}
 	}
+}
+
+// redirects reports whether the route is a Redirect's.
+func (sp *spec) redirects() bool {
+	_, a := sp.keys.get("redirect")
+	_, b := sp.missing.get("redirect")
+	return a || b
+}
+
+// merge sets k to v under o; where both are mappings, v's keys are set
+// into a copy of the one there, so that rules from the server and from a
+// <Location> add up (ProxyPassReverseCookieDomain at the server level,
+// ProxyPassReverse in the Location).
+func merge(o *obj, k string, v any) {
+	old, ok := o.get(k)
+	om, isObj := old.(*obj)
+	vm, vIsObj := v.(*obj)
+	if !ok || !isObj || !vIsObj {
+		o.set(k, v)
+		return
+	}
+	m := append(obj{}, *om...)
+	for _, e := range *vm {
+		merge(&m, e.K, e.V)
+	}
+	o.set(k, &m)
 }
 
 func (t *translator) route(host, path string) *routeOut {

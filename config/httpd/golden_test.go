@@ -39,6 +39,7 @@ var cases = []struct {
 	{"jk", "httpd.conf", true},
 	{"unknown-module", "httpd.conf", true},
 	{"https-redirect", "httpd.conf", true},
+	{"rules", "httpd.conf", false}, // nothing but /api/ without issue 21's keys
 }
 
 func testdata(t *testing.T) string {

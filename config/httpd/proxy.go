@@ -561,7 +561,7 @@ func (t *translator) proxyPassReverse(c ctx, d *dir) {
 	if path == "" && len(d.Args) >= 1 {
 		path = d.Args[0]
 	}
-	t.locKey(c.s, path, d, Reverse, "reverse", obj{{"enabled", true}},
+	t.locKey(c.s, path, d, Reverse, "reverse", &obj{{"enabled", true}},
 		Exact, "routes[].reverse: Location, Content-Location, URI and Refresh rewritten from the backend's address to the client's")
 }
 

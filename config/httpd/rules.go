@@ -106,7 +106,7 @@ func (t *translator) header(c ctx, d *dir) {
 		t.mark(d, Left, missingNote(Headers))
 		return
 	}
-	t.mark(d, act.status, strings.TrimPrefix(strings.Join([]string{"routes[]." + side + "." + act.key, act.note, note}, "; "), "; "))
+	t.mark(d, act.status, joinNotes("routes[]."+side+"."+act.key, act.note, note))
 }
 
 // reservedHeader says why webtier's header rules may not touch name (the
@@ -680,4 +680,15 @@ func (t *translator) deflate(c ctx, d *dir) {
 	}
 	c.s.compress = append(c.s.compress, d.Args[1:]...)
 	c.s.compressSrc = append(c.s.compressSrc, d)
+}
+
+// joinNotes joins the non-empty notes with "; ".
+func joinNotes(notes ...string) string {
+	var out []string
+	for _, n := range notes {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "; ")
 }
