@@ -172,7 +172,7 @@ var unneeded = map[string]string{
 	"pidfile": "webtier runs in the foreground (systemd, container)", "defaultruntimedir": "webtier runs in the foreground",
 	"mutex": "webtier has no child processes", "errorlog": "webtier logs to stderr (logging section)", "loglevel": "see logging.level",
 	"hostnamelookups": "webtier never looks up client names", "accessfilename": "webtier reads no .htaccess files",
-	"allowoverride": "webtier reads no .htaccess files", "options": "webtier runs nothing and lists no directories",
+	"allowoverride":   "webtier reads no .htaccess files",
 	"serversignature": "webtier's error answers name no server", "servertokens": "webtier sends no Server header to clients unless configured",
 	"traceenable": "webtier does not answer TRACE itself", "maxkeepaliverequests": "webtier keeps a connection for any number of requests",
 	"startservers": "webtier is one process", "minsparethreads": "webtier is one process", "maxsparethreads": "webtier is one process",
@@ -483,6 +483,7 @@ func init() {
 		"locationmatch":                (*translator).locationMatch,
 		"directory":                    (*translator).directory,
 		"filesmatch":                   (*translator).filesMatch,
+		"options":                      (*translator).options,
 		"sethandler": func(t *translator, c ctx, d *dir) {
 			note := "webtier runs no handlers"
 			if strings.HasPrefix(strings.ToLower(first(d.Args)), "server-") {
@@ -698,4 +699,30 @@ func (t *translator) filesMatch(c ctx, d *dir) {
 		return
 	}
 	t.section(c, d)
+}
+
+// options reports what httpd's Options mean for webtier's static routes,
+// whose safe defaults it keeps (listing and symlinks off).
+func (t *translator) options(c ctx, d *dir) {
+	st, notes := Exact, []string{}
+	for _, o := range d.Args {
+		switch strings.ToLower(strings.TrimLeft(o, "+")) {
+		case "indexes":
+			st = max(st, Approx)
+			notes = append(notes, "Indexes: httpd lists a directory that has no index file; webtier answers 404 (set static.listing: true to list)")
+		case "followsymlinks", "symlinksifownermatch":
+			st = max(st, Approx)
+			notes = append(notes, o+": webtier serves a symlink only when it stays inside the root (set static.follow_symlinks: true to follow every one)")
+		case "execcgi", "includes", "includesnoexec":
+			st = max(st, Approx)
+			notes = append(notes, o+": webtier runs no CGI or server-side includes")
+		case "multiviews":
+			st = max(st, Approx)
+			notes = append(notes, "MultiViews: webtier does no content negotiation")
+		}
+	}
+	if len(notes) == 0 {
+		notes = append(notes, "what webtier's static routes do by default")
+	}
+	t.mark(d, st, strings.Join(notes, "; "))
 }
