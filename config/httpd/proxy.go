@@ -176,7 +176,7 @@ func init() {
 			return nil
 		}},
 		"enablereuse": {Exact, "webtier reuses backend connections", func(*upstreamBuild, int, string) error { return nil }},
-		"keepalive": {Approx, "webtier's backend connections use the system's TCP keep-alive (Go's default, 15s)",
+		"keepalive": {Approx, "webtier's backend connections send TCP keep-alive probes every 30s",
 			func(*upstreamBuild, int, string) error { return nil }},
 		"addressttl": {Approx, "resolver.min_ttl and max_ttl: webtier re-resolves every upstream name when this time is up (one resolver for all upstreams)",
 			func(u *upstreamBuild, _ int, v string) error {
