@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/webtier/webtier/config"
+	httpdimport "github.com/webtier/webtier/config/httpd"
 )
 
 // import-httpd's exit status and where its outputs go, as a script sees
@@ -57,5 +60,30 @@ func TestImportHTTPD(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Debian's stock tree (a copy of /etc/apache2) serves only files: with the
+// static key it imports to a config that loads (exit 0); without it the
+// command says the output does not load yet and exits 1.
+func TestImportHTTPDDebian(t *testing.T) {
+	main, err := filepath.Abs("../../config/httpd/testdata/debian/apache2.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"import-httpd", "-report", filepath.Join(t.TempDir(), "r.txt"), main}, &stdout, &stderr)
+	parse := func(file string, data []byte) error { _, err := config.Parse(file, data); return err }
+	if httpdimport.Probe(parse)(httpdimport.Static) {
+		if code != 0 {
+			t.Errorf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+		}
+		return
+	}
+	if code != 1 || !strings.Contains(stderr.String(), "does not load yet") {
+		t.Errorf("exit %d, want 1 with \"does not load yet\"; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "#     static:") {
+		t.Errorf("the static routes are not in the output as comments:\n%s", stdout.String())
 	}
 }
