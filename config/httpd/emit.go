@@ -137,7 +137,7 @@ func (t *translator) emitServer(s *server, hosts []string) {
 		}
 		if by != nil {
 			if by.d != p.d {
-				t.mark(p.d, Left, fmt.Sprintf("never reached: httpd takes ProxyPass lines in order, and %s (%s) matches first", by.path, by.d.Pos()))
+				t.mark(p.d, Left, fmt.Sprintf("never reached: httpd takes ProxyPass lines in order, and %s (%s) matches first", by.path, t.pos(by.d)))
 			}
 			continue
 		}
@@ -207,7 +207,7 @@ func (t *translator) emitServer(s *server, hosts []string) {
 	covered := map[string]bool{}
 	for _, a := range s.aliases {
 		if q := proxied(a.path); q != nil {
-			t.mark(a.d, Left, fmt.Sprintf("never reached: ProxyPass %s (%s) takes these requests first in httpd; add ProxyPass %s ! before it to serve the files", q.path, q.d.Pos(), a.path))
+			t.mark(a.d, Left, fmt.Sprintf("never reached: ProxyPass %s (%s) takes these requests first in httpd; add ProxyPass %s ! before it to serve the files", q.path, t.pos(q.d), a.path))
 			continue
 		}
 		covered[a.path] = true
@@ -215,7 +215,7 @@ func (t *translator) emitServer(s *server, hosts []string) {
 	}
 	for _, r := range s.redirects {
 		if q := proxied(r.path); q != nil {
-			t.mark(r.d, Left, fmt.Sprintf("never reached: ProxyPass %s (%s) takes these requests first in httpd", q.path, q.d.Pos()))
+			t.mark(r.d, Left, fmt.Sprintf("never reached: ProxyPass %s (%s) takes these requests first in httpd", q.path, t.pos(q.d)))
 			continue
 		}
 		covered[r.path] = true
@@ -511,6 +511,9 @@ func (t *translator) rel(file string) string {
 	}
 	return file
 }
+
+// pos is d's file:line as the report writes it.
+func (t *translator) pos(d *dir) string { return fmt.Sprintf("%s:%d", t.rel(d.File), d.Line) }
 
 func (t *translator) from(ds []*dir) string {
 	var parts []string

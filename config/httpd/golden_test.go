@@ -35,7 +35,7 @@ var cases = []struct {
 }{
 	{"debian", "apache2.conf", false}, // only DocumentRoot and Alias: nothing main can route
 	{"elb", "httpd.conf", true},
-	{"balancer", "httpd.conf", false}, // /shop/ -> /shop/ needs no remap, but the exclusion's static route does
+	{"balancer", "httpd.conf", true},
 	{"jk", "httpd.conf", true},
 	{"unknown-module", "httpd.conf", true},
 	{"https-redirect", "httpd.conf", true},

@@ -270,7 +270,7 @@ func init() {
 			setPath(&u.keys, "retries.tries", n+1)
 			return nil
 		}},
-		"nofailover": {Left, "", func(u *upstreamBuild, _ int, v string) error {
+		"nofailover": {Exact, "Off: webtier sends a request whose target is down to another", func(u *upstreamBuild, _ int, v string) error {
 			if strings.EqualFold(v, "off") {
 				return nil
 			}

@@ -523,7 +523,7 @@ func (t *translator) customLog(c ctx, d *dir) {
 		return
 	}
 	if t.logSrc != nil {
-		t.mark(d, Approx, fmt.Sprintf("webtier writes one access log; this one is merged into the one of %s", t.logSrc.Pos()))
+		t.mark(d, Approx, fmt.Sprintf("webtier writes one access log; this one is merged into the one of %s", t.pos(t.logSrc)))
 		return
 	}
 	t.logSrc = d
