@@ -28,6 +28,7 @@ func importHTTPD(args []string, stdout, stderr io.Writer) int {
 	var defines defineList
 	fs.Var(&defines, "D", "define a name for <IfDefine>, as httpd -D NAME (repeatable)")
 	serverRoot := fs.String("server-root", "", "ServerRoot until the config sets one (default: the main file's directory)")
+	version := fs.String("httpd-version", httpdconf.DefaultVersion, "the httpd version <IfVersion> is decided for (apache2 -v)")
 	if code := parseFlags(fs, args, stdout, stderr); code != proceed {
 		return code
 	}
@@ -36,7 +37,7 @@ func importHTTPD(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := fs.Arg(0)
-	tree, err := httpdconf.Parse(path, httpdconf.Options{ServerRoot: *serverRoot, Defines: defines})
+	tree, err := httpdconf.Parse(path, httpdconf.Options{ServerRoot: *serverRoot, Defines: defines, Version: *version})
 	if err != nil {
 		fmt.Fprintf(stderr, "webtier import-httpd: %v\n", err)
 		return 1
