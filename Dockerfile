@@ -16,13 +16,17 @@ RUN go mod download
 COPY . .
 ARG VERSION=""
 RUN VERSION="$VERSION" sh deploy/build.sh /out/webtier \
- && /out/webtier validate -config deploy/webtier.yaml
+ && /out/webtier validate -config deploy/webtier.yaml \
+ && mkdir -p /out/state/acme
 
 # distroless/static: CA certificates, /etc/passwd with the user nonroot
 # (65532), tzdata, and no shell or package manager to attack.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/webtier /usr/local/bin/webtier
 COPY deploy/webtier.yaml /etc/webtier/webtier.yaml
+# tls.acme's default storage, writable by the user below; a named volume
+# mounted here (-v webtier-acme:/var/lib/webtier) starts with its owner.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/webtier
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 65532:65532
 # The example config's listener. Ports below 1024 need root or

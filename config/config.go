@@ -18,9 +18,9 @@
 // environment variables (Load reads one, WEBTIER_ENGINE, which overrides
 // every engine key: engine.go) or include other files; it does not watch the file
 // (cmd reloads on SIGHUP by calling Load again); it reads no other file
-// except an AJP upstream's secret_file and a TLS listener's cert_file and
-// key_file (which it loads together once, to check them, and hands on as
-// paths); and it never builds runtime objects, opens sockets or resolves
+// except an AJP upstream's secret_file and a TLS listener's certificate
+// and key files (which it loads together once, to check them, and hands on
+// as paths), client_ca_file and acme.ca_root; and it never builds runtime objects, opens sockets or resolves
 // names. It never puts an AJP secret or key material in an error.
 package config
 

@@ -24,6 +24,7 @@ func (c *checker) proxy(raw *rawFile) proxy.Options {
 		MaxIdleBackendConns: c.intRange(raw.Backends.MaxIdle, 1, -1, proxy.DefaultMaxIdleBackendConns),
 	}
 	c.listenersHealth(raw.Listeners.V, opts.Listeners, raw.Upstreams.V)
+	c.listenersACME(raw.Listeners.V, opts.Listeners) // TLS: config/tls.go
 	return opts
 }
 
@@ -50,6 +51,9 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			Engine:            c.engine(r.Engine),
 
 			KeepUnderscoreHeaders: r.KeepUnderscoreHeaders.V,
+
+			ProxyProtocol:   c.proxyProtocol(r.ProxyProtocol),
+			ForwardedHeader: r.ForwardedHeader.V,
 		}
 		c.listenerLimits(r, &l)
 		if l.Name == "" {

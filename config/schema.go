@@ -44,21 +44,65 @@ type rawListener struct {
 	Engine             field[string]          `yaml:"engine"`                // default proxy.DefaultEngine; WEBTIER_ENGINE overrides
 	// default false: header names with "_" are dropped
 	KeepUnderscoreHeaders field[bool] `yaml:"keep_underscore_headers"`
+	// TLS (config/tls.go): plain listeners only; default false
+	RedirectHTTPS field[bool] `yaml:"redirect_https"`
 
 	// The health endpoint for the balancer in front (config/health.go).
 	HealthPath       field[string]          `yaml:"health_path"`        // default proxy.DefaultHealthPath; "": none
 	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
 	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
+
+	// The client's address (config/proxyprotocol.go).
+	ProxyProtocol   field[rawProxyProtocol] `yaml:"proxy_protocol"`   // absent: off
+	ForwardedHeader field[bool]             `yaml:"forwarded_header"` // default false
+}
+
+// rawProxyProtocol is listeners[].proxy_protocol: the PROXY protocol
+// header (v1 or v2) that an NLB or L4 balancer puts before the
+// connection's first bytes.
+type rawProxyProtocol struct {
+	loc
+	From    field[[]field[string]] `yaml:"from"`    // required: CIDRs or IPs of the balancer
+	Timeout field[time.Duration]   `yaml:"timeout"` // default proxy.DefaultProxyHeaderTimeout
 }
 
 func (rawListener) noun() string { return "listener" }
 
-// rawTLS is listeners[].tls: a certificate and key from PEM files, both
-// required.
+// rawTLS is listeners[].tls: certificates from PEM files (cert_file and
+// key_file, and/or certificates), from ACME, or both; at least one.
 type rawTLS struct {
 	loc
-	CertFile field[string] `yaml:"cert_file"` // the certificate, then its intermediates
-	KeyFile  field[string] `yaml:"key_file"`  // its private key
+	CertFile     field[string]           `yaml:"cert_file"`      // the certificate, then its intermediates
+	KeyFile      field[string]           `yaml:"key_file"`       // its private key
+	Certificates field[[]rawCertificate] `yaml:"certificates"`   // more, chosen by SNI; the first overall is the default
+	ACME         field[rawACME]          `yaml:"acme"`           // absent: no ACME
+	MinVersion   field[string]           `yaml:"min_version"`    // "1.2" (default) or "1.3"
+	ClientCAFile field[string]           `yaml:"client_ca_file"` // PEM CAs for client certificates; needs client_auth
+	ClientAuth   field[string]           `yaml:"client_auth"`    // off (default), request, require
+	HSTS         field[time.Duration]    `yaml:"hsts"`           // Strict-Transport-Security max-age; absent: none
+}
+
+// rawCertificate is one item of listeners[].tls.certificates.
+type rawCertificate struct {
+	loc
+	CertFile field[string] `yaml:"cert_file"`
+	KeyFile  field[string] `yaml:"key_file"`
+}
+
+func (rawCertificate) noun() string { return "certificate" }
+
+// rawACME is listeners[].tls.acme: certificates obtained and renewed by
+// certmagic from an ACME CA.
+type rawACME struct {
+	loc
+	Names              field[[]field[string]] `yaml:"names"`                // required
+	Directory          field[string]          `yaml:"directory"`            // default proxy.DefaultACMEDirectory
+	Email              field[string]          `yaml:"email"`                // default none
+	CARoot             field[string]          `yaml:"ca_root"`              // PEM file trusted for the directory's HTTPS; default: system roots
+	Challenges         field[[]field[string]] `yaml:"challenges"`           // http-01, tls-alpn-01; default both (http-01 only with a plain listener)
+	Storage            field[string]          `yaml:"storage"`              // default proxy.DefaultACMEStorage
+	RenewWindowPercent field[int]             `yaml:"renew_window_percent"` // default proxy.DefaultACMERenewWindowPercent
+	RenewCheckInterval field[time.Duration]   `yaml:"renew_check_interval"` // default proxy.DefaultACMERenewCheckInterval
 }
 
 // rawRoute is one item of routes.

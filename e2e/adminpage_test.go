@@ -124,23 +124,8 @@ func TestAdminStatusPageInChromium(t *testing.T) {
 	if err := os.WriteFile(hosts, []byte("127.0.0.2 app.test\n127.0.0.3 app.test\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := peer.FreeAddr(t, "127.0.0.1")
-	adminAddr := peer.FreeAddr(t, "127.0.0.1")
-	w := peer.StartWebtier(t, peer.Build(t), listen, fmt.Sprintf(`listeners:
-  - address: %q
-routes:
-  - path: /
-    upstream: app
-upstreams:
-  app:
-    targets: ["http://app.test:%d"]
-    balance: round_robin
-resolver:
-  hosts_file: %q
-admin:
-  address: %q
-`, listen, bs[0].Port(), hosts, adminAddr))
-	base := "http://" + adminAddr
+	w, base := startAdminWebtier(t, []string{fmt.Sprintf("http://app.test:%d", bs[0].Port())}, "    balance: round_robin\n", "",
+		fmt.Sprintf("resolver:\n  hosts_file: %q\n", hosts))
 
 	// Both addresses running (the first answer comes from the hosts file
 	// on the resolver's goroutine).

@@ -115,21 +115,6 @@ func ajpClient(t *testing.T) *http.Client {
 	}
 }
 
-// send sends req and returns the response with its whole body.
-func send(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
-	}
-	return resp, body
-}
-
 func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -143,7 +128,7 @@ func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request 
 // request as Tomcat saw it.
 func echo(t *testing.T, c *http.Client, req *http.Request) peer.Echo {
 	t.Helper()
-	resp, body := send(t, c, req)
+	resp, body := peer.Fetch(t, c, req)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s %s: %s: %.300q; want 200 from echo.jsp", req.Method, req.URL, resp.Status, body)
 	}
@@ -273,7 +258,7 @@ func ajpRequestMethods(t *testing.T, s *ajpRequestStack) {
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)
 			}
-			resp, got := send(t, c, newRequest(t, tt.method, base+tt.path, body))
+			resp, got := peer.Fetch(t, c, newRequest(t, tt.method, base+tt.path, body))
 			if resp.StatusCode != tt.status {
 				t.Fatalf("%s %s: %s %.300q; want %d", tt.method, tt.path, resp.Status, got, tt.status)
 			}
@@ -488,7 +473,7 @@ func ajpRequestTLSIsSecure(t *testing.T, s *ajpRequestStack) {
 					GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
 				})
 				req := newRequest(t, "GET", url, nil).WithContext(ctx)
-				resp, body := send(t, c, req)
+				resp, body := peer.Fetch(t, c, req)
 				if resp.StatusCode != http.StatusOK || resp.TLS == nil {
 					t.Fatalf("GET %s: %s (TLS %v) %.300q; want 200 over TLS", url, resp.Status, resp.TLS != nil, body)
 				}
@@ -601,7 +586,7 @@ func ajpRequestResponse5MiB(t *testing.T, s *ajpRequestStack) {
 	c := s.c
 	const pad = 5 << 20
 	start := time.Now()
-	resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?pad="+strconv.Itoa(pad), nil))
+	resp, body := peer.Fetch(t, c, newRequest(t, "GET", base+peer.EchoPath+"?pad="+strconv.Itoa(pad), nil))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s: %.300q", resp.Status, body)
 	}
@@ -626,7 +611,7 @@ func ajpRequestResponse5MiB(t *testing.T, s *ajpRequestStack) {
 func ajpRequestSetCookies(t *testing.T, s *ajpRequestStack) {
 	base := s.base
 	c := s.c
-	resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?cookies=3", nil))
+	resp, body := peer.Fetch(t, c, newRequest(t, "GET", base+peer.EchoPath+"?cookies=3", nil))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s: %.300q", resp.Status, body)
 	}
@@ -646,7 +631,7 @@ func ajpRequestStatus(t *testing.T, s *ajpRequestStack) {
 	// Tomcat's status and body pass through; a 5xx from Tomcat is not
 	// turned into webtier's 502.
 	for _, status := range []int{201, 202, 301, 404, 418, 429, 500, 503} {
-		resp, body := send(t, c, newRequest(t, "GET", base+peer.EchoPath+"?status="+strconv.Itoa(status), nil))
+		resp, body := peer.Fetch(t, c, newRequest(t, "GET", base+peer.EchoPath+"?status="+strconv.Itoa(status), nil))
 		if resp.StatusCode != status {
 			t.Errorf("?status=%d: got %s %.200q", status, resp.Status, body)
 			continue
@@ -718,7 +703,7 @@ func TestAJPWrongSecret(t *testing.T) {
 	w := startAJPWebtier(t, wrong, []string{"ajp://" + tc.AJPAddr()}, "", "")
 	c := ajpClient(t)
 
-	resp, body := send(t, c, newRequest(t, "GET", w.URL()+peer.EchoPath, nil))
+	resp, body := peer.Fetch(t, c, newRequest(t, "GET", w.URL()+peer.EchoPath, nil))
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("GET with a wrong secret: %s %.300q; want webtier's 502", resp.Status, body)
 	}
@@ -771,7 +756,7 @@ func TestAJPUpgradeRefused(t *testing.T) {
 		req.Header.Set("Upgrade", "websocket")
 		req.Header.Set("Sec-WebSocket-Version", "13")
 		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-		resp, body := send(t, c, req)
+		resp, body := peer.Fetch(t, c, req)
 		if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), "WebSocket") {
 			t.Errorf("WebSocket upgrade on an AJP route: %s %q; want 501 saying WebSockets cannot be proxied", resp.Status, body)
 		}
@@ -788,7 +773,7 @@ func TestAJPUpgradeRefused(t *testing.T) {
 			req := newRequest(t, "GET", w.URL()+"/ws", nil)
 			req.Header.Set("Connection", "Upgrade")
 			req.Header.Set("Upgrade", "websocket")
-			if resp, body := send(t, c, req); resp.StatusCode != http.StatusNotImplemented {
+			if resp, body := peer.Fetch(t, c, req); resp.StatusCode != http.StatusNotImplemented {
 				t.Fatalf("upgrade: %s %q; want 501", resp.Status, body)
 			}
 		}
@@ -966,7 +951,7 @@ func TestAJPDeadConnectorRetried(t *testing.T) {
 				} else {
 					payload = ""
 				}
-				resp, got := send(t, c, newRequest(t, method, w.URL()+peer.EchoPath, body))
+				resp, got := peer.Fetch(t, c, newRequest(t, method, w.URL()+peer.EchoPath, body))
 				if resp.StatusCode != http.StatusOK {
 					t.Errorf("%s %d: %s %q; want 200 from the Tomcat (%s never took the request)", method, i, resp.Status, got, dead)
 					continue
@@ -1023,7 +1008,7 @@ func TestAJPStickySessions(t *testing.T) {
 	// New sessions: without a cookie, requests are balanced over both.
 	sessions := map[string]string{} // route -> session id
 	for i := 0; i < 20 && len(sessions) < 2; i++ {
-		resp, body := send(t, c, newRequest(t, "GET", url, nil))
+		resp, body := peer.Fetch(t, c, newRequest(t, "GET", url, nil))
 		id, route := sessionCookie(resp), sessionRoute(resp)
 		if resp.StatusCode != http.StatusOK || (route != "node1" && route != "node2") {
 			t.Fatalf("new session: %s, JSESSIONID %q %.200q; want 200 and a session of node1 or node2", resp.Status, id, body)
@@ -1039,7 +1024,7 @@ func TestAJPStickySessions(t *testing.T) {
 			route := []string{"node1", "node2"}[i%2]
 			req := newRequest(t, "GET", url, nil)
 			req.AddCookie(&http.Cookie{Name: "JSESSIONID", Value: sessions[route]})
-			resp, body := send(t, c, req)
+			resp, body := peer.Fetch(t, c, req)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("request %d with the session of %s: %s %.200q", i, route, resp.Status, body)
 			}
@@ -1056,7 +1041,7 @@ func TestAJPStickySessions(t *testing.T) {
 			route := []string{"node1", "node2"}[i%2]
 			req := newRequest(t, "GET", url, nil)
 			req.AddCookie(&http.Cookie{Name: "JSESSIONID", Value: "0123456789ABCDEF0123456789ABCDEF." + route})
-			resp, body := send(t, c, req)
+			resp, body := peer.Fetch(t, c, req)
 			if got := sessionRoute(resp); resp.StatusCode != http.StatusOK || got != route {
 				t.Fatalf("request %d for route %s: %s, new session %q %.200q; want 200 and a session of %s",
 					i, route, resp.Status, sessionCookie(resp), body, route)
@@ -1068,7 +1053,7 @@ func TestAJPStickySessions(t *testing.T) {
 		for i := range 20 {
 			route := []string{"node1", "node2"}[i%2]
 			u := w.URL() + peer.EchoPath + ";jsessionid=" + sessions[route] + "?session=1"
-			resp, body := send(t, c, newRequest(t, "GET", u, nil))
+			resp, body := peer.Fetch(t, c, newRequest(t, "GET", u, nil))
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("request %d %s: %s %.200q", i, u, resp.Status, body)
 			}

@@ -10,6 +10,18 @@ import (
 	"github.com/webtier/webtier/e2e/peer"
 )
 
+// startAdminWebtier starts webtier with attackConfig's listener, route and
+// upstream (upstreamExtra under it) on the targets, and an admin listener
+// (adminExtra: lines indented two spaces under it), each on a free
+// loopback port; extra is top-level YAML, appended. It returns the admin
+// listener's base URL.
+func startAdminWebtier(t *testing.T, targets []string, upstreamExtra, adminExtra, extra string) (w *peer.Webtier, base string) {
+	t.Helper()
+	listen, adminAddr := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
+	conf := attackConfig(listen, "", targets, "", upstreamExtra) + fmt.Sprintf("admin:\n  address: %q\n", adminAddr) + adminExtra + extra
+	return peer.StartWebtier(t, peer.Build(t), listen, conf), "http://" + adminAddr
+}
+
 // The admin listener from the attacker's side (issue 19): a page on
 // another site that makes the operator's browser POST a form (no custom
 // header possible without a CORS preflight), a DNS-rebinding page that
@@ -19,20 +31,7 @@ import (
 // that says why.
 func TestAttackAdminCrossSite(t *testing.T) {
 	a := peer.StartBackend(t, "127.0.0.1", "a")
-	listen := peer.FreeAddr(t, "127.0.0.1")
-	adminAddr := peer.FreeAddr(t, "127.0.0.1")
-	w := peer.StartWebtier(t, peer.Build(t), listen, fmt.Sprintf(`listeners:
-  - address: %q
-routes:
-  - path: /
-    upstream: app
-upstreams:
-  app:
-    targets: ["http://%s"]
-admin:
-  address: %q
-`, listen, a.Addr(), adminAddr))
-	base := "http://" + adminAddr
+	w, base := startAdminWebtier(t, []string{"http://" + a.Addr()}, "", "", "")
 	standby := `{"upstream":"app","address":"` + a.Addr() + `"}`
 	form := "upstream=app&address=" + a.Addr()
 
@@ -99,21 +98,7 @@ admin:
 // the token is compared whole.
 func TestAttackAdminToken(t *testing.T) {
 	a := peer.StartBackend(t, "127.0.0.1", "a")
-	listen := peer.FreeAddr(t, "127.0.0.1")
-	adminAddr := peer.FreeAddr(t, "127.0.0.1")
-	peer.StartWebtier(t, peer.Build(t), listen, fmt.Sprintf(`listeners:
-  - address: %q
-routes:
-  - path: /
-    upstream: app
-upstreams:
-  app:
-    targets: ["http://%s"]
-admin:
-  address: %q
-  token: "correct-horse-battery"
-`, listen, a.Addr(), adminAddr))
-	base := "http://" + adminAddr
+	_, base := startAdminWebtier(t, []string{"http://" + a.Addr()}, "", "  token: \"correct-horse-battery\"\n", "")
 	for _, tt := range []struct {
 		method, path, auth string
 		code               int

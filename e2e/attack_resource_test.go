@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,32 @@ func closedBy(c net.Conn, bound time.Duration) <-chan attackHeard {
 	return out
 }
 
+// unclosedAfter dials n connections to addr (closed when it returns) and
+// runs send on each, in a goroutine of its own, with closedBy's channel
+// for it (bound resourceWait); send reports whether webtier closed the
+// connection. It returns how many it did not close.
+func unclosedAfter(t *testing.T, addr string, n int, send func(c net.Conn, closed <-chan attackHeard) bool) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var unclosed atomic.Int32
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !send(c, closedBy(c, resourceWait)) {
+				unclosed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return int(unclosed.Load())
+}
+
 // vmKB returns a VmRSS-style field of /proc/pid/status in KiB.
 func vmKB(t *testing.T, pid int, field string) int64 {
 	t.Helper()
@@ -116,43 +143,22 @@ func TestAttackSlowloris(t *testing.T) {
 	w := startResourceWebtier(t, b, "    read_header_timeout: 1s\n")
 	const conns = 50
 	head := "GET /slowloris HTTP/1.1\r\nHost: a\r\nX-Slow: " + strings.Repeat("s", 60) + "\r\n\r\n"
-	var wg sync.WaitGroup
-	ended := make(chan bool, conns)
-	for range conns {
-		c, err := net.Dial("tcp", w.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			closed := closedBy(c, resourceWait)
-			tick := time.NewTicker(200 * time.Millisecond)
-			defer tick.Stop()
-			for i := range len(head) {
-				if _, err := c.Write([]byte{head[i]}); err != nil {
-					break
-				}
-				select {
-				case h := <-closed:
-					ended <- h.closed
-					return
-				case <-tick.C:
-				}
+	open := unclosedAfter(t, w.Addr(), conns, func(c net.Conn, closed <-chan attackHeard) bool {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for i := range len(head) {
+			if _, err := c.Write([]byte{head[i]}); err != nil {
+				break
 			}
-			// The whole head went out without webtier closing.
-			ended <- false
-		}()
-	}
-	wg.Wait()
-	close(ended)
-	open := 0
-	for e := range ended {
-		if !e {
-			open++
+			select {
+			case h := <-closed:
+				return h.closed
+			case <-tick.C:
+			}
 		}
-	}
+		// The whole head went out without webtier closing.
+		return false
+	})
 	if open > 0 {
 		t.Errorf("%d of %d slowloris connections were not closed by read_header_timeout before sending their whole head", open, conns)
 	}
@@ -311,28 +317,12 @@ func TestAttackBigHeads(t *testing.T) {
 	base := vmKB(t, w.PID(), "VmRSS")
 	const conns, each = 100, 1000 << 10
 	head := "GET /big-head HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", each/1009)
-	var wg sync.WaitGroup
-	unclosed := make(chan int, conns)
-	for range conns {
-		c, err := net.Dial("tcp", w.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			closed := closedBy(c, resourceWait)
-			_ = c.SetWriteDeadline(time.Now().Add(resourceWait))
-			_, _ = io.WriteString(c, head) // stops with an error once webtier closes
-			if h := <-closed; !h.closed {
-				unclosed <- 1
-			}
-		}()
-	}
-	wg.Wait()
-	close(unclosed)
-	if n := len(unclosed); n > 0 {
+	n := unclosedAfter(t, w.Addr(), conns, func(c net.Conn, closed <-chan attackHeard) bool {
+		_ = c.SetWriteDeadline(time.Now().Add(resourceWait))
+		_, _ = io.WriteString(c, head) // stops with an error once webtier closes
+		return (<-closed).closed
+	})
+	if n > 0 {
 		t.Errorf("%d of %d connections sending an unfinished 1000 KiB head were not closed", n, conns)
 	}
 	peak := vmKB(t, w.PID(), "VmHWM")

@@ -313,12 +313,6 @@ func TestResilienceOneOfTwo(t *testing.T) {
 // change of the address says so. Before the stall watch, the first change
 // came from TCP_USER_TIMEOUT or a failed connect, 10 s after the fault.
 func TestResilienceStalledRequest(t *testing.T) {
-	if peer.StdEngine() {
-		// net/http's Transport gives the pool no hold on its connections:
-		// the stall watch needs webtier's own h1 client (README, what std
-		// costs). Such a request waits for TCP_USER_TIMEOUT there.
-		t.Skip("engine std: no stall watch (net/http's Transport)")
-	}
 	if !peer.InNetns(t) {
 		return
 	}

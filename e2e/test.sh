@@ -12,9 +12,10 @@ section() { printf '\n==== %s ====\n' "$*"; }
 # Debian packages of the peers the e2e tests run (tomcat10 pulls in its JRE,
 # default-jre-headless, as a dependency). systemd: systemd-analyze verify
 # checks deploy/systemd/webtier.service; haproxy: the L4 in front of the
-# drain test; chromium: the admin status page's browser test; apache2: the
-# httpd that import-httpd's differential test compares webtier with.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium apache2)
+# drain test; chromium: the admin status page's browser test; pebble: the
+# ACME server (with pebble-challtestsrv) of the certificate tests; apache2:
+# the httpd that import-httpd's differential test compares webtier with.
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium pebble apache2)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()
@@ -93,6 +94,7 @@ go test -run '^$' -fuzz '^FuzzParseHead$' -fuzztime 100000x -fuzzminimizetime 20
 go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzClassifyHead$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzWriterFields$' -fuzztime 50000x -fuzzminimizetime 200x ./proxy/frontend/
+go test -run '^$' -fuzz '^FuzzFrameProxy$' -fuzztime 20000x -fuzzminimizetime 200x ./proxy/frontend/
 go test -run '^$' -fuzz '^FuzzCanonical$' -fuzztime 100000x -fuzzminimizetime 200x ./proxy/internal/httplex/
 
 section "fuzz the config loader briefly (seeds: config/testdata/*.txt)"

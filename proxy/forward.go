@@ -78,6 +78,7 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 	}
 	out := r.WithContext(ctx)
 	out.Close = false
+	out.RemoteAddr = f.clientRemote(r) // the client, for the pool and the AJP client (client.go)
 	// A copy taken before the body is read, as ReverseProxy's Clone: the
 	// announced trailer names without their values, so that no request
 	// trailer (which arrives after the header rules ran) reaches the backend.

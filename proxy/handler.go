@@ -70,6 +70,9 @@ type front struct {
 	// (ListenerOptions.KeepUnderscoreHeaders).
 	keepUnderscores bool
 	health          health
+	// forwarded sends HTTP backends RFC 7239 Forwarded too
+	// (ListenerOptions.ForwardedHeader; client.go).
+	forwarded bool
 
 	// observe: requests go through serveObserved, for the access log
 	// and the request metrics; false when both are off.
@@ -78,6 +81,9 @@ type front struct {
 	logFormat accesslog.Format
 	metrics   *frontMetrics // nil: no request metrics
 	reqID     RequestIDOptions
+
+	// TLS: redirect_https and hsts (proxy/tls.go); nil when neither.
+	tls *frontTLS
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -137,7 +143,8 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 	h.router = newRouter(opts.Routes, index)
 	for _, lo := range opts.Listeners {
 		f := &front{h: h, name: lo.Name, trusted: lo.TrustedProxies, keepUnderscores: lo.KeepUnderscoreHeaders,
-			reqID: opts.RequestID}
+			reqID: opts.RequestID, tls: newFrontTLS(lo)}
+		f.forwarded = lo.ForwardedHeader // client.go
 		var err error
 		if f.health, err = newHealth(lo, h, index, opts.DrainState); err != nil {
 			h.Close()
@@ -313,6 +320,9 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 		f.health.serve(w, r)
 		return r, nil
 	}
+	if f.tls != nil && f.tls.answer(w, r) { // TLS: redirect_https, hsts
+		return r, nil
+	}
 	rt := f.h.router.match(r.Host, u.Path)
 	if rt == nil {
 		http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
@@ -374,6 +384,7 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 				}
 			}
 			f.setForwarded(pr.In, pr.Out)
+			pr.Out.RemoteAddr = f.clientRemote(pr.In) // client.go
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.upstreamError(w, r, p, err)
@@ -416,6 +427,9 @@ func (f *front) setForwarded(in, out *http.Request) {
 	}
 	vals[2] = host
 	out.Header["X-Forwarded-Host"] = vals[2:3:3]
+	if f.forwarded {
+		out.Header["Forwarded"] = []string{forwardedValue(xff, proto, host)}
+	}
 }
 
 func (f *front) trusts(peer string) bool {
@@ -470,6 +484,7 @@ func (f *front) upstreamError(w http.ResponseWriter, r *http.Request, p *upstrea
 		zap.String("method", r.Method),
 		zap.String("host", r.Host),
 		zap.String("path", r.URL.Path),
+		zap.String("client", r.RemoteAddr), // the outbound request's: the client (client.go)
 		zap.Int("status", status),
 		zap.String("request_id", f.requestIDOf(r)),
 		zap.Error(err))

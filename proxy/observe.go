@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/webtier/webtier/proxy/accesslog"
@@ -184,57 +183,12 @@ func (f *front) observed(x *exchange, r *http.Request) {
 	f.accessLog.Log(&e)
 }
 
-// clientAddr is the client's address as httpd's mod_remoteip finds it: the
-// peer, or, when the peer is a trusted proxy, the right-most address of
-// X-Forwarded-For that is not itself a trusted proxy.
-func (f *front) clientAddr(r *http.Request) netip.Addr {
-	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
-	if err != nil {
-		return netip.Addr{}
-	}
-	peer = peer.Unmap()
-	if !f.trustsAddr(peer) {
-		return peer
-	}
-	client := peer
-	xff := r.Header["X-Forwarded-For"]
-	for i := len(xff) - 1; i >= 0; i-- {
-		v := xff[i]
-		for v != "" {
-			var part string
-			if j := strings.LastIndexByte(v, ','); j >= 0 {
-				v, part = v[:j], v[j+1:]
-			} else {
-				v, part = "", v
-			}
-			a, err := netip.ParseAddr(strings.TrimSpace(part))
-			if err != nil {
-				return client // a value that is no address ends the chain
-			}
-			client = a.Unmap()
-			if !f.trustsAddr(client) {
-				return client
-			}
-		}
-	}
-	return client
-}
-
 // peerHost is the host part of a RemoteAddr.
 func peerHost(remoteAddr string) string {
 	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
 		return h
 	}
 	return remoteAddr
-}
-
-func (f *front) trustsAddr(ip netip.Addr) bool {
-	for _, p := range f.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // tlsVersionName names a TLS version as httpd's SSL_PROTOCOL does.

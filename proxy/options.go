@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/webtier/webtier/proxy/accesslog"
 	"github.com/webtier/webtier/proxy/upstream"
 )
@@ -20,6 +22,9 @@ const (
 	DefaultMaxIdleBackendConns   = upstream.DefaultMaxIdleConns
 
 	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultProxyHeaderTimeout bounds the read of a PROXY protocol
+	// header: a balancer sends it with the connection's first segment.
+	DefaultProxyHeaderTimeout = 5 * time.Second
 	// DefaultClientIdleTimeout is above the 60 s idle timeout of an AWS
 	// load balancer (ALB and CLB default): the balancer, not webtier, must
 	// close an idle connection, or it may send a request on a connection
@@ -192,19 +197,118 @@ type ListenerOptions struct {
 	// HealthRequires names upstreams that must each have an address that
 	// takes requests for the health endpoint to answer 200.
 	HealthRequires []string
+
+	// ProxyProtocol, when set, makes the listener read the PROXY protocol
+	// header (v1 or v2) that an NLB or an L4 balancer sends before the
+	// connection's first bytes, from the sources it lists; nil: off.
+	ProxyProtocol *ProxyProtocolOptions
+	// ForwardedHeader sends HTTP backends an RFC 7239 Forwarded header
+	// besides X-Forwarded-*. Default false.
+	ForwardedHeader bool
+	// RedirectHTTPS, on a plain listener, answers every request with 308
+	// to https:// with the same host, path and query, except the health
+	// path and ACME HTTP-01 challenges.
+	RedirectHTTPS bool
 }
 
-// TLSOptions are a listener's certificate and key. Both are PEM files,
-// read when the listener starts and again at every reload (SIGHUP): a
-// renewed certificate is served from the next handshake, and one that
-// does not load fails the reload and leaves the old one in place.
+// ProxyProtocolOptions are a listener's PROXY protocol settings. A
+// connection from a source in From must open with a PROXY header, whose
+// source address becomes the connection's remote address (a LOCAL header,
+// the balancer's own health check, keeps the TCP peer); a connection from
+// any other source that opens with one is closed. Connections from other
+// sources without a header are served as on any listener.
+type ProxyProtocolOptions struct {
+	// From are the balancer's addresses: the only peers whose PROXY
+	// header is believed, and which must send one.
+	From []netip.Prefix
+	// Timeout bounds reading the header (a balancer sends it at once).
+	// Default DefaultProxyHeaderTimeout.
+	Timeout time.Duration
+}
+
+// TLSOptions are a listener's certificates and TLS settings. Certificate
+// files are read when the listener starts and again at every reload
+// (SIGHUP): a renewed certificate is served from the next handshake, and
+// one that does not load fails the reload and leaves the old ones in
+// place. A handshake gets the certificate whose name matches its SNI
+// exactly, else a wildcard one, else the default: the first file
+// certificate (CertFile, else Certificates[0]), else the first ACME name's.
 type TLSOptions struct {
 	// CertFile holds the server certificate, then any intermediates.
 	CertFile string
 	// KeyFile holds the certificate's private key (PKCS #1, PKCS #8 or
 	// SEC 1 EC), unencrypted.
 	KeyFile string
+	// Certificates are more certificate and key files, after CertFile's.
+	Certificates []CertFiles
+	// ACME, when set, obtains and renews certificates for its names.
+	ACME *ACMEOptions
+	// MinVersion is the lowest TLS version accepted:
+	// tls.VersionTLS12 (0: the default) or tls.VersionTLS13.
+	MinVersion uint16
+	// ClientCAFile holds the CAs that sign client certificates (mTLS).
+	ClientCAFile string
+	// ClientAuth says whether a client certificate is asked for.
+	ClientAuth ClientAuth
+	// HSTS, when positive, is the max-age of the Strict-Transport-Security
+	// header set on every response of the listener.
+	HSTS time.Duration
 }
+
+// CertFiles are one certificate's PEM files.
+type CertFiles struct {
+	CertFile, KeyFile string
+}
+
+// ClientAuth is a TLS listener's client-certificate policy.
+type ClientAuth string
+
+const (
+	ClientAuthOff     ClientAuth = ""        // no client certificate asked for
+	ClientAuthRequest ClientAuth = "request" // asked for; verified against ClientCAFile when sent
+	ClientAuthRequire ClientAuth = "require" // required and verified; the handshake fails without
+)
+
+// ACMEOptions are the certificates a TLS listener obtains over ACME.
+type ACMEOptions struct {
+	Names     []string // the certificates' names, one certificate each
+	Directory string   // the CA's directory URL; default DefaultACMEDirectory
+	Email     string   // the account's contact; optional
+	CARoot    string   // PEM file trusted for the directory's HTTPS; "": the system's roots
+	// HTTP01 and TLSALPN01 are the challenges offered. HTTP-01 is answered
+	// on the plain listeners (HTTPAddress is the one the CA connects to);
+	// TLS-ALPN-01 on the TLS listener itself.
+	HTTP01, TLSALPN01 bool
+	HTTPAddress       string
+	// Storage is the directory of accounts, certificates and locks;
+	// default DefaultACMEStorage.
+	Storage string
+	// RenewWindowPercent: a certificate is renewed once less than this
+	// share of its lifetime is left. Default DefaultACMERenewWindowPercent.
+	RenewWindowPercent int
+	// RenewCheckInterval is how often certificates are checked for
+	// renewal. Default DefaultACMERenewCheckInterval.
+	RenewCheckInterval time.Duration
+}
+
+// ACME defaults.
+const (
+	// DefaultACMEDirectory is Let's Encrypt's production directory.
+	DefaultACMEDirectory = certmagic.LetsEncryptProductionCA
+	// DefaultACMEStorage is where accounts and certificates are kept; it
+	// must be writable by webtier's user and survive restarts (the CA
+	// limits how often a name may be issued).
+	DefaultACMEStorage = "/var/lib/webtier/acme"
+	// DefaultACMERenewCheckInterval is certmagic's.
+	DefaultACMERenewCheckInterval = certmagic.DefaultRenewCheckInterval
+)
+
+// DefaultACMERenewWindowPercent is certmagic's renewal window: the last
+// third of a certificate's lifetime.
+var DefaultACMERenewWindowPercent = func() int {
+	r := certmagic.DefaultRenewalWindowRatio
+	return int(r*100 + 0.5)
+}()
 
 // RouteOptions map requests to an upstream. Routes are matched in order of
 // specificity: an exact Host beats a wildcard Host beats any Host, and within

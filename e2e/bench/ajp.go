@@ -123,24 +123,15 @@ func writeHttpdAJP(e *env, dir string, port, _ int) ([]string, []string, error) 
 // proxies everything with `ProxyPass / <pass>`, loading mpm_event,
 // authz_core, proxy and the extra modules, and returns its command line.
 func writeHttpdProxy(dir string, port int, mpm, pass string, modules ...string) ([]string, []string, error) {
-	conf := fmt.Sprintf(`ServerRoot "%[1]s"
-DefaultRuntimeDir "%[1]s"
-PidFile "%[1]s/httpd.pid"
-ErrorLog "%[1]s/error.log"
-LogLevel warn
-ServerName 127.0.0.1
-User www-data
-Group www-data
-%[3]s
-Listen 127.0.0.1:%[2]d
+	conf := httpdHead(dir, httpdLoadModules(append([]string{"mpm_event", "authz_core", "proxy"}, modules...)...)) + fmt.Sprintf(`Listen 127.0.0.1:%[1]d
 
-%[4]s
+%[2]s
 <Location />
   Require all granted
 </Location>
 
-ProxyPass / %[5]s
-`, dir, port, httpdLoadModules(append([]string{"mpm_event", "authz_core", "proxy"}, modules...)...), mpm, pass)
+ProxyPass / %[3]s
+`, port, mpm, pass)
 	cfg := filepath.Join(dir, "httpd.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err

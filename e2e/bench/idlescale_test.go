@@ -84,9 +84,7 @@ func TestScaleFdLimit(t *testing.T) {
 }
 
 func TestScaleTable(t *testing.T) {
-	var b strings.Builder
-	testReport().scaleTable(&b)
-	got := b.String()
+	got := table(testReport().scaleTable)
 	wantRows(t, got,
 		"| webtier | 19.5 | 4.50 ms/s | 10000 | 10000 | 43.9 | 2.50 | 0.00 | 6.50 ms/s | — |",
 		"| | | | 19000 | 19000 | 69.6 | 2.70 | 0.00 | 6.60 ms/s | — |",

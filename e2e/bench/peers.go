@@ -392,19 +392,10 @@ const httpdThreads = 64
 // No access log: mod_log_config is built in, and no CustomLog is set.
 func writeHttpd(e *env, dir string, port, tlsPort int) ([]string, []string, error) {
 	load := httpdLoadModules("mpm_event", "authz_core", "proxy", "proxy_http", "ssl", "socache_shmcb", "http2")
-	conf := fmt.Sprintf(`ServerRoot "%[1]s"
-DefaultRuntimeDir "%[1]s"
-PidFile "%[1]s/httpd.pid"
-ErrorLog "%[1]s/error.log"
-LogLevel warn
-ServerName 127.0.0.1
-User www-data
-Group www-data
-%[6]s
-Listen 127.0.0.1:%[2]d
+	conf := httpdHead(dir, load) + fmt.Sprintf(`Listen 127.0.0.1:%[2]d
 Listen 127.0.0.1:%[3]d https
 
-%[7]s
+%[6]s
 <Location />
   Require all granted
 </Location>
@@ -423,12 +414,12 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
 <VirtualHost 127.0.0.1:%[3]d>
   SSLEngine on
   SSLCertificateFile %[5]s
-  SSLCertificateKeyFile %[8]s
+  SSLCertificateKeyFile %[7]s
   Protocols h2 http/1.1
   ProxyPreserveHost On
   ProxyPass / http://127.0.0.1:%[4]d/ keepalive=On
 </VirtualHost>
-`, dir, port, tlsPort, e.backendPort, e.certFile, load, httpdMPM(e), e.keyFile)
+`, dir, port, tlsPort, e.backendPort, e.certFile, httpdMPM(e), e.keyFile)
 	cfg := filepath.Join(dir, "httpd.conf")
 	if err := writeFile(cfg, conf); err != nil {
 		return nil, nil, err
@@ -436,6 +427,21 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
 	// -DFOREGROUND: the parent stays in the foreground, so our child PID is
 	// httpd's parent process and its worker child is our grandchild.
 	return []string{"apache2", "-f", cfg, "-DFOREGROUND"}, nil, nil
+}
+
+// httpdHead is the start of every httpd config: its files under dir, the
+// www-data user, and the LoadModule lines load.
+func httpdHead(dir, load string) string {
+	return fmt.Sprintf(`ServerRoot "%[1]s"
+DefaultRuntimeDir "%[1]s"
+PidFile "%[1]s/httpd.pid"
+ErrorLog "%[1]s/error.log"
+LogLevel warn
+ServerName 127.0.0.1
+User www-data
+Group www-data
+%[2]s
+`, dir, load)
 }
 
 // httpdLoadModules returns the LoadModule lines for mods.

@@ -101,58 +101,52 @@ func testReport() *report {
 	}
 }
 
-func TestPeerRatioTable(t *testing.T) {
-	var b strings.Builder
-	testReport().peerRatioTable(&b)
-	got := b.String()
-	wantRows(t, got,
-		"| test | metric | ÷ HAProxy | ÷ nginx | ÷ httpd | ÷ Caddy |",
-		// CPU medians: webtier 2.1, HAProxy 1.15, httpd 4.4, Caddy 6.3.
-		"| ka100 | CPU-s / 100k req | 1.83x (1.67x, 2.00x) | — | 0.48x (0.45x, 0.50x) | 0.33x (0.33x, 0.33x) |",
-		// p99 medians: webtier 6, HAProxy 3.5, httpd 9, Caddy 12.
-		"| ka100 | p99 | 1.71x (1.50x, 2.00x) | — | 0.67x (1.00x, 0.50x) | 0.50x (0.50x, 0.50x) |",
-		"| close | CPU-s / 100k req | 0.86x (0.86x, 0.86x) | — | — | — |",
-	)
-	if strings.Contains(got, "| ajp |") {
-		t.Errorf("the AJP test has its own comparison:\n%s", got)
-	}
-}
-
-func TestConnectsTable(t *testing.T) {
-	var b strings.Builder
-	testReport().connectsTable(&b)
-	got := b.String()
-	wantRows(t, got,
-		"| test | webtier | haproxy | nginx | httpd | caddy |",
-		"| ka100 | 0.25 (0.50, 0.00) | 0.00 (0.00, 0.00) | — | 0.00 (0.00, 0.00) | 0.10 (0.10, 0.10) |",
-		"| close | 9.00 (10.00, 8.00) | 0.00 (0.00, 0.00) | — | — | — |",
-		// webtier-ajp and httpd-ajp in webtier's and httpd's columns.
-		"| ajp | 0.25 (0.50, 0.00) | — | — | 0.00 (0.00, 0.00) | — |",
-	)
-	if strings.Contains(got, "direct") {
-		t.Errorf("the backend is not a proxy:\n%s", got)
-	}
-}
-
-func TestSummaryTable(t *testing.T) {
-	var b strings.Builder
-	testReport().summaryTable(&b)
-	got := b.String()
-	wantRows(t, got,
-		"`go run ./e2e/bench -rounds 2 -scenarios ka100,close,ajp`, 2026-12-07 20:00 UTC, medians of 2 interleaved round(s); webtier at its defaults.",
-		"| median | webtier | HAProxy | nginx | httpd | Caddy |",
-		"| CPU-s per 100k requests, keep-alive, 100-byte response | 2.10 | 1.15 | — | 4.40 | 6.30 |",
-		"| CPU-s per 100k requests, Connection: close per request, 100-byte response | 3.00 | 3.50 | — | — | — |",
-		"| p99, keep-alive, 100-byte response | 6.00 ms | 3.50 ms | — | 9.00 ms | 12.00 ms |",
-		"| backend connections per 1,000 requests, highest median of the tests | 9.00 | 0.00 | — | 0.00 | 0.10 |",
-		"| memory per idle keep-alive connection (2000, after a warm-up) | 0.6 KiB | — | — | — | — |",
-		"| RSS per idle connection at 10000, fresh start | 2.5 KiB | 1.2 KiB | — | — | — |",
-		"| RSS per idle connection at 19000, fresh start | 2.7 KiB | — | — | — | — |",
-		"| idle CPU, 1 connection | 4.50 ms/s | 0.30 ms/s | — | — | — |",
-		"| idle CPU, 19000 connections | 6.60 ms/s | — | — | — | — |",
-	)
-	if strings.Contains(got, "p99, Connection: close") {
-		t.Errorf("p99 row for the close test:\n%s", got)
+// TestRatioTables: each table has its rows, and not the row that does
+// not belong in it.
+func TestRatioTables(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		write  func(*strings.Builder)
+		rows   []string
+		absent string // no such row
+		why    string // why not
+	}{
+		{name: "peer ratios", write: testReport().peerRatioTable, rows: []string{
+			"| test | metric | ÷ HAProxy | ÷ nginx | ÷ httpd | ÷ Caddy |",
+			// CPU medians: webtier 2.1, HAProxy 1.15, httpd 4.4, Caddy 6.3.
+			"| ka100 | CPU-s / 100k req | 1.83x (1.67x, 2.00x) | — | 0.48x (0.45x, 0.50x) | 0.33x (0.33x, 0.33x) |",
+			// p99 medians: webtier 6, HAProxy 3.5, httpd 9, Caddy 12.
+			"| ka100 | p99 | 1.71x (1.50x, 2.00x) | — | 0.67x (1.00x, 0.50x) | 0.50x (0.50x, 0.50x) |",
+			"| close | CPU-s / 100k req | 0.86x (0.86x, 0.86x) | — | — | — |",
+		}, absent: "| ajp |", why: "the AJP test has its own comparison"},
+		{name: "connects", write: testReport().connectsTable, rows: []string{
+			"| test | webtier | haproxy | nginx | httpd | caddy |",
+			"| ka100 | 0.25 (0.50, 0.00) | 0.00 (0.00, 0.00) | — | 0.00 (0.00, 0.00) | 0.10 (0.10, 0.10) |",
+			"| close | 9.00 (10.00, 8.00) | 0.00 (0.00, 0.00) | — | — | — |",
+			// webtier-ajp and httpd-ajp in webtier's and httpd's columns.
+			"| ajp | 0.25 (0.50, 0.00) | — | — | 0.00 (0.00, 0.00) | — |",
+		}, absent: "direct", why: "the backend is not a proxy"},
+		{name: "summary", write: testReport().summaryTable, rows: []string{
+			"`go run ./e2e/bench -rounds 2 -scenarios ka100,close,ajp`, 2026-12-07 20:00 UTC, medians of 2 interleaved round(s); webtier at its defaults.",
+			"| median | webtier | HAProxy | nginx | httpd | Caddy |",
+			"| CPU-s per 100k requests, keep-alive, 100-byte response | 2.10 | 1.15 | — | 4.40 | 6.30 |",
+			"| CPU-s per 100k requests, Connection: close per request, 100-byte response | 3.00 | 3.50 | — | — | — |",
+			"| p99, keep-alive, 100-byte response | 6.00 ms | 3.50 ms | — | 9.00 ms | 12.00 ms |",
+			"| backend connections per 1,000 requests, highest median of the tests | 9.00 | 0.00 | — | 0.00 | 0.10 |",
+			"| memory per idle keep-alive connection (2000, after a warm-up) | 0.6 KiB | — | — | — | — |",
+			"| RSS per idle connection at 10000, fresh start | 2.5 KiB | 1.2 KiB | — | — | — |",
+			"| RSS per idle connection at 19000, fresh start | 2.7 KiB | — | — | — | — |",
+			"| idle CPU, 1 connection | 4.50 ms/s | 0.30 ms/s | — | — | — |",
+			"| idle CPU, 19000 connections | 6.60 ms/s | — | — | — | — |",
+		}, absent: "p99, Connection: close", why: "p99 row for the close test"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := table(c.write)
+			wantRows(t, got, c.rows...)
+			if strings.Contains(got, c.absent) {
+				t.Errorf("%s:\n%s", c.why, got)
+			}
+		})
 	}
 }
 

@@ -36,9 +36,7 @@ func TestTargetsTable(t *testing.T) {
 		},
 		idle: map[string]idleResult{"webtier": {held: 1000, rssBefore: 1000, rssAfter: 4000}}, // 3 KiB each
 	}
-	var b strings.Builder
-	r.targetsTable(&b)
-	got := b.String()
+	got := table(r.targetsTable)
 	wantRows(t, got,
 		"| CPU per request, webtier ÷ httpd | ka100 | 0.50x | 0.40x, 0.56x, 0.56x | ≤ 0.5x (first milestone) | yes |",
 		"| CPU per request, webtier ÷ Caddy | ka100 | 0.38x | 0.33x, 0.42x, 0.38x | ≤ 0.5x (first milestone) | yes |",
@@ -57,6 +55,13 @@ func TestTargetsTable(t *testing.T) {
 }
 
 // wantRows fails the test for every row missing from the table got.
+// table returns what write, one of the report's tables, writes.
+func table(write func(*strings.Builder)) string {
+	var b strings.Builder
+	write(&b)
+	return b.String()
+}
+
 func wantRows(t *testing.T, got string, rows ...string) {
 	t.Helper()
 	for _, want := range rows {

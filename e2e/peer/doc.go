@@ -9,6 +9,8 @@
 //     StartBackends);
 //   - a raw TCP backend that records the exact bytes of every connection,
 //     for the attack tests (StartRawBackend);
+//   - pebble, an ACME server validating for real with pebble-challtestsrv
+//     as its DNS (StartPebble);
 //   - the webtier binary built from ./cmd/webtier (Build, StartWebtier).
 //
 // Every helper takes a testing.TB, picks free ports per run, waits for

@@ -35,6 +35,11 @@ type proc struct {
 
 // startProc starts argv with stdout and stderr appended to logPath.
 func startProc(logPath string, argv ...string) (*proc, error) {
+	return startProcEnv(logPath, nil, argv...)
+}
+
+// startProcEnv is startProc with env ("K=V") added to the environment.
+func startProcEnv(logPath string, env []string, argv ...string) (*proc, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -45,6 +50,9 @@ func startProc(logPath string, argv ...string) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = f
 	cmd.Stderr = f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// If the test binary dies without running its cleanups (a panic or a
 	// -timeout), the kernel kills the child instead of leaving it behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

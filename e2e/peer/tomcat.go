@@ -542,20 +542,27 @@ func twoFreePorts(t testing.TB, ip string) (int, int) {
 	return ports[0], ports[1]
 }
 
-// tomcatWebXML replaces the 4,700-line stock conf/web.xml: only the default
-// servlet and Jasper's JspServlet, which every webapp inherits.
-const tomcatWebXML = `<?xml version="1.0" encoding="UTF-8"?>
+// webXMLHead and webXMLDefault are the start of both web.xml files below:
+// the Jakarta EE 10 root element and the default (static file) servlet.
+const (
+	webXMLHead = `<?xml version="1.0" encoding="UTF-8"?>
 <web-app xmlns="https://jakarta.ee/xml/ns/jakartaee"
          xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
          xsi:schemaLocation="https://jakarta.ee/xml/ns/jakartaee https://jakarta.ee/xml/ns/jakartaee/web-app_6_0.xsd"
          version="6.0">
-  <servlet>
+`
+	webXMLDefault = `  <servlet>
     <servlet-name>default</servlet-name>
     <servlet-class>org.apache.catalina.servlets.DefaultServlet</servlet-class>
     <init-param><param-name>listings</param-name><param-value>false</param-value></init-param>
     <load-on-startup>1</load-on-startup>
   </servlet>
-  <servlet>
+`
+)
+
+// tomcatWebXML replaces the 4,700-line stock conf/web.xml: only the default
+// servlet and Jasper's JspServlet, which every webapp inherits.
+const tomcatWebXML = webXMLHead + webXMLDefault + `  <servlet>
     <servlet-name>jsp</servlet-name>
     <servlet-class>org.apache.jasper.servlet.JspServlet</servlet-class>
     <init-param><param-name>fork</param-name><param-value>false</param-value></init-param>
@@ -569,18 +576,7 @@ const tomcatWebXML = `<?xml version="1.0" encoding="UTF-8"?>
 `
 
 // tomcatStaticWebXML maps only the default (static file) servlet.
-const tomcatStaticWebXML = `<?xml version="1.0" encoding="UTF-8"?>
-<web-app xmlns="https://jakarta.ee/xml/ns/jakartaee"
-         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-         xsi:schemaLocation="https://jakarta.ee/xml/ns/jakartaee https://jakarta.ee/xml/ns/jakartaee/web-app_6_0.xsd"
-         version="6.0">
-  <servlet>
-    <servlet-name>default</servlet-name>
-    <servlet-class>org.apache.catalina.servlets.DefaultServlet</servlet-class>
-    <init-param><param-name>listings</param-name><param-value>false</param-value></init-param>
-    <load-on-startup>1</load-on-startup>
-  </servlet>
-  <servlet-mapping><servlet-name>default</servlet-name><url-pattern>/</url-pattern></servlet-mapping>
+const tomcatStaticWebXML = webXMLHead + webXMLDefault + `  <servlet-mapping><servlet-name>default</servlet-name><url-pattern>/</url-pattern></servlet-mapping>
 </web-app>
 `
 

@@ -31,28 +31,13 @@ func httpClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// do sends req and returns the response with its whole body.
-func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
-	}
-	return resp, body
-}
-
 func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return do(t, c, req)
+	return peer.Fetch(t, c, req)
 }
 
 func parseEcho(t *testing.T, body []byte) peer.Echo {
@@ -117,7 +102,7 @@ func TestTomcat(t *testing.T) {
 		req.Header.Add("X-Multi", "a")
 		req.Header.Add("X-Multi", "b")
 		start := time.Now()
-		resp, body := do(t, c, req)
+		resp, body := peer.Fetch(t, c, req)
 		t.Logf("warm GET took %v", time.Since(start).Round(time.Microsecond))
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Fatalf("status %d, Content-Type %q; want 200 application/json", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -184,7 +169,7 @@ func TestTomcat(t *testing.T) {
 				}
 				req, _ := http.NewRequest(http.MethodPost, base, r)
 				req.Header.Set("Content-Type", tt.ctype)
-				resp, body := do(t, c, req)
+				resp, body := peer.Fetch(t, c, req)
 				if resp.StatusCode != 200 {
 					t.Fatalf("status %d; want 200", resp.StatusCode)
 				}
@@ -243,7 +228,7 @@ func TestTomcat(t *testing.T) {
 		}
 		req, _ := http.NewRequest(http.MethodGet, base, nil)
 		req.Header.Set("Cookie", "JSESSIONID="+id)
-		resp, body := do(t, c, req)
+		resp, body := peer.Fetch(t, c, req)
 		if e := parseEcho(t, body); str(e.SessionID) != id {
 			t.Errorf("sessionId = %s; want %s", str(e.SessionID), id)
 		}

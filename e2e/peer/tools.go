@@ -15,17 +15,19 @@ const RequireEnv = "WEBTIER_E2E_REQUIRE"
 // toolPackages maps the programs the e2e tests run to the Debian package
 // that installs them.
 var toolPackages = map[string]string{
-	"named":           "bind9",
-	"named-checkconf": "bind9 (bind9-utils)",
-	"named-checkzone": "bind9 (bind9-utils)",
-	"nsupdate":        "bind9-dnsutils",
-	"dig":             "bind9-dnsutils",
-	"nft":             "nftables",
-	"ip":              "iproute2",
-	"unshare":         "util-linux",
-	"mount":           "mount",
-	"haproxy":         "haproxy",
-	"go":              "golang (or a Go toolchain on PATH)",
+	"named":               "bind9",
+	"named-checkconf":     "bind9 (bind9-utils)",
+	"named-checkzone":     "bind9 (bind9-utils)",
+	"nsupdate":            "bind9-dnsutils",
+	"dig":                 "bind9-dnsutils",
+	"nft":                 "nftables",
+	"ip":                  "iproute2",
+	"unshare":             "util-linux",
+	"mount":               "mount",
+	"haproxy":             "haproxy",
+	"pebble":              "pebble",
+	"pebble-challtestsrv": "pebble",
+	"go":                  "golang (or a Go toolchain on PATH)",
 }
 
 // Required reports whether missing peers must fail tests

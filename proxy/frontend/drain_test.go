@@ -33,7 +33,7 @@ type drainServer struct {
 	serveDone chan error
 }
 
-func startDrainServer(t *testing.T, wait time.Duration) *drainServer {
+func startDrainServer(t *testing.T, wait time.Duration, engine proxy.Engine) *drainServer {
 	t.Helper()
 	ds := &drainServer{serveDone: make(chan error, 1)}
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -46,8 +46,8 @@ func startDrainServer(t *testing.T, wait time.Duration) *drainServer {
 	ds.roots = &tls.Config{RootCAs: roots}
 	opts := oneUpstream(t, backend, nil)
 	opts.Listeners = []proxy.ListenerOptions{
-		{Name: "http", Address: "127.0.0.1:0", HealthPath: proxy.DefaultHealthPath},
-		{Name: "https", Address: "127.0.0.1:0", HealthPath: proxy.DefaultHealthPath, TLS: &proxy.TLSOptions{CertFile: certFile, KeyFile: keyFile}},
+		{Name: "http", Address: "127.0.0.1:0", HealthPath: proxy.DefaultHealthPath, Engine: engine},
+		{Name: "https", Address: "127.0.0.1:0", HealthPath: proxy.DefaultHealthPath, Engine: engine, TLS: &proxy.TLSOptions{CertFile: certFile, KeyFile: keyFile}},
 	}
 	opts.Drain = proxy.DrainOptions{Wait: wait}
 	s, err := NewServer(opts, nil, zap.NewNop())
@@ -127,7 +127,7 @@ func (c *drainConn) closedWithFIN() error {
 // net/http, HTTP/1.1 over TLS, HTTP/2): 200 while serving, 503 while
 // draining, 200 again after Undrain; the backend never sees it.
 func TestServer_healthEndpointEveryEngine(t *testing.T) {
-	ds := startDrainServer(t, time.Minute)
+	ds := startDrainServer(t, time.Minute, proxy.DefaultEngine)
 	h2c := &http.Client{Transport: &http.Transport{TLSClientConfig: ds.roots, ForceAttemptHTTP2: true}}
 	defer h2c.CloseIdleConnections()
 	check := func(t *testing.T, wantStatus int, wantBody string) {
@@ -183,7 +183,7 @@ func TestServer_healthEndpointEveryEngine(t *testing.T) {
 // spelling the router (and so the backend) would read as the health path
 // is answered by webtier; anything else is proxied as before.
 func TestServer_healthPathMatching(t *testing.T) {
-	ds := startDrainServer(t, time.Minute)
+	ds := startDrainServer(t, time.Minute, proxy.DefaultEngine)
 	tests := []struct {
 		target  string
 		proxied string // the backend's path; "": answered by webtier
@@ -225,9 +225,16 @@ func TestServer_healthPathMatching(t *testing.T) {
 // Connection: close and end their connection, idle keep-alive connections
 // are closed with a FIN (plain and TLS), HTTP/2 connections get a GOAWAY,
 // and everything is still served until Stop; Undrain is refused once Stop
-// has begun, and Serve returns.
+// has begun, and Serve returns. On both engines: with engine std,
+// net/http's HTTP/2 server sends the GOAWAY (stdH2Drain).
 func TestServer_drainConnections(t *testing.T) {
-	ds := startDrainServer(t, 500*time.Millisecond)
+	for _, engine := range []proxy.Engine{proxy.EngineWebtier, proxy.EngineStd} {
+		t.Run(string(engine), func(t *testing.T) { testDrainConnections(t, engine) })
+	}
+}
+
+func testDrainConnections(t *testing.T, engine proxy.Engine) {
+	ds := startDrainServer(t, 500*time.Millisecond, engine)
 	busy := dialDrain(t, ds.plain, nil)
 	idle := dialDrain(t, ds.plain, nil)
 	tlsIdle := dialDrain(t, ds.tls, ds.roots)
@@ -273,7 +280,7 @@ func TestServer_drainConnections(t *testing.T) {
 // Issue 19, undrain: a drain wait that ends as Undrain is called leaves
 // the server serving.
 func TestServer_stopDrainedAfterUndrain(t *testing.T) {
-	ds := startDrainServer(t, time.Minute)
+	ds := startDrainServer(t, time.Minute, proxy.DefaultEngine)
 	undrained := ds.srv.Drain()
 	if err := ds.srv.Undrain(); err != nil {
 		t.Fatal(err)

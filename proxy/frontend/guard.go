@@ -47,7 +47,10 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	r = g.detach(r)
+	r, release := g.detach(r)
+	if release != nil {
+		defer release()
+	}
 	if status, msg := g.check(r); status != 0 {
 		if r.ProtoMajor == 1 {
 			// (On HTTP/2, net/http would send the whole connection
@@ -57,7 +60,14 @@ func (g *netHTTPGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg
 		http.Error(w, body, status)
 		if g.rejected != nil {
-			g.rejected(r, status, len(body)+1) // http.Error adds a line break
+			lr := r
+			if status == http.StatusRequestURITooLong {
+				// The refused line (up to max_header_size of the
+				// client's bytes) is not logged: the access log shows
+				// "-", as for the fast path, which refuses it unread.
+				lr = &http.Request{RemoteAddr: r.RemoteAddr, Header: http.Header{}, TLS: r.TLS}
+			}
+			g.rejected(lr, status, len(body)+1) // http.Error adds a line break
 		}
 		return
 	}

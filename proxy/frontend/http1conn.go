@@ -381,7 +381,7 @@ func (fc *fastConn) reject(bw *bufio.Writer, status int, msg string) {
 // does not reset the connection before the client has read the answer
 // (net/http's server does the same). The caller closes.
 func (fc *fastConn) lingerClose() {
-	tc, ok := fc.c.(*net.TCPConn)
+	tc, ok := tcpConn(fc.c)
 	if !ok || tc.CloseWrite() != nil {
 		return
 	}

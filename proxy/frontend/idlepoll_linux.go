@@ -341,7 +341,7 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 		// it in the kernel (megabytes, with autotuned buffers) would be
 		// kept until the orphaned socket gives up; end the connection
 		// with a reset instead, as nginx's reset_timedout_connection.
-		if tc, ok := w.c.(*net.TCPConn); ok {
+		if tc, ok := tcpConn(w.c); ok {
 			tc.SetLinger(0)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 
+	"go.uber.org/zap"
+
 	"github.com/webtier/webtier/proxy"
 )
 
@@ -12,7 +14,7 @@ import (
 // connection); a connection handed to net/http gets them, as Go's own
 // listeners would have set them.
 func TestListen_keepAliveOnlyForHandedOffConnections(t *testing.T) {
-	ln, _, _, err := listen(proxy.ListenerOptions{Address: "127.0.0.1:0"})
+	ln, _, _, err := listen(proxy.ListenerOptions{Address: "127.0.0.1:0"}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func soKeepAlive(t *testing.T, c net.Conn) int {
 // Listeners defer accept until the client's first bytes (TCP_DEFER_ACCEPT;
 // TLS listeners get the same socket).
 func TestListen_deferAccept(t *testing.T) {
-	ln, _, _, err := listen(proxy.ListenerOptions{Address: "127.0.0.1:0"})
+	ln, _, _, err := listen(proxy.ListenerOptions{Address: "127.0.0.1:0"}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

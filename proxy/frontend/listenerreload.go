@@ -38,6 +38,9 @@ var listenerReload = []struct {
 	{"HealthPath", ""},
 	{"HealthFailStatus", ""},
 	{"HealthRequires", ""},
+	{"ProxyProtocol", "proxy_protocol"}, // read below the server, at accept
+	{"ForwardedHeader", ""},
+	{"RedirectHTTPS", ""},
 }
 
 // restartKey marks Name: a listener with another name is another listener.

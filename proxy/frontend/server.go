@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddyserver/certmagic"
 
 	"github.com/webtier/webtier/proxy"
 	"github.com/webtier/webtier/proxy/frontend/h2"
@@ -39,7 +42,8 @@ type Server struct {
 	fast      []http.Handler                  // per listener: the handler without netHTTPGuard
 	rejected  []func(*http.Request, int, int) // per listener: logs a request the server answered itself
 	certs     []*certSource                   // per listener; nil for a plain one
-	h2s       []*h2.Server                    // per listener; nil for a plain one
+	h2s       []h2Drainer                     // per listener: its HTTP/2 server; nil for a plain one
+	acmeCerts []*certSource                   // those with ACME, set by Listen
 }
 
 // NewServer builds the Handler for opts. It does not listen yet.
@@ -99,7 +103,7 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 	s.mu.Lock()
 	sources := s.certs
 	s.mu.Unlock()
-	certs := make([]*tls.Certificate, len(sources))
+	certs := make([][]tls.Certificate, len(sources))
 	for i, cs := range sources {
 		if cs == nil {
 			continue
@@ -119,9 +123,9 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 			zap.Strings("targets", missing))
 	}
 	s.drainOpts.Store(&opts.Drain)
-	for i, cert := range certs {
-		if cert != nil {
-			sources[i].cert.Store(cert)
+	for i, c := range certs {
+		if sources[i] != nil {
+			sources[i].use(c)
 		}
 	}
 	return restartNeeded, nil
@@ -133,24 +137,40 @@ func (s *Server) Reload(ctx context.Context, opts proxy.Options, res upstream.Re
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	http01 := slices.ContainsFunc(s.opts.Listeners, func(lo proxy.ListenerOptions) bool {
+		return lo.TLS != nil && lo.TLS.ACME != nil && lo.TLS.ACME.HTTP01
+	})
 	for i, lo := range s.opts.Listeners {
-		ln, tlsConf, cs, err := listen(lo)
+		ln, tlsConf, cs, err := listen(lo, s.log)
 		if err != nil {
 			for _, l := range s.listeners {
 				l.Close()
 			}
-			s.listeners, s.certs, s.fast, s.h2s, s.rejected = nil, nil, nil, nil, nil
+			s.stopCerts()
+			s.listeners, s.certs, s.acmeCerts, s.fast, s.h2s, s.rejected = nil, nil, nil, nil, nil, nil
 			return fmt.Errorf("listener %q: %w", lo.Name, err)
 		}
 		s.listeners = append(s.listeners, ln)
 		s.certs = append(s.certs, cs)
 		idx := i
 		front := s.live.Front(i)
+		std := lo.Engine.Std()
+		var acme func(http.ResponseWriter, *http.Request) bool // TLS: ACME HTTP-01 on plain listeners
+		if lo.TLS == nil && http01 {
+			acme = s.httpChallenge
+		}
 		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s.drain.draining() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
+			if acme != nil && acme(w, r) {
+				return
+			}
+			if s.drain.draining() && (r.ProtoMajor == 1 || std) && r.Header.Get("Upgrade") == "" {
 				// Draining: the client reconnects through the
 				// balancer (the fast path says it on its own; an
 				// upgrade's 101 keeps its Connection: Upgrade).
+				// net/http's HTTP/2 server (engine std) sends a
+				// GOAWAY for it instead: a connection opened
+				// during the drain goes after its first response
+				// (proxy/h2 after its first stream, on its own).
 				w.Header().Set("Connection", "close")
 			}
 			front.ServeHTTP(w, r)
@@ -172,16 +192,19 @@ func (s *Server) Listen() error {
 			ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 			TLSConfig:         tlsConf, // with "h2" in NextProtos: Serve enables HTTP/2
 		}
-		var h2s *h2.Server
+		var h2d h2Drainer
 		if lo.Engine.Std() {
 			configureStd(srv, orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout))
+			if tlsConf != nil {
+				h2d = newStdH2Drain(srv)
+			}
 		} else if tlsConf != nil {
 			// HTTP/2 by webtier's own server (frontend/h2): one write per
 			// response where net/http's takes two or more. The listener's
 			// head limits bound the decoded header list (max_header_size
 			// as SETTINGS_MAX_HEADER_LIST_SIZE counts it), and
 			// write_timeout the streams waiting for flow-control window.
-			h2s = &h2.Server{
+			h2s := &h2.Server{
 				IdleTimeout:       srv.IdleTimeout,
 				ReadHeaderTimeout: srv.ReadHeaderTimeout,
 				MaxHeaderBytes:    uint32(lim.headSize),
@@ -189,11 +212,38 @@ func (s *Server) Listen() error {
 				WriteTimeout:      orDefault(lo.WriteTimeout, proxy.DefaultWriteTimeout),
 			}
 			h2s.Configure(srv)
+			h2d = h2s
 		}
 		s.servers = append(s.servers, srv)
-		s.h2s = append(s.h2s, h2s)
+		s.h2s = append(s.h2s, h2d)
+		if cs != nil && cs.acme != nil {
+			s.acmeCerts = append(s.acmeCerts, cs)
+		}
 	}
 	return nil
+}
+
+// httpChallenge answers an ACME HTTP-01 validation request on a plain
+// listener, for the certificates of any TLS listener, before routing.
+func (s *Server) httpChallenge(w http.ResponseWriter, r *http.Request) bool {
+	if !certmagic.LooksLikeHTTPChallenge(r) {
+		return false
+	}
+	for _, cs := range s.acmeCerts {
+		if cs.httpChallenge(w, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// stopCerts stops the certificate sources' maintenance and ACME.
+func (s *Server) stopCerts() {
+	for _, cs := range s.certs {
+		if cs != nil {
+			cs.stop()
+		}
+	}
 }
 
 // Addrs returns the bound listener addresses (useful with port 0).
@@ -213,7 +263,7 @@ func (s *Server) Addrs() []net.Addr {
 // timeout), and the upstream pools are closed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns, srvs, fast, h2s, rejected := s.listeners, s.servers, s.fast, s.h2s, s.rejected
+	lns, srvs, fast, h2s, rejected, acmeCerts := s.listeners, s.servers, s.fast, s.h2s, s.rejected, s.acmeCerts
 	s.mu.Unlock()
 	if len(lns) == 0 {
 		return errors.New("proxy: Serve called before Listen")
@@ -253,6 +303,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		drainers[i] = u
 	}
 	s.serveDrain(drainers)
+	// ACME starts once every listener serves: the CA's validations reach
+	// webtier's own listeners. It runs in the background.
+	for _, cs := range acmeCerts {
+		cs.manage()
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -278,6 +333,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	// are on upgraded connections, which Shutdown does not wait for: the
 	// pools close under them, as they did before reloads existed.
 	s.live.Close()
+	s.mu.Lock()
+	s.stopCerts()
+	s.mu.Unlock()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
@@ -296,7 +354,7 @@ type serveUnit interface {
 type netHTTPUnit struct {
 	srv *http.Server
 	ln  net.Listener
-	h2  *h2.Server // nil on a plain listener
+	h2  h2Drainer // nil on a plain listener
 
 	mu  sync.Mutex
 	gen int // drain generation: a half-time timer of an older one does nothing
@@ -326,6 +384,10 @@ func (u *netHTTPUnit) drain(on bool, spread time.Duration) {
 		}
 	})
 }
+
+// h2Drainer is a TLS listener's HTTP/2 server as a drain sees it:
+// webtier's own (h2.Server) or net/http's (stdH2Drain).
+type h2Drainer interface{ Drain(on bool) }
 
 func (u *netHTTPUnit) Serve() error                       { return u.srv.Serve(u.ln) }
 func (u *netHTTPUnit) Shutdown(ctx context.Context) error { return u.srv.Shutdown(ctx) }

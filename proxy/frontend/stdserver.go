@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -42,8 +43,8 @@ const (
 
 // configureStd makes srv serve a listener of engine std: on a TLS
 // listener, net/http's bundled HTTP/2 server (negotiated by ALPN, as
-// srv.TLSConfig lists "h2"; http.Server configures it when TLSNextProto is
-// nil) gets the listener's limits. The decoded header list is bounded by
+// srv.TLSConfig lists "h2"; set up by newStdH2Drain) gets the listener's
+// limits. The decoded header list is bounded by
 // srv.MaxHeaderBytes (max_header_size; net/http advertises it, with some
 // slack, as SETTINGS_MAX_HEADER_LIST_SIZE and answers 431 over it), and
 // the field count, request line, body timeout and per-write
@@ -52,8 +53,10 @@ const (
 // make no progress (WriteByteTimeout), as proxy/h2 does; idle_timeout is
 // srv.IdleTimeout, which the HTTP/2 server uses as well. Rapid reset and
 // CONTINUATION floods are bounded by net/http itself (the Go advisories
-// of 2023 and 2024).
+// of 2023 and 2024). Requests carry their connection's life (connLife),
+// which ends their backend requests when the client goes away (detach).
 func configureStd(srv *http.Server, writeTimeout time.Duration) {
+	srv.ConnContext = connLife
 	srv.HTTP2 = &http.HTTP2Config{
 		MaxConcurrentStreams:          h2.DefaultMaxConcurrentStreams,
 		MaxReadFrameSize:              stdH2MaxFrame,
@@ -105,13 +108,70 @@ func (g *netHTTPGuard) check(r *http.Request) (int, string) {
 // too, and a client that keeps resetting is sent away by net/http
 // (ENHANCE_YOUR_CALM once its queue of unstarted handlers is full). This
 // is the own servers' behaviour toward a client that leaves before its
-// response headers (HAProxy's abortonclose off). HTTP/1 requests keep
-// net/http's cancellation: one connection runs one handler.
-func (g *netHTTPGuard) detach(r *http.Request) *http.Request {
+// response headers (HAProxy's abortonclose off).
+//
+// The end of the connection still ends the request, as on proxy/h2: the
+// detached context is cancelled when the client's connection closes
+// (connLife), so that a client that drops a connection with streams
+// waiting takes their backend requests with it rather than leaving them
+// to the backend's answer. release must be called when the handler
+// returns. HTTP/1 requests keep net/http's cancellation (release is nil):
+// one connection runs one handler.
+func (g *netHTTPGuard) detach(r *http.Request) (_ *http.Request, release func()) {
 	if r.ProtoMajor != 2 {
-		return r
+		return r, nil
 	}
-	return r.WithContext(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	if life, ok := r.Context().Value(connLifeKey{}).(context.Context); ok {
+		stop := context.AfterFunc(life, cancel)
+		return r.WithContext(ctx), func() { stop(); cancel() }
+	}
+	return r.WithContext(ctx), cancel
+}
+
+// connLifeKey is the key of a connection's connLife context in its
+// requests' contexts.
+type connLifeKey struct{}
+
+// connLifeListener gives each connection of a TLS listener of engine std,
+// under its TLS layer, a context that ends when net/http closes the
+// connection (connLife): the only sign of a dropped HTTP/2 connection a
+// detached handler can wait on, as net/http's HTTP/2 server cancels a
+// request's context alike for a reset stream and for a closed connection.
+type connLifeListener struct{ net.Listener }
+
+func (l connLifeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	life, end := context.WithCancel(context.Background())
+	return &lifeConn{Conn: c, life: life, end: end}, nil
+}
+
+// lifeConn is a connection whose life ends at its first Close.
+type lifeConn struct {
+	net.Conn
+	life context.Context
+	end  context.CancelFunc
+}
+
+func (c *lifeConn) Close() error {
+	c.end()
+	return c.Conn.Close()
+}
+
+// connLife is the http.Server's ConnContext with engine std: it puts the
+// connection's life, if it has one (connLifeListener), in the context its
+// requests derive from.
+func connLife(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*lifeConn); ok {
+		return context.WithValue(ctx, connLifeKey{}, lc.life)
+	}
+	return ctx
 }
 
 // stdListener is a plain listener of engine std: each accepted connection
@@ -127,6 +187,11 @@ func (l stdListener) Accept() (net.Conn, error) {
 	withKeepAlive(c)
 	if tc, ok := c.(*net.TCPConn); ok {
 		return resetOnTimeoutConn{tc}, nil
+	}
+	if pc, ok := c.(*proxiedConn); ok {
+		if tc, ok := pc.Conn.(*net.TCPConn); ok {
+			pc.Conn = resetOnTimeoutConn{tc} // RemoteAddr stays the client's
+		}
 	}
 	return c, nil
 }
@@ -161,3 +226,51 @@ func noSniff(h http.Header) {
 		h["Content-Type"] = nil
 	}
 }
+
+// stdH2Drain sends the HTTP/2 connections of a TLS listener of engine std
+// away at the start of a drain, as proxy/h2's Drain does: a GOAWAY
+// (NO_ERROR) to each, whose open streams finish before it closes, so that
+// its client reconnects through the balancer. net/http's HTTP/2 server
+// sends that GOAWAY only from Server.Shutdown, which closes the listener
+// too; so it is set up on a second http.Server that serves nothing
+// (goAway), and the listener's server serves each "h2" connection with
+// the TLSNextProto function net/http made for goAway. That function
+// serves a connection as the server that hands it over (its handler,
+// ConnContext, HTTP2 limits, hooks and logger) but registers it with
+// goAway, whose Shutdown is then a GOAWAY to every connection and closes
+// nothing else. The listener's own Shutdown calls it too, as net/http
+// would. Connections opened during the drain get their GOAWAY with their
+// first response (Listen's handler says Connection: close, which
+// net/http's HTTP/2 server turns into one).
+type stdH2Drain struct{ goAway *http.Server }
+
+// newStdH2Drain sets srv's HTTP/2 up so (before srv serves). It returns
+// nil, and leaves srv as it is, when net/http serves no HTTP/2
+// (GODEBUG=http2server=0): there is nothing to send away then.
+func newStdH2Drain(srv *http.Server) h2Drainer {
+	ga := &http.Server{IdleTimeout: srv.IdleTimeout, HTTP2: srv.HTTP2}
+	ga.Serve(noListener{}) //nolint:errcheck // sets HTTP/2 up on ga, then returns: nothing to accept
+	h2 := ga.TLSNextProto["h2"]
+	if h2 == nil {
+		return nil
+	}
+	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": h2}
+	d := stdH2Drain{goAway: ga}
+	srv.RegisterOnShutdown(func() { d.Drain(true) })
+	return d
+}
+
+// Drain, on, sends every HTTP/2 connection a GOAWAY; off, nothing is to
+// be undone (connections sent away reconnect as new ones).
+func (d stdH2Drain) Drain(on bool) {
+	if on {
+		d.goAway.Shutdown(context.Background()) //nolint:errcheck // returns at once: goAway has no connection of its own
+	}
+}
+
+// noListener is a listener that has nothing to accept.
+type noListener struct{}
+
+func (noListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (noListener) Close() error              { return nil }
+func (noListener) Addr() net.Addr            { return &net.TCPAddr{} }

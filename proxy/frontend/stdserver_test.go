@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -202,5 +203,66 @@ func TestStdEngine_noSniffedContentType(t *testing.T) {
 		if ct, ok := resp.Header["Content-Type"]; ok {
 			t.Errorf("%s (%s): Content-Type %q; want none, as the backend sent", url, resp.Proto, ct)
 		}
+	}
+}
+
+// With engine std, a client that drops its HTTP/2 connection ends the
+// requests it had waiting: their backend requests are aborted (the
+// backend sees its request's context end), although a stream reset alone
+// leaves a request running (detach).
+func TestStdEngine_droppedHTTP2ConnectionEndsRequests(t *testing.T) {
+	started, ended := make(chan struct{}, 1), make(chan struct{}, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // the proxy gave up on the request
+		ended <- struct{}{}
+	}))
+	t.Cleanup(backend.Close)
+	certFile, keyFile, roots := proxytest.WriteCert(t, t.TempDir(), "webtier test")
+	opts := oneUpstream(t, backend, func(u *proxy.UpstreamOptions) { u.Engine = proxy.EngineStd })
+	opts.Listeners = []proxy.ListenerOptions{
+		{Name: "tls", Address: "127.0.0.1:0", Engine: proxy.EngineStd, TLS: &proxy.TLSOptions{CertFile: certFile, KeyFile: keyFile}},
+	}
+	addr := serve(t, opts)[0].String()
+
+	conns := make(chan net.Conn, 1)
+	tr := &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				conns <- c
+			}
+			return c, err
+		},
+	}
+	defer tr.CloseIdleConnections()
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/hold", nil)
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				err = errors.New("served as " + resp.Proto + "; want HTTP/2")
+			}
+		}
+		done <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second): // a safety net, not a measurement
+		t.Fatal("the request did not reach the backend")
+	}
+	(<-conns).Close() // the client's TCP connection goes away
+	if err := <-done; err == nil {
+		t.Fatal("the request was answered after its connection closed")
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second): // a safety net, not a measurement
+		t.Fatal("the backend request still runs after the client dropped the connection")
 	}
 }

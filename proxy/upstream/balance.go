@@ -187,25 +187,12 @@ func (p *Pool) hash(req *http.Request, eps []*Endpoint, ok func(*Endpoint) bool)
 	return best
 }
 
-// clientIP is the client's address for hashing. Behind an ELB the TCP
-// peer is the ELB node, so hashing it would send every client of that node
-// to one backend. The proxy's front writes the outbound X-Forwarded-For as
-// one value: the peer alone when it is not a trusted proxy, or the trusted
-// peer's own X-Forwarded-For followed by the peer. In the latter, the entry
-// before the peer is the one the trusted proxy appended: the client it saw.
-// A request built elsewhere (no such header) hashes its RemoteAddr.
+// clientIP is the client's address for hashing: the host of the
+// outbound request's RemoteAddr, which the proxy's front has set to the
+// client it decided on (proxy/client.go: the PROXY protocol's client, or
+// behind a trusted ELB the client it named in X-Forwarded-For), so that
+// the clients behind one ELB node spread over the backends.
 func clientIP(req *http.Request) string {
-	if v := req.Header["X-Forwarded-For"]; len(v) == 1 {
-		if i := strings.LastIndexByte(v[0], ','); i > 0 {
-			prior := v[0][:i]
-			if j := strings.LastIndexByte(prior, ','); j >= 0 {
-				prior = prior[j+1:]
-			}
-			if ip := strings.TrimSpace(prior); ip != "" {
-				return ip
-			}
-		}
-	}
 	if h, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
 		return h
 	}

@@ -100,8 +100,12 @@ type backendTransport interface {
 // waits for response headers so that it can be rescued.
 type attempt struct {
 	cancel context.CancelCauseFunc // the try's context, or
-	intr   interrupt.Interrupt     // with an h1 or AJP transport and no race: no context
-	start  time.Time
+	// intr ends a try with an h1 or AJP transport and no race, which has
+	// no context; with a context, it holds the connection only, for the
+	// stall watch (connStaller).
+	intr    interrupt.Interrupt
+	start   time.Time
+	watched bool // the stall watch looks at it
 }
 
 // end stops the try with cause.
@@ -280,7 +284,7 @@ func (e *Endpoint) done() {
 func (e *Endpoint) track(a *attempt) {
 	e.mu.Lock()
 	e.waiting[a] = struct{}{}
-	watch := a.cancel == nil && e.watch != nil // an interruptible try: the stall watch looks at it
+	watch := a.watched && e.watch != nil
 	first := watch && !e.watched
 	if first {
 		e.watched = true

@@ -422,22 +422,33 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 		// a context of the try's own (see package interrupt).
 		a = &ts.att
 		a.start = p.now()
+		a.watched = true
 		e.track(a)
 	} else if idempotent && (p.opts.RescueGrace >= 0 || r != nil) {
 		ctx, cancel = context.WithCancelCause(ctx)
 		if r != nil {
 			r.attach(e, cancel)
-			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-				GotConn: func(httptrace.GotConnInfo) {
-					if !r.claim(e) {
-						cancel(errLostRace)
-					}
-				},
-			})
 		}
 		if p.opts.RescueGrace >= 0 {
 			a = &ts.att
 			a.cancel, a.start = cancel, p.now()
+			// The stall watch looks at the connection GotConn names
+			// (net/http's Transport: engine std, https://) and ends
+			// the try by its context.
+			a.watched = true
+		}
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) {
+				if r != nil && !r.claim(e) {
+					cancel(errLostRace)
+					return
+				}
+				if a != nil {
+					a.intr.Attach(connStaller{info.Conn})
+				}
+			},
+		})
+		if a != nil {
 			e.track(a)
 		}
 	}
@@ -480,7 +491,7 @@ func (p *Pool) send(req *http.Request, e *Endpoint, idempotent bool, r *race) (*
 			}
 		}
 		if cancel != nil {
-			if cause := context.Cause(out.Context()); cause == errRescued || cause == errLostRace {
+			if cause := context.Cause(out.Context()); (cause == errRescued || cause == errLostRace || cause == errStalled) && !errors.Is(err, cause) {
 				err = fmt.Errorf("%w: %w", cause, err)
 			}
 			cancel(nil)

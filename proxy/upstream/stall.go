@@ -1,12 +1,16 @@
 package upstream
 
 import (
+	"crypto/tls"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
 
 // errStalled is the cause of a try re-sent elsewhere because the backend
@@ -30,8 +34,11 @@ const (
 // black-holed, or an ELB node that vanished as its record moved), and ends
 // them so that RoundTrip re-sends them elsewhere at once rather than after
 // the kernel's TCP_USER_TIMEOUT. Only tries the rescue path already tracks
-// are looked at: idempotent requests without a body on an h1 or AJP
-// connection, which may be sent again.
+// are looked at: idempotent requests without a body, which may be sent
+// again, on an h1 or AJP connection (ended by their Interrupt) or on one
+// of net/http's Transport (engine std, https://), which GotConn names
+// (connStaller) and whose try ends by its context: the Transport closes
+// the connection and returns the cause, and RoundTrip re-sends.
 //
 // One goroutine per pool runs it, and only while tries wait: a request
 // costs one atomic load here (see Endpoint.track), and an idle pool no
@@ -113,7 +120,7 @@ func (p *Pool) checkStalls(now time.Time) (busy bool) {
 		e.mu.Lock()
 		waiting := false
 		for a := range e.waiting {
-			if a.cancel != nil {
+			if !a.watched {
 				continue
 			}
 			waiting = true
@@ -182,4 +189,26 @@ func (p *Pool) otherTakesRequests(e *Endpoint) bool {
 		}
 	}
 	return false
+}
+
+// connStaller is the connection net/http's Transport (or, racing, a
+// backend client) named in GotConn for a try with a context, as the stall
+// watch asks it (attempt.intr): whether its peer stopped acknowledging.
+// Interrupting it does nothing: such a try ends by its context.
+type connStaller struct{ c net.Conn }
+
+func (connStaller) Interrupt() {}
+
+func (s connStaller) Stalled() bool {
+	c := s.c
+	if st, ok := c.(interrupt.Staller); ok {
+		return st.Stalled() // the h1 client's own connection
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*strayConn); ok {
+		c = sc.Conn
+	}
+	return interrupt.Unacknowledged(c)
 }

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"context"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,20 +17,27 @@ type stallTarget struct {
 func (s *stallTarget) Interrupt()    { s.interrupted.Add(1) }
 func (s *stallTarget) Stalled() bool { return s.stalled }
 
-// The stall watch ends the tries whose connection stalled once they are
-// old enough, leaves the others (a slow backend that acknowledges is not
-// a dead one), and says whether any try still waits.
-func TestPool_checkStallsEndsOnlyStalledTries(t *testing.T) {
+// stallPool returns a pool of two addresses, closed with the test.
+func stallPool(t *testing.T) *Pool {
+	t.Helper()
 	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9},
 		Target{Scheme: "http", Host: "127.0.0.2", Port: 9}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// The stall watch ends the tries whose connection stalled once they are
+// old enough, leaves the others (a slow backend that acknowledges is not
+// a dead one), and says whether any try still waits.
+func TestPool_checkStallsEndsOnlyStalledTries(t *testing.T) {
+	p := stallPool(t)
 	e := p.active.Load().eps[0]
 	start := time.Now()
 	try := func(stalled bool, age time.Duration) (*attempt, *stallTarget) {
-		a, c := &attempt{start: start.Add(-age)}, &stallTarget{stalled: stalled}
+		a, c := &attempt{start: start.Add(-age), watched: true}, &stallTarget{stalled: stalled}
 		a.intr.Attach(c)
 		e.track(a)
 		return a, c
@@ -67,16 +76,11 @@ func TestPool_checkStallsEndsOnlyStalledTries(t *testing.T) {
 // the first check after one appears), so that it is not answered 502 while
 // DNS is about to name the address that replaced the dead one.
 func TestPool_checkStallsKeepsTryWithNowhereToGo(t *testing.T) {
-	p, err := New(fastOpts("app", Target{Scheme: "http", Host: "127.0.0.1", Port: 9},
-		Target{Scheme: "http", Host: "127.0.0.2", Port: 9}), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := stallPool(t)
 	eps := p.active.Load().eps
 	e, other := eps[0], eps[1]
 	other.state.Store(uint32(StateEjected))
-	a, c := &attempt{start: time.Now().Add(-stallAge)}, &stallTarget{stalled: true}
+	a, c := &attempt{start: time.Now().Add(-stallAge), watched: true}, &stallTarget{stalled: true}
 	a.intr.Attach(c)
 	e.track(a)
 	p.checkStalls(time.Now())
@@ -87,6 +91,44 @@ func TestPool_checkStallsKeepsTryWithNowhereToGo(t *testing.T) {
 	p.checkStalls(time.Now())
 	if n := c.interrupted.Load(); n != 1 {
 		t.Errorf("stalled try interrupted %d times once another address runs; want once", n)
+	}
+}
+
+// stalledConn is a connection GotConn names, as connStaller asks it.
+type stalledConn struct {
+	net.Conn
+	stalled bool
+}
+
+func (c stalledConn) Stalled() bool { return c.stalled }
+
+// A try with a context of its own (net/http's Transport: engine std,
+// https:// targets) is watched through the connection GotConn named
+// (connStaller) and ended by its context, with errStalled as the cause;
+// before GotConn there is nothing to ask, and an acknowledged connection
+// is left alone.
+func TestPool_checkStallsEndsContextTry(t *testing.T) {
+	p := stallPool(t)
+	e := p.active.Load().eps[0]
+	try := func() (*attempt, context.Context) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		a := &attempt{cancel: cancel, start: time.Now().Add(-stallAge), watched: true}
+		e.track(a)
+		return a, ctx
+	}
+	stuck, stuckCtx := try()
+	slow, slowCtx := try()
+	if busy := p.checkStalls(time.Now()); !busy || stuckCtx.Err() != nil {
+		t.Fatalf("before GotConn: busy %v, try's context %v; want busy and the try left alone", busy, stuckCtx.Err())
+	}
+	stuck.intr.Attach(connStaller{stalledConn{stalled: true}})
+	slow.intr.Attach(connStaller{stalledConn{stalled: false}})
+	p.checkStalls(time.Now())
+	if cause := context.Cause(stuckCtx); cause != errStalled {
+		t.Errorf("stalled try's context: cause %v; want %v", cause, errStalled)
+	}
+	if slowCtx.Err() != nil {
+		t.Errorf("acknowledged try's context: %v; want it left alone", context.Cause(slowCtx))
 	}
 }
 

@@ -419,6 +419,23 @@ func (rc *h2tRaw) responses(ids ...uint32) map[uint32]*h2tResp {
 
 func (rc *h2tRaw) response(id uint32) *h2tResp { rc.t.Helper(); return rc.responses(id)[id] }
 
+// wantOK checks that stream id is answered 200 "ok" (what names its
+// request in the error): the connection still serves.
+func (rc *h2tRaw) wantOK(what string, id uint32) {
+	rc.t.Helper()
+	if r := rc.response(id); r.status != "200" || string(r.data) != "ok" {
+		rc.t.Errorf("%s: %q %q reset %v %v", what, r.status, r.data, r.reset, r.resetCode)
+	}
+}
+
+// wantNoGoAway checks that no GOAWAY came on the connection.
+func (rc *h2tRaw) wantNoGoAway() {
+	rc.t.Helper()
+	if rc.goAway != nil {
+		rc.t.Errorf("GOAWAY %+v", *rc.goAway)
+	}
+}
+
 // h2tWait waits for a value on ch, failing the test after the safety net.
 func h2tWait[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -1065,9 +1082,7 @@ func TestServerContentLengthMismatch(t *testing.T) {
 				}
 			}
 			rc.headers(3, true, h2tReq("GET", e.addr, "/")...)
-			if r := rc.response(3); r.status != "200" || string(r.data) != "ok" {
-				t.Errorf("next request: %q %q reset %v", r.status, r.data, r.reset)
-			}
+			rc.wantOK("next request", 3)
 		})
 	}
 	t.Run("Content-Length with END_STREAM on HEADERS", func(t *testing.T) {
@@ -1545,12 +1560,8 @@ func TestServerProtocol_streamErrors(t *testing.T) {
 			}
 			// The connection and its HPACK state go on.
 			rc.headers(3, true, get("/", "x-after", "1")...)
-			if r := rc.response(3); r.status != "200" || string(r.data) != "ok" {
-				t.Errorf("next request: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
-			}
-			if rc.goAway != nil {
-				t.Errorf("GOAWAY %+v", *rc.goAway)
-			}
+			rc.wantOK("next request", 3)
+			rc.wantNoGoAway()
 		})
 	}
 
@@ -1640,12 +1651,8 @@ func TestServerProtocol_streamErrors(t *testing.T) {
 				}
 			}
 			rc.headers(3, true, get("/")...)
-			if r := rc.response(3); r.status != "200" || string(r.data) != "ok" {
-				t.Errorf("next request: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
-			}
-			if rc.goAway != nil {
-				t.Errorf("GOAWAY %+v", *rc.goAway)
-			}
+			rc.wantOK("next request", 3)
+			rc.wantNoGoAway()
 		})
 	}
 
@@ -1659,12 +1666,8 @@ func TestServerProtocol_streamErrors(t *testing.T) {
 			t.Errorf("RST_STREAM %v on stream 1, want PROTOCOL_ERROR", f.ErrCode)
 		}
 		rc.headers(1, true, get("/")...)
-		if r := rc.response(1); r.status != "200" || string(r.data) != "ok" {
-			t.Errorf("request on stream 1: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
-		}
-		if rc.goAway != nil {
-			t.Errorf("GOAWAY %+v", *rc.goAway)
-		}
+		rc.wantOK("request on stream 1", 1)
+		rc.wantNoGoAway()
 	})
 }
 
@@ -1826,12 +1829,8 @@ func TestServerProtocol_lateFrames(t *testing.T) {
 			for i := range 4 {
 				rc.data(3, i == 3, make([]byte, maxReadFrame))
 			}
-			if r := rc.response(3); r.status != "200" || string(r.data) != "ok" {
-				t.Errorf("next request: %q %q reset %v %v", r.status, r.data, r.reset, r.resetCode)
-			}
-			if rc.goAway != nil {
-				t.Errorf("GOAWAY %+v", *rc.goAway)
-			}
+			rc.wantOK("next request", 3)
+			rc.wantNoGoAway()
 		})
 	}
 
@@ -1961,9 +1960,7 @@ func TestServerHandlerPanic(t *testing.T) {
 			}
 			id += 2
 			rc.headers(id, true, h2tReq("GET", e.addr, "/")...)
-			if r := rc.response(id); r.status != "200" || string(r.data) != "ok" {
-				t.Errorf("next request: %q %q reset %v", r.status, r.data, r.reset)
-			}
+			rc.wantOK("next request", id)
 			id += 2
 		})
 	}

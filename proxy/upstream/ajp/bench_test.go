@@ -8,28 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-)
 
-func benchHeader() http.Header {
-	return http.Header{
-		"Accept":            {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
-		"Accept-Encoding":   {"gzip, deflate, br"},
-		"Accept-Language":   {"en-US,en;q=0.5"},
-		"Cookie":            {"JSESSIONID=0123456789ABCDEF0123456789ABCDEF.node1; theme=dark"},
-		"Referer":           {"https://www.example.com/app/list"},
-		"User-Agent":        {"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"},
-		"X-Forwarded-For":   {"192.0.2.7"},
-		"X-Forwarded-Host":  {"www.example.com"},
-		"X-Forwarded-Proto": {"https"},
-	}
-}
+	"github.com/webtier/webtier/proxy/proxytest"
+)
 
 func BenchmarkEncodeForwardRequest(b *testing.B) {
 	b.Run("codec", func(b *testing.B) {
 		r := &ForwardRequest{
 			Method: "GET", Protocol: "HTTP/1.1", URI: "/app/item/42",
 			RemoteAddr: "192.0.2.7", RemoteHost: "192.0.2.7", ServerName: "www.example.com", ServerPort: 443,
-			IsSSL: true, Host: "www.example.com", ContentLength: -1, Header: benchHeader(),
+			IsSSL: true, Host: "www.example.com", ContentLength: -1, Header: proxytest.BrowserHeader(),
 			Secret: "s3cret-ajp", QueryString: "view=full&page=2", Route: "node1",
 			SSLCipher: "TLS_AES_128_GCM_SHA256", SSLKeySize: 128, SSLProtocol: "TLSv1.3",
 			RemotePort: "41234", LocalAddr: "10.0.0.5",
@@ -48,7 +36,7 @@ func BenchmarkEncodeForwardRequest(b *testing.B) {
 		tr := NewTransport(Options{Secret: "s3cret-ajp", Dial: func(context.Context) (net.Conn, error) { return nil, io.EOF }})
 		req := httptest.NewRequest("GET", "http://www.example.com/app/item/42?view=full&page=2", nil)
 		req.RemoteAddr = "192.0.2.7:41234"
-		req.Header = benchHeader()
+		req.Header = proxytest.BrowserHeader()
 		ctx := context.WithValue(req.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 80})
 		req = req.WithContext(WithRoute(ctx, "node1"))
 		buf := make([]byte, 0, DefaultPacketSize)
@@ -104,7 +92,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 	tr := fc.transport(Options{})
 	req := httptest.NewRequest("GET", "http://www.example.com/app/item/42?view=full", nil)
-	req.Header = benchHeader()
+	req.Header = proxytest.BrowserHeader()
 	b.ReportAllocs()
 	for b.Loop() {
 		resp, err := tr.RoundTrip(req)

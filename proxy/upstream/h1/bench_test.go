@@ -7,21 +7,9 @@ import (
 	"net"
 	"net/http"
 	"testing"
-)
 
-func benchHeader() http.Header {
-	return http.Header{
-		"Accept":            {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
-		"Accept-Encoding":   {"gzip, deflate, br"},
-		"Accept-Language":   {"en-US,en;q=0.5"},
-		"Cookie":            {"JSESSIONID=0123456789ABCDEF0123456789ABCDEF.node1; theme=dark"},
-		"Referer":           {"https://www.example.com/app/list"},
-		"User-Agent":        {"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"},
-		"X-Forwarded-For":   {"192.0.2.7"},
-		"X-Forwarded-Host":  {"www.example.com"},
-		"X-Forwarded-Proto": {"https"},
-	}
-}
+	"github.com/webtier/webtier/proxy/proxytest"
+)
 
 const benchResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n" +
 	"Date: Mon, 02 Jun 2025 10:00:00 GMT\r\nContent-Length: 5\r\n\r\nhello"
@@ -97,7 +85,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/app/item/42?view=full", nil)
 			req.Host = "www.example.com"
-			req.Header = benchHeader()
+			req.Header = proxytest.BrowserHeader()
 			b.ReportAllocs()
 			for b.Loop() {
 				resp, err := tr.rt.RoundTrip(req)
