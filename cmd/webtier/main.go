@@ -10,6 +10,8 @@
 //	webtier demo                    watch requests follow a DNS change
 //	webtier health [-url URL]       ask a health endpoint (exit 0 on 2xx)
 //	webtier version                 print the version
+//	webtier import-httpd [-o FILE] [-report FILE] [-strict] HTTPD.CONF
+//	                                turn an httpd config into a webtier config
 //	kill -HUP PID                   reload the config file (routes, upstreams)
 //	kill -TERM PID                  drain (health endpoints fail), then stop
 //	kill -USR1 PID                  reopen the access log file
@@ -61,6 +63,11 @@ const usage = `usage:
                                   http://127.0.0.1:8080/health_check.html):
                                   exit 0 on 2xx, 1 otherwise (Docker HEALTHCHECK)
   webtier version                 print the version
+  webtier import-httpd [-o out.yaml] [-report FILE] [-strict] [-D NAME] PATH
+                                  turn an httpd config tree (and mod_jk's
+                                  workers.properties) into a webtier config
+                                  and a report of every directive; exit 3
+                                  with -strict when any was approximated or left
 
   kill -HUP PID                   reload the config file: routes, upstreams,
                                   trusted_proxies, keep_underscore_headers,
@@ -94,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return demo(args, stdout, stderr)
 	case "health":
 		return health(args, stdout, stderr)
+	case "import-httpd":
+		return importHTTPD(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "webtier", versionString())
 		return 0
