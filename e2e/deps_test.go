@@ -140,6 +140,7 @@ var configAllowed = map[string]bool{
 	"proxy/rules/headers": true, // headers.Rules, Check, CheckValue
 	"proxy/rules/errpage": true, // errpage.Page, Statuses
 	"proxy/rules/access":  true, // access.Options, ParseHtpasswd, Default*
+	"proxy/rules/rewrite": true, // rewrite.Options, New, DefaultRedirectStatus (issue 21 points 1-3)
 }
 
 // TestLayoutRules keeps the tree the map README's Layout section draws:
