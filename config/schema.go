@@ -49,6 +49,9 @@ type rawListener struct {
 	HealthPath       field[string]          `yaml:"health_path"`        // default proxy.DefaultHealthPath; "": none
 	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
 	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
+
+	// Compression (config/static.go): the default of the listener's routes.
+	Compress field[rawCompress] `yaml:"compress"` // absent: off
 }
 
 func (rawListener) noun() string { return "listener" }
@@ -69,9 +72,35 @@ type rawRoute struct {
 	Upstream field[string] `yaml:"upstream"` // required
 	// default proxy.DefaultUpgrades; h2c refused
 	Upgrades field[[]field[string]] `yaml:"upgrades"`
+
+	// Static files and compression (config/static.go).
+	Static   field[rawStatic]   `yaml:"static"`   // absent: proxied; exactly one of static and upstream
+	Compress field[rawCompress] `yaml:"compress"` // absent: the listener's compress, else off
 }
 
 func (rawRoute) noun() string { return "route" }
+
+// rawStatic is routes[].static: the route is served from a directory
+// (httpd's DocumentRoot, Alias) instead of an upstream.
+type rawStatic struct {
+	loc
+	Root           field[string]          `yaml:"root"`            // required, a directory
+	Index          field[[]field[string]] `yaml:"index"`           // default static.DefaultIndex; []: none
+	Dotfiles       field[bool]            `yaml:"dotfiles"`        // default false
+	FollowSymlinks field[bool]            `yaml:"follow_symlinks"` // default false
+	Precompressed  field[bool]            `yaml:"precompressed"`   // default static.DefaultPrecompressed
+	Listing        field[bool]            `yaml:"listing"`         // default false
+}
+
+// rawCompress is routes[].compress and listeners[].compress (httpd's
+// mod_deflate). Writing the key, even as an empty mapping, turns
+// compression on.
+type rawCompress struct {
+	loc
+	Types     field[[]field[string]] `yaml:"types"`     // default compress.DefaultTypes
+	MinSize   field[int]             `yaml:"min_size"`  // default compress.DefaultMinSize
+	Encodings field[[]field[string]] `yaml:"encodings"` // default compress.DefaultEncodings
+}
 
 // rawUpstream is one value of the upstreams mapping.
 type rawUpstream struct {

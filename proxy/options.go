@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/compress"
+	"github.com/webtier/webtier/proxy/static"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -192,6 +194,9 @@ type ListenerOptions struct {
 	// HealthRequires names upstreams that must each have an address that
 	// takes requests for the health endpoint to answer 200.
 	HealthRequires []string
+	// Compress is the compression of the listener's routes that have
+	// none of their own (proxy/compress). Nil: off.
+	Compress *compress.Options
 }
 
 // TLSOptions are a listener's certificate and key. Both are PEM files,
@@ -218,6 +223,13 @@ type RouteOptions struct {
 	PathPrefix string
 	// Upstream names an UpstreamOptions.Name.
 	Upstream string
+	// Static files and compression (proxy/static, proxy/compress).
+	// Static, when set, serves the route from a directory instead of
+	// Upstream (which is then empty). Compress, when set, compresses the
+	// route's responses; nil: the listener's Compress.
+	Static   *static.Options
+	Compress *compress.Options
+
 	// Upgrades are the protocols (Upgrade header values, matched
 	// case-insensitively without a version) forwarded as upgrades. Nil:
 	// DefaultUpgrades; empty: none. A request asking for another protocol
