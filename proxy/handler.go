@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/compress"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/proxy/upstream"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
@@ -78,6 +79,10 @@ type front struct {
 	logFormat accesslog.Format
 	metrics   *frontMetrics // nil: no request metrics
 	reqID     RequestIDOptions
+
+	// Compression (proxy/compress), by route index: the route's own or
+	// the listener's. Nil when no route of this listener compresses.
+	compress []*compress.Compressor
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -123,6 +128,12 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 		h.hostHeaders = append(h.hostHeaders, uo.HostHeader)
 	}
 	for _, ro := range opts.Routes {
+		if err := checkStatic(ro); err != nil { // static files (proxy/static)
+			h.Close()
+			return nil, err
+		} else if ro.Static != nil {
+			continue
+		}
 		if _, ok := index[ro.Upstream]; !ok {
 			h.Close()
 			return nil, fmt.Errorf("route %s%s: unknown upstream %q", ro.Host, ro.PathPrefix, ro.Upstream)
@@ -150,6 +161,10 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 			f.metrics = opts.RequestMetrics.forFront(lo.Name, opts.Routes, h.pools)
 		}
 		f.observe = f.accessLog != nil || f.metrics != nil
+		if f.compress, err = compressors(lo, opts.Routes); err != nil { // compression (proxy/compress)
+			h.Close()
+			return nil, err
+		}
 		for _, p := range h.pools {
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
@@ -282,6 +297,17 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if x != nil {
 		x.rt = rt
 	}
+	// Static files and compression (proxy/static, proxy/compress).
+	if f.compress != nil {
+		if cw := f.compress[rt.index].Wrap(w, r); cw != nil {
+			defer cw.Finish()
+			w = cw
+		}
+	}
+	if rt.static != nil {
+		rt.static.ServeHTTP(w, r)
+		return
+	}
 	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
 		// the response headers; net/http's HTTP/1 server would stop the
@@ -319,7 +345,7 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 		return r, nil
 	}
 	host := r.Host
-	if host == "" {
+	if host == "" && rt.static == nil {
 		if host = f.h.hostHeaders[rt.pool]; host == "" {
 			http.Error(w, "400 Bad Request: Host header required", http.StatusBadRequest)
 			return r, nil
@@ -514,6 +540,10 @@ func (h *Handler) ReverseProxyFront(i int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, rt := f.route(w, r)
 		if rt == nil {
+			return
+		}
+		if rt.static != nil {
+			rt.static.ServeHTTP(w, r)
 			return
 		}
 		f.rps[rt.pool].ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -68,6 +69,23 @@ func (x *exchange) Write(p []byte) (int, error) {
 	}
 	n, err := x.w.Write(p)
 	x.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom passes a file body on to the server's writer, so that it goes
+// out with sendfile (proxy/static), counting its bytes.
+func (x *exchange) ReadFrom(r io.Reader) (int64, error) {
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := x.w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{x.w}, r)
+	}
+	x.bytes += n
 	return n, err
 }
 
@@ -175,7 +193,9 @@ func (f *front) observed(x *exchange, r *http.Request) {
 	}
 	if x.rt != nil {
 		e.Route = x.rt.label
-		e.Upstream = f.h.pools[x.rt.pool].Name()
+		if x.rt.pool >= 0 { // not a static route
+			e.Upstream = f.h.pools[x.rt.pool].Name()
+		}
 	}
 	if cs := r.TLS; cs != nil {
 		e.TLSVersion = tlsVersionName(cs.Version)

@@ -5,6 +5,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/webtier/webtier/proxy/static"
 )
 
 // router picks the upstream for a request from its Host and path.
@@ -31,6 +33,10 @@ type route struct {
 	// upgrades are the protocols (lower case, without a version) whose
 	// Upgrade requests are forwarded as such; see RouteOptions.Upgrades.
 	upgrades []string
+
+	// Static files (proxy/static): non-nil for a route served from a
+	// directory, whose pool is then -1.
+	static *static.Handler
 }
 
 // allowsUpgrade reports whether the route forwards an upgrade to proto, an
@@ -58,6 +64,9 @@ func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
 		rt := route{prefix: ro.PathPrefix, pool: poolIndex[ro.Upstream], index: i, upgrades: ro.upgrades()}
 		if rt.prefix == "" {
 			rt.prefix = "/"
+		}
+		if ro.Static != nil { // static files (proxy/static)
+			rt.pool, rt.static = -1, static.New(*ro.Static, rt.prefix)
 		}
 		host := strings.ToLower(ro.Host)
 		rt.label = routeLabel(host, rt.prefix)
