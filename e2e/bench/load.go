@@ -56,7 +56,7 @@ var scenarios = []scenario{
 	// Static files and compression (static.go): webtier against nginx.
 	{key: "static100", title: "static file, 100 bytes, keep-alive", tool: "wrk", path: "/100.txt", suite: "static"},
 	{key: "static1m", title: "static file, 1 MiB, keep-alive", tool: "wrk", path: "/1m.bin", suite: "static"},
-	{key: "gzip20k", title: "gzip of a 20 KiB HTML page (webtier level 5, nginx level 1), keep-alive", tool: "wrk", path: "/page.html",
+	{key: "gzip20k", title: "gzip of a 20 KiB HTML page (level 1 both), keep-alive", tool: "wrk", path: "/page.html",
 		headers: []string{"Accept-Encoding: gzip"}, suite: "static"},
 	// Its own peers, load loop and table: failover.go.
 	{key: failoverSuite, title: "DNS failover: the record moves, the old backend vanishes", tool: failoverSuite, suite: failoverSuite},

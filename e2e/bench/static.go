@@ -3,7 +3,7 @@ package main
 // The "static" suite (issue 21): files served by webtier's static routes
 // against nginx serving the same directory (root, sendfile on, two
 // workers: one per core), and on-the-fly gzip of an HTML page (webtier's
-// compress, klauspost/compress gzip level 5; nginx's gzip on at its
+// compress, klauspost/compress gzip level 1; nginx's gzip on at its
 // default level 1). nginx is the suite's "direct" column: there is no
 // backend, and "req/s vs direct" is webtier ÷ nginx.
 

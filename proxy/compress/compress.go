@@ -27,18 +27,28 @@ import (
 	"github.com/webtier/webtier/proxy/internal/httplex"
 )
 
-// Encoder settings. gzip level 5 of klauspost/compress compresses about as
-// well as zlib's default 6 at a fraction of the CPU; zstd's default level
-// (3) beats it on both. The zstd window is kept at 1 MiB: enough for web
-// pages, well under the 8 MiB RFC 9659 lets browsers refuse, and it bounds
-// an encoder's memory.
+// Encoder settings, chosen for memory per response in flight as much as
+// for speed: klauspost/compress's gzip level 1 holds about 0.5 MiB and
+// compresses about as well as zlib's level 1 (nginx's default) at a
+// fraction of its CPU; levels 2 to 9 hold 0.6 to 0.9 MiB. zstd's fastest
+// level holds about 0.4 MiB (its default level 1.4 MiB) and still beats
+// gzip's ratio on text. The zstd window is 1 MiB: enough for web pages,
+// well under the 8 MiB RFC 9659 lets browsers refuse.
 const (
-	GzipLevel  = 5
+	GzipLevel  = 1
 	zstdWindow = 1 << 20
-	// poolSize bounds the idle encoders kept per coding: an encoder of
-	// each holds some hundreds of KiB.
-	poolSize = 32
+	// poolSize bounds the idle encoders kept per coding.
+	poolSize = 16
+	// MaxInFlight bounds the responses being compressed at once, in the
+	// whole process, and with it the encoders' memory (about 64 MiB):
+	// a response beyond it goes out uncompressed, as it is. Only long
+	// streams (event streams, big downloads to slow clients) hold an
+	// encoder for long; a page is compressed in a moment.
+	MaxInFlight = 128
 )
+
+// inFlight holds one token per response being compressed.
+var inFlight = make(chan struct{}, MaxInFlight)
 
 // Compressor is one compress configuration, compiled. It is safe for
 // concurrent use.
@@ -72,8 +82,9 @@ func New(o *Options) (*Compressor, error) {
 }
 
 // Wrap returns w wrapped to compress the response to r, or nil when r is
-// not to be compressed: c is nil, HEAD, a Range request, an upgrade, or an
-// Accept-Encoding that accepts none of the encodings. The caller must call
+// not to be compressed: c is nil, HEAD, a Range request, an upgrade, an
+// Accept-Encoding that accepts none of the encodings, or MaxInFlight
+// responses being compressed already. The caller must call
 // Finish on the returned writer when the handler returns, in a defer.
 func (c *Compressor) Wrap(w http.ResponseWriter, r *http.Request) *Writer {
 	if c == nil {
@@ -86,6 +97,11 @@ func (c *Compressor) Wrap(w http.ResponseWriter, r *http.Request) *Writer {
 	enc := Negotiate(ae, c.encodings)
 	if enc == "" {
 		return nil
+	}
+	select {
+	case inFlight <- struct{}{}:
+	default:
+		return nil // MaxInFlight: this one goes out as it is
 	}
 	cw := getWriter(enc)
 	cw.w, cw.c = w, c
@@ -294,6 +310,7 @@ func (cw *Writer) Finish() {
 		_ = err // a broken connection: the server notices on its own
 	}
 	putWriter(cw)
+	<-inFlight
 	if p != nil {
 		panic(p)
 	}
@@ -321,7 +338,7 @@ func getWriter(enc string) *Writer {
 		cw.gz, err = gzip.NewWriterLevel(nil, GzipLevel)
 	} else {
 		cw.zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstdWindow),
-			zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithLowerEncoderMem(true))
+			zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true))
 	}
 	if err != nil {
 		panic(errors.New("compress: encoder settings: " + err.Error())) // constant settings: a bug

@@ -333,3 +333,31 @@ func BenchmarkCompress(b *testing.B) {
 		}
 	})
 }
+
+// At MaxInFlight responses being compressed, the next goes out as it is,
+// and a finished one frees its place.
+func TestInFlightBound(t *testing.T) {
+	c, _ := New(&Options{Types: DefaultTypes, Encodings: DefaultEncodings})
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	var held []*Writer
+	for range MaxInFlight {
+		cw := c.Wrap(httptest.NewRecorder(), r)
+		if cw == nil {
+			t.Fatalf("refused after %d", len(held))
+		}
+		held = append(held, cw)
+	}
+	if cw := c.Wrap(httptest.NewRecorder(), r); cw != nil {
+		t.Fatalf("response %d wrapped; want it sent as it is", MaxInFlight+1)
+	}
+	held[0].Finish()
+	cw := c.Wrap(httptest.NewRecorder(), r)
+	if cw == nil {
+		t.Fatal("no place after one finished")
+	}
+	cw.Finish()
+	for _, cw := range held[1:] {
+		cw.Finish()
+	}
+}
