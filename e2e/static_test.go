@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,14 +193,15 @@ func TestStatic(t *testing.T) {
 		return err == nil
 	})
 	listen := peer.FreeAddr(t, "127.0.0.1")
-	cfg := fmt.Sprintf(`listeners:
+	config := func(root, compress string) string {
+		return fmt.Sprintf(`listeners:
   - address: %q
 routes:
   - path: /
     static: {root: %q}
   - path: /c/
     static: {root: %q}
-    compress: {}
+    compress: %s
   - path: /api/
     upstream: app
     compress: {types: [text/html, text/event-stream], min_size: 100}
@@ -209,8 +211,9 @@ upstreams:
 logging:
   level: info
   format: json
-`, listen, s.root, s.root, b.URL())
-	w := peer.StartWebtier(t, peer.Build(t), listen, cfg)
+`, listen, root, s.root, compress, b.URL())
+	}
+	w := peer.StartWebtier(t, peer.Build(t), listen, config(s.root, "{}"))
 	c := rawClient()
 	base := w.URL()
 
@@ -316,6 +319,21 @@ logging:
 		}
 		if g := fetch(t, c, "HEAD", base+"/api/page", "Accept-Encoding", "gzip"); g.header.Get("Content-Encoding") != "" {
 			t.Errorf("HEAD answered with Content-Encoding %q", g.header.Get("Content-Encoding"))
+		}
+	})
+	// Last: a reload changes the root and turns compression off.
+	defer t.Run("reload", func(t *testing.T) {
+		w.WriteConfig(t, config(s.outside, "{encodings: []}"))
+		if err := w.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		w.WaitLog(t, "config reloaded")
+		c := rawClient() // new connections: the old ones may finish on the old config
+		if g := fetch(t, c, "GET", base+"/secret.txt"); g.status != 200 || string(g.body) != "outside the root\n" {
+			t.Errorf("after reload: /secret.txt %d %q; want the new root's file", g.status, g.body)
+		}
+		if g := fetch(t, c, "GET", base+"/c/page.html", "Accept-Encoding", "gzip"); g.header.Get("Content-Encoding") != "" || !bytes.Equal(g.body, s.page) {
+			t.Errorf("after reload: Content-Encoding %q; want none (encodings: [])", g.header.Get("Content-Encoding"))
 		}
 	})
 	t.Run("event-stream-flushes", func(t *testing.T) {
