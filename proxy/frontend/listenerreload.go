@@ -38,6 +38,7 @@ var listenerReload = []struct {
 	{"HealthPath", ""},
 	{"HealthFailStatus", ""},
 	{"HealthRequires", ""},
+	{"Compress", ""}, // compression (proxy/compress): the handler's
 }
 
 // restartKey marks Name: a listener with another name is another listener.
