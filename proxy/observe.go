@@ -83,7 +83,9 @@ func (x *exchange) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := x.w.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(r)
 	} else {
-		n, err = io.Copy(struct{ io.Writer }{x.w}, r)
+		buf := bufPool.Get()
+		n, err = io.CopyBuffer(struct{ io.Writer }{x.w}, struct{ io.Reader }{r}, buf)
+		bufPool.Put(buf)
 	}
 	x.bytes += n
 	return n, err
