@@ -25,12 +25,14 @@ import (
 // cannot lead out either. Bodies the attacker must never see:
 var leaks = []string{"outside the root", "SECRET=hunter2", "sibling of the root", "root:x:0:0"}
 
-func startStaticWebtier(t *testing.T, s *staticSite) *peer.Webtier {
+// startStaticWebtier serves s; listenerExtra are YAML lines under the
+// listener (four spaces).
+func startStaticWebtier(t *testing.T, s *staticSite, listenerExtra ...string) *peer.Webtier {
 	t.Helper()
 	listen := peer.FreeAddr(t, "127.0.0.1")
 	return peer.StartWebtier(t, peer.Build(t), listen, fmt.Sprintf(`listeners:
   - address: %q
-routes:
+%sroutes:
   - path: /
     static: {root: %q}
   - path: /alias/
@@ -38,7 +40,7 @@ routes:
 logging:
   level: info
   format: json
-`, listen, s.root, filepath.Join(s.root, "docs")))
+`, listen, strings.Join(listenerExtra, ""), s.root, filepath.Join(s.root, "docs")))
 }
 
 func TestAttackStaticTraversal(t *testing.T) {
@@ -265,5 +267,62 @@ func TestAttackStaticFileShrinks(t *testing.T) {
 	t.Logf("body ended after %d bytes: %v", n+(1<<20), err)
 	if resp2, err := http.ReadResponse(br, nil); err == nil {
 		t.Errorf("a second answer (%d) came on the connection after a short body", resp2.StatusCode)
+	}
+}
+
+// A client that asks for a big file and never reads: the sendfile path
+// keeps write_timeout as Write does, so webtier ends the connection and
+// closes the file instead of waiting on the socket for ever.
+func TestAttackStaticNeverReadingClient(t *testing.T) {
+	s := makeSite(t)
+	big := filepath.Join(s.root, "huge.bin")
+	const size = 256 << 20 // sparse
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, size); err != nil {
+		t.Fatal(err)
+	}
+	w := startStaticWebtier(t, s, "    write_timeout: 1s\n")
+	c, err := net.Dial("tcp", w.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(c, "GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// webtier holds the file open while it sends it, and must let it go.
+	fdDir := fmt.Sprintf("/proc/%d/fd", w.PID())
+	holds := func() bool {
+		ents, _ := os.ReadDir(fdDir)
+		for _, e := range ents {
+			if target, err := os.Readlink(filepath.Join(fdDir, e.Name())); err == nil && target == big {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor := func(want bool) bool {
+		deadline := time.Now().Add(resourceWait)
+		for time.Now().Before(deadline) {
+			if holds() == want {
+				return true
+			}
+			time.Sleep(20 * time.Millisecond) // polling /proc: there is no event to wait on
+		}
+		return false
+	}
+	if !waitFor(true) {
+		t.Fatal("webtier never opened the file")
+	}
+	if !waitFor(false) {
+		t.Fatalf("webtier still holds the file %v after the client stopped reading; want it closed by write_timeout", resourceWait)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(resourceWait))
+	n, err := io.Copy(io.Discard, bufio.NewReader(c))
+	if n >= size || (err != nil && !isClosed(err)) {
+		t.Errorf("the never-reading client then read %d bytes (%v); want less than the file and the connection closed", n, err)
 	}
 }
