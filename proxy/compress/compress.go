@@ -151,11 +151,11 @@ func (cw *Writer) WriteHeader(code int) {
 		h["Content-Encoding"] = []string{cw.enc}
 		weakenETag(h)
 		cw.startEncoder()
-	} else if code == http.StatusNotModified {
-		// The representation the client validates may be the
-		// compressed one, whose ETag was sent weak.
-		weakenETag(h)
 	}
+	// A 304 keeps its ETag as the handler set it (as nginx's): a client
+	// that validates the compressed copy sent the weak form, which
+	// matches it by weak comparison, and a strong ETag in the 304 keeps
+	// If-Range working for ranges, which are never compressed.
 	cw.w.WriteHeader(code)
 }
 
