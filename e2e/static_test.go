@@ -286,6 +286,9 @@ logging:
 			if d := decodeBody(t, g.header.Get("Content-Encoding"), g.body); !bytes.Equal(d, s.page) || len(g.body) >= len(s.page)/2 {
 				t.Errorf("%s: %d bytes decoding to %d; want the %d-byte page, compressed", enc, len(g.body), len(d), len(s.page))
 			}
+			if n := fetch(t, c, "GET", base+"/c/page.html", "Accept-Encoding", enc, "If-None-Match", g.header.Get("Etag")); n.status != 304 || len(n.body) != 0 {
+				t.Errorf("%s: revalidating with the weak ETag: %d; want 304", enc, n.status)
+			}
 		}
 		if g := fetch(t, c, "GET", base+"/c/page.html", "Accept-Encoding", "gzip;q=0, zstd;q=0"); g.header.Get("Content-Encoding") != "" || !bytes.Equal(g.body, s.page) {
 			t.Errorf("q=0: Content-Encoding %q; want the page as it is", g.header.Get("Content-Encoding"))
