@@ -141,6 +141,8 @@ var configAllowed = map[string]bool{
 	"proxy/rules/errpage": true, // errpage.Page, Statuses
 	"proxy/rules/access":  true, // access.Options, ParseHtpasswd, Default*
 	"proxy/rules/rewrite": true, // rewrite.Options, New, DefaultRedirectStatus (issue 21 points 1-3)
+	"proxy/static":        true, // static.Options, Default* (issue 21 point 5)
+	"proxy/compress":      true, // compress.Options, Default* (issue 21 point 6)
 }
 
 // TestLayoutRules keeps the tree the map README's Layout section draws:
