@@ -46,15 +46,7 @@ func (t *translator) emitListeners(vhosts []*dir) {
 				l.keys.set("tls", tls)
 				l.src = append(l.src, s.sslSrc...)
 			}
-			for _, o := range tlsFrom[1:] {
-				if o.cert != s.cert {
-					for _, d := range o.sslSrc {
-						if d.Is("SSLCertificateFile") {
-							t.mark(d, Left, "a second certificate on one port (chosen by SNI) needs listeners[].tls.certificates; this import writes the first one only")
-						}
-					}
-				}
-			}
+			t.moreCertificates(l, tls, s, tlsFrom[1:])
 		}
 		// An "everything to https" rewrite of a server on this port.
 		for _, s := range t.servers {
@@ -86,6 +78,7 @@ func (t *translator) emitListeners(vhosts []*dir) {
 		if len(t.trusted) > 0 {
 			l.keys.set("trusted_proxies", t.trusted)
 		}
+		t.proxyProtocol(l)
 		if len(t.main.compress) > 0 {
 			c := &obj{{"types", t.main.compress}, {"encodings", []string{"gzip"}}}
 			if t.has(Compress) {
@@ -101,6 +94,42 @@ func (t *translator) emitListeners(vhosts []*dir) {
 		} else {
 			t.mark(d, Left, missingNote(Compress))
 		}
+	}
+}
+
+// moreCertificates adds the certificates of the other TLS servers on
+// l's port to tls.certificates, where webtier picks one by SNI.
+func (t *translator) moreCertificates(l *listenerOut, tls *obj, first *server, others []*server) {
+	seen := map[string]bool{first.cert: true}
+	var certs []any
+	for _, o := range others {
+		var certDir *dir
+		for _, d := range o.sslSrc {
+			if d.Is("SSLCertificateFile") {
+				certDir = d
+			}
+		}
+		if certDir == nil || seen[o.cert] {
+			continue
+		}
+		if o.cert == "" || o.key == "" {
+			t.mark(certDir, Left, "SSLEngine on needs SSLCertificateFile and SSLCertificateKeyFile in the same server")
+			continue
+		}
+		seen[o.cert] = true
+		if !t.has(Certs) {
+			t.mark(certDir, Left, "a second certificate on one port (chosen by SNI): "+missingNote(Certs)+"; this import writes the first one only")
+			continue
+		}
+		certs = append(certs, &obj{{"cert_file", o.cert}, {"key_file", o.key}})
+		l.src = append(l.src, o.sslSrc...)
+		t.mark(certDir, Approx, "listeners[].tls.certificates: webtier picks the certificate by the names it holds (exact, then wildcard, then the first), httpd by the virtual host's ServerName; the same when each certificate names its server")
+		if o.minTLS != first.minTLS && o.minTLSSrc != nil {
+			t.mark(o.minTLSSrc, Approx, "webtier's min_version is per listener: the first TLS server's on this port applies")
+		}
+	}
+	if len(certs) > 0 {
+		tls.set("certificates", certs)
 	}
 }
 

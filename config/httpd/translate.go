@@ -54,14 +54,19 @@ type translator struct {
 	resolverSrc []*dir
 	accessLog   obj
 	logSrc      *dir
+	logExact    bool // logSrc's format is written as httpd writes it
 	deferred    []string
 	balancers   map[string]*dir
 	jk          *jkWorkers
 	jkDir       *dir
 	logFormat   map[string]string
 	trusted     []string // RemoteIPTrustedProxy
-	jkUsed      map[string]map[string]jkUse
-	jkLines     map[int]jkUse
+	// proxyProto are the RemoteIPProxyProtocol On lines, with the ports of
+	// their virtual host (none: every port); ppExcept the exceptions.
+	proxyProto []ppLine
+	ppExcept   []*dir
+	jkUsed     map[string]map[string]jkUse
+	jkLines    map[int]jkUse
 	// vhostCount is the number of <VirtualHost> sections.
 	vhostCount int
 	// usedBalancers are those a ProxyPass sends to.
@@ -235,6 +240,9 @@ type server struct {
 	cert, key     string
 	minTLS        string
 	minTLSSrc     *dir
+	// proxyTLS are the upstream tls keys of SSLProxy* lines.
+	proxyTLS    obj
+	proxyTLSSrc []*dir
 }
 
 type pass struct {
@@ -278,6 +286,7 @@ func (s *server) inherit(vh *dir) *server {
 	n.passes = append(n.passes, s.passes...)
 	n.aliases = append(n.aliases, s.aliases...)
 	n.compress, n.compressSrc = s.compress, s.compressSrc
+	n.proxyTLS, n.proxyTLSSrc = append(obj{}, s.proxyTLS...), s.proxyTLSSrc
 	for _, p := range s.locOrder {
 		l := s.locs[p]
 		n.locs[p] = &locRules{keys: append(obj{}, l.keys...), missing: append(obj{}, l.missing...), src: l.src}
@@ -429,61 +438,71 @@ var handlers map[string]func(t *translator, c ctx, d *dir)
 
 func init() {
 	handlers = map[string]func(t *translator, c ctx, d *dir){
-		"listen":                       (*translator).listen,
-		"servername":                   (*translator).serverName,
-		"serveralias":                  (*translator).serverName,
-		"proxypass":                    (*translator).proxyPass,
-		"proxypassmatch":               (*translator).proxyPassMatch,
-		"proxypassreverse":             (*translator).proxyPassReverse,
-		"proxypassreversecookiedomain": (*translator).reverseCookie,
-		"proxypassreversecookiepath":   (*translator).reverseCookie,
-		"proxy":                        (*translator).proxySection,
-		"proxypreservehost":            (*translator).preserveHost,
-		"proxytimeout":                 (*translator).proxyTimeout,
-		"timeout":                      (*translator).timeout,
-		"keepalivetimeout":             (*translator).listenerLimit,
-		"limitrequestfieldsize":        (*translator).listenerLimit,
-		"limitrequestfields":           (*translator).listenerLimit,
-		"limitrequestline":             (*translator).listenerLimit,
-		"keepalive":                    (*translator).keepAlive,
-		"limitrequestbody":             (*translator).bodyLimit,
-		"requestheader":                (*translator).header,
-		"header":                       (*translator).header,
-		"sslengine":                    (*translator).ssl,
-		"sslcertificatefile":           (*translator).ssl,
-		"sslcertificatekeyfile":        (*translator).ssl,
-		"sslcertificatechainfile":      (*translator).ssl,
-		"sslprotocol":                  (*translator).ssl,
-		"remoteipheader":               (*translator).remoteIP,
-		"remoteiptrustedproxy":         (*translator).remoteIP,
-		"remoteipinternalproxy":        (*translator).remoteIP,
-		"documentroot":                 (*translator).documentRoot,
-		"alias":                        (*translator).alias,
-		"directoryindex":               (*translator).directoryIndex,
-		"redirect":                     (*translator).redirect,
-		"redirectpermanent":            (*translator).redirect,
-		"redirecttemp":                 (*translator).redirect,
-		"redirectmatch":                (*translator).redirectMatch,
-		"rewriteengine":                (*translator).rewriteEngine,
-		"rewritecond":                  (*translator).rewriteCond,
-		"rewriterule":                  (*translator).rewriteRule,
-		"logformat":                    (*translator).logFormatLine,
-		"customlog":                    (*translator).customLog,
-		"errordocument":                (*translator).errorDocument,
-		"require":                      (*translator).require,
-		"authtype":                     (*translator).auth,
-		"authname":                     (*translator).auth,
-		"authuserfile":                 (*translator).auth,
-		"authbasicprovider":            (*translator).auth,
-		"addoutputfilterbytype":        (*translator).deflate,
-		"jkworkersfile":                (*translator).jkWorkersFile,
-		"jkmount":                      (*translator).jkMount,
-		"jkunmount":                    (*translator).jkMount,
-		"location":                     (*translator).location,
-		"locationmatch":                (*translator).locationMatch,
-		"directory":                    (*translator).directory,
-		"filesmatch":                   (*translator).filesMatch,
-		"options":                      (*translator).options,
+		"listen":                          (*translator).listen,
+		"servername":                      (*translator).serverName,
+		"serveralias":                     (*translator).serverName,
+		"proxypass":                       (*translator).proxyPass,
+		"proxypassmatch":                  (*translator).proxyPassMatch,
+		"proxypassreverse":                (*translator).proxyPassReverse,
+		"proxypassreversecookiedomain":    (*translator).reverseCookie,
+		"proxypassreversecookiepath":      (*translator).reverseCookie,
+		"proxy":                           (*translator).proxySection,
+		"proxypreservehost":               (*translator).preserveHost,
+		"proxytimeout":                    (*translator).proxyTimeout,
+		"timeout":                         (*translator).timeout,
+		"keepalivetimeout":                (*translator).listenerLimit,
+		"limitrequestfieldsize":           (*translator).listenerLimit,
+		"limitrequestfields":              (*translator).listenerLimit,
+		"limitrequestline":                (*translator).listenerLimit,
+		"keepalive":                       (*translator).keepAlive,
+		"limitrequestbody":                (*translator).bodyLimit,
+		"requestheader":                   (*translator).header,
+		"header":                          (*translator).header,
+		"sslengine":                       (*translator).ssl,
+		"sslcertificatefile":              (*translator).ssl,
+		"sslcertificatekeyfile":           (*translator).ssl,
+		"sslcertificatechainfile":         (*translator).ssl,
+		"sslprotocol":                     (*translator).ssl,
+		"sslproxyengine":                  (*translator).sslProxy,
+		"sslproxycacertificatefile":       (*translator).sslProxy,
+		"sslproxyverify":                  (*translator).sslProxy,
+		"sslproxycheckpeername":           (*translator).sslProxy,
+		"sslproxycheckpeercn":             (*translator).sslProxy,
+		"sslproxycheckpeerexpire":         (*translator).sslProxy,
+		"sslproxymachinecertificatefile":  (*translator).sslProxy,
+		"sslproxyprotocol":                (*translator).sslProxy,
+		"remoteipproxyprotocol":           (*translator).remoteIPProxyProtocol,
+		"remoteipproxyprotocolexceptions": (*translator).remoteIPProxyProtocol,
+		"remoteipheader":                  (*translator).remoteIP,
+		"remoteiptrustedproxy":            (*translator).remoteIP,
+		"remoteipinternalproxy":           (*translator).remoteIP,
+		"documentroot":                    (*translator).documentRoot,
+		"alias":                           (*translator).alias,
+		"directoryindex":                  (*translator).directoryIndex,
+		"redirect":                        (*translator).redirect,
+		"redirectpermanent":               (*translator).redirect,
+		"redirecttemp":                    (*translator).redirect,
+		"redirectmatch":                   (*translator).redirectMatch,
+		"rewriteengine":                   (*translator).rewriteEngine,
+		"rewritecond":                     (*translator).rewriteCond,
+		"rewriterule":                     (*translator).rewriteRule,
+		"logformat":                       (*translator).logFormatLine,
+		"customlog":                       (*translator).customLog,
+		"errordocument":                   (*translator).errorDocument,
+		"require":                         (*translator).require,
+		"authtype":                        (*translator).auth,
+		"authname":                        (*translator).auth,
+		"authuserfile":                    (*translator).auth,
+		"authbasicprovider":               (*translator).auth,
+		"addoutputfilterbytype":           (*translator).deflate,
+		"jkworkersfile":                   (*translator).jkWorkersFile,
+		"jkmount":                         (*translator).jkMount,
+		"jkunmount":                       (*translator).jkMount,
+		"location":                        (*translator).location,
+		"locationmatch":                   (*translator).locationMatch,
+		"directory":                       (*translator).directory,
+		"filesmatch":                      (*translator).filesMatch,
+		"options":                         (*translator).options,
 		"sethandler": func(t *translator, c ctx, d *dir) {
 			note := "webtier runs no handlers"
 			if strings.HasPrefix(strings.ToLower(first(d.Args)), "server-") {
@@ -656,6 +675,12 @@ func (t *translator) location(c ctx, d *dir) {
 		t.mark(d, Left, "a regular-expression <Location ~> is not translated; webtier routes by path prefix")
 		return
 	}
+	t.locationAt(c, d, p)
+}
+
+// locationAt reads a <Location> (or a <LocationMatch> that is a prefix)
+// for path p.
+func (t *translator) locationAt(c ctx, d *dir, p string) {
 	for _, ch := range d.Children {
 		if ch.Is("SetHandler") {
 			// The Location is the handler's (server-status, ...): its rules
@@ -676,8 +701,47 @@ func (t *translator) location(c ctx, d *dir) {
 	}
 }
 
+// locationMatch reads a <LocationMatch> whose expression is a path
+// prefix (^/literal, optionally followed by .*): the same as <Location
+// /literal>. Any other expression is left.
 func (t *translator) locationMatch(c ctx, d *dir) {
-	t.mark(d, Left, "webtier routes by path prefix; write a route for each prefix this expression matches")
+	if len(d.Args) != 1 || c.location != "" {
+		t.mark(d, Left, "only a <LocationMatch regex> at the server level is read")
+		return
+	}
+	p, ok := regexPrefix(d.Args[0])
+	if !ok {
+		t.mark(d, Left, "webtier routes by path prefix; only an expression like ^/prefix/ translates: write a route for each prefix this one matches (or a rewrite)")
+		for _, ch := range d.Children {
+			t.mark(ch, Left, fmt.Sprintf("inside <LocationMatch> (line %d), which is not translated", d.Line))
+		}
+		return
+	}
+	t.locationAt(c, d, p)
+}
+
+// regexPrefix returns the literal path a regular expression anchored with
+// ^ matches as a prefix: "^/app/" and "^/app/.*" give "/app/". Anything
+// else (an alternation, a class, an end anchor) is not a prefix.
+func regexPrefix(re string) (string, bool) {
+	if !strings.HasPrefix(re, "^/") {
+		return "", false
+	}
+	re = strings.TrimSuffix(strings.TrimSuffix(re[1:], "(.*)"), ".*")
+	var b strings.Builder
+	for i := 0; i < len(re); i++ {
+		c := re[i]
+		switch {
+		case c == '\\' && i+1 < len(re) && strings.IndexByte(`.-/_~`, re[i+1]) >= 0:
+			i++
+			b.WriteByte(re[i])
+		case strings.IndexByte(`.+*?()|[]{}^$\\`, c) >= 0:
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
 }
 
 func (t *translator) directory(c ctx, d *dir) {
