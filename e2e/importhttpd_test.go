@@ -12,6 +12,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +28,9 @@ import (
 // the same answer from both: status, Location, the backend that answered,
 // the body (which echoes what the backend received: method, URI, Host and
 // the X-From header) and the headers a rule touches. Tomcat's AJP
-// connector, with its secret, is the third backend.
+// connector, with its secret, is the third backend; mod_jk's lb worker
+// over two ajp13 workers (w1, w2, each through an ajpCounter to the same
+// Tomcat) must pick the same worker as webtier's import of it.
 //
 // Cases that need keys of issue 21 (path remapping, ProxyPassReverse,
 // Redirect, headers, static files) are in the same httpd config; until this
@@ -61,9 +65,10 @@ func TestImportHTTPDDifferential(t *testing.T) {
 
 	httpdAddr := peer.FreeAddr(t, "127.0.0.1")
 	webtierAddr := peer.FreeAddr(t, "127.0.0.1")
+	jk := jkSetup(t, dir, tomcat, httpdAddr)
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp")+fmt.Sprintf(`
+		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp")+jk.conf+fmt.Sprintf(`
 TypesConfig /etc/mime.types
 Listen %[1]s
 Timeout 30
@@ -96,7 +101,7 @@ Timeout 30
     ServerName plain.test
     ProxyPass / http://%[3]s/
 </VirtualHost>
-`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret()))
+`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret())+jk.vhost)
 
 	// The import, as a user runs it.
 	out, report := filepath.Join(dir, "webtier.yaml"), filepath.Join(dir, "report.txt")
@@ -132,6 +137,9 @@ Timeout 30
 		// echo: the body is Tomcat's echo page, compared on these fields
 		// (the ports and the proxy's own headers differ by nature).
 		echo []string
+		// jk: the request goes through mod_jk's lb worker; the worker
+		// that forwarded it (w1 or w2) must be the same.
+		jk bool
 	}{
 		{name: "balancer, sticky cookie to b2", host: "app.test", path: "/app/page", cookie: "JSESSIONID=abc.b2"},
 		{name: "balancer, sticky cookie to b1", host: "app.test", path: "/app/page?x=1", cookie: "JSESSIONID=abc.b1"},
@@ -149,6 +157,10 @@ Timeout 30
 		{name: "ProxyPass remaps the path", needs: httpdimport.Remap, host: "app.test", path: "/shop/item?x=1"},
 		{name: "Redirect keeps the rest of the path", needs: httpdimport.Redirect, host: "app.test", path: "/old/page", noBody: true},
 		{name: "RequestHeader and Header in a Location", needs: httpdimport.Headers, host: "app.test", path: "/hdr/x", headers: []string{"X-Frame-Options"}},
+		{name: "mod_jk: sticky cookie to worker w2", host: "jk.test", path: peer.EchoPath + "?a=1", cookie: "JSESSIONID=abc.w2", jk: true, echo: jkEcho},
+		{name: "mod_jk: sticky cookie to worker w1", host: "jk.test", path: peer.EchoPath, cookie: "JSESSIONID=abc.w1", jk: true, echo: jkEcho},
+		{name: "mod_jk: sticky ;jsessionid= path parameter to w2", host: "jk.test", path: peer.EchoPath + ";jsessionid=abc.w2", jk: true, echo: jkEcho},
+		{name: "mod_jk: a new session goes to either worker", host: "jk.test", path: peer.EchoPath + "?new", jk: true, anyBackend: true, echo: jkEcho},
 		// httpd sends text/plain, webtier text/plain; charset=utf-8: the
 		// report's note on static routes says so.
 		{name: "Alias serves a file", needs: httpdimport.Static, host: "app.test", path: "/files/hello.txt", mediaType: true},
@@ -157,8 +169,16 @@ Timeout 30
 			if c.needs != httpdimport.Main && !has(c.needs) {
 				t.Skipf("needs issue 21 keys: this config package has no %s yet, so import-httpd wrote the rule as a comment", c.needs)
 			}
+			if c.host == "jk.test" && jk.conf == "" {
+				t.Skip("mod_jk is not installed (e2e/test.sh installs libapache2-mod-jk)")
+			}
 			want := ask(t, httpdAddr, c.host, c.path, c.cookie)
+			wantWorker := jk.worker(t, "httpd", c.jk)
 			got := ask(t, webtierAddr, c.host, c.path, c.cookie)
+			gotWorker := jk.worker(t, "webtier", c.jk)
+			if c.jk && !c.anyBackend && wantWorker != gotWorker {
+				t.Errorf("mod_jk worker: httpd's went through %s, webtier's through %s", wantWorker, gotWorker)
+			}
 			check := func(what, w, g string) {
 				if w != g {
 					t.Errorf("%s: httpd %q, webtier %q", what, w, g)
@@ -177,13 +197,13 @@ Timeout 30
 				g, _, _ := strings.Cut(got.header.Get("Content-Type"), ";")
 				check("Content-Type's media type", w, g)
 			}
-			if c.anyBackend {
+			if c.anyBackend && !c.jk {
 				if b := got.header.Get("X-Backend"); b != "b1" && b != "b2" {
 					t.Errorf("webtier's answer came from %q", b)
 				}
 				_, want.body, _ = strings.Cut(want.body, " ")
 				_, got.body, _ = strings.Cut(got.body, " ")
-			} else {
+			} else if !c.jk {
 				check("backend", want.header.Get("X-Backend"), got.header.Get("X-Backend"))
 			}
 			switch {
@@ -206,6 +226,161 @@ Timeout 30
 	if t.Failed() {
 		rep, _ := os.ReadFile(report)
 		t.Logf("imported config:\n%s\nreport:\n%s", imported, rep)
+	}
+}
+
+// jkEcho are the fields of Tomcat's echo page compared for mod_jk.
+// mod_jk sends the client's port as the server port only with
+// JkOptions +ForwardLocalAddress, so ports and addresses are left out.
+var jkEcho = []string{"method", "requestURI", "queryString", "protocol", "scheme", "isSecure", "serverName", "remoteUser", "bodyLength"}
+
+// jkPeers is mod_jk's side of the differential test: two ajp13 workers,
+// w1 and w2, on the one Tomcat, each through an ajpCounter so that the
+// test sees which worker forwarded a request.
+type jkPeers struct {
+	conf    string // httpd lines: LoadModule, JkWorkersFile; "" without mod_jk
+	vhost   string // the jk.test virtual host, after the others (the first is httpd's default)
+	workers [2]*ajpCounter
+}
+
+func jkSetup(t *testing.T, dir string, tomcat *peer.Tomcat, httpdAddr string) *jkPeers {
+	t.Helper()
+	const module = "/usr/lib/apache2/modules/mod_jk.so"
+	if _, err := os.Stat(module); err != nil {
+		return &jkPeers{}
+	}
+	j := &jkPeers{workers: [2]*ajpCounter{startAJPCounter(t, tomcat.AJPAddr()), startAJPCounter(t, tomcat.AJPAddr())}}
+	var props strings.Builder
+	props.WriteString("worker.list=lb\n")
+	for i, w := range j.workers {
+		host, port, _ := net.SplitHostPort(w.addr)
+		fmt.Fprintf(&props, "worker.w%[1]d.type=ajp13\nworker.w%[1]d.host=%[2]s\nworker.w%[1]d.port=%[3]s\nworker.w%[1]d.secret=%[4]s\n",
+			i+1, host, port, tomcat.Secret())
+	}
+	props.WriteString("worker.lb.type=lb\nworker.lb.balance_workers=w1,w2\nworker.lb.sticky_session=true\n")
+	workers := filepath.Join(dir, "workers.properties")
+	writeFile(t, workers, props.String())
+	j.conf = fmt.Sprintf(`LoadModule jk_module %s
+JkWorkersFile %s
+JkShmFile %s/jk.shm
+JkLogFile %s/mod_jk.log
+JkLogLevel error
+`, module, workers, dir, dir)
+	j.vhost = fmt.Sprintf(`
+<VirtualHost %s>
+    ServerName jk.test
+    JkMount /* lb
+</VirtualHost>
+`, httpdAddr)
+	return j
+}
+
+// worker returns the worker ("w1", "w2") that forwarded the one request
+// since the last call, and resets the counts. Requests not through
+// mod_jk's workers (jk false) must have reached neither.
+func (j *jkPeers) worker(t *testing.T, who string, jk bool) string {
+	t.Helper()
+	if j.conf == "" {
+		return ""
+	}
+	var got []string
+	for i, w := range j.workers {
+		if n := w.requests.Swap(0); n > 0 {
+			got = append(got, fmt.Sprintf("w%d", i+1))
+			if n > 1 {
+				t.Errorf("%s: worker w%d forwarded %d requests for one", who, i+1, n)
+			}
+		}
+	}
+	switch {
+	case !jk && len(got) > 0:
+		t.Errorf("%s: the request went through mod_jk's worker %v", who, got)
+	case jk && len(got) != 1:
+		t.Errorf("%s: the request went through workers %v, want one", who, got)
+	case jk:
+		return got[0]
+	}
+	return ""
+}
+
+// ajpCounter relays AJP connections to Tomcat and counts the forward
+// forward requests that pass through it (AJP13 packets of type 2, as
+// Tomcat's AJP protocol reference names them): a worker that forwards a
+// request shows here.
+type ajpCounter struct {
+	addr     string
+	requests atomic.Int64
+}
+
+func startAJPCounter(t *testing.T, to string) *ajpCounter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ajpCounter{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(cs ...net.Conn) {
+		mu.Lock()
+		conns = append(conns, cs...)
+		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, cn := range conns {
+			cn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", to)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			track(in, out)
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(in, out); in.Close() }()
+			go func() { defer wg.Done(); c.relay(in, out); out.Close() }()
+		}
+	}()
+	return c
+}
+
+// relay copies the proxy's AJP packets (0x12 0x34, a 2-byte length, the
+// payload) to Tomcat, counting those whose payload starts with the
+// forward-request code.
+func (c *ajpCounter) relay(in, out net.Conn) {
+	head := make([]byte, 4)
+	buf := make([]byte, 65536)
+	for {
+		if _, err := io.ReadFull(in, head); err != nil {
+			return
+		}
+		n := int(head[2])<<8 | int(head[3])
+		if head[0] != 0x12 || head[1] != 0x34 {
+			return
+		}
+		if _, err := io.ReadFull(in, buf[:n]); err != nil {
+			return
+		}
+		if n > 0 && buf[0] == 2 {
+			c.requests.Add(1)
+		}
+		if _, err := out.Write(append(head, buf[:n]...)); err != nil {
+			return
+		}
 	}
 }
 
