@@ -580,14 +580,16 @@ func condition(d *dir) (*obj, string) {
 		return nil, "needs a test string and a pattern"
 	}
 	test, pat := d.Args[0], d.Args[1]
-	nc := false
+	nc, or := false, false
 	if len(d.Args) > 2 {
 		for _, f := range strings.Split(strings.Trim(d.Args[2], "[]"), ",") {
 			switch strings.ToUpper(strings.TrimSpace(f)) {
 			case "NC", "NOCASE":
 				nc = true
+			case "OR", "ORNEXT":
+				or = true
 			default:
-				return nil, fmt.Sprintf("flag [%s] has no counterpart (conditions are all ANDed: no [OR])", f)
+				return nil, fmt.Sprintf("flag [%s] has no counterpart; webtier's conditions know NC and OR", f)
 			}
 		}
 	}
@@ -618,6 +620,9 @@ func condition(d *dir) (*obj, string) {
 	}
 	if neg {
 		w.set("negate", true)
+	}
+	if or {
+		w.set("or", true)
 	}
 	return w, ""
 }
