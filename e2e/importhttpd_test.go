@@ -68,7 +68,7 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	jk := jkSetup(t, dir, tomcat, httpdAddr)
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp")+jk.conf+fmt.Sprintf(`
+		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite")+jk.conf+fmt.Sprintf(`
 TypesConfig /etc/mime.types
 Listen %[1]s
 Timeout 30
@@ -94,6 +94,14 @@ Timeout 30
         Header set X-Frame-Options DENY
     </Location>
     Redirect 301 /old http://app.test/new
+    ProxyPass /lm/ http://%[2]s/lm/
+    <LocationMatch "^/lm/">
+        Header set X-LM matched
+    </LocationMatch>
+    RewriteEngine On
+    RewriteCond %%{QUERY_STRING} ^a=1$ [OR]
+    RewriteCond %%{QUERY_STRING} ^b=1$
+    RewriteRule ^/single/blocked - [F]
     Alias /files/ %[4]s/
 </VirtualHost>
 
@@ -157,6 +165,10 @@ Timeout 30
 		{name: "ProxyPass remaps the path", needs: httpdimport.Remap, host: "app.test", path: "/shop/item?x=1"},
 		{name: "Redirect keeps the rest of the path", needs: httpdimport.Redirect, host: "app.test", path: "/old/page", noBody: true},
 		{name: "RequestHeader and Header in a Location", needs: httpdimport.Headers, host: "app.test", path: "/hdr/x", headers: []string{"X-Frame-Options"}},
+		{name: "<LocationMatch ^/lm/> is the rules of /lm/", host: "app.test", path: "/lm/x", headers: []string{"X-LM"}},
+		{name: "RewriteCond [OR]: the first holds", host: "app.test", path: "/single/blocked?a=1", statusOnly: true},
+		{name: "RewriteCond [OR]: the second holds", host: "app.test", path: "/single/blocked?b=1", statusOnly: true},
+		{name: "RewriteCond [OR]: neither holds", host: "app.test", path: "/single/blocked?c=1"},
 		{name: "mod_jk: sticky cookie to worker w2", host: "jk.test", path: peer.EchoPath + "?a=1", cookie: "JSESSIONID=abc.w2", jk: true, echo: jkEcho},
 		{name: "mod_jk: sticky cookie to worker w1", host: "jk.test", path: peer.EchoPath, cookie: "JSESSIONID=abc.w1", jk: true, echo: jkEcho},
 		{name: "mod_jk: sticky ;jsessionid= path parameter to w2", host: "jk.test", path: peer.EchoPath + ";jsessionid=abc.w2", jk: true, echo: jkEcho},

@@ -133,6 +133,33 @@ func (t *translator) moreCertificates(l *listenerOut, tls *obj, first *server, o
 	}
 }
 
+// lastRule returns the RewriteRule line of the first rule that carries
+// [L] without answering the request (R, F, G), or nil.
+func lastRule(rules []any, src []*dir) *dir {
+	for _, r := range rules {
+		f, _ := r.(*obj).get("flags")
+		flags, _ := f.([]string)
+		last, answers := false, false
+		for _, fl := range flags {
+			switch {
+			case fl == "L":
+				last = true
+			case fl == "F" || fl == "G" || strings.HasPrefix(fl, "R"):
+				answers = true
+			}
+		}
+		if last && !answers {
+			to, _ := r.(*obj).get("to")
+			for _, d := range src {
+				if d.Is("RewriteRule") && len(d.Args) > 1 && d.Args[1] == to {
+					return d
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func containsStr(list []string, s string) bool {
 	for _, e := range list {
 		if e == s {
@@ -292,7 +319,38 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			t.mark(s.indexSrc, Unneeded, "no static route uses it")
 		}
 	}
-	// RedirectMatch and RewriteRule go on the server's "/" route.
+	// RewriteRule: mod_rewrite runs before ProxyPass and Alias, so the
+	// rules go on every route of the server (before a route's own).
+	rewritesDone := false
+	if len(s.rewrites) > 0 && t.has(Rewrites) {
+		for _, sp := range specs {
+			_, proxied := sp.keys.get("upstream")
+			_, static := sp.keys.get("static")
+			if sp.whole || sp.redirects() || (!proxied && !static) {
+				continue
+			}
+			all := append([]any{}, s.rewrites...)
+			if own, ok := sp.keys.get("rewrites"); ok {
+				all = append(all, own.([]any)...)
+				if d := lastRule(s.rewrites, s.rewriteSrc); d != nil {
+					t.mark(d, Approx, "its [L] also stops the rewrite that cuts "+sp.path+" on that route; httpd's ProxyPass maps the path after mod_rewrite")
+				}
+			}
+			sp.keys.set("rewrites", all)
+			sp.src = append(sp.src, s.rewriteSrc...)
+			rewritesDone = true
+		}
+		for _, d := range s.rewriteSrc {
+			if rewritesDone {
+				t.mark(d, Exact, "routes[].rewrites, on every route of this server (httpd applies them before ProxyPass)")
+			}
+		}
+	}
+	// RedirectMatch (and RewriteRule, where no route took them) go on the
+	// server's "/" route.
+	if rewritesDone {
+		s.rewrites = nil
+	}
 	if len(s.matches) > 0 || len(s.rewrites) > 0 {
 		var root *spec
 		for _, sp := range specs {
