@@ -88,6 +88,27 @@ func (t *translator) emitListeners(vhosts []*dir) {
 			}
 		}
 	}
+	for _, s := range t.servers {
+		if s.chainSrc == nil {
+			continue
+		}
+		cert := s.cert
+		if cert == "" {
+			cert = "CERT"
+		}
+		// webtier, as Go's TLS, reads the intermediates from the
+		// certificate file; the importer does not write key material.
+		t.mark(s.chainSrc, Left, fmt.Sprintf("webtier reads the intermediates from cert_file: cat %s %s > %s and set cert_file to that file", cert, s.chain, strings.TrimSuffix(cert, filepath.Ext(cert))+"-fullchain.pem"))
+	}
+	if t.main.chainSrc != nil && len(t.servers) > 0 && t.servers[0] != t.main {
+		// the main server's chain is inherited by httpd's virtual hosts
+		t.mark(t.main.chainSrc, Left, "webtier reads the intermediates from cert_file: append "+t.main.chain+" to each certificate file")
+	}
+	if len(t.ppExcept) > 0 && len(t.proxyProto) == 0 {
+		for _, d := range t.ppExcept {
+			t.mark(d, Unneeded, "RemoteIPProxyProtocol is not on")
+		}
+	}
 	for _, d := range t.main.compressSrc {
 		if t.has(Compress) {
 			t.mark(d, Approx, "listeners[].compress with gzip; webtier skips bodies under compress.min_size, httpd compresses every size")

@@ -143,7 +143,7 @@ func (t *translator) ssl(c ctx, d *dir) {
 		s.key = t.path(v)
 		t.mark(d, Exact, "listeners[].tls.key_file")
 	case "sslcertificatechainfile":
-		t.mark(d, Left, "webtier reads the intermediates from cert_file: append this file to the certificate file (cat cert.pem chain.pem)")
+		s.chain, s.chainSrc = t.path(v), d
 	case "sslprotocol":
 		min, st, note := sslProtocolMin(d.Args)
 		if st != Exact {

@@ -240,6 +240,8 @@ type server struct {
 	cert, key     string
 	minTLS        string
 	minTLSSrc     *dir
+	chain         string // SSLCertificateChainFile
+	chainSrc      *dir
 	// proxyTLS are the upstream tls keys of SSLProxy* lines.
 	proxyTLS    obj
 	proxyTLSSrc []*dir
