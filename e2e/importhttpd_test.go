@@ -42,6 +42,9 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	peer.RequireTools(t, "apache2")
 	bin := peer.Build(t)
 	b1, b2 := startEchoBackend(t, "b1"), startEchoBackend(t, "b2")
+	// b3 speaks HTTP/2 in clear text only (prior knowledge), as a gRPC
+	// backend does: mod_proxy_http2's h2c:// against protocol: h2c.
+	b3 := startEchoBackend(t, "b3", h2cOnly)
 	tomcat := peer.StartTomcat(t, peer.TomcatOptions{})
 
 	dir := t.TempDir()
@@ -68,7 +71,7 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	jk := jkSetup(t, dir, tomcat, httpdAddr)
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite")+jk.conf+fmt.Sprintf(`
+		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite", "http2", "proxy_http2")+jk.conf+fmt.Sprintf(`
 TypesConfig /etc/mime.types
 Listen %[1]s
 Timeout 30
@@ -95,6 +98,7 @@ Timeout 30
     </Location>
     Redirect 301 /old http://app.test/new
     ProxyPass /lm/ http://%[2]s/lm/
+    ProxyPass /h2c/ h2c://%[8]s/h2c/
     <LocationMatch "^/lm/">
         Header set X-LM matched
     </LocationMatch>
@@ -109,7 +113,7 @@ Timeout 30
     ServerName plain.test
     ProxyPass / http://%[3]s/
 </VirtualHost>
-`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret())+jk.vhost)
+`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret(), b3.addr)+jk.vhost)
 
 	// The import, as a user runs it.
 	out, report := filepath.Join(dir, "webtier.yaml"), filepath.Join(dir, "report.txt")
@@ -166,6 +170,7 @@ Timeout 30
 		{name: "Redirect keeps the rest of the path", needs: httpdimport.Redirect, host: "app.test", path: "/old/page", noBody: true},
 		{name: "RequestHeader and Header in a Location", needs: httpdimport.Headers, host: "app.test", path: "/hdr/x", headers: []string{"X-Frame-Options"}},
 		{name: "<LocationMatch ^/lm/> is the rules of /lm/", host: "app.test", path: "/lm/x", headers: []string{"X-LM"}},
+		{name: "ProxyPass h2c:// speaks HTTP/2 to the backend", host: "app.test", path: "/h2c/x?y=1"},
 		{name: "RewriteCond [OR]: the first holds", host: "app.test", path: "/single/blocked?a=1", statusOnly: true},
 		{name: "RewriteCond [OR]: the second holds", host: "app.test", path: "/single/blocked?b=1", statusOnly: true},
 		{name: "RewriteCond [OR]: neither holds", host: "app.test", path: "/single/blocked?c=1"},
@@ -431,7 +436,7 @@ func ask(t *testing.T, addr, host, target, cookie string) answer {
 }
 
 // echoBackend answers what it received, so that two proxies can be
-// compared by what the backend saw: "NAME METHOD URI host=HOST
+// compared by what the backend saw: "NAME PROTO METHOD URI host=HOST
 // x-from=X-FROM". .../redirect answers 302 to its own address (as a
 // backend that knows nothing of the proxy does), .../login sets a session
 // cookie with its name as the jvmRoute.
@@ -439,7 +444,14 @@ type echoBackend struct {
 	name, addr string
 }
 
-func startEchoBackend(t *testing.T, name string) *echoBackend {
+// h2cOnly makes a backend speak HTTP/2 with prior knowledge and nothing
+// else.
+func h2cOnly(srv *http.Server) {
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+}
+
+func startEchoBackend(t *testing.T, name string, opts ...func(*http.Server)) *echoBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -447,6 +459,9 @@ func startEchoBackend(t *testing.T, name string) *echoBackend {
 	}
 	b := &echoBackend{name: name, addr: ln.Addr().String()}
 	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(srv)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -469,5 +484,5 @@ func (b *echoBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Set-Cookie", "JSESSIONID=s1."+b.name+"; Path=/app; HttpOnly")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "%s %s %s host=%s x-from=%s\n", b.name, r.Method, r.RequestURI, r.Host, r.Header.Get("X-From"))
+	fmt.Fprintf(w, "%s %s %s %s host=%s x-from=%s\n", b.name, r.Proto, r.Method, r.RequestURI, r.Host, r.Header.Get("X-From"))
 }
