@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,9 +70,12 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	httpdAddr := peer.FreeAddr(t, "127.0.0.1")
 	webtierAddr := peer.FreeAddr(t, "127.0.0.1")
 	jk := jkSetup(t, dir, tomcat, httpdAddr)
+	// A second port whose connections open with a PROXY header (an NLB's),
+	// to Tomcat, whose echo page shows the client address each got.
+	httpdPP, webtierPP := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite", "http2", "proxy_http2")+jk.conf+fmt.Sprintf(`
+		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite", "http2", "proxy_http2", "remoteip")+jk.conf+fmt.Sprintf(`
 TypesConfig /etc/mime.types
 Listen %[1]s
 Timeout 30
@@ -113,7 +117,15 @@ Timeout 30
     ServerName plain.test
     ProxyPass / http://%[3]s/
 </VirtualHost>
-`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret(), b3.addr)+jk.vhost)
+`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret(), b3.addr)+jk.vhost+fmt.Sprintf(`
+Listen %[1]s
+RemoteIPTrustedProxy 127.0.0.1
+<VirtualHost %[1]s>
+    ServerName pp.test
+    RemoteIPProxyProtocol On
+    ProxyPass / ajp://%[2]s/ secret=%[3]s
+</VirtualHost>
+`, httpdPP, tomcat.AJPAddr(), tomcat.Secret()))
 
 	// The import, as a user runs it.
 	out, report := filepath.Join(dir, "webtier.yaml"), filepath.Join(dir, "report.txt")
@@ -130,6 +142,11 @@ Timeout 30
 	cfg := strings.Replace(string(imported), "address: "+httpdAddr, "address: "+webtierAddr, 1)
 	if cfg == string(imported) {
 		t.Fatalf("the import has no listener on %s:\n%s", httpdAddr, imported)
+	}
+	if c := strings.Replace(cfg, "address: "+httpdPP, "address: "+webtierPP, 1); c != cfg {
+		cfg = c
+	} else {
+		t.Fatalf("the import has no listener on %s:\n%s", httpdPP, imported)
 	}
 
 	peer.StartHTTPD(t, conf, httpdAddr)
@@ -240,6 +257,23 @@ Timeout 30
 			}
 		})
 	}
+	t.Run("RemoteIPProxyProtocol: the client address of the PROXY header", func(t *testing.T) {
+		const header = "PROXY TCP4 192.0.2.7 127.0.0.1 40000 80\r\n"
+		want, got := askPROXY(t, httpdPP, header), askPROXY(t, webtierPP, header)
+		if want.status != "200" || got.status != want.status {
+			t.Fatalf("status: httpd %s, webtier %s", want.status, got.status)
+		}
+		var w, g map[string]any
+		if err := json.Unmarshal([]byte(want.body), &w); err != nil {
+			t.Fatalf("httpd's answer is not the echo page: %v\n%s", err, want.body)
+		}
+		if err := json.Unmarshal([]byte(got.body), &g); err != nil {
+			t.Fatalf("webtier's answer is not the echo page: %v\n%s", err, got.body)
+		}
+		if w["remoteAddr"] != "192.0.2.7" || g["remoteAddr"] != w["remoteAddr"] {
+			t.Errorf("Tomcat's remoteAddr: httpd %v, webtier %v; want 192.0.2.7 from the header", w["remoteAddr"], g["remoteAddr"])
+		}
+	})
 	if t.Failed() {
 		rep, _ := os.ReadFile(report)
 		t.Logf("imported config:\n%s\nreport:\n%s", imported, rep)
@@ -399,6 +433,33 @@ func (c *ajpCounter) relay(in, out net.Conn) {
 			return
 		}
 	}
+}
+
+// askPROXY sends one GET of the echo page for pp.test to addr on a
+// connection that opens with header, as an NLB's does.
+func askPROXY(t *testing.T, addr, header string) answer {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, header+"GET "+peer.EchoPath+" HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s: reading the answer: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatalf("%s: reading the body: %v", addr, err)
+	}
+	return answer{status: resp.Status[:3], header: resp.Header, body: string(body)}
 }
 
 type answer struct {
