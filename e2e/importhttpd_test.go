@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/webtier/webtier/config"
 	httpdimport "github.com/webtier/webtier/config/httpd"
 	"github.com/webtier/webtier/e2e/peer"
+	"github.com/webtier/webtier/proxy/proxytest"
 )
 
 // TestImportHTTPDDifferential is the proof of `webtier import-httpd`: one
@@ -73,9 +75,15 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	// A second port whose connections open with a PROXY header (an NLB's),
 	// to Tomcat, whose echo page shows the client address each got.
 	httpdPP, webtierPP := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
+	// A TLS port with a certificate per virtual host (SNI) and TLS 1.3
+	// only.
+	httpdTLS, webtierTLS := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
+	ca := proxytest.NewNamedCA(t, dir, "import")
+	certA, keyA := ca.IssueFiles(t, "a.test", false, "a.test")
+	certB, keyB := ca.IssueFiles(t, "b.test", false, "b.test")
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite", "http2", "proxy_http2", "remoteip")+jk.conf+fmt.Sprintf(`
+		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite", "http2", "proxy_http2", "remoteip", "ssl", "socache_shmcb")+jk.conf+fmt.Sprintf(`
 TypesConfig /etc/mime.types
 Listen %[1]s
 Timeout 30
@@ -125,7 +133,25 @@ RemoteIPTrustedProxy 127.0.0.1
     RemoteIPProxyProtocol On
     ProxyPass / ajp://%[2]s/ secret=%[3]s
 </VirtualHost>
-`, httpdPP, tomcat.AJPAddr(), tomcat.Secret()))
+`, httpdPP, tomcat.AJPAddr(), tomcat.Secret())+fmt.Sprintf(`
+Listen %[1]s
+<VirtualHost %[1]s>
+    ServerName a.test
+    SSLEngine on
+    SSLCertificateFile %[2]s
+    SSLCertificateKeyFile %[3]s
+    SSLProtocol -all +TLSv1.3
+    ProxyPass / http://%[6]s/
+</VirtualHost>
+<VirtualHost %[1]s>
+    ServerName b.test
+    SSLEngine on
+    SSLCertificateFile %[4]s
+    SSLCertificateKeyFile %[5]s
+    SSLProtocol -all +TLSv1.3
+    ProxyPass / http://%[7]s/
+</VirtualHost>
+`, httpdTLS, certA, keyA, certB, keyB, b1.addr, b2.addr))
 
 	// The import, as a user runs it.
 	out, report := filepath.Join(dir, "webtier.yaml"), filepath.Join(dir, "report.txt")
@@ -143,10 +169,12 @@ RemoteIPTrustedProxy 127.0.0.1
 	if cfg == string(imported) {
 		t.Fatalf("the import has no listener on %s:\n%s", httpdAddr, imported)
 	}
-	if c := strings.Replace(cfg, "address: "+httpdPP, "address: "+webtierPP, 1); c != cfg {
+	for from, to := range map[string]string{httpdPP: webtierPP, httpdTLS: webtierTLS} {
+		c := strings.Replace(cfg, "address: "+from, "address: "+to, 1)
+		if c == cfg {
+			t.Fatalf("the import has no listener on %s:\n%s", from, imported)
+		}
 		cfg = c
-	} else {
-		t.Fatalf("the import has no listener on %s:\n%s", httpdPP, imported)
 	}
 
 	peer.StartHTTPD(t, conf, httpdAddr)
@@ -272,6 +300,23 @@ RemoteIPTrustedProxy 127.0.0.1
 		}
 		if w["remoteAddr"] != "192.0.2.7" || g["remoteAddr"] != w["remoteAddr"] {
 			t.Errorf("Tomcat's remoteAddr: httpd %v, webtier %v; want 192.0.2.7 from the header", w["remoteAddr"], g["remoteAddr"])
+		}
+	})
+	for _, name := range []string{"a.test", "b.test"} {
+		t.Run("TLS: the certificate of "+name+" by SNI, TLS 1.3, its backend", func(t *testing.T) {
+			want, got := askTLS(t, httpdTLS, name, ca), askTLS(t, webtierTLS, name, ca)
+			if want != got {
+				t.Errorf("httpd %q, webtier %q", want, got)
+			}
+		})
+	}
+	t.Run("TLS: SSLProtocol -all +TLSv1.3 refuses TLS 1.2", func(t *testing.T) {
+		for _, addr := range []string{httpdTLS, webtierTLS} {
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12})
+			if err == nil {
+				c.Close()
+				t.Errorf("%s accepted TLS 1.2", addr)
+			}
 		}
 	})
 	if t.Failed() {
@@ -433,6 +478,32 @@ func (c *ajpCounter) relay(in, out net.Conn) {
 			return
 		}
 	}
+}
+
+// askTLS connects to addr with SNI name, checks the chain against ca,
+// and sends GET / for name: it returns what a client sees (certificate,
+// TLS version, status, backend).
+func askTLS(t *testing.T, addr, name string, ca *proxytest.CA) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st := c.ConnectionState()
+	if _, err := io.WriteString(c, "GET /tls HTTP/1.1\r\nHost: "+name+"\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s: reading the answer: %v", addr, err)
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("certificate %s, %s, %s from %s", st.PeerCertificates[0].Subject.CommonName,
+		tls.VersionName(st.Version), resp.Status[:3], resp.Header.Get("X-Backend"))
 }
 
 // askPROXY sends one GET of the echo page for pp.test to addr on a
