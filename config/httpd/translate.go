@@ -61,6 +61,8 @@ type translator struct {
 	jkDir       *dir
 	logFormat   map[string]string
 	trusted     []string // RemoteIPTrustedProxy
+	jkCopyAll   bool     // JkMountCopy All
+	jkMainDirs  []*dir   // the main server's JkMount and JkUnMount lines
 	// proxyProto are the RemoteIPProxyProtocol On lines, with the ports of
 	// their virtual host (none: every port); ppExcept the exceptions.
 	proxyProto []ppLine
@@ -200,7 +202,7 @@ var unneeded = map[string]string{
 	"proxyrequests": "webtier is never a forward proxy", "proxyvia": "webtier adds no Via header", "proxyerroroverride": "see routes[].error_pages_backend",
 	"proxyaddheaders": "webtier always sends X-Forwarded-For, -Proto and -Host", "proxystatus": "see the admin listener's status page",
 	"extendedstatus": "see the admin listener's status page", "jkloglevel": "webtier logs to stderr", "jklogfile": "webtier logs to stderr",
-	"jkshmfile": "webtier keeps its balancer state in memory", "jklogstampformat": "webtier logs to stderr", "jkoptions": "webtier forwards the request as received",
+	"jkshmfile": "webtier keeps its balancer state in memory", "jkwatchdoginterval": "webtier maintains its AJP connections itself (ajp.cping_idle, idle_timeout)", "jklogstampformat": "webtier logs to stderr", "jkoptions": "webtier forwards the request as received",
 	"jkrequestlogformat": "see access_log", "directoryslash": "webtier's static routes redirect a directory without slash", "enablesendfile": "webtier's static files use sendfile when they can",
 	"enablemmap": "webtier does not mmap files", "filetag": "webtier's ETag is built from size and time",
 }
@@ -242,6 +244,7 @@ type server struct {
 	minTLSSrc     *dir
 	chain         string // SSLCertificateChainFile
 	chainSrc      *dir
+	jkCopy        bool // JkMountCopy On in this virtual host
 	// proxyTLS are the upstream tls keys of SSLProxy* lines.
 	proxyTLS    obj
 	proxyTLSSrc []*dir
@@ -253,6 +256,9 @@ type pass struct {
 	exclude      bool
 	d            *dir
 	jkWorker     string
+	// jkMain: a JkMount (or JkUnMount) of the main server, which httpd
+	// applies in a virtual host only with JkMountCopy.
+	jkMain bool
 }
 
 type alias struct {
@@ -285,7 +291,11 @@ func (s *server) inherit(vh *dir) *server {
 	n.proxyTimeout, n.timeoutSrc = s.proxyTimeout, s.timeoutSrc
 	n.docRoot, n.docRootSrc = s.docRoot, s.docRootSrc
 	n.index, n.indexSrc = s.index, s.indexSrc
-	n.passes = append(n.passes, s.passes...)
+	for _, p := range s.passes {
+		if !p.jkMain {
+			n.passes = append(n.passes, p)
+		}
+	}
 	n.aliases = append(n.aliases, s.aliases...)
 	n.compress, n.compressSrc = s.compress, s.compressSrc
 	n.proxyTLS, n.proxyTLSSrc = append(obj{}, s.proxyTLS...), s.proxyTLSSrc
@@ -368,13 +378,33 @@ func (t *translator) run() error {
 		for _, d := range vh.Children {
 			t.directive(ctx{s: s}, d)
 		}
+		if s.jkCopy || t.jkCopyAll {
+			for _, p := range t.main.passes {
+				if p.jkMain {
+					s.passes = append(s.passes, p)
+				}
+			}
+		}
 		t.servers = append(t.servers, s)
 	}
 	if len(vhosts) == 0 {
 		t.servers = []*server{t.main}
 	} else {
 		for _, p := range t.main.passes {
-			t.mark(p.d, Exact, "inherited by every <VirtualHost>, as in httpd")
+			if !p.jkMain {
+				t.mark(p.d, Exact, "inherited by every <VirtualHost>, as in httpd")
+			}
+		}
+		copied := t.jkCopyAll
+		for _, s := range t.servers {
+			copied = copied || s.jkCopy
+		}
+		if !copied {
+			for _, d := range t.jkMainDirs {
+				// Whatever the line said before: it does nothing.
+				delete(t.marks, d)
+				t.mark(d, Unneeded, "a JkMount of the main server, which no <VirtualHost> copies (JkMountCopy), so httpd does not use it either")
+			}
 		}
 	}
 	t.emitListeners(vhosts)
@@ -500,6 +530,7 @@ func init() {
 		"jkworkersfile":                   (*translator).jkWorkersFile,
 		"jkmount":                         (*translator).jkMount,
 		"jkunmount":                       (*translator).jkMount,
+		"jkmountcopy":                     (*translator).jkMountCopy,
 		"location":                        (*translator).location,
 		"locationmatch":                   (*translator).locationMatch,
 		"directory":                       (*translator).directory,
