@@ -81,6 +81,14 @@ func TestImportHTTPDDifferential(t *testing.T) {
 	ca := proxytest.NewNamedCA(t, dir, "import")
 	certA, keyA := ca.IssueFiles(t, "a.test", false, "a.test")
 	certB, keyB := ca.IssueFiles(t, "b.test", false, "b.test")
+	// b4 is an HTTPS backend of the internal CA that wants a client
+	// certificate: SSLProxyCACertificateFile and
+	// SSLProxyMachineCertificateFile (certificate and key in one file)
+	// against upstream tls.
+	b4 := startEchoBackend(t, "b4", tlsBackend(t, ca))
+	clientCert, clientKey := ca.IssueFiles(t, "proxy-client", true, "proxy-client")
+	machine := filepath.Join(dir, "proxy-client-both.pem")
+	writeFile(t, machine, readFile(t, clientCert)+readFile(t, clientKey))
 	conf := filepath.Join(dir, "httpd.conf")
 	writeFile(t, conf, peer.HTTPDBase(dir, "authz_core", "proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
 		"lbmethod_byrequests", "alias", "mime", "headers", "proxy_ajp", "rewrite", "http2", "proxy_http2", "remoteip", "ssl", "socache_shmcb")+jk.conf+fmt.Sprintf(`
@@ -123,9 +131,14 @@ Timeout 30
 
 <VirtualHost %[1]s>
     ServerName plain.test
+    SSLProxyEngine on
+    SSLProxyCACertificateFile %[10]s
+    SSLProxyMachineCertificateFile %[11]s
+    ProxyPass /tls/ https://%[9]s/tls/
     ProxyPass / http://%[3]s/
 </VirtualHost>
-`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret(), b3.addr)+jk.vhost+fmt.Sprintf(`
+`, httpdAddr, b1.addr, b2.addr, files, peer.EchoPath, tomcat.AJPAddr(), tomcat.Secret(), b3.addr,
+		"localhost:"+b4.addr[strings.LastIndex(b4.addr, ":")+1:], ca.File, machine)+jk.vhost+fmt.Sprintf(`
 Listen %[1]s
 RemoteIPTrustedProxy 127.0.0.1
 <VirtualHost %[1]s>
@@ -205,6 +218,7 @@ Listen %[1]s
 		{name: "backend sets the session cookie", host: "app.test", path: "/app/login", cookie: "JSESSIONID=abc.b1", headers: []string{"Set-Cookie"}},
 		{name: "ProxyPreserveHost On", host: "app.test", path: "/single/x?q=1&r=%20s"},
 		{name: "ProxyPreserveHost Off (httpd's default) sends the target's host", host: "plain.test", path: "/p/q"},
+		{name: "SSLProxy*: HTTPS to a backend of an internal CA with a client certificate", host: "plain.test", path: "/tls/x"},
 		{name: "a backend's redirect passes unchanged without ProxyPassReverse", host: "app.test", path: "/single/redirect"},
 		{name: "no route: 404", host: "app.test", path: "/nothing/", statusOnly: true},
 		{name: "an unknown Host gets the first virtual host", host: "other.test", path: "/single/y"},
@@ -576,6 +590,29 @@ type echoBackend struct {
 	name, addr string
 }
 
+// tlsBackend makes a backend serve HTTPS for localhost with a
+// certificate of ca, and require a client certificate of ca.
+func tlsBackend(t *testing.T, ca *proxytest.CA) func(*http.Server) {
+	cert, key := ca.IssueFiles(t, "localhost", false, "localhost")
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(srv *http.Server) {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.Pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, NextProtos: []string{"http/1.1"}}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // h2cOnly makes a backend speak HTTP/2 with prior knowledge and nothing
 // else.
 func h2cOnly(srv *http.Server) {
@@ -593,6 +630,9 @@ func startEchoBackend(t *testing.T, name string, opts ...func(*http.Server)) *ec
 	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(srv)
+	}
+	if srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	done := make(chan struct{})
 	go func() {
