@@ -71,7 +71,15 @@ func TestImportHTTPDDifferential(t *testing.T) {
 
 	httpdAddr := peer.FreeAddr(t, "127.0.0.1")
 	webtierAddr := peer.FreeAddr(t, "127.0.0.1")
-	jk := jkSetup(t, dir, tomcat, httpdAddr)
+	// jk.test's files: what JkUnMount leaves to httpd's DocumentRoot.
+	if err := os.Mkdir(filepath.Join(files, "static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(files, "static", "hi.txt"), "not for Tomcat\n")
+	if err := os.Chmod(filepath.Join(files, "static", "hi.txt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jk := jkSetup(t, dir, tomcat, httpdAddr, files)
 	// A second port whose connections open with a PROXY header (an NLB's),
 	// to Tomcat, whose echo page shows the client address each got.
 	httpdPP, webtierPP := peer.FreeAddr(t, "127.0.0.1"), peer.FreeAddr(t, "127.0.0.1")
@@ -236,6 +244,7 @@ Listen %[1]s
 		{name: "mod_jk: sticky cookie to worker w2", host: "jk.test", path: peer.EchoPath + "?a=1", cookie: "JSESSIONID=abc.w2", jk: true, echo: jkEcho},
 		{name: "mod_jk: sticky cookie to worker w1", host: "jk.test", path: peer.EchoPath, cookie: "JSESSIONID=abc.w1", jk: true, echo: jkEcho},
 		{name: "mod_jk: sticky ;jsessionid= path parameter to w2", host: "jk.test", path: peer.EchoPath + ";jsessionid=abc.w2", jk: true, echo: jkEcho},
+		{name: "mod_jk: JkUnMount leaves /static/ to the DocumentRoot", needs: httpdimport.Static, host: "jk.test", path: "/static/hi.txt", mediaType: true},
 		{name: "mod_jk: a new session goes to either worker", host: "jk.test", path: peer.EchoPath + "?new", jk: true, anyBackend: true, echo: jkEcho},
 		// httpd sends text/plain, webtier text/plain; charset=utf-8: the
 		// report's note on static routes says so.
@@ -353,7 +362,7 @@ type jkPeers struct {
 	workers [2]*ajpCounter
 }
 
-func jkSetup(t *testing.T, dir string, tomcat *peer.Tomcat, httpdAddr string) *jkPeers {
+func jkSetup(t *testing.T, dir string, tomcat *peer.Tomcat, httpdAddr, docRoot string) *jkPeers {
 	t.Helper()
 	const module = "/usr/lib/apache2/modules/mod_jk.so"
 	if _, err := os.Stat(module); err != nil {
@@ -379,9 +388,11 @@ JkLogLevel error
 	j.vhost = fmt.Sprintf(`
 <VirtualHost %s>
     ServerName jk.test
+    DocumentRoot %s
     JkMount /* lb
+    JkUnMount /static/* lb
 </VirtualHost>
-`, httpdAddr)
+`, httpdAddr, docRoot)
 	return j
 }
 
