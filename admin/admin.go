@@ -160,6 +160,15 @@ func (s *Server) Listen() error {
 // Addr returns the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// Close closes a listener Listen opened that Serve will not serve (the
+// proxy's own listeners failed to open).
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Close()
+}
+
 // Serve serves until ctx is done, then shuts down (scrapes in progress
 // get a few seconds).
 func (s *Server) Serve(ctx context.Context) error {

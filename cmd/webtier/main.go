@@ -312,10 +312,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 	}
 	live.srv = srv
 	reg.MustRegister(upstream.AddressCollector(func() []*upstream.Pool { return srv.Handler().Pools() }))
-	if err := srv.Listen(); err != nil {
-		srv.Handler().Close()
-		return err
-	}
+	// The admin listener is bound first, so that once the proxy's
+	// listeners accept (what a supervisor or a script waits for), the
+	// admin API and metrics do too.
 	var adm *admin.Server
 	if cfg.Admin != nil {
 		if adm, err = admin.New(*cfg.Admin, reg, log.Named("admin")); err == nil {
@@ -328,6 +327,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, reg *promet
 			srv.Handler().Close()
 			return err
 		}
+	}
+	if err := srv.Listen(); err != nil {
+		if adm != nil {
+			adm.Close()
+		}
+		srv.Handler().Close()
+		return err
 	}
 	live.cfgm.loaded(cfg)
 	log.Info("webtier started", zap.String("version", versionString()), zap.String("config", cfg.File))
