@@ -19,7 +19,7 @@ func (c *checker) proxy(raw *rawFile) proxy.Options {
 	opts := proxy.Options{
 		Listeners:           c.listeners(raw.Listeners),
 		Routes:              c.routes(raw.Routes, raw.Upstreams.V),
-		Upstreams:           c.upstreams(raw.Upstreams),
+		Upstreams:           c.upstreamsUnlessStatic(raw), // static files (config/static.go)
 		Drain:               c.drain(&raw.Drain),
 		MaxIdleBackendConns: c.intRange(raw.Backends.MaxIdle, 1, -1, proxy.DefaultMaxIdleBackendConns),
 	}
@@ -56,6 +56,7 @@ func (c *checker) listeners(f field[[]rawListener]) []proxy.ListenerOptions {
 			ProxyProtocol:   c.proxyProtocol(r.ProxyProtocol),
 			ForwardedHeader: r.ForwardedHeader.V,
 			Rules:           c.listenerRules(r), // header rules, error pages (rules.go)
+			Compress:        c.compress(r.Compress),
 		}
 		c.listenerLimits(r, &l)
 		if l.Name == "" {
@@ -182,9 +183,11 @@ func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.
 	for _, r := range f.V {
 		host, hostOK := c.routeHost(r.Host)
 		path, pathOK := c.routePath(r.Path)
-		if r.Redirect.Set { // rewrite rules: a redirect route forwards nothing
+		isStatic := c.staticRoute(r) // static files and compression (config/static.go)
+		switch {
+		case r.Redirect.Set: // rewrite rules: a redirect route forwards nothing
 			c.redirectRouteUpstream(r)
-		} else {
+		case !isStatic:
 			c.routeUpstream(r.Upstream, names)
 		}
 		if hostOK && pathOK {
@@ -201,8 +204,8 @@ func (c *checker) routes(f field[[]rawRoute], ups entries[rawUpstream]) []proxy.
 			}
 		}
 		out = append(out, proxy.RouteOptions{Host: host, PathPrefix: path, Upstream: r.Upstream.V,
-			Upgrades: c.upgrades(r.Upgrades),
-			Rules:    c.routeRules(r, ups)}) // header rules, error pages, limits, access (rules.go)
+			Upgrades: c.upgrades(r.Upgrades), Static: c.static(r.Static), Compress: c.compress(r.Compress),
+			Rules: c.routeRules(r, ups)}) // header rules, error pages, limits, access (rules.go)
 	}
 	return out
 }
@@ -283,7 +286,7 @@ func (c *checker) routeUpstream(f field[string], names []string) {
 		return // the missing upstreams section is reported once, not per route
 	}
 	if f.V == "" {
-		c.errorf(f.loc, "%s; name the upstream to send these requests to: %s", missing(f.Set), orList(names))
+		c.errorf(f.loc, "%s; name the upstream to send these requests to: %s (or serve files with static: {root: /var/www/html})", missing(f.Set), orList(names))
 		return
 	}
 	if slices.Contains(names, f.V) {

@@ -52,6 +52,8 @@ type rawListener struct {
 	HealthFailStatus field[int]             `yaml:"health_fail_status"` // default proxy.DefaultHealthFailStatus
 	HealthRequires   field[[]field[string]] `yaml:"health_requires"`    // upstream names; default none
 
+	// Compression (config/static.go): the default of the listener's routes.
+	Compress field[rawCompress] `yaml:"compress"` // absent: off
 	// Header rules and error pages (issue 21; config/rules.go): defaults
 	// for every route served on this listener.
 	ServerHeader    field[string]                 `yaml:"server_header"`    // absent: as the backend sent it; "": none
@@ -141,9 +143,34 @@ type rawRoute struct {
 	Deny              field[[]field[string]]        `yaml:"deny"`                // CIDRs or IPs; default: nobody
 	BasicAuth         field[rawBasicAuth]           `yaml:"basic_auth"`          // absent: no authentication
 	RateLimit         field[rawRateLimit]           `yaml:"rate_limit"`          // absent: no limit
+	// Static files and compression (config/static.go).
+	Static   field[rawStatic]   `yaml:"static"`   // absent: proxied; exactly one of static and upstream
+	Compress field[rawCompress] `yaml:"compress"` // absent: the listener's compress, else off
 }
 
 func (rawRoute) noun() string { return "route" }
+
+// rawStatic is routes[].static: the route is served from a directory
+// (httpd's DocumentRoot, Alias) instead of an upstream.
+type rawStatic struct {
+	loc
+	Root           field[string]          `yaml:"root"`            // required, a directory
+	Index          field[[]field[string]] `yaml:"index"`           // default static.DefaultIndex; []: none
+	Dotfiles       field[bool]            `yaml:"dotfiles"`        // default false
+	FollowSymlinks field[bool]            `yaml:"follow_symlinks"` // default false
+	Precompressed  field[bool]            `yaml:"precompressed"`   // default static.DefaultPrecompressed
+	Listing        field[bool]            `yaml:"listing"`         // default false
+}
+
+// rawCompress is routes[].compress and listeners[].compress (httpd's
+// mod_deflate). Writing the key, even as an empty mapping, turns
+// compression on.
+type rawCompress struct {
+	loc
+	Types     field[[]field[string]] `yaml:"types"`     // default compress.DefaultTypes
+	MinSize   field[int]             `yaml:"min_size"`  // default compress.DefaultMinSize
+	Encodings field[[]field[string]] `yaml:"encodings"` // default compress.DefaultEncodings
+}
 
 // rawHeaderRules is request_headers or response_headers, on a route or a
 // listener. Values may hold {client_ip}, {request_id}, {scheme}, {host}.

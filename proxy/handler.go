@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/compress"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/proxy/rules/errpage"
 	"github.com/webtier/webtier/proxy/upstream"
@@ -91,6 +92,9 @@ type front struct {
 	// Header rules, error pages, limits and access control (rules.go).
 	index        int            // in Handler.fronts
 	noRoutePages *errpage.Pages // the listener's 404 page; nil: none
+	// Compression (proxy/compress), by route index: the route's own or
+	// the listener's. Nil when no route of this listener compresses.
+	compress []*compress.Compressor
 }
 
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
@@ -136,6 +140,12 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 		h.hostHeaders = append(h.hostHeaders, uo.HostHeader)
 	}
 	for _, ro := range opts.Routes {
+		if err := checkStatic(ro); err != nil { // static files (proxy/static)
+			h.Close()
+			return nil, err
+		} else if ro.Static != nil {
+			continue
+		}
 		if _, ok := index[ro.Upstream]; !ok && !(ro.Upstream == "" && ro.Rewrite != nil && ro.Rewrite.AnswersAll()) {
 			h.Close()
 			return nil, fmt.Errorf("route %s%s: unknown upstream %q", ro.Host, ro.PathPrefix, ro.Upstream)
@@ -165,6 +175,10 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 			f.metrics = opts.RequestMetrics.forFront(lo.Name, opts.Routes, h.pools)
 		}
 		f.observe = f.accessLog != nil || f.metrics != nil
+		if f.compress, err = compressors(lo, opts.Routes); err != nil { // compression (proxy/compress)
+			h.Close()
+			return nil, err
+		}
 		for _, p := range h.pools {
 			f.rps = append(f.rps, f.newReverseProxy(p))
 		}
@@ -306,6 +320,17 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 	}
+	// Static files and compression (proxy/static, proxy/compress).
+	if f.compress != nil {
+		if cw := f.compress[rt.index].Wrap(w, r); cw != nil {
+			defer cw.Finish()
+			w = cw
+		}
+	}
+	if rt.static != nil {
+		rt.static.ServeHTTP(w, r)
+		return
+	}
 	if f.h.pools[rt.pool].Scheme() == "ajp" && r.ContentLength != 0 {
 		// Tomcat may ask for more of the request body after it has sent
 		// the response headers; net/http's HTTP/1 server would stop the
@@ -346,7 +371,7 @@ func (f *front) route(w http.ResponseWriter, r *http.Request) (*http.Request, *r
 		return r, nil
 	}
 	host := r.Host
-	if host == "" {
+	if host == "" && rt.static == nil {
 		if host = f.h.hostHeaders[rt.pool]; host == "" {
 			http.Error(w, "400 Bad Request: Host header required", http.StatusBadRequest)
 			return r, nil
@@ -557,6 +582,10 @@ func (h *Handler) ReverseProxyFront(i int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, rt := f.route(w, r)
 		if rt == nil {
+			return
+		}
+		if rt.static != nil {
+			rt.static.ServeHTTP(w, r)
 			return
 		}
 		f.rps[rt.pool].ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -67,6 +68,25 @@ func (x *exchange) Write(p []byte) (int, error) {
 	}
 	n, err := x.w.Write(p)
 	x.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom passes a file body on to the server's writer, so that it goes
+// out with sendfile (proxy/static), counting its bytes.
+func (x *exchange) ReadFrom(r io.Reader) (int64, error) {
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := x.w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		buf := bufPool.Get()
+		n, err = io.CopyBuffer(struct{ io.Writer }{x.w}, struct{ io.Reader }{r}, buf)
+		bufPool.Put(buf)
+	}
+	x.bytes += n
 	return n, err
 }
 
@@ -174,7 +194,9 @@ func (f *front) observed(x *exchange, r *http.Request) {
 	}
 	if x.rt != nil {
 		e.Route = x.rt.label
-		e.Upstream = f.h.pools[x.rt.pool].Name()
+		if x.rt.pool >= 0 { // not a static route
+			e.Upstream = f.h.pools[x.rt.pool].Name()
+		}
 	}
 	if cs := r.TLS; cs != nil {
 		e.TLSVersion = tlsVersionName(cs.Version)

@@ -9,7 +9,9 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/webtier/webtier/proxy/accesslog"
+	"github.com/webtier/webtier/proxy/compress"
 	"github.com/webtier/webtier/proxy/rules/rewrite"
+	"github.com/webtier/webtier/proxy/static"
 	"github.com/webtier/webtier/proxy/upstream"
 )
 
@@ -213,6 +215,9 @@ type ListenerOptions struct {
 	// Rules are the listener's defaults for its routes' header rules and
 	// error pages (rules.go). Nil: none.
 	Rules *ListenerRules
+	// Compress is the compression of the listener's routes that have
+	// none of their own (proxy/compress). Nil: off.
+	Compress *compress.Options
 }
 
 // ProxyProtocolOptions are a listener's PROXY protocol settings. A
@@ -326,6 +331,13 @@ type RouteOptions struct {
 	PathPrefix string
 	// Upstream names an UpstreamOptions.Name.
 	Upstream string
+	// Static files and compression (proxy/static, proxy/compress).
+	// Static, when set, serves the route from a directory instead of
+	// Upstream (which is then empty). Compress, when set, compresses the
+	// route's responses; nil: the listener's Compress.
+	Static   *static.Options
+	Compress *compress.Options
+
 	// Upgrades are the protocols (Upgrade header values, matched
 	// case-insensitively without a version) forwarded as upgrades. Nil:
 	// DefaultUpgrades; empty: none. A request asking for another protocol

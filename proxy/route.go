@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/webtier/webtier/proxy/rules/rewrite"
+	"github.com/webtier/webtier/proxy/static"
 )
 
 // router picks the upstream for a request from its Host and path.
@@ -40,6 +41,10 @@ type route struct {
 	// Header rules, error pages, limits and access control (rules.go);
 	// nil: none.
 	rules *ruleSet
+
+	// Static files (proxy/static): non-nil for a route served from a
+	// directory, whose pool is then -1.
+	static *static.Handler
 }
 
 // allowsUpgrade reports whether the route forwards an upgrade to proto, an
@@ -68,6 +73,9 @@ func newRouter(routes []RouteOptions, poolIndex map[string]int) *router {
 		rt.rewrite = ro.Rewrite // rewrite rules
 		if rt.prefix == "" {
 			rt.prefix = "/"
+		}
+		if ro.Static != nil { // static files (proxy/static)
+			rt.pool, rt.static = -1, static.New(*ro.Static, rt.prefix)
 		}
 		host := strings.ToLower(ro.Host)
 		rt.label = routeLabel(host, rt.prefix)

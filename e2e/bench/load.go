@@ -53,6 +53,11 @@ var scenarios = []scenario{
 	{key: "h2", title: "HTTP/2 over TLS, 100-byte response", tool: "h2load", path: "/100", tls: true},
 	{key: "ajp", title: "AJP to Tomcat 10, keep-alive, static 100-byte file", tool: "wrk", path: "/100.txt",
 		suite: "ajp", backendCPU: "Tomcat", goal: &goal{webtier: "webtier-ajp", peer: "httpd-ajp", minRPS: 1.5, maxCPU: 0.5}},
+	// Static files and compression (static.go): webtier against nginx.
+	{key: "static100", title: "static file, 100 bytes, keep-alive", tool: "wrk", path: "/100.txt", suite: "static"},
+	{key: "static1m", title: "static file, 1 MiB, keep-alive", tool: "wrk", path: "/1m.bin", suite: "static"},
+	{key: "gzip20k", title: "gzip of a 20 KiB HTML page (level 1 both), keep-alive", tool: "wrk", path: "/page.html",
+		headers: []string{"Accept-Encoding: gzip"}, suite: "static"},
 	// Its own peers, load loop and table: failover.go.
 	{key: failoverSuite, title: "DNS failover: the record moves, the old backend vanishes", tool: failoverSuite, suite: failoverSuite},
 }

@@ -631,12 +631,12 @@ func warmScenario(suite string) scenario {
 	return scenarios[0]
 }
 
-// warmDuration is the warm-up run per column: 2 s for the nginx suite
-// (pools, page faults); for Tomcat's suite 5 s per column (2 s with -quick
+// warmDuration is the warm-up run per column: 2 s for the nginx and
+// static suites (pools, page faults); for Tomcat's suite 5 s per column (2 s with -quick
 // and shorter runs), so that its JIT (C2) has compiled the hot paths of
 // both connectors before measuring: 15 s of load in all.
 func warmDuration(suite string, d time.Duration) time.Duration {
-	if suite == "" {
+	if suite == "" || suite == "static" {
 		return min(d, 2*time.Second)
 	}
 	return max(2*time.Second, min(d, 5*time.Second))

@@ -86,6 +86,13 @@ var targets = []*target{
 		version: []string{"webtier", "version"}, write: writeWebtierAJP, bodies: tomcatBodies, noTLS: "n/a"},
 	{name: "httpd-ajp", suite: "ajp", proxy: "httpd", label: "httpd (mod_proxy_ajp) → Tomcat AJP", pkg: "apache2",
 		bin: "apache2", version: []string{"apache2", "-v"}, write: writeHttpdAJP, bodies: tomcatBodies, noTLS: "n/a"},
+
+	// The "static" suite (static.go): nginx serving files is the
+	// reference; webtier's static route and compression against it.
+	{name: "nginx-static", suite: "static", direct: true, label: "nginx (root, sendfile, gzip on)", pkg: "nginx", bin: "nginx",
+		version: []string{"nginx", "-v"}, write: writeNginxStatic, bodies: staticBodies, noTLS: "n/a"},
+	{name: "webtier-static", suite: "static", proxy: "webtier", label: "webtier (static, compress)", bin: "webtier",
+		version: []string{"webtier", "version"}, write: writeWebtierStatic, bodies: staticBodies, noTLS: "n/a"},
 }
 
 // rowLabel is the target's name in the scenario tables.

@@ -328,6 +328,7 @@ func (fc *fastConn) serveRequest(wk *worker, req *http.Request, closeAfter bool)
 	w := &wk.rw
 	w.reset(bw, req, &fc.s.closing)
 	w.log = fc.s.log
+	w.raw = &wk.cw // file bodies with sendfile (http1sendfile.go)
 	w.closeAfter = w.closeAfter || closeAfter || fc.s.draining.Load()
 	defer func() {
 		if v := recover(); v != nil {

@@ -42,6 +42,8 @@ type fastWriter struct {
 	discard    bool     // the handler's body is not sent (a 408 replaced its answer)
 
 	log *zap.Logger // reports dropped fields at debug level; nil: not reported
+
+	raw *rawWriter // the socket under bw, for ReadFrom's sendfile; nil: none
 }
 
 // fastPendingMax is how much of a body without Content-Length is held to

@@ -297,15 +297,7 @@ func (w *rawWriter) writeFD(fd uintptr) bool {
 		switch {
 		case err == syscall.EINTR:
 		case err == syscall.EAGAIN:
-			if !w.armed || w.progress {
-				// The client is behind: the wait that follows is
-				// bounded, from now.
-				if w.err = w.c.SetWriteDeadline(time.Now().Add(w.timeout)); w.err != nil {
-					return true
-				}
-				w.armed, w.progress = true, false
-			}
-			return false // wait until writable (or the deadline)
+			return w.wait()
 		case err != nil:
 			w.err = os.NewSyscallError("write", err)
 			return true
@@ -317,25 +309,33 @@ func (w *rawWriter) writeFD(fd uintptr) bool {
 	return true
 }
 
-func (w *rawWriter) Write(p []byte) (int, error) {
-	if w.fn == nil {
-		w.fn = w.writeFD
+// wait arms the write timeout for a write that would block, and reports
+// whether to stop (the deadline could not be set) instead of waiting.
+func (w *rawWriter) wait() (stop bool) {
+	if !w.armed || w.progress {
+		// The client is behind: the wait that follows is
+		// bounded, from now.
+		if w.err = w.c.SetWriteDeadline(time.Now().Add(w.timeout)); w.err != nil {
+			return true
+		}
+		w.armed, w.progress = true, false
 	}
+	return false // wait until writable (or the deadline)
+}
+
+// rearm gives a write its own deadline when an earlier wait set one.
+func (w *rawWriter) rearm() error {
 	if w.armed {
-		// A deadline from an earlier wait may have passed; this write
-		// gets its own.
 		if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
-			return 0, err
+			return err
 		}
 		w.progress = false
 	}
-	w.p = p
-	rerr := w.rc.Write(w.fn)
-	n, err := w.n, w.err
-	w.p, w.n, w.err = nil, 0, nil
-	if err == nil && rerr != nil {
-		err = rerr
-	}
+	return nil
+}
+
+// timedOut resets the connection when err is the write timeout.
+func (w *rawWriter) timedOut(err error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// write_timeout: the client stopped reading. What is queued for
 		// it in the kernel (megabytes, with autotuned buffers) would be
@@ -345,6 +345,25 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 			tc.SetLinger(0)
 		}
 	}
+}
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	if w.fn == nil {
+		w.fn = w.writeFD
+	}
+	// A deadline from an earlier wait may have passed; this write gets
+	// its own.
+	if err := w.rearm(); err != nil {
+		return 0, err
+	}
+	w.p = p
+	rerr := w.rc.Write(w.fn)
+	n, err := w.n, w.err
+	w.p, w.n, w.err = nil, 0, nil
+	if err == nil && rerr != nil {
+		err = rerr
+	}
+	w.timedOut(err)
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
 	}

@@ -41,7 +41,8 @@ var listenerReload = []struct {
 	{"ProxyProtocol", "proxy_protocol"}, // read below the server, at accept
 	{"ForwardedHeader", ""},
 	{"RedirectHTTPS", ""},
-	{"Rules", ""}, // header rules, error pages (proxy/rules.go)
+	{"Rules", ""},    // header rules, error pages (proxy/rules.go)
+	{"Compress", ""}, // compression (proxy/compress): the handler's
 }
 
 // restartKey marks Name: a listener with another name is another listener.
