@@ -154,6 +154,18 @@ func (t *translator) moreCertificates(l *listenerOut, tls *obj, first *server, o
 	}
 }
 
+// rebase points a copied static key at the folder rel under its root.
+func rebase(keys *obj, rel string) {
+	v, ok := keys.get("static")
+	if !ok {
+		return
+	}
+	st := append(obj{}, *v.(*obj)...)
+	root, _ := st.get("root")
+	st.set("root", filepath.Join(root.(string), rel))
+	keys.set("static", &st)
+}
+
 // lastRule returns the RewriteRule line of the first rule that carries
 // [L] without answering the request (R, F, G), or nil.
 func lastRule(rules []any, src []*dir) *dir {
@@ -435,6 +447,10 @@ func (t *translator) emitServer(s *server, hosts []string) {
 					continue
 				}
 				c := &spec{path: path, keys: append(obj{}, cover.keys...), missing: append(obj{}, cover.missing...), whole: cover.whole, src: append([]*dir{}, cover.src...)}
+				// A static route serves the rest of the path under its root:
+				// the narrower route's root is the folder under the cover's.
+				rebase(&c.keys, strings.TrimPrefix(path, cover.path))
+				rebase(&c.missing, strings.TrimPrefix(path, cover.path))
 				specs = append(specs, c)
 				targets = []*spec{c}
 			}

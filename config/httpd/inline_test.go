@@ -54,3 +54,26 @@ func TestJkMountCopy(t *testing.T) {
 		})
 	}
 }
+
+// A <Location> under a DocumentRoot becomes a static route of its own
+// whose root is the folder httpd serves that path from, not the
+// DocumentRoot itself (webtier looks the rest of the path up under root).
+func TestLocationUnderStaticRoot(t *testing.T) {
+	dir := t.TempDir()
+	conf := "Listen 80\nDocumentRoot " + dir + "/www\n<Location /private>\n    Require ip 127.0.0.1\n</Location>\n"
+	if err := os.WriteFile(filepath.Join(dir, "httpd.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := httpdconf.Parse(filepath.Join(dir, "httpd.conf"), httpdconf.Options{NoEnvvars: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := httpdimport.Translate(tree, httpdimport.Options{Has: featureSets["rules"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "  - path: /private\n    static:\n      root: " + dir + "/www/private\n"
+	if !strings.Contains(string(res.YAML), want) {
+		t.Errorf("the import lacks\n%s\nin:\n%s", want, res.YAML)
+	}
+}
