@@ -32,14 +32,7 @@ func TestJkMountCopy(t *testing.T) {
 			write("workers.properties", "worker.list=app\nworker.app.type=ajp13\nworker.app.host=10.0.0.5\nworker.app.port=8009\n")
 			write("httpd.conf", "LoadModule jk_module modules/mod_jk.so\nListen 80\nJkWorkersFile workers.properties\n"+c.main+
 				"JkMount /app/* app\n<VirtualHost *:80>\n    ServerName a.test\n"+c.vhost+"</VirtualHost>\n")
-			tree, err := httpdconf.Parse(filepath.Join(dir, "httpd.conf"), httpdconf.Options{NoEnvvars: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := httpdimport.Translate(tree, httpdimport.Options{Has: featureSets["rules"]})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := importInline(t, dir)
 			var rep strings.Builder
 			if _, err := res.Report.WriteTo(&rep); err != nil {
 				t.Fatal(err)
@@ -64,6 +57,16 @@ func TestLocationUnderStaticRoot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "httpd.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	res := importInline(t, dir)
+	want := "  - path: /private\n    static:\n      root: " + dir + "/www/private\n"
+	if !strings.Contains(string(res.YAML), want) {
+		t.Errorf("the import lacks\n%s\nin:\n%s", want, res.YAML)
+	}
+}
+
+// importInline translates dir/httpd.conf with every key.
+func importInline(t *testing.T, dir string) *httpdimport.Result {
+	t.Helper()
 	tree, err := httpdconf.Parse(filepath.Join(dir, "httpd.conf"), httpdconf.Options{NoEnvvars: true})
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +75,5 @@ func TestLocationUnderStaticRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "  - path: /private\n    static:\n      root: " + dir + "/www/private\n"
-	if !strings.Contains(string(res.YAML), want) {
-		t.Errorf("the import lacks\n%s\nin:\n%s", want, res.YAML)
-	}
+	return res
 }
