@@ -304,7 +304,7 @@ func (c *checker) rewriteRule(raw rawRewrite) rewrite.Rule {
 
 // condition checks one when item: exactly one subject.
 func (c *checker) condition(raw rawCondition) rewrite.Condition {
-	cd := rewrite.Condition{Negate: raw.Negate.V}
+	cd := rewrite.Condition{Negate: raw.Negate.V, Or: raw.Or.V}
 	var set []string
 	pick := func(on rewrite.Subject, name string, f field[string]) {
 		if f.Set {

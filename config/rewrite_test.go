@@ -85,3 +85,44 @@ upstreams:
 		t.Errorf("redirects: %d %q", w.Code, w.Header().Get("Location"))
 	}
 }
+
+// TestRewriteConditionOr: or: true joins a condition with the next, as
+// RewriteCond's [OR]: (host www or method POST) and query v=1.
+func TestRewriteConditionOr(t *testing.T) {
+	cfg, err := Parse("webtier.yaml", []byte(`listeners: [{address: ":8080"}]
+routes:
+  - path: /
+    upstream: app
+    rewrites:
+      - match: '.'
+        to: '-'
+        flags: [F]
+        when: [{host: '^www\.', or: true}, {method: '^POST$'}, {query: '^v=1$'}]
+upstreams:
+  app: {targets: [http://10.0.0.5:8080/]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := cfg.Proxy.Routes[0].Rewrite
+	for _, tt := range []struct {
+		method, url string
+		want        int // 0: forwarded
+	}{
+		{"GET", "http://www.example.com/x?v=1", 403},
+		{"POST", "http://api.example.com/x?v=1", 403},
+		{"GET", "http://api.example.com/x?v=1", 0},
+		{"POST", "http://www.example.com/x?v=2", 0},
+	} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(tt.method, tt.url, nil)
+		res := rs.Request(w, rewrite.Client{R: r}, r.URL.EscapedPath())
+		got := 0
+		if res.Answered {
+			got = w.Code
+		}
+		if got != tt.want {
+			t.Errorf("%s %s: %d; want %d (0: forwarded)", tt.method, tt.url, got, tt.want)
+		}
+	}
+}

@@ -255,6 +255,7 @@ type rawCondition struct {
 	Method field[string] `yaml:"method"` // RE2 on the method
 	Client field[string] `yaml:"client"` // CIDR or IP: the client address
 	Negate field[bool]   `yaml:"negate"` // default false
+	Or     field[bool]   `yaml:"or"`     // default false: this condition or the next (RewriteCond [OR])
 }
 
 // rawUpstream is one value of the upstreams mapping.

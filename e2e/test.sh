@@ -14,8 +14,9 @@ section() { printf '\n==== %s ====\n' "$*"; }
 # checks deploy/systemd/webtier.service; haproxy: the L4 in front of the
 # drain test; chromium: the admin status page's browser test; pebble: the
 # ACME server (with pebble-challtestsrv) of the certificate tests; apache2:
-# the httpd that import-httpd's differential test compares webtier with.
-PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium pebble apache2)
+# the httpd that import-httpd's differential test compares webtier with;
+# libapache2-mod-jk: its mod_jk (JkWorkersFile, JkMount) in the same test.
+PEER_PACKAGES=(bind9 bind9-dnsutils nftables iproute2 tomcat10 systemd haproxy chromium pebble apache2 libapache2-mod-jk)
 
 section "peers: ${PEER_PACKAGES[*]}"
 missing=()

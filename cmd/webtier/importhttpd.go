@@ -32,11 +32,24 @@ func importHTTPD(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args, stdout, stderr); code != proceed {
 		return code
 	}
-	if fs.NArg() != 1 {
+	// Flags after the path too (import-httpd apache2.conf -o out.yaml), as
+	// users type them.
+	paths := fs.Args()
+	if len(paths) > 1 {
+		if code := parseFlags(fs, paths[1:], stdout, stderr); code != proceed {
+			return code
+		}
+		if fs.NArg() != 0 {
+			fmt.Fprintf(stderr, "webtier import-httpd: one httpd config file, not %s and %s\n", paths[0], strings.Join(fs.Args(), " "))
+			return 2
+		}
+		paths = paths[:1]
+	}
+	if len(paths) != 1 {
 		fmt.Fprintln(stderr, "webtier import-httpd: name the main httpd config file, like /etc/apache2/apache2.conf")
 		return 2
 	}
-	path := fs.Arg(0)
+	path := paths[0]
 	tree, err := httpdconf.Parse(path, httpdconf.Options{ServerRoot: *serverRoot, Defines: defines, Version: *version})
 	if err != nil {
 		fmt.Fprintf(stderr, "webtier import-httpd: %v\n", err)

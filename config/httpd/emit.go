@@ -46,15 +46,7 @@ func (t *translator) emitListeners(vhosts []*dir) {
 				l.keys.set("tls", tls)
 				l.src = append(l.src, s.sslSrc...)
 			}
-			for _, o := range tlsFrom[1:] {
-				if o.cert != s.cert {
-					for _, d := range o.sslSrc {
-						if d.Is("SSLCertificateFile") {
-							t.mark(d, Left, "a second certificate on one port (chosen by SNI) needs listeners[].tls.certificates; this import writes the first one only")
-						}
-					}
-				}
-			}
+			t.moreCertificates(l, tls, s, tlsFrom[1:])
 		}
 		// An "everything to https" rewrite of a server on this port.
 		for _, s := range t.servers {
@@ -86,6 +78,7 @@ func (t *translator) emitListeners(vhosts []*dir) {
 		if len(t.trusted) > 0 {
 			l.keys.set("trusted_proxies", t.trusted)
 		}
+		t.proxyProtocol(l)
 		if len(t.main.compress) > 0 {
 			c := &obj{{"types", t.main.compress}, {"encodings", []string{"gzip"}}}
 			if t.has(Compress) {
@@ -95,6 +88,27 @@ func (t *translator) emitListeners(vhosts []*dir) {
 			}
 		}
 	}
+	for _, s := range t.servers {
+		if s.chainSrc == nil {
+			continue
+		}
+		cert := s.cert
+		if cert == "" {
+			cert = "CERT"
+		}
+		// webtier, as Go's TLS, reads the intermediates from the
+		// certificate file; the importer does not write key material.
+		t.mark(s.chainSrc, Left, fmt.Sprintf("webtier reads the intermediates from cert_file: cat %s %s > %s and set cert_file to that file", cert, s.chain, strings.TrimSuffix(cert, filepath.Ext(cert))+"-fullchain.pem"))
+	}
+	if t.main.chainSrc != nil && len(t.servers) > 0 && t.servers[0] != t.main {
+		// the main server's chain is inherited by httpd's virtual hosts
+		t.mark(t.main.chainSrc, Left, "webtier reads the intermediates from cert_file: append "+t.main.chain+" to each certificate file")
+	}
+	if len(t.ppExcept) > 0 && len(t.proxyProto) == 0 {
+		for _, d := range t.ppExcept {
+			t.mark(d, Unneeded, "RemoteIPProxyProtocol is not on")
+		}
+	}
 	for _, d := range t.main.compressSrc {
 		if t.has(Compress) {
 			t.mark(d, Approx, "listeners[].compress with gzip; webtier skips bodies under compress.min_size, httpd compresses every size")
@@ -102,6 +116,81 @@ func (t *translator) emitListeners(vhosts []*dir) {
 			t.mark(d, Left, missingNote(Compress))
 		}
 	}
+}
+
+// moreCertificates adds the certificates of the other TLS servers on
+// l's port to tls.certificates, where webtier picks one by SNI.
+func (t *translator) moreCertificates(l *listenerOut, tls *obj, first *server, others []*server) {
+	seen := map[string]bool{first.cert: true}
+	var certs []any
+	for _, o := range others {
+		var certDir *dir
+		for _, d := range o.sslSrc {
+			if d.Is("SSLCertificateFile") {
+				certDir = d
+			}
+		}
+		if certDir == nil || seen[o.cert] {
+			continue
+		}
+		if o.cert == "" || o.key == "" {
+			t.mark(certDir, Left, "SSLEngine on needs SSLCertificateFile and SSLCertificateKeyFile in the same server")
+			continue
+		}
+		seen[o.cert] = true
+		if !t.has(Certs) {
+			t.mark(certDir, Left, "a second certificate on one port (chosen by SNI): "+missingNote(Certs)+"; this import writes the first one only")
+			continue
+		}
+		certs = append(certs, &obj{{"cert_file", o.cert}, {"key_file", o.key}})
+		l.src = append(l.src, o.sslSrc...)
+		t.mark(certDir, Approx, "listeners[].tls.certificates: webtier picks the certificate by the names it holds (exact, then wildcard, then the first), httpd by the virtual host's ServerName; the same when each certificate names its server")
+		if o.minTLS != first.minTLS && o.minTLSSrc != nil {
+			t.mark(o.minTLSSrc, Approx, "webtier's min_version is per listener: the first TLS server's on this port applies")
+		}
+	}
+	if len(certs) > 0 {
+		tls.set("certificates", certs)
+	}
+}
+
+// rebase points a copied static key at the folder rel under its root.
+func rebase(keys *obj, rel string) {
+	v, ok := keys.get("static")
+	if !ok {
+		return
+	}
+	st := append(obj{}, *v.(*obj)...)
+	root, _ := st.get("root")
+	st.set("root", filepath.Join(root.(string), rel))
+	keys.set("static", &st)
+}
+
+// lastRule returns the RewriteRule line of the first rule that carries
+// [L] without answering the request (R, F, G), or nil.
+func lastRule(rules []any, src []*dir) *dir {
+	for _, r := range rules {
+		f, _ := r.(*obj).get("flags")
+		flags, _ := f.([]string)
+		last, answers := false, false
+		for _, fl := range flags {
+			switch {
+			case fl == "L":
+				last = true
+			case fl == "F" || fl == "G" || strings.HasPrefix(fl, "R"):
+				answers = true
+			}
+		}
+		if last && !answers {
+			to, _ := r.(*obj).get("to")
+			for _, d := range src {
+				if d.Is("RewriteRule") && len(d.Args) > 1 && d.Args[1] == to {
+					return d
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func containsStr(list []string, s string) bool {
@@ -263,7 +352,38 @@ func (t *translator) emitServer(s *server, hosts []string) {
 			t.mark(s.indexSrc, Unneeded, "no static route uses it")
 		}
 	}
-	// RedirectMatch and RewriteRule go on the server's "/" route.
+	// RewriteRule: mod_rewrite runs before ProxyPass and Alias, so the
+	// rules go on every route of the server (before a route's own).
+	rewritesDone := false
+	if len(s.rewrites) > 0 && t.has(Rewrites) {
+		for _, sp := range specs {
+			_, proxied := sp.keys.get("upstream")
+			_, static := sp.keys.get("static")
+			if sp.whole || sp.redirects() || (!proxied && !static) {
+				continue
+			}
+			all := append([]any{}, s.rewrites...)
+			if own, ok := sp.keys.get("rewrites"); ok {
+				all = append(all, own.([]any)...)
+				if d := lastRule(s.rewrites, s.rewriteSrc); d != nil {
+					t.mark(d, Approx, "its [L] also stops the rewrite that cuts "+sp.path+" on that route; httpd's ProxyPass maps the path after mod_rewrite")
+				}
+			}
+			sp.keys.set("rewrites", all)
+			sp.src = append(sp.src, s.rewriteSrc...)
+			rewritesDone = true
+		}
+		for _, d := range s.rewriteSrc {
+			if rewritesDone {
+				t.mark(d, Exact, "routes[].rewrites, on every route of this server (httpd applies them before ProxyPass)")
+			}
+		}
+	}
+	// RedirectMatch (and RewriteRule, where no route took them) go on the
+	// server's "/" route.
+	if rewritesDone {
+		s.rewrites = nil
+	}
 	if len(s.matches) > 0 || len(s.rewrites) > 0 {
 		var root *spec
 		for _, sp := range specs {
@@ -327,6 +447,10 @@ func (t *translator) emitServer(s *server, hosts []string) {
 					continue
 				}
 				c := &spec{path: path, keys: append(obj{}, cover.keys...), missing: append(obj{}, cover.missing...), whole: cover.whole, src: append([]*dir{}, cover.src...)}
+				// A static route serves the rest of the path under its root:
+				// the narrower route's root is the folder under the cover's.
+				rebase(&c.keys, strings.TrimPrefix(path, cover.path))
+				rebase(&c.missing, strings.TrimPrefix(path, cover.path))
 				specs = append(specs, c)
 				targets = []*spec{c}
 			}

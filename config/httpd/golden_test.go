@@ -40,6 +40,7 @@ var cases = []struct {
 	{"unknown-module", "httpd.conf", true},
 	{"https-redirect", "httpd.conf", true},
 	{"rules", "httpd.conf", false}, // nothing but /api/ without issue 21's keys
+	{"tls-proxy", "httpd.conf", true},
 }
 
 func testdata(t *testing.T) string {

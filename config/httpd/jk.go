@@ -135,6 +135,22 @@ func (t *translator) jkMount(c ctx, d *dir) {
 	}
 	worker := args[0]
 	path := pattern
+	if c.s.vhost == nil {
+		t.jkMainDirs = append(t.jkMainDirs, d)
+	}
+	if !d.Is("JkUnMount") {
+		switch {
+		case t.jk == nil:
+			t.mark(d, Left, "no JkWorkersFile names the workers")
+			return
+		case t.jk.workers[worker] == nil:
+			t.mark(d, Left, fmt.Sprintf("no worker %s in %s", worker, t.jk.file))
+			return
+		case !containsStr(t.jk.list, worker):
+			t.mark(d, Left, fmt.Sprintf("worker %s is not in worker.list, so mod_jk does not use it", worker))
+			return
+		}
+	}
 	switch {
 	case strings.HasSuffix(pattern, "/*"):
 		path = strings.TrimSuffix(pattern, "*")
@@ -144,24 +160,28 @@ func (t *translator) jkMount(c ctx, d *dir) {
 	default:
 		t.mark(d, Approx, fmt.Sprintf("mod_jk matches %s exactly; webtier's route matches it as a prefix", pattern))
 	}
+	// The main server's mounts reach a virtual host only with JkMountCopy
+	// (see run).
+	main := c.s.vhost == nil
 	if d.Is("JkUnMount") {
-		c.s.passes = append([]*pass{{path: path, target: "!", exclude: true, d: d}}, c.s.passes...)
+		c.s.passes = append([]*pass{{path: path, target: "!", exclude: true, d: d, jkMain: main}}, c.s.passes...)
 		t.mark(d, Exact, "")
 		return
 	}
-	if t.jk == nil {
-		t.mark(d, Left, "no JkWorkersFile names the workers")
-		return
+	c.s.passes = append(c.s.passes, &pass{path: path, target: "ajp://" + worker, jkWorker: worker, d: d, jkMain: main})
+}
+
+// jkMountCopy reads JkMountCopy: On in a virtual host, or All at the
+// server level, gives virtual hosts the main server's JkMount lines.
+func (t *translator) jkMountCopy(c ctx, d *dir) {
+	v := strings.ToLower(first(d.Args))
+	switch {
+	case c.s.vhost != nil && (v == "on" || v == "all"):
+		c.s.jkCopy = true
+	case c.s.vhost == nil && v == "all":
+		t.jkCopyAll = true
 	}
-	if _, ok := t.jk.workers[worker]; !ok {
-		t.mark(d, Left, fmt.Sprintf("no worker %s in %s", worker, t.jk.file))
-		return
-	}
-	if !containsStr(t.jk.list, worker) {
-		t.mark(d, Left, fmt.Sprintf("worker %s is not in worker.list, so mod_jk does not use it", worker))
-		return
-	}
-	c.s.passes = append(c.s.passes, &pass{path: path, target: "ajp://" + worker, jkWorker: worker, d: d})
+	t.mark(d, Exact, "the server's JkMount lines are routes of the virtual hosts that copy them")
 }
 
 // jkUsed are the workers an upstream was built from, with how each
@@ -315,6 +335,10 @@ func (t *translator) jkUpstream(p *pass) (string, string, bool) {
 	return un, "", true
 }
 
+// jkHomes are the workers file's settings for mod_jk's own use, which
+// Debian's stock file has.
+var jkHomes = map[string]bool{"workers.tomcat_home": true, "workers.java_home": true, "ps": true}
+
 // reportWorkers adds a report line for every line of the workers file.
 func (t *translator) reportWorkers() {
 	w := t.jk
@@ -331,12 +355,14 @@ func (t *translator) reportWorkers() {
 			if u, ok := t.jkLines[l.line]; ok {
 				e.Status, e.Note = u.status, u.note
 			} else if t.jkUsed[worker] == nil && !t.jkReferenced(worker) {
-				e.Note = "no JkMount uses worker " + worker
+				e.Status, e.Note = Unneeded, "no JkMount uses worker "+worker+", so httpd does not either"
 			} else if prop == "reference" {
 				e.Status, e.Note = Exact, "its properties were read"
 			} else {
 				e.Note = "property " + prop + " has no counterpart"
 			}
+		} else if jkHomes[l.key] {
+			e.Status, e.Note = Unneeded, "mod_jk's own paths (Tomcat's and Java's homes, the path separator); webtier needs none"
 		} else {
 			e.Note = "no counterpart"
 		}

@@ -24,20 +24,24 @@ import (
 type Feature string
 
 const (
-	Main       Feature = ""                // in every build
-	Remap      Feature = "remap"           // targets[].url with a path
-	Reverse    Feature = "reverse"         // routes[].reverse
-	Redirect   Feature = "redirect"        // routes[].redirect, routes[].redirects
-	Rewrites   Feature = "rewrites"        // routes[].rewrites
-	Headers    Feature = "headers"         // routes[].request_headers, response_headers
-	BodyLimit  Feature = "max_body_size"   // routes[].max_body_size
-	Access     Feature = "access"          // routes[].allow, deny
-	BasicAuth  Feature = "basic_auth"      // routes[].basic_auth
-	ErrorPages Feature = "error_pages"     // routes[].error_pages
-	Static     Feature = "static"          // routes[].static
-	Compress   Feature = "compress"        // listeners[].compress
-	TLSMin     Feature = "tls.min_version" // listeners[].tls.min_version
-	HTTPSOnly  Feature = "redirect_https"  // listeners[].redirect_https
+	Main       Feature = ""                 // in every build
+	Remap      Feature = "remap"            // targets[].url with a path
+	Reverse    Feature = "reverse"          // routes[].reverse
+	Redirect   Feature = "redirect"         // routes[].redirect, routes[].redirects
+	Rewrites   Feature = "rewrites"         // routes[].rewrites
+	Headers    Feature = "headers"          // routes[].request_headers, response_headers
+	BodyLimit  Feature = "max_body_size"    // routes[].max_body_size
+	Access     Feature = "access"           // routes[].allow, deny
+	BasicAuth  Feature = "basic_auth"       // routes[].basic_auth
+	ErrorPages Feature = "error_pages"      // routes[].error_pages
+	Static     Feature = "static"           // routes[].static
+	Compress   Feature = "compress"         // listeners[].compress
+	TLSMin     Feature = "tls.min_version"  // listeners[].tls.min_version
+	HTTPSOnly  Feature = "redirect_https"   // listeners[].redirect_https
+	Certs      Feature = "tls.certificates" // listeners[].tls.certificates
+	ProxyProto Feature = "proxy_protocol"   // listeners[].proxy_protocol
+	UpTLS      Feature = "upstream tls"     // upstreams.<name>.tls
+	UpProto    Feature = "protocol"         // upstreams.<name>.protocol
 )
 
 // probes are the smallest config fragments that use each feature: the
@@ -57,6 +61,10 @@ var probes = map[Feature][]string{
 	Compress:   {listenerProbe("compress: {types: [text/html]}")},
 	HTTPSOnly:  {listenerProbe("redirect_https: true")},
 	TLSMin:     {listenerProbe("tls: {cert_file: '{dir}/cert.pem', key_file: '{dir}/key.pem', min_version: '1.2'}")},
+	Certs:      {listenerProbe("tls: {certificates: [{cert_file: '{dir}/cert.pem', key_file: '{dir}/key.pem'}]}")},
+	ProxyProto: {listenerProbe("proxy_protocol: {from: [10.0.0.0/8]}")},
+	UpTLS:      {"upstreams: {a: {targets: ['https://127.0.0.1:9'], tls: {insecure_skip_verify: true}}}\nroutes: [{path: /, upstream: a}]"},
+	UpProto:    {"upstreams: {a: {targets: ['http://127.0.0.1:9'], protocol: h2c}}\nroutes: [{path: /, upstream: a}]"},
 }
 
 func routeProbe(keys string) string {
@@ -116,7 +124,7 @@ func probe(parse ParseFunc, snippets []string) bool {
 // Features lists every feature the importer may write, for tests and for
 // the lead's check after a merge.
 var Features = []Feature{Remap, Reverse, Redirect, Rewrites, Headers, BodyLimit, Access, BasicAuth, ErrorPages,
-	Static, Compress, TLSMin, HTTPSOnly}
+	Static, Compress, TLSMin, HTTPSOnly, Certs, ProxyProto, UpTLS, UpProto}
 
 // selfSigned makes a throwaway certificate for the TLS probe.
 func selfSigned() (certPEM, keyPEM []byte, err error) {

@@ -389,7 +389,19 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 		members = []target{tg}
 		name = upstreamName(tg.host + "_" + tg.port)
 	}
+	protocol := ""
 	for i := range members {
+		switch members[i].scheme {
+		case "h2", "h2c":
+			// mod_proxy_http2: HTTP/2 over TLS, or in clear text.
+			if !t.has(UpProto) {
+				t.mark(p.d, Left, "HTTP/2 to the backend: "+missingNote(UpProto))
+				return "", "", false
+			}
+			protocol = members[i].scheme
+			members[i].scheme = map[string]string{"h2": "https", "h2c": "http"}[protocol]
+			t.mark(p.d, Exact, "upstreams' protocol: "+protocol)
+		}
 		switch members[i].scheme {
 		case "http", "https", "ajp":
 		case "ws", "wss":
@@ -431,6 +443,13 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 	}
 	if members[0].scheme == "ajp" {
 		setPath(&b.keys, "ajp.secret_required", false)
+	}
+	if protocol != "" {
+		b.keys.set("protocol", protocol)
+	}
+	if members[0].scheme == "https" && len(s.proxyTLS) > 0 && t.has(UpTLS) {
+		tls := append(obj{}, s.proxyTLS...)
+		b.keys.set("tls", &tls)
 	}
 	// Balancer parameters: ProxySet lines, then the ProxyPass line's own.
 	if balancer != "" {
@@ -501,7 +520,7 @@ func (t *translator) upstreamFor(s *server, p *pass) (name, path string, ok bool
 // sortedKeys puts an upstream's keys in the order of the README.
 func sortedKeys(o obj) obj {
 	order := []string{"connect_timeout", "response_header_timeout", "idle_timeout", "max_idle_per_address", "host_header",
-		"balance", "sticky_cookie", "ejection", "retries", "ajp", "health_check"}
+		"balance", "sticky_cookie", "ejection", "retries", "ajp", "protocol", "tls", "health_check"}
 	rank := func(k string) int {
 		for i, o := range order {
 			if o == k {

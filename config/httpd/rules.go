@@ -143,17 +143,11 @@ func (t *translator) ssl(c ctx, d *dir) {
 		s.key = t.path(v)
 		t.mark(d, Exact, "listeners[].tls.key_file")
 	case "sslcertificatechainfile":
-		t.mark(d, Left, "webtier reads the intermediates from cert_file: append this file to the certificate file (cat cert.pem chain.pem)")
+		s.chain, s.chainSrc = t.path(v), d
 	case "sslprotocol":
-		min := "1.2"
-		for _, a := range d.Args {
-			a = strings.ToLower(a)
-			if a == "-tlsv1.2" || (a == "tlsv1.3" && len(d.Args) == 1) {
-				min = "1.3"
-			}
-			if a == "+tlsv1" || a == "+tlsv1.1" || a == "tlsv1" || a == "tlsv1.1" {
-				t.mark(d, Approx, "webtier never offers TLS 1.0 or 1.1; the minimum is 1.2")
-			}
+		min, st, note := sslProtocolMin(d.Args)
+		if st != Exact {
+			t.mark(d, st, note)
 		}
 		s.minTLS, s.minTLSSrc = min, d
 		if !t.has(TLSMin) {
@@ -165,6 +159,97 @@ func (t *translator) ssl(c ctx, d *dir) {
 			return
 		}
 		t.mark(d, Exact, "listeners[].tls.min_version")
+	}
+}
+
+// sslProtocolMin reads SSLProtocol's list as httpd does (a bare name
+// starts the set again, +name adds, -name removes; "all" is every
+// version) and returns webtier's min_version for the set.
+func sslProtocolMin(args []string) (min string, st Status, note string) {
+	versions := []string{"sslv3", "tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3"}
+	on := map[string]bool{"tlsv1.2": true, "tlsv1.3": true} // httpd 2.4's default
+	for _, a := range args {
+		a = strings.ToLower(a)
+		sign := byte(0)
+		if a != "" && (a[0] == '+' || a[0] == '-') {
+			sign, a = a[0], a[1:]
+		}
+		if sign == 0 {
+			on = map[string]bool{}
+		}
+		names := []string{a}
+		if a == "all" {
+			names = versions
+		}
+		for _, n := range names {
+			on[n] = sign != '-'
+		}
+	}
+	old := on["sslv3"] || on["tlsv1"] || on["tlsv1.1"]
+	switch {
+	case on["tlsv1.3"] && !on["tlsv1.2"] && old:
+		// The admin turned 1.2 off: never offer it.
+		return "1.3", Approx, "webtier never offers TLS 1.0 or 1.1, and without 1.2 its minimum is 1.3"
+	case on["tlsv1.3"] && !on["tlsv1.2"]:
+		return "1.3", Exact, ""
+	case old:
+		return "1.2", Approx, "webtier never offers TLS 1.0 or 1.1; the minimum is 1.2"
+	case !on["tlsv1.3"]:
+		return "1.2", Approx, "webtier always offers TLS 1.3 with 1.2"
+	}
+	return "1.2", Exact, ""
+}
+
+// sslProxy reads mod_ssl's settings for https:// backends (SSLProxy*),
+// which become the tls keys of the upstreams this server's ProxyPass lines
+// send to over https.
+func (t *translator) sslProxy(c ctx, d *dir) {
+	s := c.s
+	v := first(d.Args)
+	set := func(k string, val any, st Status, note string) {
+		s.proxyTLS = append(removeKey(append(obj{}, s.proxyTLS...), k), kv{k, val})
+		s.proxyTLSSrc = append(s.proxyTLSSrc, d)
+		if !t.has(UpTLS) {
+			t.mark(d, Left, missingNote(UpTLS))
+			return
+		}
+		t.mark(d, st, note)
+	}
+	switch strings.ToLower(d.Name) {
+	case "sslproxyengine":
+		if strings.EqualFold(v, "on") {
+			t.mark(d, Exact, "webtier speaks TLS to every https:// target")
+		} else {
+			t.mark(d, Exact, "")
+		}
+	case "sslproxycacertificatefile":
+		set("ca_file", t.path(v), Exact, "upstreams' tls.ca_file")
+	case "sslproxyverify":
+		switch strings.ToLower(v) {
+		case "none", "optional_no_ca":
+			set("insecure_skip_verify", true, Exact, "upstreams' tls.insecure_skip_verify: the backend's certificate is not checked (webtier logs it at start)")
+		default:
+			t.mark(d, Exact, "webtier verifies the backend's certificate by default")
+		}
+	case "sslproxycheckpeername", "sslproxycheckpeercn":
+		if strings.EqualFold(v, "off") {
+			set("insecure_skip_verify", true, Approx, "upstreams' tls.insecure_skip_verify: webtier cannot skip the name check alone, so the chain is not checked either; set tls.server_name to the name the certificate holds and drop insecure_skip_verify to keep the chain check")
+		} else {
+			t.mark(d, Exact, "webtier checks the backend's name by default")
+		}
+	case "sslproxycheckpeerexpire":
+		if strings.EqualFold(v, "off") {
+			set("insecure_skip_verify", true, Approx, "upstreams' tls.insecure_skip_verify: webtier cannot accept an expired certificate alone, so nothing of it is checked")
+		} else {
+			t.mark(d, Exact, "webtier checks the backend's certificate dates")
+		}
+	case "sslproxymachinecertificatefile":
+		// httpd's file holds the certificate and its key, as Go's loader
+		// reads them from one file named twice.
+		set("cert_file", t.path(v), Exact, "upstreams' tls.cert_file and key_file (the same file: certificate and key)")
+		set("key_file", t.path(v), Exact, "")
+	case "sslproxyprotocol":
+		t.mark(d, Approx, "webtier speaks TLS 1.2 or 1.3 to backends")
 	}
 }
 
@@ -201,6 +286,65 @@ func (t *translator) remoteIP(c ctx, d *dir) {
 		t.trusted = append(t.trusted, a)
 	}
 	t.mark(d, Exact, "listeners[].trusted_proxies")
+}
+
+type ppLine struct {
+	d     *dir
+	ports []string
+}
+
+// remoteIPProxyProtocol reads mod_remoteip's PROXY protocol switch; the
+// listeners get proxy_protocol in proxyProtocol.
+func (t *translator) remoteIPProxyProtocol(c ctx, d *dir) {
+	if d.Is("RemoteIPProxyProtocolExceptions") {
+		t.ppExcept = append(t.ppExcept, d)
+		return
+	}
+	if !strings.EqualFold(first(d.Args), "on") {
+		t.mark(d, Exact, "webtier reads no PROXY header without proxy_protocol")
+		return
+	}
+	var ports []string
+	if c.s.vhost != nil {
+		ports = c.s.ports
+	}
+	t.proxyProto = append(t.proxyProto, ppLine{d, ports})
+}
+
+// proxyProtocol sets l's proxy_protocol from RemoteIPProxyProtocol On.
+// httpd requires the header from every client but the exceptions; webtier
+// from the listed balancer addresses only, which are here the
+// RemoteIPTrustedProxy/InternalProxy ones.
+func (t *translator) proxyProtocol(l *listenerOut) {
+	var on []*dir
+	for _, p := range t.proxyProto {
+		if p.ports == nil || containsStr(p.ports, l.port) {
+			on = append(on, p.d)
+		}
+	}
+	if len(on) == 0 {
+		return
+	}
+	switch {
+	case !t.has(ProxyProto):
+		for _, d := range on {
+			t.mark(d, Left, missingNote(ProxyProto))
+		}
+		return
+	case len(t.trusted) == 0:
+		for _, d := range on {
+			t.mark(d, Left, "listeners[].proxy_protocol needs from: the balancer's addresses, which this config does not name (no RemoteIPTrustedProxy); add proxy_protocol: {from: [the NLB's subnets]} to the listener")
+		}
+		return
+	}
+	l.keys.set("proxy_protocol", &obj{{"from", t.trusted}})
+	l.src = append(l.src, on...)
+	for _, d := range on {
+		t.mark(d, Approx, "listeners[].proxy_protocol, from the RemoteIPTrustedProxy addresses: webtier requires the header from those only and serves others with their own address, where httpd refuses every connection without one (check that from lists the balancer)")
+	}
+	for _, d := range t.ppExcept {
+		t.mark(d, Exact, "webtier serves connections from outside proxy_protocol.from without a header")
+	}
 }
 
 // --- static files ------------------------------------------------------------
@@ -436,14 +580,16 @@ func condition(d *dir) (*obj, string) {
 		return nil, "needs a test string and a pattern"
 	}
 	test, pat := d.Args[0], d.Args[1]
-	nc := false
+	nc, or := false, false
 	if len(d.Args) > 2 {
 		for _, f := range strings.Split(strings.Trim(d.Args[2], "[]"), ",") {
 			switch strings.ToUpper(strings.TrimSpace(f)) {
 			case "NC", "NOCASE":
 				nc = true
+			case "OR", "ORNEXT":
+				or = true
 			default:
-				return nil, fmt.Sprintf("flag [%s] has no counterpart (conditions are all ANDed: no [OR])", f)
+				return nil, fmt.Sprintf("flag [%s] has no counterpart; webtier's conditions know NC and OR", f)
 			}
 		}
 	}
@@ -475,6 +621,9 @@ func condition(d *dir) (*obj, string) {
 	if neg {
 		w.set("negate", true)
 	}
+	if or {
+		w.set("or", true)
+	}
 	return w, ""
 }
 
@@ -487,6 +636,49 @@ var standardFormats = map[string]string{
 	`%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"`: "combined",
 	`%h %l %u %t "%r" %>s %O`:                                "common",
 	`%h %l %u %t "%r" %>s %b`:                                "common",
+}
+
+// jsonFields are the LogFormat directives whose value webtier's json
+// access log holds, with the field's name.
+var jsonFields = map[string]string{
+	"%h": "client", "%a": "client", "%{c}a": "client", "%t": "time", "%r": "method, uri and proto", "%m": "method",
+	"%U": "uri", "%q": "uri", "%H": "proto", "%>s": "status", "%s": "status", "%b": "bytes", "%B": "bytes", "%O": "bytes",
+	"%{Referer}i": "referer", "%{User-Agent}i": "user_agent", "%{User-agent}i": "user_agent", "%v": "host", "%{Host}i": "host",
+	"%D": "duration", "%T": "duration", "%{ms}T": "duration", "%{us}T": "duration", "%{X-Request-ID}i": "request_id",
+	"%l": "", "%u": "",
+}
+
+var logDirective = regexp.MustCompile(`%[<>]?(\{[^}]*\})?[a-zA-Z%]`)
+
+// expressFormat says which of webtier's access log formats writes what a
+// LogFormat string asks for: combined and common byte for byte; the same
+// with httpd's virtual host in front (vhost_combined) approximately; any
+// other string whose every directive is a field of the json format, as
+// json (approximately: another line layout).
+func expressFormat(f string) (format string, st Status, note string) {
+	if std := standardFormats[f]; std != "" {
+		return std, Exact, ""
+	}
+	for _, prefix := range []string{"%v:%p ", "%v "} {
+		if std := standardFormats[strings.TrimPrefix(f, prefix)]; std != "" && strings.HasPrefix(f, prefix) {
+			return std, Approx, fmt.Sprintf("written as %s without the leading %s (the virtual host); the json format has the host", std, strings.TrimSpace(prefix))
+		}
+	}
+	var fields, missing []string
+	for _, m := range logDirective.FindAllString(f, -1) {
+		name, ok := jsonFields[m]
+		switch {
+		case m == "%%":
+		case !ok:
+			missing = append(missing, m)
+		case name != "" && !containsStr(fields, name):
+			fields = append(fields, name)
+		}
+	}
+	if len(missing) > 0 || len(fields) == 0 {
+		return "", Left, fmt.Sprintf("%s has no field in webtier's json format", strings.Join(missing, " "))
+	}
+	return "json", Approx, "written as the json format, which holds " + strings.Join(fields, ", ") + " (and more), one JSON object a line"
 }
 
 func (t *translator) logFormatLine(c ctx, d *dir) {
@@ -510,23 +702,35 @@ func (t *translator) customLog(c ctx, d *dir) {
 	if nick, ok := t.logFormat[f]; ok {
 		f = nick
 	}
-	format := standardFormats[f]
+	format, fst, fnote := expressFormat(f)
 	if format == "" && (f == "combined" || f == "common") {
-		format = f // httpd's built-in nicknames
+		format, fst = f, Exact // httpd's built-in nicknames
 	}
 	if format == "" {
-		t.mark(d, Left, fmt.Sprintf("the format %q is not one webtier writes (combined, common, json)", d.Args[1]))
+		t.mark(d, Left, fmt.Sprintf("the format %q is not one webtier writes (combined, common, json): %s", d.Args[1], fnote))
 		return
+	}
+	if fst != Exact {
+		t.mark(d, fst, fnote)
 	}
 	if strings.HasPrefix(file, "|") {
 		t.mark(d, Left, "piped logs have no counterpart; webtier writes to a file or stdout (pipe stdout instead)")
 		return
 	}
-	if t.logSrc != nil {
-		t.mark(d, Approx, fmt.Sprintf("webtier writes one access log; this one is merged into the one of %s", t.pos(t.logSrc)))
-		return
+	merged := func(into *dir) string {
+		return fmt.Sprintf("webtier writes one access log; this one is merged into the one of %s", t.pos(into))
 	}
-	t.logSrc = d
+	if t.logSrc != nil {
+		if t.logExact || fst != Exact {
+			t.mark(d, Approx, merged(t.logSrc))
+			return
+		}
+		// A log webtier writes as httpd did wins over an approximate one
+		// (Debian's other_vhosts_access.log in vhost_combined).
+		e := t.marks[t.logSrc]
+		e.Status, e.Note = Approx, merged(d)
+	}
+	t.logSrc, t.logExact = d, fst == Exact
 	t.accessLog = obj{{"format", format}, {"path", t.path(file)}}
 	note := "access_log"
 	if c.s.vhost != nil && t.vhostCount > 1 {

@@ -54,14 +54,21 @@ type translator struct {
 	resolverSrc []*dir
 	accessLog   obj
 	logSrc      *dir
+	logExact    bool // logSrc's format is written as httpd writes it
 	deferred    []string
 	balancers   map[string]*dir
 	jk          *jkWorkers
 	jkDir       *dir
 	logFormat   map[string]string
 	trusted     []string // RemoteIPTrustedProxy
-	jkUsed      map[string]map[string]jkUse
-	jkLines     map[int]jkUse
+	jkCopyAll   bool     // JkMountCopy All
+	jkMainDirs  []*dir   // the main server's JkMount and JkUnMount lines
+	// proxyProto are the RemoteIPProxyProtocol On lines, with the ports of
+	// their virtual host (none: every port); ppExcept the exceptions.
+	proxyProto []ppLine
+	ppExcept   []*dir
+	jkUsed     map[string]map[string]jkUse
+	jkLines    map[int]jkUse
 	// vhostCount is the number of <VirtualHost> sections.
 	vhostCount int
 	// usedBalancers are those a ProxyPass sends to.
@@ -195,7 +202,7 @@ var unneeded = map[string]string{
 	"proxyrequests": "webtier is never a forward proxy", "proxyvia": "webtier adds no Via header", "proxyerroroverride": "see routes[].error_pages_backend",
 	"proxyaddheaders": "webtier always sends X-Forwarded-For, -Proto and -Host", "proxystatus": "see the admin listener's status page",
 	"extendedstatus": "see the admin listener's status page", "jkloglevel": "webtier logs to stderr", "jklogfile": "webtier logs to stderr",
-	"jkshmfile": "webtier keeps its balancer state in memory", "jklogstampformat": "webtier logs to stderr", "jkoptions": "webtier forwards the request as received",
+	"jkshmfile": "webtier keeps its balancer state in memory", "jkwatchdoginterval": "webtier maintains its AJP connections itself (ajp.cping_idle, idle_timeout)", "jklogstampformat": "webtier logs to stderr", "jkoptions": "webtier forwards the request as received",
 	"jkrequestlogformat": "see access_log", "directoryslash": "webtier's static routes redirect a directory without slash", "enablesendfile": "webtier's static files use sendfile when they can",
 	"enablemmap": "webtier does not mmap files", "filetag": "webtier's ETag is built from size and time",
 }
@@ -235,6 +242,12 @@ type server struct {
 	cert, key     string
 	minTLS        string
 	minTLSSrc     *dir
+	chain         string // SSLCertificateChainFile
+	chainSrc      *dir
+	jkCopy        bool // JkMountCopy On in this virtual host
+	// proxyTLS are the upstream tls keys of SSLProxy* lines.
+	proxyTLS    obj
+	proxyTLSSrc []*dir
 }
 
 type pass struct {
@@ -243,6 +256,9 @@ type pass struct {
 	exclude      bool
 	d            *dir
 	jkWorker     string
+	// jkMain: a JkMount (or JkUnMount) of the main server, which httpd
+	// applies in a virtual host only with JkMountCopy.
+	jkMain bool
 }
 
 type alias struct {
@@ -275,9 +291,14 @@ func (s *server) inherit(vh *dir) *server {
 	n.proxyTimeout, n.timeoutSrc = s.proxyTimeout, s.timeoutSrc
 	n.docRoot, n.docRootSrc = s.docRoot, s.docRootSrc
 	n.index, n.indexSrc = s.index, s.indexSrc
-	n.passes = append(n.passes, s.passes...)
+	for _, p := range s.passes {
+		if !p.jkMain {
+			n.passes = append(n.passes, p)
+		}
+	}
 	n.aliases = append(n.aliases, s.aliases...)
 	n.compress, n.compressSrc = s.compress, s.compressSrc
+	n.proxyTLS, n.proxyTLSSrc = append(obj{}, s.proxyTLS...), s.proxyTLSSrc
 	for _, p := range s.locOrder {
 		l := s.locs[p]
 		n.locs[p] = &locRules{keys: append(obj{}, l.keys...), missing: append(obj{}, l.missing...), src: l.src}
@@ -357,13 +378,33 @@ func (t *translator) run() error {
 		for _, d := range vh.Children {
 			t.directive(ctx{s: s}, d)
 		}
+		if s.jkCopy || t.jkCopyAll {
+			for _, p := range t.main.passes {
+				if p.jkMain {
+					s.passes = append(s.passes, p)
+				}
+			}
+		}
 		t.servers = append(t.servers, s)
 	}
 	if len(vhosts) == 0 {
 		t.servers = []*server{t.main}
 	} else {
 		for _, p := range t.main.passes {
-			t.mark(p.d, Exact, "inherited by every <VirtualHost>, as in httpd")
+			if !p.jkMain {
+				t.mark(p.d, Exact, "inherited by every <VirtualHost>, as in httpd")
+			}
+		}
+		copied := t.jkCopyAll
+		for _, s := range t.servers {
+			copied = copied || s.jkCopy
+		}
+		if !copied {
+			for _, d := range t.jkMainDirs {
+				// Whatever the line said before: it does nothing.
+				delete(t.marks, d)
+				t.mark(d, Unneeded, "a JkMount of the main server, which no <VirtualHost> copies (JkMountCopy), so httpd does not use it either")
+			}
 		}
 	}
 	t.emitListeners(vhosts)
@@ -429,61 +470,72 @@ var handlers map[string]func(t *translator, c ctx, d *dir)
 
 func init() {
 	handlers = map[string]func(t *translator, c ctx, d *dir){
-		"listen":                       (*translator).listen,
-		"servername":                   (*translator).serverName,
-		"serveralias":                  (*translator).serverName,
-		"proxypass":                    (*translator).proxyPass,
-		"proxypassmatch":               (*translator).proxyPassMatch,
-		"proxypassreverse":             (*translator).proxyPassReverse,
-		"proxypassreversecookiedomain": (*translator).reverseCookie,
-		"proxypassreversecookiepath":   (*translator).reverseCookie,
-		"proxy":                        (*translator).proxySection,
-		"proxypreservehost":            (*translator).preserveHost,
-		"proxytimeout":                 (*translator).proxyTimeout,
-		"timeout":                      (*translator).timeout,
-		"keepalivetimeout":             (*translator).listenerLimit,
-		"limitrequestfieldsize":        (*translator).listenerLimit,
-		"limitrequestfields":           (*translator).listenerLimit,
-		"limitrequestline":             (*translator).listenerLimit,
-		"keepalive":                    (*translator).keepAlive,
-		"limitrequestbody":             (*translator).bodyLimit,
-		"requestheader":                (*translator).header,
-		"header":                       (*translator).header,
-		"sslengine":                    (*translator).ssl,
-		"sslcertificatefile":           (*translator).ssl,
-		"sslcertificatekeyfile":        (*translator).ssl,
-		"sslcertificatechainfile":      (*translator).ssl,
-		"sslprotocol":                  (*translator).ssl,
-		"remoteipheader":               (*translator).remoteIP,
-		"remoteiptrustedproxy":         (*translator).remoteIP,
-		"remoteipinternalproxy":        (*translator).remoteIP,
-		"documentroot":                 (*translator).documentRoot,
-		"alias":                        (*translator).alias,
-		"directoryindex":               (*translator).directoryIndex,
-		"redirect":                     (*translator).redirect,
-		"redirectpermanent":            (*translator).redirect,
-		"redirecttemp":                 (*translator).redirect,
-		"redirectmatch":                (*translator).redirectMatch,
-		"rewriteengine":                (*translator).rewriteEngine,
-		"rewritecond":                  (*translator).rewriteCond,
-		"rewriterule":                  (*translator).rewriteRule,
-		"logformat":                    (*translator).logFormatLine,
-		"customlog":                    (*translator).customLog,
-		"errordocument":                (*translator).errorDocument,
-		"require":                      (*translator).require,
-		"authtype":                     (*translator).auth,
-		"authname":                     (*translator).auth,
-		"authuserfile":                 (*translator).auth,
-		"authbasicprovider":            (*translator).auth,
-		"addoutputfilterbytype":        (*translator).deflate,
-		"jkworkersfile":                (*translator).jkWorkersFile,
-		"jkmount":                      (*translator).jkMount,
-		"jkunmount":                    (*translator).jkMount,
-		"location":                     (*translator).location,
-		"locationmatch":                (*translator).locationMatch,
-		"directory":                    (*translator).directory,
-		"filesmatch":                   (*translator).filesMatch,
-		"options":                      (*translator).options,
+		"listen":                          (*translator).listen,
+		"servername":                      (*translator).serverName,
+		"serveralias":                     (*translator).serverName,
+		"proxypass":                       (*translator).proxyPass,
+		"proxypassmatch":                  (*translator).proxyPassMatch,
+		"proxypassreverse":                (*translator).proxyPassReverse,
+		"proxypassreversecookiedomain":    (*translator).reverseCookie,
+		"proxypassreversecookiepath":      (*translator).reverseCookie,
+		"proxy":                           (*translator).proxySection,
+		"proxypreservehost":               (*translator).preserveHost,
+		"proxytimeout":                    (*translator).proxyTimeout,
+		"timeout":                         (*translator).timeout,
+		"keepalivetimeout":                (*translator).listenerLimit,
+		"limitrequestfieldsize":           (*translator).listenerLimit,
+		"limitrequestfields":              (*translator).listenerLimit,
+		"limitrequestline":                (*translator).listenerLimit,
+		"keepalive":                       (*translator).keepAlive,
+		"limitrequestbody":                (*translator).bodyLimit,
+		"requestheader":                   (*translator).header,
+		"header":                          (*translator).header,
+		"sslengine":                       (*translator).ssl,
+		"sslcertificatefile":              (*translator).ssl,
+		"sslcertificatekeyfile":           (*translator).ssl,
+		"sslcertificatechainfile":         (*translator).ssl,
+		"sslprotocol":                     (*translator).ssl,
+		"sslproxyengine":                  (*translator).sslProxy,
+		"sslproxycacertificatefile":       (*translator).sslProxy,
+		"sslproxyverify":                  (*translator).sslProxy,
+		"sslproxycheckpeername":           (*translator).sslProxy,
+		"sslproxycheckpeercn":             (*translator).sslProxy,
+		"sslproxycheckpeerexpire":         (*translator).sslProxy,
+		"sslproxymachinecertificatefile":  (*translator).sslProxy,
+		"sslproxyprotocol":                (*translator).sslProxy,
+		"remoteipproxyprotocol":           (*translator).remoteIPProxyProtocol,
+		"remoteipproxyprotocolexceptions": (*translator).remoteIPProxyProtocol,
+		"remoteipheader":                  (*translator).remoteIP,
+		"remoteiptrustedproxy":            (*translator).remoteIP,
+		"remoteipinternalproxy":           (*translator).remoteIP,
+		"documentroot":                    (*translator).documentRoot,
+		"alias":                           (*translator).alias,
+		"directoryindex":                  (*translator).directoryIndex,
+		"redirect":                        (*translator).redirect,
+		"redirectpermanent":               (*translator).redirect,
+		"redirecttemp":                    (*translator).redirect,
+		"redirectmatch":                   (*translator).redirectMatch,
+		"rewriteengine":                   (*translator).rewriteEngine,
+		"rewritecond":                     (*translator).rewriteCond,
+		"rewriterule":                     (*translator).rewriteRule,
+		"logformat":                       (*translator).logFormatLine,
+		"customlog":                       (*translator).customLog,
+		"errordocument":                   (*translator).errorDocument,
+		"require":                         (*translator).require,
+		"authtype":                        (*translator).auth,
+		"authname":                        (*translator).auth,
+		"authuserfile":                    (*translator).auth,
+		"authbasicprovider":               (*translator).auth,
+		"addoutputfilterbytype":           (*translator).deflate,
+		"jkworkersfile":                   (*translator).jkWorkersFile,
+		"jkmount":                         (*translator).jkMount,
+		"jkunmount":                       (*translator).jkMount,
+		"jkmountcopy":                     (*translator).jkMountCopy,
+		"location":                        (*translator).location,
+		"locationmatch":                   (*translator).locationMatch,
+		"directory":                       (*translator).directory,
+		"filesmatch":                      (*translator).filesMatch,
+		"options":                         (*translator).options,
 		"sethandler": func(t *translator, c ctx, d *dir) {
 			note := "webtier runs no handlers"
 			if strings.HasPrefix(strings.ToLower(first(d.Args)), "server-") {
@@ -656,6 +708,12 @@ func (t *translator) location(c ctx, d *dir) {
 		t.mark(d, Left, "a regular-expression <Location ~> is not translated; webtier routes by path prefix")
 		return
 	}
+	t.locationAt(c, d, p)
+}
+
+// locationAt reads a <Location> (or a <LocationMatch> that is a prefix)
+// for path p.
+func (t *translator) locationAt(c ctx, d *dir, p string) {
 	for _, ch := range d.Children {
 		if ch.Is("SetHandler") {
 			// The Location is the handler's (server-status, ...): its rules
@@ -676,8 +734,47 @@ func (t *translator) location(c ctx, d *dir) {
 	}
 }
 
+// locationMatch reads a <LocationMatch> whose expression is a path
+// prefix (^/literal, optionally followed by .*): the same as <Location
+// /literal>. Any other expression is left.
 func (t *translator) locationMatch(c ctx, d *dir) {
-	t.mark(d, Left, "webtier routes by path prefix; write a route for each prefix this expression matches")
+	if len(d.Args) != 1 || c.location != "" {
+		t.mark(d, Left, "only a <LocationMatch regex> at the server level is read")
+		return
+	}
+	p, ok := regexPrefix(d.Args[0])
+	if !ok {
+		t.mark(d, Left, "webtier routes by path prefix; only an expression like ^/prefix/ translates: write a route for each prefix this one matches (or a rewrite)")
+		for _, ch := range d.Children {
+			t.mark(ch, Left, fmt.Sprintf("inside <LocationMatch> (line %d), which is not translated", d.Line))
+		}
+		return
+	}
+	t.locationAt(c, d, p)
+}
+
+// regexPrefix returns the literal path a regular expression anchored with
+// ^ matches as a prefix: "^/app/" and "^/app/.*" give "/app/". Anything
+// else (an alternation, a class, an end anchor) is not a prefix.
+func regexPrefix(re string) (string, bool) {
+	if !strings.HasPrefix(re, "^/") {
+		return "", false
+	}
+	re = strings.TrimSuffix(strings.TrimSuffix(re[1:], "(.*)"), ".*")
+	var b strings.Builder
+	for i := 0; i < len(re); i++ {
+		c := re[i]
+		switch {
+		case c == '\\' && i+1 < len(re) && strings.IndexByte(`.-/_~`, re[i+1]) >= 0:
+			i++
+			b.WriteByte(re[i])
+		case strings.IndexByte(`.+*?()|[]{}^$\\`, c) >= 0:
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
 }
 
 func (t *translator) directory(c ctx, d *dir) {

@@ -128,6 +128,11 @@ func Parse(path string, opts Options) (*Tree, error) {
 	if p.serverRoot == "" {
 		p.serverRoot = filepath.Dir(path)
 	}
+	// httpd makes ServerRoot absolute; the paths the import writes must
+	// not depend on the folder webtier runs in.
+	if abs, err := filepath.Abs(p.serverRoot); err == nil {
+		p.serverRoot = abs
+	}
 	if !opts.NoEnvvars {
 		if err := p.readEnvvars(filepath.Join(filepath.Dir(path), "envvars")); err != nil {
 			return nil, err

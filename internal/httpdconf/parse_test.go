@@ -145,3 +145,18 @@ func TestParseSkipped(t *testing.T) {
 		t.Errorf("Skipped = %q; want %q", strings.Join(got, ", "), want)
 	}
 }
+
+// A main file named relative to the working folder gives an absolute
+// ServerRoot, as httpd's, so the paths an import writes hold wherever the
+// config is loaded from.
+func TestServerRootAbsolute(t *testing.T) {
+	dir := writeTree(t, map[string]string{"httpd.conf": "Listen 80\n"})
+	t.Chdir(dir)
+	tree, err := Parse("httpd.conf", Options{NoEnvvars: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.ServerRoot != dir {
+		t.Errorf("ServerRoot %q, want %q", tree.ServerRoot, dir)
+	}
+}

@@ -102,43 +102,57 @@ func (rs *Rules) Request(w http.ResponseWriter, c Client, path string) Result {
 	return res
 }
 
-// conditions checks a rule's conditions (all must hold) and returns the
-// subject and match of the last regexp condition that matched, for %N.
+// conditions checks a rule's conditions (all must hold; a run joined by
+// Or holds when one of it does) and returns the subject and match of the
+// last regexp condition that matched, for %N.
 func (rule *Rule) conditions(c Client, path, query string) (string, []int, bool) {
 	var src string
 	var m []int
-	for i := range rule.When {
+	for i := 0; i < len(rule.When); i++ {
 		cd := &rule.When[i]
+		var ok bool
 		if cd.On == OnClient {
-			if cd.Client.Contains(c.Addr()) == cd.Negate {
-				return "", nil, false
+			ok = cd.Client.Contains(c.Addr()) != cd.Negate
+		} else {
+			s := cd.subject(c, path, query)
+			idx := cd.Match.FindStringSubmatchIndex(s)
+			ok = (idx != nil) != cd.Negate
+			if ok && idx != nil {
+				src, m = s, idx
 			}
-			continue
 		}
-		var s string
-		switch cd.On {
-		case OnHost:
-			s = hostOnly(c.R.Host)
-		case OnPath:
-			s = path
-		case OnQuery:
-			s = query
-		case OnHeader:
-			if v := c.R.Header[cd.Header]; len(v) > 0 {
-				s = v[0]
+		switch {
+		case ok && cd.Or:
+			// The run holds: skip the rest of it, as mod_rewrite does
+			// (its later conditions are not evaluated, so give no %N).
+			for i+1 < len(rule.When) && rule.When[i].Or {
+				i++
 			}
-		case OnMethod:
-			s = c.R.Method
-		}
-		idx := cd.Match.FindStringSubmatchIndex(s)
-		if (idx != nil) == cd.Negate {
+		case !ok && !cd.Or:
 			return "", nil, false
-		}
-		if idx != nil {
-			src, m = s, idx
 		}
 	}
 	return src, m, true
+}
+
+// subject is the request value a regexp condition tests.
+func (cd *Condition) subject(c Client, path, query string) string {
+	var s string
+	switch cd.On {
+	case OnHost:
+		s = hostOnly(c.R.Host)
+	case OnPath:
+		s = path
+	case OnQuery:
+		s = query
+	case OnHeader:
+		if v := c.R.Header[cd.Header]; len(v) > 0 {
+			s = v[0]
+		}
+	case OnMethod:
+		s = c.R.Method
+	}
+	return s
 }
 
 // rest returns the path after the route's prefix for Redirect, which

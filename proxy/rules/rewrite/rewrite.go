@@ -112,6 +112,9 @@ type Condition struct {
 	Match  *regexp.Regexp // nil with OnClient
 	Client netip.Prefix   // with OnClient
 	Negate bool
+	// Or joins this condition with the next, as RewriteCond's [OR]: A
+	// [OR], B, C holds when (A or B) and C.
+	Or bool
 }
 
 // Subject is what a Condition tests.
