@@ -56,7 +56,7 @@ func main() {
 
 const usage = `usage:
   webtier -config FILE            run the proxy
-  webtier validate -config FILE   check a config file (exit 0 when valid, 1 otherwise)
+  webtier validate -config FILE   check a config file (exit 0 when valid, 1 otherwise; also: webtier validate FILE)
   webtier demo [-duration 20s]    watch requests follow a DNS change (needs nothing installed)
   webtier health [-url URL] [-timeout 3s]
                                   GET a health endpoint (default
@@ -155,6 +155,11 @@ func configFlag(cmd string, args []string, stdout, stderr io.Writer) (path strin
 	p := fs.String("config", "", "path to the YAML config file")
 	if code := parseFlags(fs, args, stdout, stderr); code != proceed {
 		return "", code
+	}
+	if *p == "" && fs.NArg() == 1 && cmd == "validate" {
+		// "webtier validate FILE", as a sysadmin types it after
+		// import-httpd -o FILE (and as httpd -t -f FILE reads it).
+		return fs.Arg(0), proceed
 	}
 	if *p == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: give the config file with -config FILE\n", commandName(cmd))
