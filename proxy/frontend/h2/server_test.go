@@ -505,6 +505,16 @@ func TestServerGET(t *testing.T) {
 			date:          "Mon, 01 Jan 2001 00:00:00 GMT",
 		},
 		{
+			name: "unparsable Content-Length replaced by the body's",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "five")
+				io.WriteString(w, "hello")
+			},
+			status:        200,
+			body:          "hello",
+			contentLength: "5",
+		},
+		{
 			name: "explicit status",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Location", "/x")
