@@ -1560,6 +1560,9 @@ func TestServerProtocol_streamErrors(t *testing.T) {
 		{":status in a request", get("/", ":status", "200")},
 		{"unknown pseudo-header", get("/", ":foo", "bar")},
 		{"pseudo-header after a regular one", append([]string{"x-a", "1"}, get("/")...)},
+		{"repeated :path", get("/", ":path", "/x")},
+		{"header name with a space", get("/", "x a", "1")},
+		{"header value with a NUL", get("/", "x-a", "a\x00b")},
 	}
 	for _, tc := range streamErrors {
 		t.Run("RST_STREAM for "+tc.name, func(t *testing.T) {
