@@ -357,6 +357,90 @@ func TestAttackHTTP2(t *testing.T) {
 			}
 			return got
 		}},
+		{name: "path with a bad escape", notSeen: []string{"%zz"}, run: func(t *testing.T, h *h2Conn) string {
+			// The plain-path fast path leaves it to url.ParseRequestURI,
+			// which refuses it; a plain path and query next to it pass.
+			if err := h.get(1, "/a%zz?q=1"); err != nil {
+				t.Fatal(err)
+			}
+			got := h.outcome(1)
+			if got != "RST_STREAM PROTOCOL_ERROR" {
+				t.Errorf("bad escape: %q; want RST_STREAM PROTOCOL_ERROR", got)
+			}
+			if err := h.get(3, "/ok/a;b=c?q=1&r=%41"); err != nil {
+				t.Fatal(err)
+			}
+			if ok := h.outcome(3); ok != "status 200" {
+				t.Errorf("plain path after it: %q; want status 200", ok)
+			}
+			return got
+		}},
+		{name: "header list over the limit across CONTINUATIONs", notSeen: []string{"x-big"}, run: func(t *testing.T, h *h2Conn) string {
+			// 10 CONTINUATIONs of 8 kB fields: 80 kB, over the 64 KiB default.
+			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true,
+				BlockFragment: h.block(":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/big")}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 10 {
+				if h.fr.WriteContinuation(1, i == 9, h.block("x-big-"+strconv.Itoa(i), strings.Repeat("b", 8000))) != nil {
+					break
+				}
+			}
+			got := h.outcome(1)
+			if got != "status 431" && got != "GOAWAY PROTOCOL_ERROR" {
+				t.Errorf("80 kB of header fields across CONTINUATIONs: %q; want 431 or GOAWAY PROTOCOL_ERROR", got)
+			}
+			return got
+		}},
+		{name: "upper-case header name", notSeen: []string{"x-upper"}, run: func(t *testing.T, h *h2Conn) string {
+			if err := h.get(1, "/upper", "X-Upper", "1"); err != nil {
+				t.Fatal(err)
+			}
+			got := h.outcome(1)
+			if got != "RST_STREAM PROTOCOL_ERROR" {
+				t.Errorf("upper-case header name: %q; want RST_STREAM PROTOCOL_ERROR", got)
+			}
+			return got
+		}},
+		{name: "pseudo-header after a regular field", notSeen: []string{"/after"}, run: func(t *testing.T, h *h2Conn) string {
+			blk := h.block("x-a", "1", ":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/after")
+			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true, EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
+			got := h.outcome(1)
+			if got != "RST_STREAM PROTOCOL_ERROR" {
+				t.Errorf("pseudo-header after a regular field: %q; want RST_STREAM PROTOCOL_ERROR", got)
+			}
+			return got
+		}},
+		{name: "CONTINUATION after an invalid field", notSeen: []string{"/invalid"}, run: func(t *testing.T, h *h2Conn) string {
+			blk := h.block(":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/invalid", "X-Bad", "1")
+			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.fr.WriteContinuation(1, true, h.block("x-c", "1")); err != nil {
+				t.Fatal(err)
+			}
+			got := h.outcome(1)
+			if got != "GOAWAY PROTOCOL_ERROR" {
+				t.Errorf("CONTINUATION after an invalid field: %q; want GOAWAY PROTOCOL_ERROR", got)
+			}
+			return got
+		}},
+		{name: "HEADERS without END_HEADERS, then another frame", notSeen: []string{"/unended"}, run: func(t *testing.T, h *h2Conn) string {
+			blk := h.block(":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/unended")
+			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.get(3, "/unended"); err != nil {
+				t.Fatal(err)
+			}
+			got := h.outcome(1)
+			if got != "GOAWAY PROTOCOL_ERROR" {
+				t.Errorf("HEADERS on stream 3 inside stream 1's header block: %q; want GOAWAY PROTOCOL_ERROR", got)
+			}
+			return got
+		}},
 		{name: "101 header fields", notSeen: []string{"x-f-100"}, run: func(t *testing.T, h *h2Conn) string {
 			var extra []string
 			for i := range 101 {

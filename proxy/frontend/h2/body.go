@@ -44,7 +44,7 @@ func (b *body) Read(p []byte) (int, error) {
 		b.sendContinue = false
 		b.st.c.lockW()
 		if !b.st.reset && b.st.c.werr == nil {
-			b.st.c.appendHeaders(b.st.id, http.StatusContinue, nil, false, false)
+			b.st.c.appendHeaders(b.st.id, http.StatusContinue, nil, false, false, "")
 			b.st.c.needFlush = true
 		}
 		b.st.c.unlockW()

@@ -10,8 +10,9 @@
 // leave the buffer writes it, so the response headers, the body and the end
 // of the stream of one or several responses go out in one write.
 //
-// Framing, HPACK and header validation are golang.org/x/net/http2's Framer
-// (reading) and hpack (both ways). The server plugs into an http.Server as
+// Framing and HPACK are golang.org/x/net/http2's Framer (reading) and hpack
+// (both ways); header blocks are decoded and validated by headers.go, with
+// the Framer's checks and limits but no allocation of its own. The server plugs into an http.Server as
 // its TLSNextProto["h2"], so TLS, HTTP/1.1 over TLS and graceful shutdown
 // stay net/http's.
 //
@@ -21,7 +22,7 @@
 // streams is sent away: rapid reset, CVE-2023-44487); decoded header lists
 // up to MaxHeaderBytes and MaxHeaderFields (an HPACK block expands a few
 // bytes on the wire into a large list; CONTINUATION floods end at the
-// Framer's limit, CVE-2024-27316); request bodies buffered only within the
+// same limit, CVE-2024-27316); request bodies buffered only within the
 // flow-control windows this server grants (1 MiB per connection); a
 // response write that waits for the client's flow-control window for
 // WriteTimeout resets its stream, and socket writes that make no progress
@@ -283,6 +284,7 @@ type conn struct {
 	// write's lack of progress.
 	writeTimeout time.Duration
 	fr           *http2.Framer
+	hb           headerBlock // the read loop's header block decoding
 
 	// Owned by the read loop.
 	maxStreamID uint32 // highest stream the client opened
@@ -346,13 +348,13 @@ func (c *conn) serve() {
 		return
 	}
 	c.fr = http2.NewFramer(nil, c.tc)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	// The Framer stops keeping fields past this size but decodes the rest
-	// of the block (indexed fields cost no allocation then), so that the
-	// HPACK table stays in step and the stream can be answered 431 (RFC
-	// 9113 4.3, 10.5.1). A CONTINUATION after the limit is reached ends
-	// the connection (PROTOCOL_ERROR): nothing of it would be kept.
-	c.fr.MaxHeaderListSize = c.srv.maxHeaderBytes()
+	// Header blocks are decoded by readFrame (headers.go). It stops
+	// keeping fields past this size but decodes the rest of the block
+	// (indexed fields cost no allocation then), so that the HPACK table
+	// stays in step and the stream can be answered 431 (RFC 9113 4.3,
+	// 10.5.1). A CONTINUATION after the limit is reached ends the
+	// connection (PROTOCOL_ERROR): nothing of it would be kept.
+	c.hb.init(c.srv.maxHeaderBytes())
 	c.fr.SetMaxReadFrameSize(maxReadFrame)
 	c.fr.SetReuseFrames()
 
@@ -370,7 +372,8 @@ func (c *conn) serve() {
 		defer c.idleTimer.Stop()
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		c.hb.release()
+		f, err := c.readFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) && c.sawSettings {
@@ -479,7 +482,7 @@ func (c *conn) processFrame(f http2.Frame) error {
 	case *http2.UnknownFrame:
 		return nil
 	case *http2.HeadersFrame, *http2.ContinuationFrame:
-		// With ReadMetaHeaders set the Framer returns MetaHeadersFrames.
+		// readFrame returns MetaHeadersFrames.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	return nil

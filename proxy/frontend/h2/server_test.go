@@ -505,6 +505,16 @@ func TestServerGET(t *testing.T) {
 			date:          "Mon, 01 Jan 2001 00:00:00 GMT",
 		},
 		{
+			name: "unparsable Content-Length replaced by the body's",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "five")
+				io.WriteString(w, "hello")
+			},
+			status:        200,
+			body:          "hello",
+			contentLength: "5",
+		},
+		{
 			name: "explicit status",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Location", "/x")
@@ -1550,6 +1560,9 @@ func TestServerProtocol_streamErrors(t *testing.T) {
 		{":status in a request", get("/", ":status", "200")},
 		{"unknown pseudo-header", get("/", ":foo", "bar")},
 		{"pseudo-header after a regular one", append([]string{"x-a", "1"}, get("/")...)},
+		{"repeated :path", get("/", ":path", "/x")},
+		{"header name with a space", get("/", "x a", "1")},
+		{"header value with a NUL", get("/", "x-a", "a\x00b")},
 	}
 	for _, tc := range streamErrors {
 		t.Run("RST_STREAM for "+tc.name, func(t *testing.T) {

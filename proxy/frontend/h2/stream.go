@@ -41,6 +41,11 @@ type stream struct {
 	body   *body // nil when the request has no body
 	rw     responseWriter
 
+	// Backing storage for the request, in the stream's one allocation:
+	// its URL and, for up to len(vals) fields, its header values.
+	url  url.URL
+	vals [8]string
+
 	// Under c.smu.
 	remoteClosed bool  // END_STREAM or RST_STREAM received, or the stream reset here
 	remoteEnded  bool  // END_STREAM received
@@ -401,7 +406,10 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 
 	fields := f.RegularFields()
 	header := make(http.Header, len(fields))
-	vals := make([]string, len(fields)) // one backing array for the values
+	vals := st.vals[:] // one backing array for the values
+	if len(fields) > len(vals) {
+		vals = make([]string, len(fields))
+	}
 	var cookies []string
 	for i, hf := range fields {
 		switch hf.Name {
@@ -447,9 +455,13 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		}
 		u = &url.URL{Path: "*"}
 	default:
-		var err error
-		if u, err = url.ParseRequestURI(path); err != nil {
-			return nil, http2.ErrCodeProtocol
+		u = &st.url
+		if !parsePlainPath(path, u) {
+			pu, err := url.ParseRequestURI(path)
+			if err != nil {
+				return nil, http2.ErrCodeProtocol
+			}
+			*u = *pu
 		}
 	}
 
@@ -635,7 +647,7 @@ func (c *conn) writeReset(id uint32, code http2.ErrCode) {
 func (c *conn) writeSimpleResponse(id uint32, code int, reset bool) {
 	c.lockW()
 	if c.werr == nil {
-		c.appendHeaders(id, code, nil, true, false)
+		c.appendHeaders(id, code, nil, true, false, "")
 		if reset {
 			c.wbuf = appendRSTStream(c.wbuf, id, http2.ErrCodeNo)
 		}
@@ -703,4 +715,53 @@ func serveStream(st *stream) {
 	}()
 	c.handler.ServeHTTP(&st.rw, st.req)
 	st.rw.finish()
+}
+
+// parsePlainPath sets u as url.ParseRequestURI would for the common path:
+// an absolute path of characters that need no escaping, with an optional
+// non-empty query of visible ASCII. It reports false for anything else,
+// which the caller leaves to url.ParseRequestURI.
+func parsePlainPath(path string, u *url.URL) bool {
+	if len(path) == 0 || path[0] != '/' {
+		return false
+	}
+	q := len(path)
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c == '?' {
+			q = i
+			break
+		}
+		if !plainPathByte(c) {
+			return false
+		}
+	}
+	var query string
+	if q < len(path) {
+		query = path[q+1:]
+		if query == "" {
+			return false // "/p?" sets ForceQuery
+		}
+		for i := 0; i < len(query); i++ {
+			if c := query[i]; c <= ' ' || c >= 0x7f {
+				return false
+			}
+		}
+	}
+	*u = url.URL{Path: path[:q], RawQuery: query}
+	return true
+}
+
+// plainPathByte reports a path byte that url.URL keeps as is: unreserved
+// characters and the delimiters its path escaping leaves alone.
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', '~', '$', '&', '+', ',', '/', ':', ';', '=', '@':
+		return true
+	}
+	return false
 }

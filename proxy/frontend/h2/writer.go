@@ -78,7 +78,7 @@ func (w *responseWriter) writeInformational(code int) {
 	c := w.st.c
 	c.lockW()
 	if !w.st.reset && c.werr == nil {
-		c.appendHeaders(w.st.id, code, w.header, false, false)
+		c.appendHeaders(w.st.id, code, w.header, false, false, "")
 		c.needFlush = true
 	}
 	c.unlockW()
@@ -181,15 +181,17 @@ func (w *responseWriter) send(p []byte, end, flush bool) error {
 	}
 	if !w.headSent {
 		w.headSent = true
+		var clen string
 		if w.length < 0 && end && len(tr) == 0 && bodyAllowed(w.status) && !w.head {
 			// The handler returned: what it wrote is all of the body.
-			w.header["Content-Length"] = []string{strconv.Itoa(len(held))}
+			// Sent without a slice in the handler's map.
+			clen = strconv.Itoa(len(held))
 		}
 		noData := end && len(held) == 0 && len(tr) == 0
 		// Declared trailers go in the trailers only, even when the
 		// handler set them before the headers left (a small body is held
 		// back until the handler returns).
-		c.appendHeaders(st.id, w.status, w.header, noData, false, w.trailers...)
+		c.appendHeaders(st.id, w.status, w.header, noData, false, clen, w.trailers...)
 		if noData {
 			st.endSent.Store(true)
 			c.needFlush = c.needFlush || flush
@@ -208,7 +210,7 @@ func (w *responseWriter) send(p []byte, end, flush bool) error {
 		}
 	}
 	if len(tr) > 0 {
-		c.appendHeaders(st.id, 0, tr, true, true)
+		c.appendHeaders(st.id, 0, tr, true, true, "")
 	}
 	if end {
 		st.endSent.Store(true)
@@ -346,17 +348,18 @@ func (st *stream) windowTimeout() {
 	c.close(errWriteTimeout)
 }
 
-// appendHeaders HPACK-encodes a response (status, h, Date) or trailers and
-// appends it as HEADERS and CONTINUATION frames, leaving out the keys in
-// omit. Called with wmu held: the encoder's table must change in the order
+// appendHeaders HPACK-encodes a response (status, h, clen as its
+// content-length when not empty, Date) or trailers and appends it as
+// HEADERS and CONTINUATION frames, leaving out the keys in omit. Called with wmu held: the encoder's table must change in the order
 // the frames are sent.
-func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers bool, omit ...string) {
+func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers bool, clen string, omit ...string) {
 	c.hbuf.Reset()
 	if !trailers {
 		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)}) //nolint:errcheck // bytes.Buffer
 	}
 	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(omit, k) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(omit, k) ||
+			clen != "" && k == "Content-Length" { // clen replaces it
 			continue
 		}
 		name := httplex.Lower(k)
@@ -376,6 +379,9 @@ func (c *conn) appendHeaders(id uint32, status int, h http.Header, end, trailers
 			}
 			c.henc.WriteField(hpack.HeaderField{Name: name, Value: v}) //nolint:errcheck // bytes.Buffer
 		}
+	}
+	if clen != "" {
+		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: clen}) //nolint:errcheck // bytes.Buffer
 	}
 	if !trailers && status >= 200 {
 		if _, ok := h["Date"]; !ok {
