@@ -379,8 +379,13 @@ func removeHopByHop(h http.Header) {
 	for _, k := range connectionTokens(h, tokBuf[:0]) {
 		delete(h, k)
 	}
+	// A lookup in a map of up to eight fields (a typical response head)
+	// compares without hashing; a delete always hashes. Most of these
+	// names are absent, so look first.
 	for _, k := range httplex.HopByHop {
-		delete(h, k)
+		if _, ok := h[k]; ok {
+			delete(h, k)
+		}
 	}
 }
 
