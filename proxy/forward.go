@@ -98,7 +98,7 @@ func (f *front) forward(w http.ResponseWriter, r *http.Request, rt *route, p *up
 		defer out.Body.Close()
 	}
 	out.Header = outboundHeader(r.Header, f.keepUnderscores, f.reqID.Header)
-	f.setForwarded(r, out)
+	f.setForwardedIn(r, out, &st.fwd)
 	if sid != nil {
 		if x != nil {
 			sid.idVal[0] = x.reqID
@@ -195,6 +195,9 @@ type forwardState struct {
 	w     http.ResponseWriter
 	mu    sync.Mutex // guards done and writing 1xx responses
 	done  bool       // RoundTrip returned: the header map is the final response's
+	// fwd backs the outbound X-Forwarded-For, -Proto and -Host values
+	// (setForwardedIn): the state lives as long as the outbound request.
+	fwd [3]string
 }
 
 // forwardStateID is forwardState with room for the request id, allocated
@@ -376,8 +379,13 @@ func removeHopByHop(h http.Header) {
 	for _, k := range connectionTokens(h, tokBuf[:0]) {
 		delete(h, k)
 	}
+	// A lookup in a map of up to eight fields (a typical response head)
+	// compares without hashing; a delete always hashes. Most of these
+	// names are absent, so look first.
 	for _, k := range httplex.HopByHop {
-		delete(h, k)
+		if _, ok := h[k]; ok {
+			delete(h, k)
+		}
 	}
 }
 

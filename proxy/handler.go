@@ -447,6 +447,13 @@ func (f *front) newReverseProxy(p *upstream.Pool) *httputil.ReverseProxy {
 // the inbound one only when the peer is a trusted proxy (the ELB), so that a
 // client cannot forge its address.
 func (f *front) setForwarded(in, out *http.Request) {
+	f.setForwardedIn(in, out, new([3]string))
+}
+
+// setForwardedIn is setForwarded with the values' backing array given, so
+// that forward can hand it the one in its per-request state and save an
+// allocation per proxied request.
+func (f *front) setForwardedIn(in, out *http.Request, vals *[3]string) {
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		peer = in.RemoteAddr
@@ -458,7 +465,6 @@ func (f *front) setForwarded(in, out *http.Request) {
 	}
 	// The three values share one backing array; each slice is capped at
 	// its one element, so an append to one cannot overwrite the next.
-	vals := make([]string, 3)
 	vals[0] = xff
 	out.Header["X-Forwarded-For"] = vals[0:1:1]
 	proto := "http"

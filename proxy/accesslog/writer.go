@@ -183,12 +183,33 @@ func (w *Writer) open(path string) error {
 	return nil
 }
 
+// gather is how long the writer lets lines queue after the first one
+// before it formats and writes them all. Woken for every line, the writer
+// cost a goroutine wake-up per request and a write for every few lines
+// under load; gathering for a moment makes that at most one wake-up and
+// one write (of up to batchMax) per gather, and a line reaches the file
+// at most this much later. An idle writer waits for a line: no ticker.
+const gather = 5 * time.Millisecond
+
 func (w *Writer) run() {
 	defer close(w.done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for {
 		select {
 		case e := <-w.ch:
 			w.add(&e)
+			t.Reset(gather)
+			select {
+			case <-t.C:
+			case fn := <-w.ctl: // it drains first
+				t.Stop()
+				fn()
+				continue
+			case <-w.quit:
+				w.drain()
+				return
+			}
 			w.drain()
 		case fn := <-w.ctl:
 			fn()
