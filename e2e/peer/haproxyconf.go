@@ -1,11 +1,9 @@
 package peer
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // HAProxy is HAProxy 2.6 running a config the test wrote: for what
@@ -41,11 +39,7 @@ func StartHAProxy(t testing.TB, cfg string, listens ...string) *HAProxy {
 			if p.exited() {
 				return true
 			}
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
+			return accepts(addr)
 		}) || p.exited() {
 			t.Fatalf("haproxy did not listen on %s within %v; log:\n%s", addr, readyTimeout, tailLines(p.logs(), 30))
 		}

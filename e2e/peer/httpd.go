@@ -1,11 +1,9 @@
 package peer
 
 import (
-	"net"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // HTTPD is a private Apache httpd (Debian's apache2 binary) started on a
@@ -51,12 +49,7 @@ func StartHTTPD(t testing.TB, conf, listenAddr string) *HTTPD {
 		if p.exited() {
 			return true
 		}
-		c, err := net.DialTimeout("tcp", listenAddr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
+		return accepts(listenAddr)
 	})
 	if p.exited() || !ready {
 		t.Fatalf("httpd did not listen on %s; its output:\n%s", listenAddr, tailLines(p.logs(), 30))

@@ -3,6 +3,7 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -149,4 +150,19 @@ func poll(timeout time.Duration, cond func() bool) bool {
 		case <-tick.C:
 		}
 	}
+}
+
+// accepts reports whether something listens on addr: a TCP connection to it
+// is established. A connection whose local address equals addr is not
+// counted: with nothing listening on a port in the ephemeral range, the
+// kernel can pick that very port as the dial's source and connect the
+// socket to itself (TCP simultaneous open), which would report a peer
+// ready before it has bound its port.
+func accepts(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return c.LocalAddr().String() != c.RemoteAddr().String()
 }

@@ -253,12 +253,7 @@ func startWebtier(t testing.TB, prefix []string, bin, listenAddr, configYAML str
 		if p.exited() {
 			return true
 		}
-		c, err := net.DialTimeout("tcp", listenAddr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
+		return accepts(listenAddr)
 	})
 	if p.exited() {
 		t.Fatalf("webtier exited (%s) before listening on %s; log:\n%s",
