@@ -54,7 +54,7 @@ func (c *checker) routeRules(r rawRoute, ups entries[rawUpstream]) *proxy.RouteR
 		ResponseHeaders:   c.headerRules(r.ResponseHeaders, headers.Response),
 		ErrorPages:        c.errorPages(r.ErrorPages),
 		ErrorPagesBackend: r.ErrorPagesBackend.V,
-		Access:            c.access(r, ups),
+		Access:            c.access(r),
 	}
 	if r.SecurityHeaders.Set {
 		v := r.SecurityHeaders.V
@@ -162,7 +162,7 @@ func pathErr(err error) error {
 }
 
 // access checks the limits and access keys of a route.
-func (c *checker) access(r rawRoute, ups entries[rawUpstream]) *access.Options {
+func (c *checker) access(r rawRoute) *access.Options {
 	a := &access.Options{
 		MaxBodySize: c.size(r.MaxBodySize),
 		Allow:       c.prefixes(r.Allow),
@@ -175,16 +175,6 @@ func (c *checker) access(r rawRoute, ups entries[rawUpstream]) *access.Options {
 	}
 	if r.Timeout.Set {
 		a.Timeout = c.duration(r.Timeout, 0)
-		limit := proxy.DefaultResponseHeaderTimeout
-		for _, e := range ups {
-			if e.Key == r.Upstream.V && e.V.ResponseHeaderTimeout.Set {
-				limit = e.V.ResponseHeaderTimeout.V
-			}
-		}
-		if a.Timeout > limit {
-			c.errorf(r.Timeout.loc, "%s is longer than upstream %q's response_header_timeout (%s), which still applies; raise that one, or give this route an upstream of its own",
-				formatDuration(a.Timeout), r.Upstream.V, formatDuration(limit))
-		}
 	}
 	if a.MaxBodySize == 0 && a.Timeout == 0 && len(a.Allow) == 0 && len(a.Deny) == 0 &&
 		a.BasicAuth == nil && a.RateLimit == nil {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -97,6 +98,18 @@ type front struct {
 	compress []*compress.Compressor
 }
 
+// maxRouteTimeout returns the longest `timeout` of the routes to the
+// upstream name (upstream.Options.MaxRouteTimeout), 0 when none has one.
+func maxRouteTimeout(routes []RouteOptions, name string) time.Duration {
+	var d time.Duration
+	for _, r := range routes {
+		if r.Upstream == name && r.Rules != nil && r.Rules.Access != nil {
+			d = max(d, r.Rules.Access.Timeout)
+		}
+	}
+	return d
+}
+
 // NewHandler builds the pools for opts.Upstreams (subscribing their names to
 // res) and the routing table.
 func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler, error) {
@@ -119,6 +132,7 @@ func NewHandler(opts Options, res upstream.Resolver, log *zap.Logger) (*Handler,
 		uo.Timing = logging || opts.RequestMetrics != nil
 		uo.AJP.RequestIDHeader = opts.RequestID.Header
 		uo.AJP.RequestIDAttribute = opts.RequestID.AJPAttribute
+		uo.MaxRouteTimeout = maxRouteTimeout(opts.Routes, uo.Name)
 		pres := res
 		var watch *answerWatch
 		if res != nil {

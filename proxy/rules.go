@@ -1,15 +1,14 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/rules/access"
 	"github.com/webtier/webtier/proxy/rules/errpage"
 	"github.com/webtier/webtier/proxy/rules/headers"
@@ -215,7 +214,9 @@ func (f *front) applyRules(w http.ResponseWriter, r *http.Request, rt *route, x 
 		r2.Body = http.MaxBytesReader(w, r.Body, a.MaxBodySize)
 	}
 	if timeout {
-		r2 = r2.WithContext(newHeaderTimeout(r.Context(), a.Timeout))
+		// The route's timeout takes the place of the upstream's
+		// response_header_timeout in the backend client.
+		r2 = r2.WithContext(backendconn.WithHeaderTimeout(r.Context(), a.Timeout))
 	}
 	return r2
 }
@@ -270,13 +271,10 @@ func (f *front) requestRules(r, out *http.Request, rt *route) {
 }
 
 // responseRules runs when the backend's response head has arrived, before
-// it is passed on: it ends the route's header timeout, answers a 5xx with
-// the route's page when error_pages_backend says so (and reports true),
-// and otherwise applies the response header rules to res.
+// it is passed on: it answers a 5xx with the route's page when
+// error_pages_backend says so (and reports true), and otherwise applies
+// the response header rules to res.
 func (f *front) responseRules(w http.ResponseWriter, r, out *http.Request, rt *route, res *http.Response) bool {
-	if ht, ok := r.Context().(*headerTimeout); ok {
-		ht.stop()
-	}
 	fr := &rt.rules.fronts[f.index]
 	if fr.pages != nil && fr.pages.Backend && res.StatusCode >= 500 && fr.pages.Has(res.StatusCode) {
 		res.Body.Close()
@@ -317,55 +315,4 @@ func (f *front) noRoute(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Error(w, "404 page not found: no route for this host and path", http.StatusNotFound)
-}
-
-// headerTimeout is a request context that ends with DeadlineExceeded when
-// the backend's response head takes longer than a route's timeout, and
-// stops counting once it has come (stop): a plain deadline would also cut
-// off the body. Its parent's end ends it too, also after the head came (a
-// client that leaves stops the backend body read): the servers cancel a
-// request's context when the request ends (webtier's HTTP/1 server's is
-// never done), which releases the AfterFunc; the timer holds the context
-// at most for the timeout.
-type headerTimeout struct {
-	context.Context
-	done       chan struct{}
-	timer      *time.Timer
-	stopParent func() bool
-
-	mu      sync.Mutex // guards err and stopped
-	err     error
-	stopped bool // the head came: the timer no longer counts
-}
-
-func newHeaderTimeout(parent context.Context, d time.Duration) *headerTimeout {
-	c := &headerTimeout{Context: parent, done: make(chan struct{})}
-	c.stopParent = context.AfterFunc(parent, func() { c.end(parent.Err(), true) })
-	c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded, false) })
-	return c
-}
-
-func (c *headerTimeout) end(err error, fromParent bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil || c.stopped && !fromParent {
-		return
-	}
-	c.err = err
-	close(c.done)
-}
-
-func (c *headerTimeout) stop() {
-	c.timer.Stop()
-	c.mu.Lock()
-	c.stopped = true
-	c.mu.Unlock()
-}
-
-func (c *headerTimeout) Done() <-chan struct{} { return c.done }
-
-func (c *headerTimeout) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
 }

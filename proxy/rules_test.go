@@ -188,6 +188,70 @@ func TestRules_timeout(t *testing.T) {
 	}
 }
 
+// TestRules_timeoutLonger: a route's timeout longer than its upstream's
+// response_header_timeout is the one its requests wait by (issue 21: per-
+// route timeouts override the upstream's), while a route without one
+// keeps the upstream's. No clock in the test: the backend holds both
+// heads; the request of the route without a timeout, sent second, gets
+// its 504 first, so the first one has by then waited longer than the
+// upstream's timeout, and is answered 200 when the backend lets it go.
+func TestRules_timeoutLonger(t *testing.T) {
+	for _, engine := range []Engine{EngineWebtier, EngineStd} {
+		t.Run(string(engine), func(t *testing.T) {
+			arrived, release := make(chan string, 2), make(chan struct{})
+			backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				arrived <- r.URL.Path
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+				io.WriteString(w, "late but wanted\n")
+			}))
+			t.Cleanup(backend.Close)
+			t.Cleanup(func() { close(release) })
+			opts := oneUpstream(t, backend, func(uo *UpstreamOptions) {
+				uo.Engine = engine
+				uo.ResponseHeaderTimeout = 50 * time.Millisecond
+			})
+			opts.Routes = append([]RouteOptions{{PathPrefix: "/report/", Upstream: "app",
+				Rules: &RouteRules{Access: &access.Options{Timeout: time.Hour}}}}, opts.Routes...)
+			url, _ := startProxy(t, opts)
+
+			type result struct {
+				status int
+				body   string
+			}
+			long := make(chan result, 1)
+			go func() {
+				res, err := http.Get(url + "/report/year")
+				if err != nil {
+					long <- result{0, err.Error()}
+					return
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				long <- result{res.StatusCode, string(b)}
+			}()
+			if p := <-arrived; p != "/report/year" {
+				t.Fatalf("backend got %s first", p)
+			}
+			if res, _ := get(t, url+"/plain", nil); res.StatusCode != http.StatusGatewayTimeout {
+				t.Fatalf("route without a timeout: status %d; want 504 after the upstream's 50ms", res.StatusCode)
+			}
+			select {
+			case r := <-long:
+				t.Fatalf("route with timeout 1h answered %d %q before the backend did", r.status, r.body)
+			default:
+			}
+			release <- struct{}{}
+			if r := <-long; r.status != 200 || r.body != "late but wanted\n" {
+				t.Errorf("route with timeout 1h: %d %q; want 200 \"late but wanted\\n\"", r.status, r.body)
+			}
+		})
+	}
+}
+
 func TestRules_allowDeny(t *testing.T) {
 	backend, _ := ruleBackend(t)
 	opts := oneUpstream(t, backend, nil)

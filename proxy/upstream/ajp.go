@@ -21,6 +21,7 @@ func (p *Pool) newAJPTransport(dial func(context.Context) (net.Conn, error), uns
 		RequestIDHeader:       p.opts.AJP.RequestIDHeader,
 		ConnectTimeout:        p.opts.ConnectTimeout,
 		ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
+		RouteTimeouts:         p.opts.MaxRouteTimeout > 0,
 		IdleTimeout:           p.opts.IdleConnTimeout,
 		MaxIdle:               p.opts.MaxIdlePerAddress,
 		IdleLimit:             p.opts.IdleLimit,

@@ -203,6 +203,7 @@ func (p *Pool) newEndpoint(tg *target, ip netip.Addr) *Endpoint {
 		ht := h1.NewTransport(h1.Options{
 			Dial:                  dial,
 			ResponseHeaderTimeout: p.opts.ResponseHeaderTimeout,
+			RouteTimeouts:         p.opts.MaxRouteTimeout > 0,
 			IdleTimeout:           p.opts.IdleConnTimeout,
 			MaxIdle:               p.opts.MaxIdlePerAddress, // 0: no cap; negative: no keep-alive
 			IdleLimit:             p.opts.IdleLimit,

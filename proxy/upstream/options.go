@@ -102,6 +102,11 @@ type Options struct {
 	// ResponseHeaderTimeout bounds the wait for the response headers once the
 	// request is written; expiry is answered 504. Default 60s.
 	ResponseHeaderTimeout time.Duration
+	// MaxRouteTimeout is the longest `timeout` of a route to this
+	// upstream, which takes the place of ResponseHeaderTimeout for the
+	// route's requests (backendconn.WithHeaderTimeout); zero when no
+	// route has one, and then no request is looked at for one.
+	MaxRouteTimeout time.Duration
 	// IdleConnTimeout closes a pooled backend connection idle this long.
 	// Default 15s; keep it below the backend's own keep-alive timeout
 	// (Tomcat's stock HTTP connector: 20 s).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 	"github.com/webtier/webtier/proxy/upstream/ajp"
 	"github.com/webtier/webtier/proxy/upstream/h1"
@@ -578,10 +580,31 @@ func (p *Pool) tryFailed(req *http.Request, e *Endpoint, err error) error {
 		}
 		p.failure(e, p.opts.FailuresToEject, reason)
 		err = &deadConnError{err}
+	case p.opts.MaxRouteTimeout > 0 && isHeaderTimeout(err) && routeTimed(req):
+		// The route's own timeout (its `timeout`) expired: an
+		// expectation of that route's requests, which says nothing of
+		// the address's health. Not counted, and answered 504.
 	default:
 		p.gatewayFailure(e, "request failed: "+err.Error())
 	}
 	return err
+}
+
+// isHeaderTimeout reports whether err is a client's response header
+// timeout (after the cases of tryFailed that come first: a dial error,
+// ETIMEDOUT).
+func isHeaderTimeout(err error) bool {
+	if ae := (*ajp.Error)(nil); errors.As(err, &ae) {
+		return ae.Kind == ajp.KindTimeout
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// routeTimed reports whether req carries a route's timeout.
+func routeTimed(req *http.Request) bool {
+	_, route := backendconn.HeaderTimeout(req.Context(), 0)
+	return route
 }
 
 // interruptible is a backend client whose requests an interrupt.Interrupt

@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 )
 
 // This file is the standard library's backend client: net/http's
@@ -66,7 +69,7 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 		TLSHandshakeTimeout:    p.opts.ConnectTimeout,
 		MaxIdleConnsPerHost:    p.httpsMaxIdle(),
 		IdleConnTimeout:        p.opts.IdleConnTimeout,
-		ResponseHeaderTimeout:  p.opts.ResponseHeaderTimeout,
+		ResponseHeaderTimeout:  max(p.opts.ResponseHeaderTimeout, p.opts.MaxRouteTimeout),
 		MaxResponseHeaderBytes: stdMaxResponseHead,
 		ExpectContinueTimeout:  1 * time.Second,
 		// The proxy passes the client's Accept-Encoding through; it must not
@@ -86,7 +89,11 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 			panic(fmt.Sprintf("upstream: configuring HTTP/2: %v", err))
 		}
 	}
-	return stdTransport{Transport: tr, plain: plain}
+	st := stdTransport{Transport: tr, plain: plain}
+	if p.opts.MaxRouteTimeout > 0 {
+		st.rht = p.opts.ResponseHeaderTimeout
+	}
+	return st
 }
 
 // stdTransport is net/http's Transport with the request checked first,
@@ -94,9 +101,15 @@ func (p *Pool) newStdTransport(dial func(context.Context) (net.Conn, error), tls
 // request's fault (errInvalidRequest), never counted against the backend
 // (the outlier count would otherwise let a client eject a healthy
 // address with requests the Transport refuses).
+//
+// With route timeouts (Options.MaxRouteTimeout) the Transport's own
+// ResponseHeaderTimeout is the longest of the upstream's and the routes',
+// since net/http has no per-request one, and a request whose timeout is
+// shorter gets a timer of its own (headerTimer).
 type stdTransport struct {
 	*http.Transport
-	plain bool // http:// targets: connections are strayConns
+	plain bool          // http:// targets: connections are strayConns
+	rht   time.Duration // the upstream's response_header_timeout when routes have timeouts; else 0
 }
 
 // errInvalidRequest is matched by the error of a request the std client
@@ -104,6 +117,84 @@ type stdTransport struct {
 var errInvalidRequest = errors.New("upstream: invalid request")
 
 func (t stdTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.rht > 0 {
+		d, route := backendconn.HeaderTimeout(req.Context(), t.rht)
+		if d < t.Transport.ResponseHeaderTimeout {
+			return t.headerTimer(req, d, route)
+		}
+	}
+	return t.roundTrip(req)
+}
+
+// errHeaderTimer is the cause of a context headerTimer ended.
+var errHeaderTimer = errors.New("upstream: response header timer fired")
+
+// headerTimer sends req with a response header timeout d shorter than
+// the Transport's: a context of its own, ended when no head has come
+// within d. Once the head has come the context ends only with req's (a
+// client that leaves) or when the body is closed, so the body is never
+// cut off by the timer.
+func (t stdTransport) headerTimer(req *http.Request, d time.Duration, route bool) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(d, func() { cancel(errHeaderTimer) })
+	resp, err := t.roundTrip(req.WithContext(ctx))
+	if !timer.Stop() && context.Cause(ctx) == errHeaderTimer {
+		if resp != nil {
+			resp.Body.Close() // its head came as the timer fired: too late
+		}
+		return nil, &headerTimeoutError{d: d, route: route}
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	c := cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
+		// An upgraded connection (101) stays one.
+		resp.Body = &cancelOnCloseRW{cancelOnClose: c, w: rw}
+	} else {
+		resp.Body = &c
+	}
+	return resp, nil
+}
+
+// cancelOnClose releases a headerTimer context with the body it carried.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+type cancelOnCloseRW struct {
+	cancelOnClose
+	w io.Writer
+}
+
+func (b *cancelOnCloseRW) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// headerTimeoutError is the error of a request headerTimer ended. It is a
+// net.Error whose Timeout reports true, answered 504 as net/http's own
+// response header timeout is.
+type headerTimeoutError struct {
+	d     time.Duration
+	route bool // d is the route's timeout, not the upstream's
+}
+
+func (e *headerTimeoutError) Error() string {
+	if e.route {
+		return fmt.Sprintf("upstream: no response headers within %v (the route's timeout)", e.d)
+	}
+	return fmt.Sprintf("upstream: no response headers within %v (the upstream's response_header_timeout)", e.d)
+}
+func (e *headerTimeoutError) Timeout() bool   { return true }
+func (e *headerTimeoutError) Temporary() bool { return true }
+
+func (t stdTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	if err := checkStdRequest(req); err != nil {
 		if req.Body != nil {
 			req.Body.Close() // as RoundTrip does on every error

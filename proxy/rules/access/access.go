@@ -31,8 +31,10 @@ import (
 type Options struct {
 	// MaxBodySize is the largest request body in bytes; 0: no limit.
 	MaxBodySize int64
-	// Timeout bounds the wait for the backend's response headers, all
-	// tries together; 0: the upstream's response_header_timeout.
+	// Timeout takes the place of the upstream's response_header_timeout
+	// for the route's requests, longer or shorter: it bounds the wait
+	// for the backend's response headers in each try, as that one does;
+	// 0: the upstream's.
 	Timeout time.Duration
 	// Allow, when not empty, lists the only client addresses let in.
 	Allow []netip.Prefix

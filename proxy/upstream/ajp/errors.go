@@ -71,7 +71,8 @@ const (
 	// of an exchange.
 	KindReset = "reset"
 	// KindTimeout: no response headers within the upstream's
-	// response_header_timeout (Options.ResponseHeaderTimeout).
+	// response_header_timeout (Options.ResponseHeaderTimeout), or within
+	// the route's timeout (Options.RouteTimeouts).
 	KindTimeout = "timeout"
 	// KindProtocol: the backend sent a malformed or unexpected packet.
 	KindProtocol = "protocol"

@@ -32,6 +32,9 @@ type exchange struct {
 	first     bool        // first request on pc
 	gotPacket bool        // a packet of the response has arrived
 	status    int
+
+	rht          time.Duration // the response header timeout: the upstream's, or the route's
+	routeTimeout bool          // rht is the route's timeout
 }
 
 // run sends the request, retrying once on a new connection when a pooled
@@ -106,7 +109,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 
 	// The response header clock starts before the write: sendAwait waits
 	// for the answer under the read deadline.
-	rht := ex.t.o.ResponseHeaderTimeout
+	rht := ex.rht
 	if !pc.SetReadDeadline(time.Now().Add(rht)) {
 		return nil, ex.fail(net.ErrClosed, false), false
 	}
@@ -207,7 +210,7 @@ func (ex *exchange) sendBody(n int) *Error {
 	}
 	pc.wbuf = b
 	// A body packet written means Tomcat is reading: restart the clock.
-	if !ex.gotHeaders() && !pc.SetReadDeadline(time.Now().Add(ex.t.o.ResponseHeaderTimeout)) {
+	if !ex.gotHeaders() && !pc.SetReadDeadline(time.Now().Add(ex.rht)) {
 		return ex.fail(net.ErrClosed, false)
 	}
 	if _, err := pc.conn.Write(b); err != nil {
@@ -278,8 +281,10 @@ func (ex *exchange) classify(err error, inBody bool) *Error {
 	}
 	var ne net.Error
 	if !inBody && errors.As(err, &ne) && ne.Timeout() {
-		return newError(KindTimeout, err, "no response headers from Tomcat within %v (the upstream's response_header_timeout)",
-			ex.t.o.ResponseHeaderTimeout)
+		if ex.routeTimeout {
+			return newError(KindTimeout, err, "no response headers from Tomcat within %v (the route's timeout)", ex.rht)
+		}
+		return newError(KindTimeout, err, "no response headers from Tomcat within %v (the upstream's response_header_timeout)", ex.rht)
 	}
 	if !inBody && !ex.gotPacket && ex.fwdSize > DefaultPacketSize && isConnGone(err) {
 		return newError(KindPacketSize, err,

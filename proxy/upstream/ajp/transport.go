@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/httplex"
 	"github.com/webtier/webtier/proxy/internal/idlepool"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
@@ -59,6 +60,12 @@ type Options struct {
 	// after each request body packet sent, so a slow upload does not count.
 	// Default 60s.
 	ResponseHeaderTimeout time.Duration
+
+	// RouteTimeouts says that some requests carry a route's timeout in
+	// their context (backendconn.WithHeaderTimeout), which takes the
+	// place of ResponseHeaderTimeout for them. Without it no request's
+	// context is looked at.
+	RouteTimeouts bool
 
 	// IdleTimeout is how long a pooled connection may stay idle before it
 	// is closed. Default 15s.
@@ -228,7 +235,10 @@ func (t *Transport) RoundTripInterruptible(req *http.Request, in *interrupt.Inte
 		closeReqBody(req)
 		return nil, ErrUpgrade
 	}
-	ex := &exchange{t: t, req: req, intr: in}
+	ex := &exchange{t: t, req: req, intr: in, rht: t.o.ResponseHeaderTimeout}
+	if t.o.RouteTimeouts {
+		ex.rht, ex.routeTimeout = backendconn.HeaderTimeout(req.Context(), ex.rht)
+	}
 	ex.rb.init(req)
 
 	bufp := t.getBuf()

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
 
@@ -944,6 +945,62 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "response_header_timeout") {
 		t.Errorf("message %q does not name the setting", err)
+	}
+}
+
+// TestRouteTimeout: with RouteTimeouts, a request carrying a route's
+// timeout waits by it instead of ResponseHeaderTimeout, longer or
+// shorter, and a timeout names which one expired. No clock: Tomcat holds
+// the heads; the request without a route timeout, sent second, times out
+// first, so the one with the longer route timeout has by then waited past
+// ResponseHeaderTimeout, and gets its answer when Tomcat lets it go.
+func TestRouteTimeout(t *testing.T) {
+	arrived, release := make(chan string, 2), make(chan struct{})
+	fc := newFakeContainer(t, func(c *cconn, req *decodedRequest, _ []byte) error {
+		arrived <- req.URI
+		if req.URI != "/long" {
+			c.readPacket() // until the client goes away
+			return errCloseConn
+		}
+		<-release
+		b := appendSendHeaders(nil, 200, "OK")
+		return c.write(appendEndResponse(appendBodyChunk(b, []byte("late")), false))
+	})
+	tr := fc.transport(Options{ResponseHeaderTimeout: 50 * time.Millisecond, RouteTimeouts: true})
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	long := make(chan result, 1)
+	go func() {
+		req := httptest.NewRequest("GET", "http://example.com/long", nil)
+		resp, err := tr.RoundTrip(req.WithContext(backendconn.WithHeaderTimeout(req.Context(), time.Hour)))
+		long <- result{resp, err}
+	}()
+	<-arrived
+	_, err := tr.RoundTrip(httptest.NewRequest("GET", "http://example.com/plain", nil))
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindTimeout || !strings.Contains(err.Error(), "response_header_timeout") {
+		t.Fatalf("without a route timeout: err = %v; want *Error of kind timeout naming response_header_timeout", err)
+	}
+	<-arrived
+	select {
+	case r := <-long:
+		t.Fatalf("route timeout 1h: RoundTrip returned (%v) before Tomcat answered", r.err)
+	default:
+	}
+	close(release)
+	r := <-long
+	if r.err != nil {
+		t.Fatalf("route timeout 1h: %v; want Tomcat's late answer", r.err)
+	}
+	r.resp.Body.Close()
+
+	req := httptest.NewRequest("GET", "http://example.com/short", nil)
+	tr = fc.transport(Options{ResponseHeaderTimeout: time.Hour, RouteTimeouts: true})
+	_, err = tr.RoundTrip(req.WithContext(backendconn.WithHeaderTimeout(req.Context(), 50*time.Millisecond)))
+	if !errors.As(err, &e) || e.Kind != KindTimeout || !strings.Contains(err.Error(), "the route's timeout") {
+		t.Fatalf("route timeout 50ms under an hour's response_header_timeout: err = %v; want *Error of kind timeout naming the route's timeout", err)
 	}
 }
 

@@ -49,15 +49,19 @@ var (
 )
 
 // timeoutError is returned when no response head arrived within
-// Options.ResponseHeaderTimeout. It is a net.Error whose Timeout reports
-// true, which the proxy answers with 504, like net/http's error for the
-// same case.
+// Options.ResponseHeaderTimeout or the route's timeout. It is a net.Error
+// whose Timeout reports true, which the proxy answers with 504, like
+// net/http's error for the same case.
 type timeoutError struct {
-	d   time.Duration
-	err error // the read error, os.ErrDeadlineExceeded underneath
+	d     time.Duration
+	route bool  // d is the route's timeout (Options.RouteTimeouts)
+	err   error // the read error, os.ErrDeadlineExceeded underneath
 }
 
 func (e *timeoutError) Error() string {
+	if e.route {
+		return fmt.Sprintf("h1: no response headers within %v (the route's timeout)", e.d)
+	}
 	return fmt.Sprintf("h1: no response headers within %v (the upstream's response_header_timeout)", e.d)
 }
 func (e *timeoutError) Timeout() bool   { return true }

@@ -29,6 +29,9 @@ type exchange struct {
 	intr  *interrupt.Interrupt // nil but for RoundTripInterruptible
 	trace *httptrace.ClientTrace
 
+	rht          time.Duration // the response header timeout: the upstream's, or the route's
+	routeTimeout bool          // rht is the route's timeout
+
 	method     string
 	host       string
 	reqBody    io.ReadCloser // nil when no body is sent
@@ -102,7 +105,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 		if ex.reqBody == nil {
 			// The head clock starts before the write so that the write
 			// can wait for the response in the same step (flushAwait).
-			if pc.AwaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
+			if pc.AwaitHeaders(ex.start.Add(ex.rht)) {
 				awaiting = true
 				err = pc.flushAwait()
 			} else {
@@ -127,7 +130,7 @@ func (ex *exchange) try(pc *persistConn, reused bool) (resp *http.Response, err 
 func (ex *exchange) readResponse(reused, awaiting bool) (*http.Response, error, bool) {
 	pc := ex.pc
 	pc.limit = maxHeaderBytes
-	if !awaiting && !pc.AwaitHeaders(ex.start.Add(ex.t.o.ResponseHeaderTimeout)) {
+	if !awaiting && !pc.AwaitHeaders(ex.start.Add(ex.rht)) {
 		return nil, ex.fail(errInterrupted, inHead), false
 	}
 	if _, err := pc.br.Peek(1); err != nil {
@@ -293,7 +296,7 @@ func (ex *exchange) classify(err error, ph phase) error {
 	case ph == inBody:
 		return fmt.Errorf("h1: reading the response body: %w", err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return &timeoutError{d: ex.t.o.ResponseHeaderTimeout, err: err}
+		return &timeoutError{d: ex.rht, route: ex.routeTimeout, err: err}
 	case err == errInterrupted, err == errTooMany1xx, errors.Is(err, errHeadersTooLarge):
 		return err
 	}

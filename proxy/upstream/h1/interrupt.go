@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 	"github.com/webtier/webtier/proxy/internal/interrupt"
 )
 
@@ -12,7 +13,10 @@ import (
 // interrupts the connection the request is on (package interrupt says
 // why this is cheaper than a context of the request's own).
 func (t *Transport) RoundTripInterruptible(req *http.Request, in *interrupt.Interrupt) (*http.Response, error) {
-	ex := &exchange{t: t, req: req, intr: in}
+	ex := &exchange{t: t, req: req, intr: in, rht: t.o.ResponseHeaderTimeout}
+	if t.o.RouteTimeouts {
+		ex.rht, ex.routeTimeout = backendconn.HeaderTimeout(req.Context(), ex.rht)
+	}
 	if err := ex.init(); err != nil {
 		if req.Body != nil {
 			req.Body.Close()

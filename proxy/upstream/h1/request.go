@@ -381,7 +381,7 @@ func (w *bodyWriter) flush() error {
 	if err := w.pc.bw.Flush(); err != nil {
 		return fmt.Errorf("h1: writing the request body: %w", err)
 	}
-	w.pc.ExtendHeaderWait(w.ex.t.o.ResponseHeaderTimeout)
+	w.pc.ExtendHeaderWait(w.ex.rht)
 	return nil
 }
 

@@ -59,6 +59,12 @@ type Options struct {
 	// Default 60s.
 	ResponseHeaderTimeout time.Duration
 
+	// RouteTimeouts says that some requests carry a route's timeout in
+	// their context (backendconn.WithHeaderTimeout), which takes the
+	// place of ResponseHeaderTimeout for them. Without it no request's
+	// context is looked at.
+	RouteTimeouts bool
+
 	// IdleTimeout is how long a pooled connection may stay idle before it
 	// is closed. Default 15s.
 	IdleTimeout time.Duration

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/webtier/webtier/proxy/internal/backendconn"
 )
 
 // TestResponseFraming reads responses framed every way HTTP/1.1 allows
@@ -571,6 +573,31 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 	if !<-gotEOF {
 		t.Errorf("connection not closed after the timeout")
+	}
+}
+
+// TestRouteTimeout: with RouteTimeouts, a route's timeout in the
+// request's context replaces ResponseHeaderTimeout, and its expiry names
+// the route's timeout; without RouteTimeouts the context is not looked at.
+func TestRouteTimeout(t *testing.T) {
+	checkGoroutines(t)
+	p := newPeer(t, func(c *peerConn) {
+		c.readRequest()
+		c.waitEOF()
+	})
+	req := httpGet(t, "/")
+	req = req.WithContext(backendconn.WithHeaderTimeout(req.Context(), 50*time.Millisecond))
+	tr := p.transport(Options{ResponseHeaderTimeout: time.Hour, RouteTimeouts: true})
+	_, err := tr.RoundTrip(req)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), "the route's timeout") {
+		t.Fatalf("RoundTrip error %v; want a net.Error with Timeout() true naming the route's timeout", err)
+	}
+	tr = p.transport(Options{ResponseHeaderTimeout: 50 * time.Millisecond})
+	req = httpGet(t, "/")
+	_, err = tr.RoundTrip(req.WithContext(backendconn.WithHeaderTimeout(req.Context(), time.Hour)))
+	if err == nil || !strings.Contains(err.Error(), "response_header_timeout") {
+		t.Fatalf("without RouteTimeouts: error %v; want the upstream's response_header_timeout", err)
 	}
 }
 
