@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"syscall"
 	"time"
@@ -53,7 +54,10 @@ const (
 	procsShrink   = 10   // ticks in a row with too many Ps before one goes
 	procsHold     = 50   // ticks without growth after the machine was found full
 
-	procsIdleTick = 2 * time.Second // the longest wait between ticks while quiet
+	// procsIdleTick is the longest wait between ticks while quiet: a
+	// tick costs about 30 µs, and a burst after a quiet spell is seen
+	// (and its memory released) at most this much later.
+	procsIdleTick = time.Second
 	procsQuiet    = 0.05            // cores used below which the process is quiet
 	// Memory is released after this much quiet, and once more after
 	// procsReleaseAgain, when the worker goroutines of the last burst have
@@ -61,12 +65,21 @@ const (
 	// stacks are free.
 	procsRelease      = 300 * time.Millisecond
 	procsReleaseAgain = 11 * time.Second
+	// A tick in which the process allocated this much is not quiet,
+	// whatever its CPU: a burst too short to show in the CPU of a long
+	// tick (2,000 connections opened and served one request in 0.2 s)
+	// leaves its garbage and its collection's heap goal behind, and
+	// starts a new quiet spell, whose releases return them. An idle
+	// process allocates a few KiB per tick.
+	procsAllocBurst = 1 << 20
 )
 
-// procsSample is what one tick measured, in cores (CPU-seconds per second).
+// procsSample is what one tick measured, in cores (CPU-seconds per second),
+// and the bytes the process allocated meanwhile.
 type procsSample struct {
-	used float64 // by this process: user + system time
-	idle float64 // left idle on the machine
+	used      float64 // by this process: user + system time
+	idle      float64 // left idle on the machine
+	allocated uint64  // heap bytes allocated since the previous tick
 }
 
 // procsState is what nextProcs keeps between ticks.
@@ -84,9 +97,11 @@ type idleState struct {
 // nextTick returns the wait before the next tick, given what this one
 // measured and how long it waited; and whether this is the
 // tick of a quiet spell that should release memory (the first after
-// procsRelease of quiet, and the first after procsReleaseAgain).
+// procsRelease of quiet, and the first after procsReleaseAgain). A tick
+// that used procsQuiet of a core or allocated procsAllocBurst ends the
+// spell.
 func nextTick(s procsSample, waited time.Duration, st *idleState) (wait time.Duration, release bool) {
-	if s.used >= procsQuiet {
+	if s.used >= procsQuiet || s.allocated >= procsAllocBurst {
 		*st = idleState{}
 		return procsTick, false
 	}
@@ -183,8 +198,10 @@ type procsMeter struct {
 	at       time.Time
 	cpu      time.Duration // this process, user + system
 	idle     uint64        // machine, clock ticks
+	allocs   uint64        // heap bytes allocated since the start
 	buf      []byte
-	tickRate float64 // clock ticks per second (USER_HZ)
+	tickRate float64          // clock ticks per second (USER_HZ)
+	metric   []metrics.Sample // /gc/heap/allocs:bytes, read without a stop of the world
 }
 
 func (m *procsMeter) read() bool {
@@ -196,6 +213,13 @@ func (m *procsMeter) read() bool {
 	if !ok {
 		return false
 	}
+	if m.metric == nil {
+		m.metric = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	}
+	metrics.Read(m.metric)
+	if m.metric[0].Value.Kind() == metrics.KindUint64 {
+		m.allocs = m.metric[0].Value.Uint64()
+	}
 	m.at = time.Now()
 	m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	m.idle = idle
@@ -206,7 +230,7 @@ func (m *procsMeter) read() bool {
 }
 
 func (m *procsMeter) sample() (procsSample, bool) {
-	at, cpu, idle := m.at, m.cpu, m.idle
+	at, cpu, idle, allocs := m.at, m.cpu, m.idle, m.allocs
 	if !m.read() {
 		return procsSample{}, false
 	}
@@ -215,8 +239,9 @@ func (m *procsMeter) sample() (procsSample, bool) {
 		return procsSample{}, false
 	}
 	return procsSample{
-		used: (m.cpu - cpu).Seconds() / wall,
-		idle: float64(m.idle-idle) / m.tickRate / wall,
+		used:      (m.cpu - cpu).Seconds() / wall,
+		idle:      float64(m.idle-idle) / m.tickRate / wall,
+		allocated: m.allocs - allocs,
 	}, true
 }
 

@@ -44,8 +44,9 @@ func TestNextProcs(t *testing.T) {
 	}
 }
 
-// TestProcsMeter reads the real /proc/stat and getrusage: a busy loop shows
-// as CPU used by this process.
+// TestProcsMeter reads the real /proc/stat, getrusage and runtime/metrics:
+// a busy loop shows as CPU used by this process, 2 MiB allocated as
+// allocated.
 func TestProcsMeter(t *testing.T) {
 	var m procsMeter
 	if !m.read() {
@@ -56,6 +57,9 @@ func TestProcsMeter(t *testing.T) {
 		x += i % 7
 	}
 	_ = x
+	for range 32 {
+		sink = make([]byte, 64<<10)
+	}
 	s, ok := m.sample()
 	if !ok {
 		t.Fatal("second sample failed")
@@ -63,7 +67,13 @@ func TestProcsMeter(t *testing.T) {
 	if s.used <= 0 || s.idle < 0 {
 		t.Fatalf("sample %+v: want used > 0 and idle >= 0", s)
 	}
+	if s.allocated < 2<<20 {
+		t.Errorf("sample %+v: want at least 2 MiB allocated", s)
+	}
 }
+
+// sink keeps TestProcsMeter's allocations from being optimized away.
+var sink []byte
 
 // An idle process is not woken every 100 ms: quiet, the ticks double up
 // to procsIdleTick; load brings them back to procsTick; the first tick
@@ -84,7 +94,7 @@ func TestNextTick(t *testing.T) {
 		{"quiet: ticks double", quiet, procsTick, idleState{}, 2 * procsTick, false, idleState{quiet: procsTick}},
 		{"quiet long enough: release", quiet, 2 * procsTick, idleState{quiet: procsTick}, 4 * procsTick, true, idleState{quiet: 3 * procsTick, released: 1}},
 		{"still quiet: no release until procsReleaseAgain", quiet, 4 * procsTick, idleState{quiet: 3 * procsTick, released: 1}, 8 * procsTick, false, idleState{quiet: 7 * procsTick, released: 1}},
-		{"quiet for procsReleaseAgain: release again", quiet, procsIdleTick, idleState{quiet: procsReleaseAgain - time.Second, released: 1}, procsIdleTick, true, idleState{quiet: procsReleaseAgain + time.Second, released: 2}},
+		{"quiet for procsReleaseAgain: release again", quiet, procsIdleTick, idleState{quiet: procsReleaseAgain - time.Second, released: 1}, procsIdleTick, true, idleState{quiet: procsReleaseAgain - time.Second + procsIdleTick, released: 2}},
 		{"never longer than procsIdleTick, no third release", quiet, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsIdleTick, false, idleState{quiet: time.Minute + procsIdleTick, released: 2}},
 		{"load after a quiet spell: short ticks, release again next spell", busy, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsTick, false, idleState{}},
 		{"procsQuiet itself is load", procsQuiet, procsIdleTick, idleState{quiet: time.Minute, released: 2}, procsTick, false, idleState{}},
@@ -98,5 +108,41 @@ func TestNextTick(t *testing.T) {
 					tt.used, tt.waited, tt.st, got, release, st, tt.want, tt.wantRelease, tt.wantSt)
 			}
 		})
+	}
+}
+
+// A burst too short to show in a long tick's CPU still ends the quiet
+// spell when it allocated procsAllocBurst, so that its memory is released
+// procsRelease after it; what an idle process allocates per tick does not.
+func TestNextTickAllocation(t *testing.T) {
+	spell := idleState{quiet: time.Minute, released: 2}
+	tests := []struct {
+		name        string
+		allocated   uint64
+		want        time.Duration
+		wantRelease bool
+		wantSt      idleState
+	}{
+		{"burst: short ticks, a new spell", procsAllocBurst, procsTick, false, idleState{}},
+		{"a few KiB: still quiet", 64 << 10, procsIdleTick, false, idleState{quiet: time.Minute + procsIdleTick, released: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := spell
+			got, release := nextTick(procsSample{used: 0.01, idle: 1, allocated: tt.allocated}, procsIdleTick, &st)
+			if got != tt.want || release != tt.wantRelease || st != tt.wantSt {
+				t.Errorf("nextTick(allocated %d) = %v, %v, %+v; want %v, %v, %+v",
+					tt.allocated, got, release, st, tt.want, tt.wantRelease, tt.wantSt)
+			}
+		})
+	}
+	// The spell the burst started releases memory procsRelease later.
+	st := idleState{}
+	var released bool
+	for wait := procsTick; !released && st.quiet < procsReleaseAgain; {
+		wait, released = nextTick(procsSample{used: 0.01, idle: 1}, wait, &st)
+	}
+	if !released || st.quiet < procsRelease || st.quiet >= 2*procsRelease {
+		t.Errorf("after a burst: released %v at %v of quiet; want a release between %v and %v", released, st.quiet, procsRelease, 2*procsRelease)
 	}
 }

@@ -104,7 +104,12 @@ feed:
 		res.err = fmt.Errorf("%d of %d connections failed, first: %v", failed, n, firstErr)
 		return res
 	}
-	time.Sleep(time.Second) // let lazily freed buffers settle
+	// Let lazily freed buffers settle, as the at-scale step does: the
+	// memory a burst of connections leaves behind is the process's until
+	// it frees it (C peers at once; webtier within about 1.3 s of the
+	// burst, cmd/webtier/procs.go), and this is the memory of the idle
+	// connections.
+	time.Sleep(scaleSettle)
 	after, err := sampleTree(rootPID)
 	if err != nil {
 		res.err = err
