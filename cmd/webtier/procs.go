@@ -58,7 +58,7 @@ const (
 	// tick costs about 30 µs, and a burst after a quiet spell is seen
 	// (and its memory released) at most this much later.
 	procsIdleTick = time.Second
-	procsQuiet    = 0.05            // cores used below which the process is quiet
+	procsQuiet    = 0.05 // cores used below which the process is quiet
 	// Memory is released after this much quiet, and once more after
 	// procsReleaseAgain, when the worker goroutines of the last burst have
 	// exited (after 10 s without work: proxy's workerIdle) and their
