@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -249,6 +250,64 @@ func TestRules_timeoutLonger(t *testing.T) {
 				t.Errorf("route with timeout 1h: %d %q; want 200 \"late but wanted\\n\"", r.status, r.body)
 			}
 		})
+	}
+}
+
+// TestRules_timeoutStdUpload: on the std client, an upstream whose routes
+// lengthen the timeout times its other requests itself (net/http has no
+// per-request timeout), and starts the clock where net/http does, once
+// the request is written: an upload that pauses longer than the
+// upstream's response_header_timeout is not cut off. The pause is
+// measured by a signal, not a clock: a request sent after the upload's
+// first part arrived gets the upstream's 504 first.
+func TestRules_timeoutStdUpload(t *testing.T) {
+	gotFirst := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/upload" {
+			<-r.Context().Done() // held until the proxy gives up
+			return
+		}
+		first := make([]byte, 5)
+		io.ReadFull(r.Body, first)
+		close(gotFirst)
+		rest, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %d bytes", len(first)+len(rest))
+	}))
+	t.Cleanup(backend.Close)
+	opts := oneUpstream(t, backend, func(uo *UpstreamOptions) {
+		uo.Engine = EngineStd
+		uo.ResponseHeaderTimeout = 50 * time.Millisecond
+	})
+	opts.Routes = append([]RouteOptions{{PathPrefix: "/report/", Upstream: "app",
+		Rules: &RouteRules{Access: &access.Options{Timeout: time.Hour}}}}, opts.Routes...)
+	url, _ := startProxy(t, opts)
+
+	pr, pw := io.Pipe()
+	type result struct {
+		status int
+		body   string
+	}
+	upload := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", url+"/upload", pr)
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			upload <- result{0, err.Error()}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		upload <- result{res.StatusCode, string(b)}
+	}()
+	pw.Write([]byte("first"))
+	<-gotFirst
+	if res, _ := get(t, url+"/plain", nil); res.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("held request: status %d; want 504 after the upstream's 50ms", res.StatusCode)
+	}
+	pw.Write([]byte(" and the rest"))
+	pw.Close()
+	if r := <-upload; r.status != 200 || r.body != "got 18 bytes" {
+		t.Errorf("upload that paused longer than response_header_timeout: %d %q; want 200 \"got 18 bytes\"", r.status, r.body)
 	}
 }
 

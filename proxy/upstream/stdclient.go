@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -131,14 +133,19 @@ var errHeaderTimer = errors.New("upstream: response header timer fired")
 
 // headerTimer sends req with a response header timeout d shorter than
 // the Transport's: a context of its own, ended when no head has come
-// within d. Once the head has come the context ends only with req's (a
-// client that leaves) or when the body is closed, so the body is never
-// cut off by the timer.
+// within d of the request's write (httptrace's WroteRequest, where
+// net/http starts its own ResponseHeaderTimeout, so that a slow upload
+// does not count). Once the head has come the context ends only with
+// req's (a client that leaves) or when the body is closed, so the body is
+// never cut off by the timer.
 func (t stdTransport) headerTimer(req *http.Request, d time.Duration, route bool) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
-	timer := time.AfterFunc(d, func() { cancel(errHeaderTimer) })
+	ht := &headerTimerState{d: d}
+	ht.timer = time.AfterFunc(time.Hour, func() { cancel(errHeaderTimer) })
+	ht.timer.Stop()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: ht.wrote})
 	resp, err := t.roundTrip(req.WithContext(ctx))
-	if !timer.Stop() && context.Cause(ctx) == errHeaderTimer {
+	if ht.end() {
 		if resp != nil {
 			resp.Body.Close() // its head came as the timer fired: too late
 		}
@@ -156,6 +163,36 @@ func (t stdTransport) headerTimer(req *http.Request, d time.Duration, route bool
 		resp.Body = &c
 	}
 	return resp, nil
+}
+
+// headerTimerState arms a headerTimer when the request has been written
+// (again, for net/http's retry on a new connection), never after the
+// round trip returned: net/http can return a response that came before
+// the write ended, and report the write later.
+type headerTimerState struct {
+	d     time.Duration
+	timer *time.Timer
+
+	mu    sync.Mutex
+	ended bool
+	armed bool // the request was written: the timer counts
+}
+
+func (h *headerTimerState) wrote(httptrace.WroteRequestInfo) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.ended {
+		h.timer.Reset(h.d)
+		h.armed = true
+	}
+}
+
+// end stops the timer and reports whether it fired.
+func (h *headerTimerState) end() (fired bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ended = true
+	return h.armed && !h.timer.Stop()
 }
 
 // cancelOnClose releases a headerTimer context with the body it carried.
