@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -249,11 +250,20 @@ func startWebtier(t testing.TB, prefix []string, bin, listenAddr, configYAML str
 		}
 	})
 
+	// Every listener of the config, not only listenAddr: webtier binds
+	// its listeners one after another, loading each one's certificates
+	// first, so the first can accept while a TLS one is not bound yet.
+	addrs := append([]string{listenAddr}, configAddrs(configYAML)...)
 	ready := poll(readyTimeout, func() bool {
 		if p.exited() {
 			return true
 		}
-		return accepts(listenAddr)
+		for _, a := range addrs {
+			if !accepts(a) {
+				return false
+			}
+		}
+		return true
 	})
 	if p.exited() {
 		t.Fatalf("webtier exited (%s) before listening on %s; log:\n%s",
@@ -264,6 +274,27 @@ func startWebtier(t testing.TB, prefix []string, bin, listenAddr, configYAML str
 			p.pid(), listenAddr, readyTimeout, tailLines(w.Logs(), 50))
 	}
 	return w
+}
+
+// addressKey finds the `address:` keys of a webtier config (listeners and
+// admin), not keys that end in "address" (max_idle_per_address).
+var addressKey = regexp.MustCompile(`(?m)(?:^|[\s{,-])address:\s*"?([^"\s,}]+)"?`)
+
+// configAddrs returns the addresses a webtier config listens on, with a
+// wildcard or empty host as 127.0.0.1.
+func configAddrs(configYAML string) []string {
+	var out []string
+	for _, m := range addressKey.FindAllStringSubmatch(configYAML, -1) {
+		host, port, err := net.SplitHostPort(m[1])
+		if err != nil || port == "0" {
+			continue
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" || host == "*" {
+			host = "127.0.0.1"
+		}
+		out = append(out, net.JoinHostPort(host, port))
+	}
+	return out
 }
 
 // PID returns webtier's process ID.
